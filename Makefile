@@ -1,0 +1,28 @@
+# The commands people type. Each target sets itself up: a virtual environment in .venv, the project installed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(INSTALLED)
+
+## make run: the whole pipeline on the local broker (demo DocSpace + mail catcher unless DOCSPACE_API_HOST is set)
+run: $(INSTALLED)
+	$(PY) -m ops.run
+
+## make test: the whole suite, against the real broker, SMTP server and DocSpace simulator
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

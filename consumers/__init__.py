@@ -1,0 +1,1 @@
+"""The pipeline stages that consume from the broker: classifier, mover, notifier."""

@@ -1,0 +1,1 @@
+"""The ingress: verifies DocSpace webhook deliveries and hands them, byte for byte, to the broker."""

@@ -1,0 +1,1 @@
+"""Code shared by the ingress and every consumer: settings, broker plumbing, messages, DocSpace client."""

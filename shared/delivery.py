@@ -1,0 +1,166 @@
+"""Tolerant parsing of a DocSpace webhook delivery body into a small, shape-independent ``Delivery``."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from shared.errors import PermanentError
+
+__all__ = ["Delivery", "InvalidDelivery", "parse_datetime", "parse_delivery", "read_trigger"]
+
+
+class InvalidDelivery(PermanentError):
+    """The body is not a webhook delivery at all (not JSON, not an object, no ``event``/``payload``)."""
+
+    reason = "invalid_delivery"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the pipeline needs from a delivery, whichever payload shape DocSpace sent.
+
+    Ids are strings (DocSpace sends ints for its own storage and strings for third-party rooms). A missing
+    value is ``None``: the sender omits every default value, so absence means "default", never "error".
+    """
+
+    event_id: str | None
+    trigger: str | None
+    created_on: datetime | None
+    created_by: str | None
+    file_id: str | None
+    folder_id: str | None
+    root_id: str | None
+    title: str | None
+    entry_type: int | None
+    webhook_id: str | None
+    webhook_name: str | None
+    retry_count: int
+
+
+# Lenient ISO-8601: DocSpace writes "…Z" for event dates, no zone for lastSuccessOn (read back from the
+# database with an unspecified kind) and seven fractional digits plus an offset in REST ApiDateTime values.
+_DATE_RE = re.compile(
+    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?\s*$"
+)
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Parse a DocSpace date leniently into an aware datetime; naive values are taken as UTC.
+
+    Accepts strings with or without a trailing ``Z``, with any number of fractional digits and with offsets,
+    and the SDK's ``{"utcTime": ...}`` object form. Returns ``None`` for anything it cannot read.
+    """
+    if isinstance(value, dict):
+        value = value.get("utcTime") or value.get("UtcTime")
+    if not isinstance(value, str):
+        return None
+    m = _DATE_RE.match(value)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    tz: timezone = UTC
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        tz = timezone(sign * offset)
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro, tzinfo=tz
+        )
+    except ValueError:
+        return None
+
+
+def _id(value: Any) -> str | None:
+    # bool is an int subclass; a true/false id is never valid.
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value != "" else None
+
+
+def _first(mapping: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if mapping.get(key) is not None:
+            return mapping[key]
+    return None
+
+
+def _load(raw: bytes) -> Any:
+    text = raw.decode("utf-8-sig") if isinstance(raw, bytes | bytearray) else raw
+    return json.loads(text)
+
+
+def parse_delivery(raw: bytes) -> Delivery:
+    """Read a delivery body, accepting both the current ``FileEntry`` payload and the newer REST-like one.
+
+    Raises ``InvalidDelivery`` only when the body cannot be a delivery. A missing file id is not an error
+    here: whether a delivery is actionable is the classifier's call.
+    """
+    try:
+        doc = _load(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidDelivery(f"delivery body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidDelivery(f"delivery body is a JSON {type(doc).__name__}, not an object")
+    event, payload = doc.get("event"), doc.get("payload")
+    if not isinstance(event, dict) or not isinstance(payload, dict):
+        raise InvalidDelivery("delivery body has no 'event' and 'payload' objects")
+    webhook = doc.get("webhook") if isinstance(doc.get("webhook"), dict) else {}
+
+    created_by = _str(event.get("createBy")) or _str(payload.get("createBy"))
+    if created_by is None and isinstance(payload.get("createdBy"), dict):
+        created_by = _id(payload["createdBy"].get("id"))
+    entry_type = _int(payload.get("fileEntryType"))
+
+    return Delivery(
+        event_id=_id(event.get("id")),
+        trigger=_str(event.get("trigger")),
+        created_on=parse_datetime(event.get("createOn")),
+        created_by=created_by,
+        file_id=_id(payload.get("id")),
+        # parentId in both shapes; folderIdDisplay/folderId as fall-backs for partial payloads.
+        folder_id=_id(_first(payload, "parentId", "folderIdDisplay", "folderId")),
+        root_id=_id(_first(payload, "rootId", "rootFolderId")),
+        title=_str(payload.get("title")),
+        entry_type=entry_type if entry_type else None,
+        webhook_id=_id(webhook.get("id")),
+        webhook_name=_str(webhook.get("name")),
+        retry_count=max(_int(webhook.get("retryCount")) or 0, 0),
+    )
+
+
+def read_trigger(raw: bytes) -> str | None:
+    """Best-effort ``event.trigger`` for the ingress routing key; never raises."""
+    try:
+        doc = _load(raw)
+        trigger = doc["event"]["trigger"]
+    except Exception:  # a routing hint must never fail the ingress; a bad body is judged downstream
+        return None
+    return trigger if isinstance(trigger, str) and trigger else None

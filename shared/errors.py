@@ -1,0 +1,40 @@
+"""The failure vocabulary every stage speaks: permanent errors dead-letter, transient ones retry."""
+
+from __future__ import annotations
+
+
+class StageError(Exception):
+    """A failure a stage knows how to classify.
+
+    ``reason`` is a short machine-readable word (``docspace_not_found``, ``invalid_message``...) that ends up in
+    the dead-letter headers and in metrics; the exception text is the human-readable detail.
+    """
+
+    reason: str = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class PermanentError(StageError):
+    """Retrying cannot help (bad input, 4xx, a business rule): dead-letter at once."""
+
+    reason = "permanent"
+
+
+class TransientError(StageError):
+    """The same work may succeed later (timeout, 5xx, 429): retry with a delay, honouring ``retry_after``."""
+
+    reason = "transient"
+
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class BrokerUnavailable(TransientError):
+    """The broker could not take or confirm a message (down, blocked, nack, unroutable)."""
+
+    reason = "broker_unavailable"

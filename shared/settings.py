@@ -1,0 +1,53 @@
+"""Settings every process shares (broker, naming, retries, logs, idempotency), read once from the environment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
+
+
+def split_csv(value: object) -> object:
+    """Environment lists are comma-separated (``1,5,30``), not JSON."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class CommonSettings(BaseSettings):
+    """The base of every process's settings class. Built once in ``__main__`` and passed down."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
+
+    amqp_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_AMQP_URL), description="broker URL; may hold a password, so kept secret"
+    )
+    topology_prefix: str = Field(
+        default="", description="prepended to every exchange and queue name (test isolation, staging)"
+    )
+    retry_delays: Annotated[list[float], NoDecode] = Field(
+        default=[1.0, 5.0, 30.0, 120.0, 600.0],
+        description="seconds between attempts of a transient failure; one delay queue per step",
+    )
+    delivery_limit: int = Field(
+        default=10, ge=1, description="quorum delivery limit: redeliveries before a crash-looping message is dead-lettered"
+    )
+    heartbeat: int = Field(default=30, ge=5, description="AMQP heartbeat in seconds")
+    blocked_connection_timeout: float = Field(default=30.0, gt=0)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        return split_csv(value)
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _delays_positive(cls, value: list[float]) -> list[float]:
+        if not value or any(delay <= 0 for delay in value):
+            raise ValueError("RETRY_DELAYS must be a non-empty list of positive seconds, e.g. 1,5,30,120,600")
+        return value

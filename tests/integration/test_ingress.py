@@ -1,0 +1,293 @@
+"""The ingress over real HTTP against the real broker: what DocSpace sends arrives byte for byte, or gets a non-2xx."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pika
+import pytest
+import requests
+
+from ingress.app import create_app
+from ingress.settings import WEBHOOK_PATH
+from ingress.signature import SignatureVerifier, sign
+from shared.broker import connection_parameters
+from shared.publisher import Publisher
+from tests.broker import BrokerKit
+from tests.fixtures import DOCSPACE_FIXTURES
+from tests.tcp_proxy import TcpProxy
+from tests.wsgi_server import WsgiServer
+
+BODY = (DOCSPACE_FIXTURES / "file.created.json").read_bytes()
+SECRET = (DOCSPACE_FIXTURES / "file.created.secret").read_text().strip()
+SIGNATURE = (DOCSPACE_FIXTURES / "file.created.sig").read_text().strip()
+
+
+class RunningIngress:
+    def __init__(self, url: str, publisher: Publisher, probe: str) -> None:
+        self.url = url + WEBHOOK_PATH
+        self.base = url
+        self.publisher = publisher
+        self.probe = probe
+
+    def post(self, body: bytes, signature: str | None, **headers: str) -> requests.Response:
+        if signature is not None:
+            headers["x-docspace-signature-256"] = signature
+        headers.setdefault("Content-Type", "application/json; charset=utf-8")
+        return requests.post(self.url, data=body, headers=headers, timeout=15)
+
+
+def _start_ingress(broker: BrokerKit, amqp_url: str) -> Iterator[RunningIngress]:
+    params = connection_parameters(amqp_url, name="test-ingress", heartbeat=5)
+    publisher = Publisher(params, topology=broker.topology, confirm_timeout=3).start()
+    assert publisher.wait_connected(10)
+    probe = broker.bind_probe(broker.topology.events_exchange)
+    app = create_app(
+        verifier=SignatureVerifier([SECRET]),
+        publish=publisher.publish,
+        exchange=broker.topology.events_exchange,
+        confirm_timeout=3,
+        retry_after_seconds=7,
+        is_ready=lambda: publisher.is_connected,
+    )
+    try:
+        with WsgiServer(app) as server:
+            yield RunningIngress(server.url, publisher, probe)
+    finally:
+        publisher.stop()
+
+
+@pytest.fixture
+def ingress(broker: BrokerKit) -> Iterator[RunningIngress]:
+    yield from _start_ingress(broker, broker.url)
+
+
+@pytest.fixture
+def proxy(broker: BrokerKit) -> Iterator[TcpProxy]:
+    target = urlsplit(broker.url)
+    proxy = TcpProxy(target.hostname or "localhost", target.port or 5672)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def ingress_behind_proxy(broker: BrokerKit, proxy: TcpProxy) -> Iterator[RunningIngress]:
+    target = urlsplit(broker.url)
+    proxied = broker.url.replace(f"{target.hostname}:{target.port or 5672}", f"127.0.0.1:{proxy.port}")
+    yield from _start_ingress(broker, proxied)
+
+
+def test_real_docspace_delivery_arrives_byte_for_byte(ingress: RunningIngress, broker: BrokerKit) -> None:
+    response = ingress.post(BODY, SIGNATURE)
+    assert response.status_code == 200, response.text
+    properties, body = broker.get(ingress.probe)
+    assert body == BODY
+    assert properties.delivery_mode == 2
+    assert properties.message_id == "138769"
+    assert properties.content_type == "application/json; charset=utf-8"
+    assert properties.timestamp and abs(properties.timestamp - time.time()) < 60
+    assert properties.headers["x-docspace-event-id"] == "138769"
+    assert properties.headers["x-docspace-trigger"] == "file.created"
+    assert properties.headers["x-signature-verified"] is True
+
+
+def test_it_is_routed_by_its_trigger(ingress: RunningIngress, broker: BrokerKit) -> None:
+    only_created = broker.bind_probe(broker.topology.events_exchange, "file.created")
+    assert ingress.post(BODY, SIGNATURE).status_code == 200
+    assert broker.get(only_created)[1] == BODY
+
+
+def test_one_changed_byte_is_refused_and_not_published(ingress: RunningIngress, broker: BrokerKit) -> None:
+    tampered = BODY.replace(b'"321.xlsx"', b'"322.xlsx"')
+    response = ingress.post(tampered, SIGNATURE)
+    assert response.status_code == 401
+    assert broker.depth(ingress.probe) == 0
+
+
+def test_lower_case_signature_is_accepted(ingress: RunningIngress, broker: BrokerKit) -> None:
+    assert ingress.post(BODY, SIGNATURE.lower()).status_code == 200
+    assert broker.get(ingress.probe)[1] == BODY
+
+
+def test_missing_signature_is_refused(ingress: RunningIngress, broker: BrokerKit) -> None:
+    assert ingress.post(BODY, None).status_code == 401
+    assert broker.depth(ingress.probe) == 0
+
+
+def test_two_mebibytes_are_too_large(ingress: RunningIngress, broker: BrokerKit) -> None:
+    big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    response = ingress.post(big, sign(big, SECRET))
+    assert response.status_code == 413
+    assert broker.depth(ingress.probe) == 0
+
+
+def test_head_and_get_answer_200(ingress: RunningIngress) -> None:
+    assert requests.head(ingress.url, timeout=5).status_code == 200
+    assert requests.get(ingress.url, timeout=5).status_code == 200
+
+
+def test_signed_but_not_json_is_published_as_unknown(ingress: RunningIngress, broker: BrokerKit) -> None:
+    unknown = broker.bind_probe(broker.topology.events_exchange, "unknown")
+    garbage = b"this is not json \xff"
+    assert ingress.post(garbage, sign(garbage, SECRET)).status_code == 200
+    assert broker.get(unknown)[1] == garbage
+
+
+def test_signed_without_trigger_is_published_as_unknown(ingress: RunningIngress, broker: BrokerKit) -> None:
+    unknown = broker.bind_probe(broker.topology.events_exchange, "unknown")
+    body = b'{"event":{"id":5},"payload":{"id":1}}'
+    assert ingress.post(body, sign(body, SECRET)).status_code == 200
+    properties, received = broker.get(unknown)
+    assert received == body and properties.message_id == "5"
+
+
+def test_bad_signatures_are_counted(ingress: RunningIngress) -> None:
+    ingress.post(BODY, "sha256=00")
+    metrics = requests.get(ingress.base + "/metrics", timeout=5).text
+    assert 'ingress_deliveries_total{outcome="bad_signature"} 1.0' in metrics
+    assert SECRET not in metrics
+
+
+def test_broker_down_gives_503_then_recovers_without_restart(
+    ingress_behind_proxy: RunningIngress, proxy: TcpProxy, broker: BrokerKit
+) -> None:
+    ingress = ingress_behind_proxy
+    assert ingress.post(BODY, SIGNATURE).status_code == 200
+
+    proxy.down()
+    response = ingress.post(BODY, SIGNATURE)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    assert requests.get(ingress.base + "/readyz", timeout=5).status_code == 503
+
+    proxy.up()
+    deadline = time.monotonic() + 30
+    while ingress.post(BODY, SIGNATURE).status_code != 200:
+        assert time.monotonic() < deadline, "the ingress did not reconnect by itself"
+        time.sleep(0.5)
+    assert requests.get(ingress.base + "/readyz", timeout=5).status_code == 200
+    # Only the deliveries that got a 2xx are in the queue.
+    assert [body for _, body in broker.get_all(ingress.probe)] == [BODY, BODY]
+
+
+def test_cut_connection_is_never_answered_2xx(
+    ingress_behind_proxy: RunningIngress, proxy: TcpProxy, broker: BrokerKit
+) -> None:
+    ingress = ingress_behind_proxy
+    statuses = []
+    for i in range(40):
+        if i == 10:
+            proxy.cut()
+        statuses.append(ingress.post(BODY, SIGNATURE).status_code)
+    assert set(statuses) <= {200, 503}
+    assert 503 in statuses or statuses.count(200) == 40
+    time.sleep(0.5)
+    assert len(broker.get_all(ingress.probe)) >= statuses.count(200)
+
+
+def test_unroutable_publish_is_not_accepted(broker: BrokerKit) -> None:
+    params = connection_parameters(broker.url, name="test-unroutable")
+    publisher = Publisher(params, topology=broker.topology).start()
+    try:
+        assert publisher.wait_connected(10)
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        lonely = broker.topology.prefix + "lonely"
+        channel.exchange_declare(lonely, "topic", auto_delete=True)
+        app = create_app(verifier=SignatureVerifier([SECRET]), publish=publisher.publish, exchange=lonely)
+        with WsgiServer(app) as server:
+            response = requests.post(
+                server.url + WEBHOOK_PATH, data=BODY, headers={"x-docspace-signature-256": SIGNATURE}, timeout=10
+            )
+        channel.exchange_delete(lonely)
+        connection.close()
+        assert response.status_code == 503
+    finally:
+        publisher.stop()
+
+
+def _run_ingress(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k != "DOCSPACE_WEBHOOK_SECRET"}
+    return subprocess.run(
+        [sys.executable, "-m", "ingress", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_starting_without_a_secret_fails_clearly() -> None:
+    result = _run_ingress({"PORT": "3999"})
+    assert result.returncode == 2
+    assert "DOCSPACE_WEBHOOK_SECRET is not set" in result.stderr
+    assert "--insecure-skip-signature" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn_ingress(broker: BrokerKit, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    clean = {k: v for k, v in os.environ.items() if k != "DOCSPACE_WEBHOOK_SECRET"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingress", *args],
+        env={
+            **clean,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "AMQP_URL": broker.url,
+            "TOPOLOGY_PREFIX": broker.topology.prefix,
+            "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
+            "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+            "LOG_FORMAT": "json",
+            **env,
+        },
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                return process, url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"ingress did not become ready: {process.communicate()[1]}")
+
+
+def test_the_ingress_process_accepts_the_real_delivery(broker: BrokerKit) -> None:
+    probe = broker.bind_probe(broker.topology.events_exchange)
+    process, url = _spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": f"next-secret,{SECRET}"})
+    try:
+        response = requests.post(
+            url + WEBHOOK_PATH, data=BODY, headers={"x-docspace-signature-256": SIGNATURE}, timeout=10
+        )
+        assert response.status_code == 200
+        assert broker.get(probe)[1] == BODY
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert SECRET not in stderr and "next-secret" not in stderr
+
+
+def test_insecure_flag_starts_without_a_secret_and_says_so_loudly(broker: BrokerKit) -> None:
+    process, url = _spawn_ingress(broker, {}, "--insecure-skip-signature")
+    try:
+        assert requests.post(url + WEBHOOK_PATH, data=BODY, timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert '"signature_check_disabled"' in stderr and '"level": "critical"' in stderr
