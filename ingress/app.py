@@ -32,9 +32,7 @@ _MAX_TRIGGER_LENGTH = 100
 class IngressMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.deliveries = Counter(
-            "ingress_deliveries", "Webhook deliveries by outcome", ["outcome"], registry=registry
-        )
+        self.deliveries = Counter("ingress_deliveries", "Webhook deliveries by outcome", ["outcome"], registry=registry)
         self.latency = Histogram(
             "ingress_request_seconds",
             "Time from reading a delivery to answering it",
@@ -84,9 +82,7 @@ class WebhookResource:
         if body is None:
             self._answer(resp, falcon.HTTP_413, "too_large", {"error": "body too large"})
             return
-        if self._verifier is not None and not self._verifier.verify(
-            body, req.get_header("x-docspace-signature-256")
-        ):
+        if self._verifier is not None and not self._verifier.verify(body, req.get_header("x-docspace-signature-256")):
             log.warning(
                 "delivery_rejected",
                 reason="bad_signature",

@@ -22,7 +22,7 @@ class SignatureVerifier:
             raise ValueError("at least one webhook secret is required")
 
     def verify(self, body: bytes, header: str | None) -> bool:
-        if not header or not header[: len(PREFIX)].lower() == PREFIX:
+        if not header or header[: len(PREFIX)].lower() != PREFIX:
             return False
         received = header[len(PREFIX) :].strip().lower().encode("ascii", "replace")
         matched = False

@@ -72,7 +72,14 @@ def parse_datetime(value: Any) -> datetime | None:
         tz = timezone(sign * offset)
     try:
         return datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro, tzinfo=tz
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=tz,
         )
     except ValueError:
         return None

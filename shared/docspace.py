@@ -269,9 +269,7 @@ class DocSpaceClient:
 
     # --- HTTP ---------------------------------------------------------------------------------------------
 
-    def _request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
-    ) -> Any:
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         """One API call, returning the envelope's ``response``; maps failures onto the typed errors."""
         url = self._api + path
         attempt = 0
@@ -554,4 +552,3 @@ class DocSpaceClient:
             f"(file still in folder {info.folder_id})",
             retry_after=math.ceil(self._poll_max_interval),
         )
-

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import PermanentError
 
 
 class Message(BaseModel):
@@ -83,3 +85,19 @@ class InvoiceReceived(Message):
 def invoice_id_for(file_id: str, version: int) -> str:
     """The semantic dedupe key: one upload (or re-upload as a new version) is one invoice."""
     return f"{file_id}:v{version}"
+
+
+class InvalidMessage(PermanentError):
+    """A message on a work queue that is not the event the stage expects: dead-lettered, never retried."""
+
+    reason = "invalid_message"
+
+
+M = TypeVar("M", bound=Message)
+
+
+def decode(model: type[M], body: bytes) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidMessage(f"not a valid {model.__name__}: {exc.error_count()} error(s): {exc}") from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +24,12 @@ from pika.spec import Basic
 
 from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay, declare_topology
 from shared.errors import BrokerUnavailable
+from shared.messages import InvoiceDetected, InvoiceReceived
 from shared.topology import Topology
 
 log = structlog.get_logger(__name__)
+
+Event = InvoiceDetected | InvoiceReceived
 
 # Identifies a publish within its channel so a basic.return can be matched to its confirm.
 SEQ_HEADER = "x-publish-seq"
@@ -319,3 +322,23 @@ class Publisher:
 def _fail(pending: _Pending, error: BaseException) -> None:
     if not pending.future.done():
         pending.future.set_exception(error)
+
+
+def emitter(publisher: Publisher, exchange: str) -> Callable[[Event], None]:
+    """A stage's output port: publish one event and return only once the broker has confirmed it.
+
+    The routing key is the client's name, so a downstream system can bind to just the clients it cares about.
+    """
+
+    def emit(event: Event) -> None:
+        publisher.publish_and_wait(
+            OutgoingMessage(
+                exchange=exchange,
+                routing_key=event.client,
+                body=event.to_bytes(),
+                message_id=event.invoice_id,
+                type=type(event).__name__,
+            )
+        )
+
+    return emit

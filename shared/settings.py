@@ -33,10 +33,17 @@ class CommonSettings(BaseSettings):
         description="seconds between attempts of a transient failure; one delay queue per step",
     )
     delivery_limit: int = Field(
-        default=10, ge=1, description="quorum delivery limit: redeliveries before a crash-looping message is dead-lettered"
+        default=10,
+        ge=1,
+        description="quorum delivery limit: redeliveries before a crash-looping message is dead-lettered",
     )
     heartbeat: int = Field(default=30, ge=5, description="AMQP heartbeat in seconds")
     blocked_connection_timeout: float = Field(default=30.0, gt=0)
+    idempotency_url: SecretStr = Field(
+        default=SecretStr("sqlite:///var/idempotency.sqlite3"),
+        description="where processed invoices are remembered: sqlite:///path (one host) or redis://host:6379/0",
+    )
+    idempotency_ttl_days: float = Field(default=30.0, gt=0, description="how long a done invoice is remembered")
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 
@@ -51,3 +58,25 @@ class CommonSettings(BaseSettings):
         if not value or any(delay <= 0 for delay in value):
             raise ValueError("RETRY_DELAYS must be a non-empty list of positive seconds, e.g. 1,5,30,120,600")
         return value
+
+
+class DocSpaceSettings(CommonSettings):
+    """For the stages that call DocSpace's REST API (classifier, mover)."""
+
+    docspace_api_host: str = Field(min_length=1, description="portal base URL, e.g. https://yourportal.onlyoffice.com")
+    docspace_api_key: SecretStr = Field(description="API key (sk-…) or personal access token, sent as Bearer")
+    docspace_timeout: float = Field(default=15.0, gt=0, description="read timeout of one DocSpace call, seconds")
+
+    @field_validator("docspace_api_host")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("DOCSPACE_API_HOST must start with https:// (or http:// for a local simulator)")
+        return value.rstrip("/")
+
+
+class StageSettings(CommonSettings):
+    """What every consumer process has: how many messages it works on at once, where it reports health."""
+
+    concurrency: int = Field(default=4, ge=1, le=256, description="worker threads (and prefetch) per stage")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="/metrics and /healthz port; 0 = off")

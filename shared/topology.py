@@ -74,7 +74,11 @@ class Topology:
     """All names carry ``prefix``, so parallel tests (or staging beside production) never share a queue."""
 
     def __init__(
-        self, prefix: str = "", *, retry_delays: Iterable[float] = (1, 5, 30, 120, 600), delivery_limit: int = 10
+        self,
+        prefix: str = "",
+        *,
+        retry_delays: Iterable[float] = (1, 5, 30, 120, 600),
+        delivery_limit: int = 10,
     ) -> None:
         self.prefix = prefix
         self.retry_delays = tuple(float(d) for d in retry_delays)
@@ -87,7 +91,9 @@ class Topology:
     @classmethod
     def from_settings(cls, settings: Any) -> Topology:
         return cls(
-            settings.topology_prefix, retry_delays=settings.retry_delays, delivery_limit=settings.delivery_limit
+            settings.topology_prefix,
+            retry_delays=settings.retry_delays,
+            delivery_limit=settings.delivery_limit,
         )
 
     def stage(self, stage: str) -> StageQueues:

@@ -32,6 +32,7 @@ class FaultRule:
     latency: float = 0.0
     error_rate: float = 0.0
     error_status: int = 500
+    error_message: str = "Simulated server error"
     burst_429: int = 0  # the next N matching calls answer 429
     retry_after: float = 1.0
     id: int = 0
@@ -134,7 +135,7 @@ class Faults:
                     rule.burst_429 -= 1
                     return latency, self._too_many(rule.retry_after, limit=0)
                 if rule.error_rate > 0 and self._rng.random() < rule.error_rate:
-                    return latency, Rejection(rule.error_status, "Simulated server error")
+                    return latency, Rejection(rule.error_status, rule.error_message)
             limited = self._limit(method, key)
             return latency, limited
 

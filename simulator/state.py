@@ -330,9 +330,7 @@ class Portal:
         """Simple upload fires file.created then file.uploaded; chunked only file.uploaded; same title = new version."""
         with self.lock:
             folder = self.folder(folder_id)
-            existing = next(
-                (f for f in self.files.values() if f.folder_id == folder.id and f.title == title), None
-            )
+            existing = next((f for f in self.files.values() if f.folder_id == folder.id and f.title == title), None)
             if existing is not None:
                 existing.version += 1
                 existing.size = size

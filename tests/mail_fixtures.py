@@ -1,4 +1,4 @@
-"""Real SMTP (aiosmtpd) and HTTP (http.server) servers in the test process, recording and scriptable to fail."""
+"""Real SMTP (aiosmtpd) and HTTP (http.server) servers in the test process: recording, scriptable to fail."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: fl
     return predicate()
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # SMTP
 
 
@@ -66,7 +66,7 @@ class _RecordingHandler:
     def __init__(self, server: SmtpTestServer) -> None:
         self._server = server
 
-    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
         if failure := self._server._take_failure("MAIL"):
@@ -75,7 +75,7 @@ class _RecordingHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if failure := self._server._take_failure("RCPT"):
@@ -83,9 +83,7 @@ class _RecordingHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if failure := self._server._take_failure("DATA"):
             return failure
         raw = envelope.original_content or b""
@@ -110,8 +108,8 @@ class SmtpTestServer:
 
     Script it with ``fail_next(n, code, text, stage=...)``; simulate an outage with ``stop()`` / ``start()``
     (same port). With ``auth=(user, password)`` it offers AUTH LOGIN/PLAIN without TLS and records who logged
-    in (``ReceivedMail.authenticated_as``); ``auth_required=True`` also refuses mail without AUTH (530), at the
-    price of aiosmtpd's "AUTH without TLS" UserWarning.
+    in (``ReceivedMail.authenticated_as``); ``auth_required=True`` also refuses mail without AUTH (530), at
+    the price of aiosmtpd's "AUTH without TLS" UserWarning.
     """
 
     def __init__(
@@ -158,7 +156,7 @@ class SmtpTestServer:
     def fail_next(
         self, count: int = 1, code: int = 451, text: str | None = None, *, stage: str = "DATA"
     ) -> None:
-        """Answer ``code text`` at ``stage`` (``MAIL``, ``RCPT`` or ``DATA``) for the next ``count`` messages."""
+        """Answer ``code text`` at ``stage`` (``MAIL``, ``RCPT``, ``DATA``) to the next ``count`` messages."""
         if stage not in {"MAIL", "RCPT", "DATA"}:
             raise ValueError(f"unknown SMTP stage {stage!r}")
         if text is None:
@@ -219,7 +217,7 @@ class SmtpTestServer:
 
 @pytest.fixture
 def smtp_server_factory() -> Iterator[Callable[..., SmtpTestServer]]:
-    """Build extra SMTP servers (``auth=(user, password)``, ``auth_required=``, ``port=``); stopped at teardown."""
+    """Build SMTP servers (``auth=(user, password)``, ``auth_required=``, ``port=``), stopped at teardown."""
     servers: list[SmtpTestServer] = []
 
     def make(
@@ -241,7 +239,7 @@ def smtp_server(smtp_server_factory: Callable[..., SmtpTestServer]) -> SmtpTestS
     return smtp_server_factory()
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # HTTP pipeline receiver
 
 
@@ -296,7 +294,7 @@ class PipelineReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 receiver._record(
@@ -328,7 +326,7 @@ class PipelineReceiver:
                     self.end_headers()
                     self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep pytest output for the assertions
 
         self._stopping.clear()

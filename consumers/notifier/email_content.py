@@ -1,4 +1,4 @@
-"""Builds the account manager's e-mail for a received invoice: a pure function of the message and the clock."""
+"""Builds the account manager's e-mail for a received invoice (pure: invoice and clock in, e-mail out)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def message_id_for(invoice_id: str, domain: str) -> str:
-    """The Message-ID of an invoice's notice: derived from the invoice id, so a re-send after a crash repeats it
-    and mail clients and servers can recognise the duplicate."""
+    """The Message-ID of an invoice's notice.
+
+    Derived from the invoice id, so a re-send after a crash repeats it and mail clients and servers can
+    recognise the duplicate.
+    """
     digest = hashlib.sha256(invoice_id.encode("utf-8")).hexdigest()[:32]
     return f"<invoice-{digest}@{domain}>"
 
@@ -35,7 +38,7 @@ def sender_domain(mail_from: str) -> str:
 
 
 def build_invoice_email(invoice: InvoiceReceived, *, mail_from: str, now: datetime) -> EmailMessage:
-    """The notice for ``invoice``: plain text and HTML alternatives, a stable Message-ID and ``X-Invoice-Id``."""
+    """The notice for ``invoice``: plain text and HTML alternatives, stable Message-ID, ``X-Invoice-Id``."""
     msg = EmailMessage()
     msg["Subject"] = _header_text(f"New invoice from {invoice.client}: {invoice.title}")
     msg["From"] = mail_from
@@ -94,8 +97,7 @@ def _html(invoice: InvoiceReceived) -> str:
         return html.escape(value, quote=True)
 
     rows = "\n".join(
-        f'      <tr><th align="left">{esc(label)}</th><td>{esc(value)}</td></tr>'
-        for label, value in _facts(invoice)
+        f'      <tr><th align="left">{esc(label)}</th><td>{esc(value)}</td></tr>' for label, value in _facts(invoice)
     )
     link = _safe_link(invoice.web_url)
     if link:

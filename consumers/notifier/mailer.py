@@ -29,7 +29,7 @@ class Mailer(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class SmtpConfig:
-    """Where and how to submit mail. ``ssl`` is implicit TLS (port 465); ``starttls`` upgrades a plain link."""
+    """Where and how to submit mail: ``ssl`` is implicit TLS (port 465), ``starttls`` upgrades plain SMTP."""
 
     host: str
     port: int = 25
@@ -57,7 +57,7 @@ class SmtpConfig:
 
 
 class SmtpMailer:
-    """Sends each notice over its own SMTP connection: simple, and nothing stale to recover after an outage."""
+    """Sends each notice over its own SMTP connection: simple, and nothing stale to recover after outages."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
@@ -78,9 +78,7 @@ class SmtpMailer:
         except smtplib.SMTPResponseException as exc:  # a 421/554 greeting
             raise _classify_reply(exc, where) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransientError(
-                f"cannot reach SMTP server {where}: {exc!r}", reason="smtp_unavailable"
-            ) from exc
+            raise TransientError(f"cannot reach SMTP server {where}: {exc!r}", reason="smtp_unavailable") from exc
         try:
             self._submit(smtp, msg, invoice.manager_email, where)
         finally:
@@ -90,9 +88,7 @@ class SmtpMailer:
     def _connect(self) -> smtplib.SMTP:
         cfg = self._config
         if cfg.ssl:
-            return smtplib.SMTP_SSL(
-                cfg.host, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context()
-            )
+            return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context())
         return smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
 
     def _submit(self, smtp: smtplib.SMTP, msg: EmailMessage, recipient: str, where: str) -> None:
@@ -113,16 +109,12 @@ class SmtpMailer:
         except smtplib.SMTPResponseException as exc:
             raise _classify_reply(exc, where) from exc
         except smtplib.SMTPServerDisconnected as exc:
-            raise TransientError(
-                f"SMTP server {where} disconnected: {exc}", reason="smtp_unavailable"
-            ) from exc
+            raise TransientError(f"SMTP server {where} disconnected: {exc}", reason="smtp_unavailable") from exc
         except smtplib.SMTPException as exc:
-            # What is left (e.g. "no suitable authentication method") is a protocol mismatch retrying won't fix.
+            # What is left ("no suitable authentication method"...) is a mismatch that retrying won't fix.
             raise PermanentError(f"SMTP server {where}: {exc}", reason="smtp_rejected") from exc
         except OSError as exc:  # timeouts, resets, TLS handshake failures mid-session
-            raise TransientError(
-                f"SMTP connection to {where} failed: {exc!r}", reason="smtp_unavailable"
-            ) from exc
+            raise TransientError(f"SMTP connection to {where} failed: {exc!r}", reason="smtp_unavailable") from exc
 
     @staticmethod
     def _login(smtp: smtplib.SMTP, username: str, password: SecretStr, where: str) -> None:
@@ -163,25 +155,17 @@ def _text(reply: bytes | str) -> str:
 def _classify_reply(exc: smtplib.SMTPResponseException, where: str) -> TransientError | PermanentError:
     code, reply = exc.smtp_code, _text(exc.smtp_error)
     if 500 <= code < 600:
-        return PermanentError(
-            f"SMTP server {where} rejected the notice: {code} {reply}", reason="smtp_rejected"
-        )
+        return PermanentError(f"SMTP server {where} rejected the notice: {code} {reply}", reason="smtp_rejected")
     if 400 <= code < 500:
-        return TransientError(
-            f"SMTP server {where} deferred the notice: {code} {reply}", reason="smtp_temporary"
-        )
+        return TransientError(f"SMTP server {where} deferred the notice: {code} {reply}", reason="smtp_temporary")
     # smtplib reports a broken reply as code -1: the link, not the server's verdict.
     return TransientError(f"SMTP server {where} answered oddly: {code} {reply}", reason="smtp_unavailable")
 
 
-def _classify_refused_recipients(
-    exc: smtplib.SMTPRecipientsRefused, where: str
-) -> TransientError | PermanentError:
+def _classify_refused_recipients(exc: smtplib.SMTPRecipientsRefused, where: str) -> TransientError | PermanentError:
     replies = "; ".join(f"{rcpt}: {code} {_text(text)}" for rcpt, (code, text) in exc.recipients.items())
     if any(400 <= code < 500 for code, _ in exc.recipients.values()):
-        return TransientError(
-            f"SMTP server {where} deferred the recipient: {replies}", reason="smtp_temporary"
-        )
+        return TransientError(f"SMTP server {where} deferred the recipient: {replies}", reason="smtp_temporary")
     return PermanentError(f"SMTP server {where} refused the recipient: {replies}", reason="smtp_rejected")
 
 

@@ -21,7 +21,7 @@ from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
 
 USER_AGENT = "docspace-invoice-pipeline-notifier/0.1 (+https://www.standardwebhooks.com/)"
-_SECRET_PREFIX = "whsec_"
+_WHSEC_PREFIX = "whsec_"
 _BODY_EXCERPT = 300
 # 408 and 429 are the two 4xx that mean "not now" rather than "not this".
 _RETRYABLE_4XX = frozenset({408, 429})
@@ -36,14 +36,14 @@ class PipelineTrigger(Protocol):
 def signing_key(secret: str) -> bytes:
     """The HMAC key for ``secret``, per Standard Webhooks.
 
-    A ``whsec_``-prefixed secret is the spec's format: the rest is base64 of the key bytes. Any other string is
-    used as its UTF-8 bytes, so a receiver that was given a plain shared secret verifies with that same string.
+    A ``whsec_``-prefixed secret is the spec's format: the rest is base64 of the key bytes. Any other string
+    is used as its UTF-8 bytes, so a receiver given a plain shared secret verifies with that same string.
     """
     if not secret:
         raise ValueError("the pipeline signing secret is empty")
-    if secret.startswith(_SECRET_PREFIX):
+    if secret.startswith(_WHSEC_PREFIX):
         try:
-            key = base64.b64decode(secret.removeprefix(_SECRET_PREFIX), validate=True)
+            key = base64.b64decode(secret.removeprefix(_WHSEC_PREFIX), validate=True)
         except binascii.Error as exc:
             raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
         if not key:
@@ -101,9 +101,7 @@ class HttpPipelineClient:
         self.close()
 
     def trigger(self, invoice: InvoiceReceived) -> None:
-        body = json.dumps(invoice.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+        body = json.dumps(invoice.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         msg_id = invoice.invoice_id
         timestamp = int(time.time())
         headers = {
@@ -111,9 +109,7 @@ class HttpPipelineClient:
             "User-Agent": USER_AGENT,
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_standard_webhook(
-                self._secret.get_secret_value(), msg_id, timestamp, body
-            ),
+            "webhook-signature": sign_standard_webhook(self._secret.get_secret_value(), msg_id, timestamp, body),
             "Idempotency-Key": msg_id,
         }
         try:
@@ -143,14 +139,12 @@ class HttpPipelineClient:
         if 300 <= status < 400:
             # Not followed: a redirected POST would either lose its body or leak the signed payload elsewhere.
             location = response.headers.get("Location", "")
-            raise PermanentError(
-                f"{detail} redirecting to {location!r}; fix PIPELINE_URL", reason="pipeline_rejected"
-            )
+            raise PermanentError(f"{detail} redirecting to {location!r}; fix PIPELINE_URL", reason="pipeline_rejected")
         raise PermanentError(f"{detail}: {_excerpt(response)}", reason="pipeline_rejected")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or junk."""
+    """Seconds to wait per a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or junk."""
     if value is None or not value.strip():
         return None
     value = value.strip()

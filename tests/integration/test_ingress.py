@@ -202,7 +202,10 @@ def test_unroutable_publish_is_not_accepted(broker: BrokerKit) -> None:
         app = create_app(verifier=SignatureVerifier([SECRET]), publish=publisher.publish, exchange=lonely)
         with WsgiServer(app) as server:
             response = requests.post(
-                server.url + WEBHOOK_PATH, data=BODY, headers={"x-docspace-signature-256": SIGNATURE}, timeout=10
+                server.url + WEBHOOK_PATH,
+                data=BODY,
+                headers={"x-docspace-signature-256": SIGNATURE},
+                timeout=10,
             )
         channel.exchange_delete(lonely)
         connection.close()

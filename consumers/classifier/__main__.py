@@ -1,0 +1,70 @@
+"""Composition root of the classifier: ``python -m consumers.classifier``."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+from pydantic import ValidationError
+
+from consumers.classifier.handler import classify_delivery
+from consumers.classifier.settings import ClassifierSettings
+from shared.consumer import Handled, InboundMessage
+from shared.docspace import DocSpaceClient
+from shared.idempotency import open_store
+from shared.logging import configure_logging
+from shared.process import StageSpec, config_error, run_stages
+from shared.publisher import Publisher, emitter
+from shared.rules import RulesError, load_rules
+from shared.topology import CLASSIFIER, Topology
+
+
+def main() -> int:
+    try:
+        settings = ClassifierSettings()
+        rules = load_rules(
+            rules_file=settings.invoice_rules_file,
+            client_room_id=settings.client_room_id,
+            incoming_folder_id=settings.incoming_folder_id,
+            manager_email=settings.manager_email,
+        )
+    except (ValidationError, RulesError) as exc:
+        return config_error("classifier", exc)
+    configure_logging(fmt=settings.log_format, level=settings.log_level, process="classifier")
+    docspace = DocSpaceClient(
+        settings.docspace_api_host,
+        settings.docspace_api_key,
+        timeout=(3.05, settings.docspace_timeout),
+        pool_size=settings.concurrency,
+    )
+    store = open_store(
+        settings.idempotency_url.get_secret_value(),
+        ttl_seconds=settings.idempotency_ttl_days * 86400,
+        namespace=settings.topology_prefix,
+    )
+    topology = Topology.from_settings(settings)
+
+    def build(publisher: Publisher) -> StageSpec:
+        classify = partial(
+            classify_delivery,
+            files=docspace,
+            rules=rules,
+            triggers=frozenset(settings.classifier_triggers),
+            emit=emitter(publisher, topology.detected_exchange),
+            store=store,
+        )
+
+        def handle(message: InboundMessage) -> Handled:
+            return classify(message.body)
+
+        return StageSpec(CLASSIFIER, handle)
+
+    try:
+        return run_stages(settings, [build], process="classifier")
+    finally:
+        docspace.close()
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

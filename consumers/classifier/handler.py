@@ -1,0 +1,89 @@
+"""The classifier's business logic: one delivery in, one decision out (InvoiceDetected, or a skip with a reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+
+from shared.consumer import Handled
+from shared.delivery import InvalidDelivery, parse_delivery
+from shared.docspace import FileInfo, Room
+from shared.idempotency import IdempotencyStore, run_once
+from shared.messages import InvoiceDetected, invoice_id_for
+from shared.rules import Rules
+
+log = structlog.get_logger("classifier")
+
+FOLDER_ENTRY = 1
+
+
+class FileFacts(Protocol):
+    """What the classifier asks DocSpace: the authoritative file facts, and the room a folder belongs to."""
+
+    def get_file(self, file_id: str) -> FileInfo: ...
+    def find_room(self, folder_id: str) -> Room | None: ...
+
+
+def classify_delivery(
+    raw: bytes,
+    *,
+    files: FileFacts,
+    rules: Rules,
+    triggers: Collection[str],
+    emit: Callable[[InvoiceDetected], None],
+    store: IdempotencyStore,
+) -> Handled:
+    """Decide one delivery. Every return names its reason; bad input raises InvalidDelivery (dead-lettered)."""
+    delivery = parse_delivery(raw)
+    structlog.contextvars.bind_contextvars(event_id=delivery.event_id, trigger=delivery.trigger)
+    if delivery.trigger not in triggers:
+        return Handled("ignored", "wrong_trigger")
+    if delivery.entry_type == FOLDER_ENTRY:
+        return Handled("ignored", "not_a_file")
+    if delivery.file_id is None:
+        raise InvalidDelivery("the delivery has no payload.id: there is no file to classify")
+    structlog.contextvars.bind_contextvars(file_id=delivery.file_id)
+
+    # The REST API is the source of truth: the payload has no version or extension, and its title may be stale.
+    file = files.get_file(delivery.file_id)
+    # payload.rootId is the portal-wide "Rooms" folder, the same for every room: the room comes from the path.
+    room = files.find_room(file.folder_id)
+    client = rules.for_room(room.id) if room is not None else None
+    if room is None or client is None:
+        return Handled("ignored", "no_watched_room", {"title": file.title, "room_id": room.id if room else None})
+    if not client.title_matches(file.title):
+        return Handled("ignored", "not_an_invoice", {"title": file.title, "client": client.name})
+    if not client.extension_allowed(file.extension):
+        return Handled("ignored", "extension_not_allowed", {"title": file.title, "extension": file.extension})
+
+    invoice_id = invoice_id_for(file.id, file.version)
+    structlog.contextvars.bind_contextvars(invoice_id=invoice_id)
+    detected = InvoiceDetected(
+        invoice_id=invoice_id,
+        event_id=delivery.event_id,
+        trigger=delivery.trigger or "",
+        file_id=file.id,
+        version=file.version,
+        title=file.title,
+        extension=file.extension,
+        size=file.size,
+        web_url=file.web_url,
+        uploaded_by=file.uploaded_by,
+        uploaded_at=file.uploaded_at,
+        folder_id=file.folder_id,
+        client=client.name,
+        room_id=room.id,
+        room_title=room.title,
+        manager_email=client.manager_email,
+        incoming=client.incoming,
+        already_in_incoming=client.incoming_folder_id == file.folder_id,
+        detected_at=datetime.now(UTC),
+    )
+    # file.created and file.uploaded of one upload, DocSpace's retries and manual redeliveries all carry the
+    # same file id and version: only the first becomes an InvoiceDetected.
+    if not run_once(store, f"classifier:{invoice_id}", lambda: emit(detected)):
+        return Handled("ignored", "duplicate", {"title": file.title, "client": client.name})
+    return Handled("accepted", None, {"title": file.title, "client": client.name, "room_id": room.id})

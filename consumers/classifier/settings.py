@@ -1,0 +1,25 @@
+"""The classifier's settings: DocSpace access, which triggers it takes, and the client rules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from shared.settings import DocSpaceSettings, StageSettings, split_csv
+
+
+class ClassifierSettings(DocSpaceSettings, StageSettings):
+    classifier_triggers: Annotated[list[str], NoDecode] = Field(
+        default=["file.created", "file.uploaded"], description="triggers that may carry a new invoice"
+    )
+    invoice_rules_file: str | None = Field(default=None, description="TOML file of clients ([[clients]] tables)")
+    client_room_id: str | None = None
+    incoming_folder_id: str | None = None
+    manager_email: str | None = None
+
+    @field_validator("classifier_triggers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_csv(value)

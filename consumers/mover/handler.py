@@ -1,0 +1,74 @@
+"""The mover's business logic: move (verified), then publish InvoiceReceived; once per invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+
+from shared.consumer import Handled
+from shared.docspace import MoveResult
+from shared.idempotency import IdempotencyStore, run_once
+from shared.messages import InvoiceDetected, InvoiceReceived
+
+log = structlog.get_logger("mover")
+
+
+class FileMover(Protocol):
+    """What the mover asks DocSpace: find (or create) the Incoming folder, and move a file into it."""
+
+    def find_or_create_folder(self, room_id: str, title: str = "Incoming") -> str: ...
+    def move_file(self, file_id: str, dest_folder_id: str, *, conflict: str = "Duplicate") -> MoveResult: ...
+
+
+def move_invoice(
+    detected: InvoiceDetected,
+    *,
+    files: FileMover,
+    emit: Callable[[InvoiceReceived], None],
+    store: IdempotencyStore,
+    conflict: str = "Duplicate",
+) -> Handled:
+    """Move the file, then publish InvoiceReceived; the input is acked only after that publish is confirmed.
+
+    A redelivery after a crash between the move and the publish moves again: the client treats a file that is
+    already in the destination as moved, so the invoice is announced once it really is there.
+    """
+    structlog.contextvars.bind_contextvars(
+        invoice_id=detected.invoice_id, file_id=detected.file_id, event_id=detected.event_id, client=detected.client
+    )
+    outcome: dict[str, str] = {}
+
+    def move_and_announce() -> None:
+        folder_id = detected.incoming.id or files.find_or_create_folder(detected.room_id, detected.incoming.name)
+        if detected.already_in_incoming or detected.folder_id == folder_id:
+            file_id, outcome["how"] = detected.file_id, "already_in_incoming"
+        else:
+            moved = files.move_file(detected.file_id, folder_id, conflict=conflict)
+            file_id, outcome["how"] = moved.file_id, f"moved ({moved.confirmed_by})"
+        emit(
+            InvoiceReceived(
+                invoice_id=detected.invoice_id,
+                event_id=detected.event_id,
+                file_id=file_id,
+                title=detected.title,
+                extension=detected.extension,
+                size=detected.size,
+                client=detected.client,
+                room_id=detected.room_id,
+                room_title=detected.room_title,
+                manager_email=detected.manager_email,
+                folder_id=folder_id,
+                web_url=detected.web_url,
+                uploaded_by=detected.uploaded_by,
+                uploaded_at=detected.uploaded_at,
+                moved_at=datetime.now(UTC),
+            )
+        )
+        outcome["folder_id"] = folder_id
+
+    if not run_once(store, f"mover:{detected.invoice_id}", move_and_announce):
+        return Handled("ignored", "duplicate", {"title": detected.title})
+    return Handled("received", outcome["how"], {"title": detected.title, "folder_id": outcome["folder_id"]})

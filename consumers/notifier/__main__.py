@@ -1,0 +1,101 @@
+"""Composition root of the notifier: ``python -m consumers.notifier [--only email|pipeline]``.
+
+It consumes two queues bound to ``invoice.received``: a failing pipeline never re-sends an e-mail, nor the reverse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import structlog
+from pydantic import ValidationError
+
+from consumers.notifier.handler import email_manager, trigger_pipeline
+from consumers.notifier.mailer import SmtpConfig, SmtpMailer
+from consumers.notifier.pipeline import HttpPipelineClient
+from consumers.notifier.settings import NotifierSettings
+from shared.consumer import Handled, InboundMessage
+from shared.idempotency import open_store
+from shared.logging import configure_logging
+from shared.messages import InvoiceReceived, decode
+from shared.process import StageBuilder, StageSpec, config_error, run_stages
+from shared.publisher import Publisher
+from shared.topology import NOTIFIER_EMAIL, NOTIFIER_PIPELINE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m consumers.notifier", description=__doc__)
+    parser.add_argument("--only", choices=["email", "pipeline"], help="consume just one of the two queues")
+    args = parser.parse_args(argv)
+    try:
+        settings = NotifierSettings()
+        mailer = _mailer(settings)
+        pipeline = _pipeline(settings)
+    except (ValidationError, ValueError) as exc:
+        return config_error("notifier", exc)
+    configure_logging(fmt=settings.log_format, level=settings.log_level, process="notifier")
+    log = structlog.get_logger("notifier")
+    log.info(
+        "notifier_configured",
+        email="on" if mailer else "off (SMTP_HOST unset): notices are acknowledged and counted as skipped",
+        pipeline="on" if pipeline else "off (PIPELINE_URL unset): events are acknowledged and counted as skipped",
+    )
+    store = open_store(
+        settings.idempotency_url.get_secret_value(),
+        ttl_seconds=settings.idempotency_ttl_days * 86400,
+        namespace=settings.topology_prefix,
+    )
+
+    def email_stage(_publisher: Publisher) -> StageSpec:
+        def handle(message: InboundMessage) -> Handled:
+            return email_manager(decode(InvoiceReceived, message.body), mailer=mailer, store=store)
+
+        return StageSpec(NOTIFIER_EMAIL, handle)
+
+    def pipeline_stage(_publisher: Publisher) -> StageSpec:
+        def handle(message: InboundMessage) -> Handled:
+            return trigger_pipeline(decode(InvoiceReceived, message.body), pipeline=pipeline, store=store)
+
+        return StageSpec(NOTIFIER_PIPELINE, handle)
+
+    builders: list[StageBuilder] = []
+    if args.only in (None, "email"):
+        builders.append(email_stage)
+    if args.only in (None, "pipeline"):
+        builders.append(pipeline_stage)
+    try:
+        return run_stages(settings, builders, process="notifier")
+    finally:
+        store.close()
+        if pipeline is not None:
+            pipeline.close()
+
+
+def _mailer(settings: NotifierSettings) -> SmtpMailer | None:
+    if not settings.smtp_host or not settings.mail_from:
+        return None
+    return SmtpMailer(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            starttls=settings.smtp_starttls,
+            ssl=settings.smtp_ssl,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            mail_from=settings.mail_from,
+            timeout=settings.smtp_timeout,
+        )
+    )
+
+
+def _pipeline(settings: NotifierSettings) -> HttpPipelineClient | None:
+    if not settings.pipeline_url or settings.pipeline_secret is None:
+        return None
+    return HttpPipelineClient(
+        settings.pipeline_url, settings.pipeline_secret, timeout=(3.05, settings.pipeline_timeout)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The consumer loop every stage runs: worker threads, acks after the outcome is safe, retries and dead letters.
+
+Stage code never sees pika: it gets a :class:`InboundMessage` and either returns (done, or an explicit skip), or raises
+``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back) or
+``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers). Anything else is
+a bug: its traceback is logged and the message is dead-lettered with reason ``bug``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+
+from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay
+from shared.errors import BrokerUnavailable, PermanentError, TransientError
+from shared.publisher import SEQ_HEADER, OutgoingMessage, Publisher
+from shared.topology import StageQueues, Topology
+
+log = structlog.get_logger(__name__)
+
+ATTEMPT_HEADER = "x-attempt"
+ROUTING_KEY_HEADER = "x-original-routing-key"
+# The ids handlers bind to the log context; copied into dead-letter headers so an operator can find the invoice.
+ID_KEYS = ("event_id", "file_id", "invoice_id")
+_MAX_ERROR_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message as a stage sees it."""
+
+    body: bytes
+    routing_key: str
+    message_id: str | None
+    headers: Mapping[str, Any]
+    redelivered: bool
+    attempt: int  # 1 on first delivery; grows each time the retry ladder brings it back
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What a handler did, for the one log line per message: ``outcome`` is a word, ``reason`` says why."""
+
+    outcome: str = "done"
+    reason: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[InboundMessage], Handled | None]
+OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome, reason, seconds
+
+
+class StageConsumer:
+    """Consumes one stage's work queue with ``concurrency`` worker threads; reconnects by itself."""
+
+    def __init__(
+        self,
+        params: pika.ConnectionParameters,
+        *,
+        topology: Topology,
+        stage: str,
+        handler: Handler,
+        publisher: Publisher,
+        concurrency: int = 4,
+        observe: OutcomeObserver | None = None,
+        shutdown_grace: float = 30.0,
+    ) -> None:
+        self._params = params
+        self._topology = topology
+        self.queues: StageQueues = topology.stage(stage)
+        self._handler = handler
+        self._publisher = publisher
+        self._concurrency = concurrency
+        self._observe = observe
+        self._shutdown_grace = shutdown_grace
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-worker")
+        self._in_flight: set[Future[None]] = set()
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    def stop(self) -> None:
+        """Ask the loop to finish the messages in hand and return; safe from a signal handler."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; raises TopologyMismatch (a bug to fix, not an outage to wait out)."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                connection = pika.BlockingConnection(self._params)
+            except CONNECTION_ERRORS as exc:
+                log.warning("broker_unreachable", stage=self.queues.stage, error=str(exc) or type(exc).__name__)
+            else:
+                try:
+                    self._consume(connection)
+                    attempt = 0
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    if exc.reply_code == 406:
+                        raise TopologyMismatch(f"the broker refused the topology: {exc.reply_text}") from exc
+                    log.warning("consumer_channel_closed", stage=self.queues.stage, reason=exc.reply_text)
+                except CONNECTION_ERRORS as exc:
+                    log.warning("consumer_connection_lost", stage=self.queues.stage, error=str(exc))
+                finally:
+                    self._connected.clear()
+                    if connection.is_open:
+                        with contextlib.suppress(CONNECTION_ERRORS):
+                            connection.close()
+            if not self._stopping.is_set():
+                self._stopping.wait(backoff_delay(attempt))
+                attempt += 1
+        self._pool.shutdown(wait=True)
+
+    def _consume(self, connection: pika.BlockingConnection) -> None:
+        channel = connection.channel()
+        self._topology.declare(channel)
+        channel.basic_qos(prefetch_count=self._concurrency)
+        tag = channel.basic_consume(self.queues.work, on_message_callback=partial(self._on_message, connection))
+        self._connected.set()
+        log.info("consumer_started", stage=self.queues.stage, queue=self.queues.work, concurrency=self._concurrency)
+        while not self._stopping.is_set():
+            connection.process_data_events(time_limit=0.25)
+        # SIGTERM: take no more, let the workers finish what they hold, and let their acks reach the broker.
+        channel.basic_cancel(tag)
+        deadline = time.monotonic() + self._shutdown_grace
+        while self._busy() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        connection.process_data_events(time_limit=0)
+        log.info("consumer_stopped", stage=self.queues.stage, unfinished=len(self._in_flight))
+
+    def _busy(self) -> bool:
+        with self._in_flight_lock:
+            return bool(self._in_flight)
+
+    def _on_message(
+        self,
+        connection: pika.BlockingConnection,
+        channel: Any,
+        method: Any,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        headers = dict(properties.headers or {})
+        headers.pop(SEQ_HEADER, None)
+        delivery = InboundMessage(
+            body=body,
+            routing_key=str(headers.get(ROUTING_KEY_HEADER, method.routing_key)),
+            message_id=properties.message_id,
+            headers=headers,
+            redelivered=bool(method.redelivered),
+            attempt=int(headers.get(ATTEMPT_HEADER, 1)),
+        )
+        settle = partial(self._settle_threadsafe, connection, channel, method.delivery_tag)
+        future = self._pool.submit(self._work, delivery, properties, settle)
+        with self._in_flight_lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(future)
+
+    def _settle_threadsafe(self, connection: pika.BlockingConnection, channel: Any, tag: int, ack: bool) -> None:
+        def settle() -> None:
+            if not channel.is_open:
+                return  # the broker redelivers it; the stages are idempotent
+            if ack:
+                channel.basic_ack(tag)
+            else:
+                channel.basic_nack(tag, requeue=True)
+
+        try:
+            connection.add_callback_threadsafe(settle)
+        except (RuntimeError, *CONNECTION_ERRORS):
+            pass
+
+    # ---- the worker thread ----------------------------------------------------------------------------------
+
+    def _work(self, delivery: InboundMessage, properties: pika.BasicProperties, settle: Callable[[bool], None]) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(stage=self.queues.stage, message_id=delivery.message_id)
+        started = time.perf_counter()
+        try:
+            outcome, reason, extra = self._outcome(delivery, properties)
+        except BrokerUnavailable as exc:
+            # The message could not be parked in a retry or dead-letter queue: give it back to the broker,
+            # after a pause so a broker outage does not become a hot redelivery loop.
+            outcome, reason, extra = "requeued", exc.reason, {"error": str(exc)}
+            time.sleep(1)
+        settle(outcome != "requeued")
+        self._finish(outcome, reason, started, extra)
+
+    def _outcome(
+        self, delivery: InboundMessage, properties: pika.BasicProperties
+    ) -> tuple[str, str | None, dict[str, Any]]:
+        try:
+            handled = self._handler(delivery) or Handled()
+            return handled.outcome, handled.reason, dict(handled.details)
+        except TransientError as exc:
+            return self._retry(delivery, properties, exc), exc.reason, {"error": str(exc)}
+        except PermanentError as exc:
+            self._dead_letter(delivery, properties, exc.reason, str(exc))
+            return "dead_lettered", exc.reason, {"error": str(exc)}
+        except Exception as exc:
+            # Not a failure we know how to classify: a bug. Keep the message where an operator can replay it.
+            log.exception("handler_bug")
+            self._dead_letter(delivery, properties, "bug", f"{type(exc).__name__}: {exc}")
+            return "dead_lettered", "bug", {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _finish(self, outcome: str, reason: str | None, started: float, extra: dict[str, Any]) -> None:
+        duration = time.perf_counter() - started
+        level = log.warning if outcome in {"dead_lettered", "requeued"} else log.info
+        level("message_handled", outcome=outcome, reason=reason, duration_ms=round(duration * 1000, 1), **extra)
+        if self._observe is not None:
+            self._observe(self.queues.stage, outcome, reason, duration)
+
+    def _retry(self, delivery: InboundMessage, properties: pika.BasicProperties, error: TransientError) -> str:
+        step = self.queues.retry_queue_for(delivery.attempt, error.retry_after)
+        if step is None:
+            self._dead_letter(delivery, properties, "retries_exhausted", f"{error.reason}: {error}")
+            return "dead_lettered"
+        queue, delay = step
+        now = _now()
+        headers = {
+            **delivery.headers,
+            ATTEMPT_HEADER: delivery.attempt + 1,
+            ROUTING_KEY_HEADER: delivery.routing_key,
+            "x-first-failure": delivery.headers.get("x-first-failure", now),
+            "x-last-failure": now,
+            "x-last-reason": error.reason,
+            "x-last-error": str(error)[:_MAX_ERROR_TEXT],
+        }
+        self._publisher.publish_and_wait(_copy(properties, delivery, exchange="", routing_key=queue, headers=headers))
+        structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=delivery.attempt + 1)
+        return "retried"
+
+    def _dead_letter(self, delivery: InboundMessage, properties: pika.BasicProperties, reason: str, error: str) -> None:
+        now = _now()
+        context = structlog.contextvars.get_contextvars()
+        headers = {
+            **delivery.headers,
+            ROUTING_KEY_HEADER: delivery.routing_key,
+            "x-stage": self.queues.stage,
+            "x-reason": reason,
+            "x-error": error[:_MAX_ERROR_TEXT],
+            "x-attempts": delivery.attempt,
+            "x-first-failure": delivery.headers.get("x-first-failure", now),
+            "x-last-failure": now,
+            **{f"x-{key.replace('_', '-')}": str(context[key]) for key in ID_KEYS if context.get(key) is not None},
+        }
+        self._publisher.publish_and_wait(
+            _copy(
+                properties,
+                delivery,
+                exchange=self._topology.dead_letter_exchange,
+                routing_key=self.queues.work,
+                headers=headers,
+            )
+        )
+
+
+def _copy(
+    properties: pika.BasicProperties,
+    delivery: InboundMessage,
+    *,
+    exchange: str,
+    routing_key: str,
+    headers: dict[str, Any],
+) -> OutgoingMessage:
+    """The same body and identity, with new headers: a retried or dead-lettered message is the original."""
+    return OutgoingMessage(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=delivery.body,
+        message_id=delivery.message_id,
+        content_type=properties.content_type or "application/octet-stream",
+        headers=headers,
+        timestamp=properties.timestamp,
+        type=properties.type,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

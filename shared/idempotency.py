@@ -1,0 +1,141 @@
+"""Remembers which side effects already happened, so a duplicate delivery never moves, mails or calls twice.
+
+A key is claimed with a lease before the work, completed after it. Another worker (or replica) finds it either
+in progress (retry later) or done (skip). A worker that dies mid-work leaves a lease that expires, so the work is
+done again: for e-mail that means the same message with the same ``Message-ID``, which mail clients collapse.
+
+Backends: SQLite (default; one host, any number of processes) and Redis (replicas on several hosts).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from shared.errors import TransientError
+
+
+class Claim(Enum):
+    ACQUIRED = "acquired"  # ours: do the work, then complete() or release()
+    IN_PROGRESS = "in_progress"  # someone else holds a live lease
+    DONE = "done"  # already done: skip
+
+
+class AlreadyInProgress(TransientError):
+    reason = "in_progress_elsewhere"
+
+
+class IdempotencyStore(Protocol):
+    def claim(self, key: str, *, lease_seconds: float) -> Claim: ...
+    def complete(self, key: str) -> None: ...
+    def release(self, key: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def run_once(store: IdempotencyStore, key: str, work: Callable[[], object], *, lease_seconds: float = 120.0) -> bool:
+    """Run ``work`` unless ``key`` is done; False means it was a duplicate. Raises AlreadyInProgress (transient)."""
+    claim = store.claim(key, lease_seconds=lease_seconds)
+    if claim is Claim.DONE:
+        return False
+    if claim is Claim.IN_PROGRESS:
+        raise AlreadyInProgress(f"{key} is being handled by another worker", retry_after=min(lease_seconds, 5.0))
+    try:
+        work()
+    except BaseException:
+        store.release(key)
+        raise
+    store.complete(key)
+    return True
+
+
+class SqliteStore:
+    """One file shared by every process on the host; WAL mode and immediate transactions make claims atomic."""
+
+    def __init__(self, path: str | Path, *, ttl_seconds: float) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS idempotency ("
+            " key TEXT PRIMARY KEY, done INTEGER NOT NULL, expires_at REAL NOT NULL)"
+        )
+        self._claims = 0
+
+    def claim(self, key: str, *, lease_seconds: float) -> Claim:
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT done, expires_at FROM idempotency WHERE key = ?", (key,)).fetchone()
+                if row is not None and row[1] > now:
+                    return Claim.DONE if row[0] else Claim.IN_PROGRESS
+                self._db.execute(
+                    "INSERT OR REPLACE INTO idempotency (key, done, expires_at) VALUES (?, 0, ?)",
+                    (key, now + lease_seconds),
+                )
+                self._claims += 1
+                if self._claims % 1000 == 0:
+                    self._db.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,))
+                return Claim.ACQUIRED
+            finally:
+                self._db.execute("COMMIT")
+
+    def complete(self, key: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE idempotency SET done = 1, expires_at = ? WHERE key = ?", (time.time() + self._ttl, key)
+            )
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM idempotency WHERE key = ? AND done = 0", (key,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RedisStore:
+    """For replicas on several hosts: SET NX with an expiry is the claim, a longer-lived 'done' is the mark."""
+
+    _RELEASE = "if redis.call('get', KEYS[1]) == 'pending' then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, url: str, *, ttl_seconds: float, namespace: str = "invoice-pipeline:") -> None:
+        import redis  # only the Redis backend needs the client
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+        self._ttl = int(ttl_seconds)
+        self._namespace = namespace
+        self._release = self._redis.register_script(self._RELEASE)
+
+    def claim(self, key: str, *, lease_seconds: float) -> Claim:
+        name = self._namespace + key
+        if self._redis.set(name, "pending", nx=True, px=int(lease_seconds * 1000)):
+            return Claim.ACQUIRED
+        return Claim.DONE if self._redis.get(name) == "done" else Claim.IN_PROGRESS
+
+    def complete(self, key: str) -> None:
+        self._redis.set(self._namespace + key, "done", ex=self._ttl)
+
+    def release(self, key: str) -> None:
+        self._release(keys=[self._namespace + key])
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_store(url: str, *, ttl_seconds: float, namespace: str = "") -> IdempotencyStore:
+    """``sqlite:///relative/path.sqlite3``, ``sqlite:////absolute/path``, or ``redis://host:6379/0``."""
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"), ttl_seconds=ttl_seconds)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(url, ttl_seconds=ttl_seconds, namespace=f"invoice-pipeline:{namespace}")
+    raise ValueError(f"IDEMPOTENCY_URL must start with sqlite:/// or redis://, got {url.split(':', 1)[0]}:…")

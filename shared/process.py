@@ -1,0 +1,121 @@
+"""Runs a consumer process: its stages on worker threads, one publisher, signals, metrics, exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+import structlog
+from prometheus_client import Counter, Histogram, start_http_server
+
+from shared.broker import TopologyMismatch, connection_parameters
+from shared.consumer import Handler, StageConsumer
+from shared.publisher import Publisher
+from shared.settings import CommonSettings, StageSettings
+from shared.topology import Topology
+
+log = structlog.get_logger(__name__)
+
+MESSAGES = Counter("stage_messages", "Messages handled, by stage, outcome and reason", ["stage", "outcome", "reason"])
+HANDLING = Histogram(
+    "stage_handling_seconds",
+    "Time a stage spent on one message",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_TOPOLOGY = 3
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    stage: str
+    handler: Handler
+
+
+def observe(stage: str, outcome: str, reason: str | None, seconds: float) -> None:
+    MESSAGES.labels(stage, outcome, reason or "").inc()
+    HANDLING.labels(stage).observe(seconds)
+
+
+StageBuilder = Callable[[Publisher], StageSpec]
+
+
+def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: str) -> int:
+    """Consume each built stage's queue until SIGTERM/SIGINT; finish the messages in hand; return an exit code.
+
+    Builders receive the process's one publisher, which stages use for their follow-up events.
+    """
+    topology = Topology.from_settings(settings)
+    params = connection_parameters(
+        settings.amqp_url.get_secret_value(),
+        name=process,
+        heartbeat=settings.heartbeat,
+        blocked_connection_timeout=settings.blocked_connection_timeout,
+    )
+    publisher = Publisher(params, topology=topology).start()
+    specs = [build(publisher) for build in builders]
+    concurrency = getattr(settings, "concurrency", 4)
+    consumers = [
+        StageConsumer(
+            params,
+            topology=topology,
+            stage=spec.stage,
+            handler=spec.handler,
+            publisher=publisher,
+            concurrency=concurrency,
+            observe=observe,
+        )
+        for spec in specs
+    ]
+    metrics_port = getattr(settings, "metrics_port", 0)
+    if metrics_port:
+        start_http_server(metrics_port)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        for consumer in consumers:
+            consumer.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    failures: list[BaseException] = []
+
+    def run(consumer: StageConsumer) -> None:
+        try:
+            consumer.run()
+        except BaseException as exc:
+            failures.append(exc)
+            for other in consumers:
+                other.stop()
+
+    threads = [threading.Thread(target=run, args=(c,), name=f"consume-{c.queues.stage}") for c in consumers]
+    for thread in threads:
+        thread.start()
+    # Join with a timeout so the main thread stays responsive to signals.
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(0.5)
+    publisher.stop()
+    for failure in failures:
+        if isinstance(failure, TopologyMismatch):
+            log.critical("topology_mismatch", error=str(failure))
+            return EXIT_TOPOLOGY
+        log.critical("consumer_crashed", error=repr(failure))
+        return 1
+    if publisher.fatal_error is not None:
+        log.critical("topology_mismatch", error=str(publisher.fatal_error))
+        return EXIT_TOPOLOGY
+    return EXIT_OK
+
+
+def config_error(process: str, error: Exception) -> int:
+    print(f"{process}: invalid configuration:\n{error}", file=sys.stderr)
+    return EXIT_CONFIG

@@ -1,0 +1,225 @@
+"""``DocSpaceSimulator``: the portal, webhook sender and faults behind a real waitress server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import falcon
+from waitress import create_server
+
+from simulator import admin, api, settings_api
+from simulator.faults import Faults
+from simulator.state import OWNER_ID, ApiError, Portal
+from simulator.webhooks import Attempt, WebhookSender, triggers_mask
+from simulator.wire import CallLog, Gate, handle_api_error
+
+DEFAULT_API_KEY = "sk-simulator-test-key"
+
+
+class DocSpaceSimulator:
+    """A DocSpace portal in a box, speaking the wire contract over real HTTP.
+
+    Use as a context manager, or ``start()``/``stop()``. Everything a test or demo drives is a method here
+    and, for other processes, an endpoint under ``/_sim/`` (see ``simulator.admin``).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        move_delay: float = 0.05,
+        retry_delays: Sequence[float] = (1, 2, 4, 8, 16),
+        webhook_threads: int = 4,
+        send_timeout: float = 30.0,
+        seed: int | None = None,
+        threads: int = 16,
+    ) -> None:
+        self.api_key = api_key
+        self._host, self._port, self._threads = host, port, threads
+        self.faults = Faults(seed)
+        self.calls = CallLog()
+        self.portal = Portal(move_delay=move_delay)
+        self.webhooks = WebhookSender(
+            retry_delays=retry_delays,
+            threads=webhook_threads,
+            send_timeout=send_timeout,
+            employee=self.portal.employee,
+        )
+        self.portal.on_event = lambda trigger, payload: self.webhooks.publish(trigger, payload)
+        self.app = self._build_app()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"DocSpaceSimulator(base_url={self.base_url!r})"
+
+    def _build_app(self) -> falcon.App:
+        app = falcon.App(middleware=[Gate(self.api_key, self.faults, self.calls)])
+        app.add_error_handler(ApiError, handle_api_error)
+        api.add_routes(app, self.portal)
+        settings_api.add_routes(app, self.portal, self.webhooks)
+        admin.add_routes(app, self)
+        return app
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            return f"http://{self._host}:{self._port}"
+        return f"http://{self._host}:{self._server.effective_port}"
+
+    def start(self) -> DocSpaceSimulator:
+        # Waitress logs every queue-depth warning; tests with many threads would drown in them.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        self._server = create_server(self.app, host=self._host, port=self._port, threads=self._threads)
+        self.portal.base_url = self.base_url
+        self._thread = threading.Thread(target=self._server.run, name="docspace-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.portal.cancel_timers()
+        self.webhooks.close()
+        server, self._server = self._server, None
+        if server is not None:
+            # Closing every dispatcher empties waitress's socket map, which ends its loop.
+            server.task_dispatcher.shutdown(timeout=2)
+            for dispatcher in list(server._map.values()):
+                # Best effort during shutdown; the loop exits either way.
+                with contextlib.suppress(Exception):
+                    dispatcher.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> DocSpaceSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- portal control --------------------------------------------------------------------------------
+
+    @property
+    def rooms_root_id(self) -> str:
+        return str(self.portal.rooms_root)
+
+    @property
+    def my_documents_id(self) -> str:
+        return str(self.portal.my_root)
+
+    def create_room(self, title: str, *, room_type: int = 5) -> str:
+        return str(self.portal.create_room(title, room_type))
+
+    def create_folder(self, parent_id: str | int, title: str) -> str:
+        return str(self.portal.create_folder(parent_id, title))
+
+    def upload_file(self, folder_id: str | int, title: str, *, size: int = 84_234, chunked: bool = False) -> str:
+        """Simple: file.created then file.uploaded; chunked: only file.uploaded; same title: a new version."""
+        return str(self.portal.upload_file(folder_id, title, size=size, chunked=chunked))
+
+    def update_file(self, file_id: str | int, *, size: int | None = None) -> int:
+        """A new version by editing; fires file.updated. Returns the new version."""
+        return self.portal.update_file(file_id, size=size)
+
+    def lock_file(self, file_id: str | int, locked: bool = True) -> None:
+        """A locked file cannot be overwritten by a move (the operation finishes with an error)."""
+        self.portal.set_locked(file_id, locked)
+
+    def fail_next_move(self, message: str = "Simulated move failure") -> None:
+        """The next move operation finishes with this ``error``."""
+        with self.portal.lock:
+            self.portal.move_errors.append(message)
+
+    def file(self, file_id: str | int) -> dict[str, Any]:
+        """The file's REST ``FileDto`` as the API would return it."""
+        with self.portal.lock:
+            return self.portal.file_dto(self.portal.file(file_id))
+
+    def files_in(self, folder_id: str | int) -> list[dict[str, Any]]:
+        with self.portal.lock:
+            fid = self.portal.folder(folder_id).id
+            return [self.portal.file_dto(f) for f in self.portal.files.values() if f.folder_id == fid]
+
+    def subfolders(self, folder_id: str | int) -> list[dict[str, Any]]:
+        with self.portal.lock:
+            fid = self.portal.folder(folder_id).id
+            return [self.portal.folder_dto(d) for d in self.portal.folders.values() if d.parent_id == fid]
+
+    def consume_operation_reports(self) -> int:
+        """Act as another reader with the same user: take every finished operation report."""
+        return self.portal.consume_operation_reports(self.api_key)
+
+    def set_move_delay(self, seconds: float) -> None:
+        self.portal.move_delay = seconds
+
+    # --- webhooks --------------------------------------------------------------------------------------
+
+    def register_webhook(
+        self,
+        url: str,
+        secret: str,
+        *,
+        triggers: Sequence[str] | int | None = None,
+        name: str = "invoice-router",
+        check: bool = True,
+        target_id: str | None = None,
+    ) -> int:
+        """Create an enabled webhook (HEAD-checked unless ``check=False``); returns the config id."""
+        cfg = self.webhooks.create(
+            name=name,
+            uri=url,
+            secret=secret,
+            triggers=triggers_mask(triggers),
+            enabled=True,
+            target_id=target_id,
+            check=check,
+        )
+        return cfg.id
+
+    def redeliver(self, event_id: int | str) -> int:
+        """Manual redelivery: a new event id, the same event and payload."""
+        return self.webhooks.redeliver(event_id)
+
+    def publish(self, trigger: str, payload: dict[str, Any]) -> list[int]:
+        """Send an arbitrary payload to the matching webhooks (for shapes the portal model does not make)."""
+        return self.webhooks.publish(trigger, payload, acting_user=OWNER_ID)
+
+    def deliveries(self, trigger: str | None = None) -> list[Attempt]:
+        """Every delivery attempt so far (all retries included), oldest first."""
+        return self.webhooks.attempts(trigger=trigger)
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait for queued moves to finish and webhook deliveries (with their retries) to settle."""
+        end = time.monotonic() + timeout
+        while True:
+            with self.portal.lock:
+                pending = [t for t in self.portal._timers if t.is_alive()]
+            if not pending:
+                break
+            for timer in pending:
+                timer.join(max(end - time.monotonic(), 0.0))
+            if time.monotonic() >= end:
+                return False
+        return self.webhooks.wait_idle(max(end - time.monotonic(), 0.0))
+
+    # --- calls -----------------------------------------------------------------------------------------
+
+    def call_count(self, method: str | None = None, path: str | None = None) -> int:
+        """Calls received matching ``method`` and ``path`` (an fnmatch glob or a route template)."""
+        return self.calls.count(method, path)
+
+    def call_counts(self) -> dict[str, int]:
+        """Calls per ``"METHOD /route/{template}"``."""
+        return self.calls.counts()
+
+    def reset_calls(self) -> None:
+        self.calls.reset()

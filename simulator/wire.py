@@ -1,0 +1,140 @@
+"""DocSpace's HTTP conventions for the simulator: envelopes, case-insensitive bodies, auth, faults, call counting."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import falcon
+
+from simulator.faults import Faults
+from simulator.state import ApiError
+
+JSON = "application/json; charset=utf-8"
+
+
+def send(req: falcon.Request, resp: falcon.Response, value: Any, *, total: int | None = None) -> None:
+    """The success envelope ``{response, count, links, status:0, statusCode}`` (``?fields=`` applied)."""
+    fields = req.get_param("fields")
+    if fields:
+        keep = {f.strip().lower() for f in fields.split(",") if f.strip()}
+
+        def trim(obj: Any) -> Any:
+            return {k: v for k, v in obj.items() if k.lower() in keep} if isinstance(obj, dict) else obj
+
+        value = [trim(v) for v in value] if isinstance(value, list) else trim(value)
+    body: dict[str, Any] = {
+        "response": value,
+        "count": len(value) if isinstance(value, list) else 1,
+        "links": [{"href": req.url, "action": req.method}],
+        "status": 0,
+        "statusCode": 200,
+    }
+    if total is not None:
+        body["total"] = total
+    resp.status = 200
+    resp.content_type = JSON
+    resp.text = json.dumps(body)
+
+
+def send_error(resp: falcon.Response, status: int, message: str) -> None:
+    """The error envelope ``{error:{message}, status:1, statusCode}``."""
+    resp.status = status
+    resp.content_type = JSON
+    resp.text = json.dumps({"error": {"message": message}, "status": 1, "statusCode": status})
+
+
+def handle_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, params: dict) -> None:
+    send_error(resp, ex.status, ex.message)
+
+
+def body(req: falcon.Request) -> dict[str, Any]:
+    """The JSON body as a dict with lower-cased keys (ASP.NET binds request members case-insensitively)."""
+    raw = req.bounded_stream.read()
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "The request body is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "The request body must be a JSON object")
+    return {str(k).lower(): v for k, v in doc.items()}
+
+
+def bearer(req: falcon.Request) -> str | None:
+    header = req.get_header("Authorization") or ""
+    token = header[7:] if header.lower().startswith("bearer ") else header
+    return token.strip() or None
+
+
+class CallLog:
+    """Every API call the simulator received, for assertions like "the cache saved a path call"."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def add(self, method: str, path: str, template: str | None) -> None:
+        with self._lock:
+            self.calls.append((method, path, template))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(f"{m} {t or p}" for m, p, t in self.calls))
+
+    def count(self, method: str | None = None, pattern: str | None = None) -> int:
+        with self._lock:
+            return sum(
+                1
+                for m, p, t in self.calls
+                if method in (None, m) and (pattern is None or fnmatch.fnmatchcase(p, pattern) or t == pattern)
+            )
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+class Gate:
+    """Falcon middleware in front of ``/api/``: count the call, check the key, then apply faults."""
+
+    def __init__(self, api_key: str, faults: Faults, calls: CallLog) -> None:
+        self.api_key = api_key
+        self.faults = faults
+        self.calls = calls
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict) -> None:
+        if not req.path.startswith("/api/"):
+            return
+        template = getattr(req, "uri_template", None)
+        self.calls.add(req.method, req.path, template)
+        key = bearer(req)
+        if key != self.api_key:
+            # The default ASP.NET challenge: 401 with an empty body.
+            resp.status = 401
+            resp.data = b""
+            resp.complete = True
+            return
+        latency, rejection = self.faults.check(req.method, req.path, template, key)
+        if latency:
+            time.sleep(latency)
+        if rejection is not None:
+            resp.set_headers(rejection.headers)
+            if rejection.empty_body:
+                resp.status = rejection.status
+                resp.data = b""
+            else:
+                send_error(resp, rejection.status, rejection.message)
+            resp.complete = True
+            return
+        req.context.admitted_write = req.method != "GET"
+        req.context.key = key
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
+        if getattr(req.context, "admitted_write", False):
+            self.faults.release(req.method, req.context.key)

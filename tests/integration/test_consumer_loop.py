@@ -1,0 +1,190 @@
+"""The consumer loop on the real broker: acks, the retry ladder in delay queues, dead letters with their reasons."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pika
+import pytest
+import structlog
+
+from shared.broker import connection_parameters
+from shared.consumer import Handled, InboundMessage, StageConsumer
+from shared.errors import PermanentError, TransientError
+from shared.publisher import Publisher
+from shared.topology import CLASSIFIER
+from tests.broker import BrokerKit
+
+
+class Harness:
+    def __init__(self, broker: BrokerKit, handler: Callable[[InboundMessage], Handled | None]) -> None:
+        self.broker = broker
+        self.seen: list[InboundMessage] = []
+        self.outcomes: list[tuple[str, str | None]] = []
+
+        def record(message: InboundMessage) -> Handled | None:
+            self.seen.append(message)
+            return handler(message)
+
+        params = connection_parameters(broker.url, name="test-consumer", heartbeat=5)
+        self.publisher = Publisher(params, topology=broker.topology).start()
+        self.consumer = StageConsumer(
+            params,
+            topology=broker.topology,
+            stage=CLASSIFIER,
+            handler=record,
+            publisher=self.publisher,
+            concurrency=2,
+            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
+        )
+        self.thread = threading.Thread(target=self.consumer.run, daemon=True)
+
+    def send(self, body: bytes, routing_key: str = "file.uploaded", **headers: Any) -> None:
+        connection = self.broker.connect()
+        connection.channel().basic_publish(
+            self.broker.topology.events_exchange,
+            routing_key,
+            body,
+            pika.BasicProperties(message_id="m-1", delivery_mode=2, headers=headers or None),
+        )
+        connection.close()
+
+    def wait_for_outcomes(self, count: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.outcomes) < count:
+            assert time.monotonic() < deadline, f"only {self.outcomes} within {timeout}s"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def harness(broker: BrokerKit) -> Iterator[Callable[[Callable[[InboundMessage], Handled | None]], Harness]]:
+    started: list[Harness] = []
+
+    def start(handler: Callable[[InboundMessage], Handled | None]) -> Harness:
+        h = Harness(broker, handler)
+        assert h.publisher.wait_connected(10)
+        h.thread.start()
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        h.consumer.stop()
+        h.thread.join(10)
+        h.publisher.stop()
+
+
+def test_a_handled_message_is_acked(harness: Any, broker: BrokerKit) -> None:
+    h = harness(lambda m: Handled("accepted"))
+    h.send(b'{"x":1}')
+    h.wait_for_outcomes(1)
+    assert h.outcomes == [("accepted", None)]
+    assert h.seen[0].body == b'{"x":1}' and h.seen[0].routing_key == "file.uploaded" and h.seen[0].attempt == 1
+    time.sleep(0.3)
+    assert broker.depth(broker.topology.stage(CLASSIFIER).work) == 0
+
+
+def test_transient_failures_climb_the_ladder_then_succeed(harness: Any, broker: BrokerKit) -> None:
+    def flaky(message: InboundMessage) -> Handled:
+        if message.attempt < 3:
+            raise TransientError("DocSpace answered 503", reason="docspace_unavailable")
+        return Handled("accepted")
+
+    h = harness(flaky)
+    started = time.monotonic()
+    h.send(b"body")
+    h.wait_for_outcomes(3)
+    elapsed = time.monotonic() - started
+    assert h.outcomes == [
+        ("retried", "docspace_unavailable"),
+        ("retried", "docspace_unavailable"),
+        ("accepted", None),
+    ]
+    # The delays (0.2 s, 0.4 s in the test topology) were spent in the broker's delay queues.
+    assert elapsed >= 0.6
+    assert [m.attempt for m in h.seen] == [1, 2, 3]
+    assert {m.routing_key for m in h.seen} == {"file.uploaded"}
+    assert all(m.body == b"body" for m in h.seen)
+
+
+def test_a_spent_ladder_dead_letters_with_the_story(harness: Any, broker: BrokerKit) -> None:
+    def always_down(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(event_id="141022", file_id="3358301")
+        raise TransientError("SMTP 451 try later", reason="smtp_temporary")
+
+    h = harness(always_down)
+    h.send(b"original bytes")
+    h.wait_for_outcomes(4)
+    assert h.outcomes[-1] == ("dead_lettered", "smtp_temporary")
+    properties, body = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
+    assert body == b"original bytes"
+    headers = properties.headers
+    assert headers["x-stage"] == CLASSIFIER
+    assert headers["x-reason"] == "retries_exhausted"
+    assert "smtp_temporary" in headers["x-error"] and "451" in headers["x-error"]
+    assert headers["x-attempts"] == 4
+    assert headers["x-first-failure"] <= headers["x-last-failure"]
+    assert headers["x-event-id"] == "141022" and headers["x-file-id"] == "3358301"
+    assert properties.message_id == "m-1"
+
+
+def test_a_permanent_error_dead_letters_at_once(harness: Any, broker: BrokerKit) -> None:
+    def reject(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(invoice_id="7:v1")
+        raise PermanentError("The required file was not found", reason="docspace_not_found")
+
+    h = harness(reject)
+    h.send(b"{}")
+    h.wait_for_outcomes(1)
+    properties, body = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
+    assert properties.headers["x-reason"] == "docspace_not_found"
+    assert properties.headers["x-error"] == "The required file was not found"
+    assert properties.headers["x-attempts"] == 1
+    assert properties.headers["x-invoice-id"] == "7:v1"
+    assert properties.headers["x-original-routing-key"] == "file.uploaded"
+    assert len(h.seen) == 1
+
+
+def test_a_bug_is_dead_lettered_not_looped(harness: Any, broker: BrokerKit) -> None:
+    h = harness(lambda m: {}["missing"])
+    h.send(b"{}")
+    h.wait_for_outcomes(1)
+    properties, _ = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
+    assert properties.headers["x-reason"] == "bug"
+    assert "KeyError" in properties.headers["x-error"]
+    time.sleep(0.5)
+    assert len(h.seen) == 1
+
+
+def test_retry_after_skips_to_a_long_enough_step(broker: BrokerKit) -> None:
+    queues = broker.topology.stage(CLASSIFIER)  # delays 0.2, 0.4, 0.8
+    assert queues.retry_queue_for(1)[1] == 0.2
+    assert queues.retry_queue_for(1, retry_after=0.3)[1] == 0.4
+    assert queues.retry_queue_for(1, retry_after=60)[1] == 0.8
+    assert queues.retry_queue_for(4) is None
+
+
+def test_a_crash_looping_message_ends_in_the_dead_letter_queue(broker: BrokerKit) -> None:
+    """The quorum delivery limit: a message whose consumer dies every time is dead-lettered by the broker."""
+    work = broker.topology.stage(CLASSIFIER)
+    connection = broker.connect()
+    channel = connection.channel()
+    channel.basic_publish(
+        broker.topology.events_exchange, "file.created", b"poison", pika.BasicProperties(delivery_mode=2)
+    )
+    for _ in range(broker.topology.delivery_limit + 1):
+        method = None
+        for _ in range(50):
+            method, _, _ = channel.basic_get(work.work)
+            if method is not None:
+                break
+            time.sleep(0.05)
+        if method is None:
+            break
+        channel.basic_nack(method.delivery_tag, requeue=True)  # what a dying consumer amounts to
+    connection.close()
+    _, body = broker.get(work.dead_letters)
+    assert body == b"poison"
