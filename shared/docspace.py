@@ -117,6 +117,7 @@ class FileInfo:
     uploaded_by: str | None
     uploaded_at: datetime | None
     root_folder_type: int | None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ def _file_info(dto: dict[str, Any]) -> FileInfo:
         uploaded_by=str(uploaded_by) if uploaded_by else None,
         uploaded_at=parse_datetime(dto.get("created")),
         root_folder_type=rft if isinstance(rft, int) and not isinstance(rft, bool) else None,
+        updated_at=parse_datetime(dto.get("updated")),
     )
 
 

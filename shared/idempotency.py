@@ -34,6 +34,8 @@ class IdempotencyStore(Protocol):
     def claim(self, key: str, *, lease_seconds: float) -> Claim: ...
     def complete(self, key: str) -> None: ...
     def release(self, key: str) -> None: ...
+    def mark(self, key: str) -> None: ...
+    def is_done(self, key: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -98,6 +100,21 @@ class SqliteStore:
         with self._lock:
             self._db.execute("DELETE FROM idempotency WHERE key = ? AND done = 0", (key,))
 
+    def mark(self, key: str) -> None:
+        """Record ``key`` as done without a claim (facts such as "this file was routed")."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO idempotency (key, done, expires_at) VALUES (?, 1, ?)",
+                (key, time.time() + self._ttl),
+            )
+
+    def is_done(self, key: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM idempotency WHERE key = ? AND done = 1 AND expires_at > ?", (key, time.time())
+            ).fetchone()
+        return row is not None
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -127,6 +144,12 @@ class RedisStore:
 
     def release(self, key: str) -> None:
         self._release(keys=[self._namespace + key])
+
+    def mark(self, key: str) -> None:
+        self._redis.set(self._namespace + key, "done", ex=self._ttl)
+
+    def is_done(self, key: str) -> bool:
+        return bool(self._redis.get(self._namespace + key) == "done")
 
     def close(self) -> None:
         self._redis.close()

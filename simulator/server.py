@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import falcon
-from waitress import create_server
+from waitress import create_server, wasyncore
 
 from simulator import admin, api, settings_api
 from simulator.faults import Faults
@@ -56,6 +56,7 @@ class DocSpaceSimulator:
         self.app = self._build_app()
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def __repr__(self) -> str:
         return f"DocSpaceSimulator(base_url={self.base_url!r})"
@@ -81,24 +82,29 @@ class DocSpaceSimulator:
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self._server = create_server(self.app, host=self._host, port=self._port, threads=self._threads)
         self.portal.base_url = self.base_url
-        self._thread = threading.Thread(target=self._server.run, name="docspace-sim", daemon=True)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), name="docspace-sim", daemon=True)
         self._thread.start()
         return self
+
+    def _serve(self, server: Any) -> None:
+        # Our own loop instead of server.run(): sockets must be closed by the thread that selects on them,
+        # or a stop from another thread races select() into EBADF.
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, use_poll=True, count=1)
+        server.task_dispatcher.shutdown(timeout=2)
+        for dispatcher in list(server._map.values()):
+            with contextlib.suppress(Exception):  # best effort: the process keeps running either way
+                dispatcher.close()
 
     def stop(self) -> None:
         self.portal.cancel_timers()
         self.webhooks.close()
-        server, self._server = self._server, None
-        if server is not None:
-            # Closing every dispatcher empties waitress's socket map, which ends its loop.
-            server.task_dispatcher.shutdown(timeout=2)
-            for dispatcher in list(server._map.values()):
-                # Best effort during shutdown; the loop exits either way.
-                with contextlib.suppress(Exception):
-                    dispatcher.close()
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._server = None
 
     def __enter__(self) -> DocSpaceSimulator:
         return self.start()

@@ -10,7 +10,7 @@ import pytest
 from shared.topology import Topology
 from tests.broker import BrokerKit, find_broker, new_prefix
 
-pytest_plugins = ["tests.mail_fixtures"]
+pytest_plugins = ["tests.simulator_fixtures", "tests.mail_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -18,6 +18,8 @@ from shared.rules import Rules
 log = structlog.get_logger("classifier")
 
 FOLDER_ENTRY = 1
+# event.createOn has whole seconds; a file changed this long after the event changed after it for sure.
+STALE_AFTER = timedelta(seconds=2)
 
 
 class FileFacts(Protocol):
@@ -59,6 +61,11 @@ def classify_delivery(
     if not client.extension_allowed(file.extension):
         return Handled("ignored", "extension_not_allowed", {"title": file.title, "extension": file.extension})
 
+    if _is_stale(delivery.created_on, file.updated_at) and store.is_done(f"routed-file:{file.id}"):
+        # A retry or manual redelivery of an upload we already routed, read after the file changed again
+        # (edited, new version): its version is not the one the event was about.
+        return Handled("ignored", "stale_delivery", {"title": file.title, "version": file.version})
+
     invoice_id = invoice_id_for(file.id, file.version)
     structlog.contextvars.bind_contextvars(invoice_id=invoice_id)
     detected = InvoiceDetected(
@@ -86,4 +93,9 @@ def classify_delivery(
     # same file id and version: only the first becomes an InvoiceDetected.
     if not run_once(store, f"classifier:{invoice_id}", lambda: emit(detected)):
         return Handled("ignored", "duplicate", {"title": file.title, "client": client.name})
+    store.mark(f"routed-file:{file.id}")
     return Handled("accepted", None, {"title": file.title, "client": client.name, "room_id": room.id})
+
+
+def _is_stale(event_created: datetime | None, file_updated: datetime | None) -> bool:
+    return event_created is not None and file_updated is not None and file_updated > event_created + STALE_AFTER

@@ -1,0 +1,138 @@
+"""Runs the pipeline's processes side by side, restarts a crashed one, and stops them all together.
+
+Each stage stays its own OS process (as in production); the supervisor only starts, watches and stops them,
+and hands every line they print to a callback (the terminal, a test's log collector).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Exit codes that mean "fix the configuration": restarting would fail the same way.
+FATAL_EXIT_CODES = {2, 3}
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        on_line: Callable[[str, str], None],
+        restart: bool = True,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._specs = list(specs)
+        self._on_line = on_line
+        self._restart = restart
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._processes: dict[str, subprocess.Popen[str]] = {}
+        self._restarts: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self.fatal: str | None = None
+        self._watcher = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+
+    def start(self) -> Supervisor:
+        for spec in self._specs:
+            self._spawn(spec)
+        self._watcher.start()
+        return self
+
+    def process(self, name: str) -> subprocess.Popen[str]:
+        return self._processes[name]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one child (fault tests); the watcher restarts it."""
+        self._processes[name].send_signal(sig)
+
+    def restarts(self, name: str) -> int:
+        return self._restarts.get(name, 0)
+
+    def wait(self) -> None:
+        """Block until stop() is called or a child fails in a way a restart cannot fix."""
+        while not self._stopping.is_set():
+            self._stopping.wait(0.5)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM every child (they finish the message in hand), then SIGKILL what is left after ``timeout``."""
+        self._stopping.set()
+        for process in self._processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in self._processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def _spawn(self, spec: ChildSpec) -> None:
+        process = subprocess.Popen(
+            list(spec.argv),
+            env={**self._base_env, **spec.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            errors="replace",
+        )
+        self._processes[spec.name] = process
+        threading.Thread(target=self._pump, args=(spec.name, process), daemon=True).start()
+
+    def _pump(self, name: str, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._on_line(name, line.rstrip("\n"))
+
+    def _watch(self) -> None:
+        restart_at: dict[str, float] = {}
+        while not self._stopping.wait(0.2):
+            for spec in self._specs:
+                if spec.name in restart_at:
+                    if time.monotonic() >= restart_at[spec.name]:
+                        del restart_at[spec.name]
+                        self._spawn(spec)
+                    continue
+                code = self._processes[spec.name].poll()
+                if code is None:
+                    continue
+                if code in FATAL_EXIT_CODES or not self._restart:
+                    self.fatal = f"{spec.name} exited with code {code}"
+                    self._on_line("supervisor", f"{self.fatal}: stopping everything")
+                    threading.Thread(target=self.stop, daemon=True).start()
+                    return
+                count = self._restarts.get(spec.name, 0) + 1
+                self._restarts[spec.name] = count
+                delay = min(30.0, 0.25 * 2 ** min(count, 7))
+                self._on_line("supervisor", f"{spec.name} exited with code {code}; restart #{count} in {delay:.1f}s")
+                restart_at[spec.name] = time.monotonic() + delay
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def pipeline_children() -> list[ChildSpec]:
+    """The four processes of the pipeline, each started exactly as in production."""
+    return [
+        ChildSpec("ingress", python_module("ingress")),
+        ChildSpec("classifier", python_module("consumers.classifier")),
+        ChildSpec("mover", python_module("consumers.mover")),
+        ChildSpec("notifier", python_module("consumers.notifier")),
+    ]

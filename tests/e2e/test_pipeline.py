@@ -1,0 +1,115 @@
+"""The whole pipeline: four real processes, the real broker, the DocSpace simulator, real SMTP and a real receiver."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.broker import BrokerKit
+from tests.e2e.pipeline import running_pipeline
+from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "e2e-Webhook-Secret!1"
+PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_invoices_are_moved_mailed_and_sent_once_and_the_rest_left_alone(
+    broker: BrokerKit,
+    docspace_sim,  # noqa: ANN001 - fixture from tests.simulator_fixtures
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    sim = docspace_sim
+    acme = sim.create_room("Acme Ltd")
+    deep = sim.create_folder(sim.create_folder(sim.create_folder(acme, "Uploads"), "2026"), "November")
+    globex = sim.create_room("Globex")
+    globex_incoming = sim.create_folder(globex, "Eingang")
+    elsewhere = sim.create_room("Not a client")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f"""
+[[clients]]
+name = "acme"
+room_id = {acme}
+manager_email = "anna@acme.example"
+
+[[clients]]
+name = "globex"
+room_id = "{globex}"
+manager_email = "bob@globex.example"
+incoming_folder_id = "{globex_incoming}"
+""",
+        encoding="utf-8",
+    )
+    env = {
+        "DOCSPACE_WEBHOOK_SECRET": SECRET,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "INVOICE_RULES_FILE": str(rules),
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "MAIL_FROM": "invoices@pipeline.example",
+        "PIPELINE_URL": pipeline_receiver.url,
+        "PIPELINE_SECRET": PIPELINE_SECRET,
+    }
+    with running_pipeline(broker, env, tmp_path) as (ingress_url, logs):
+        sim.register_webhook(
+            ingress_url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded", "file.updated"]
+        )
+        # A simple upload fires both file.created and file.uploaded.
+        invoice = sim.upload_file(deep, "INVOICE-Müller-№7.pdf")
+        photo = sim.upload_file(deep, "Team photo.jpg")
+        stray = sim.upload_file(elsewhere, "Invoice-1.pdf")
+        globex_invoice = sim.upload_file(globex, "invoice 2026-11.pdf")
+
+        assert smtp_server.wait_for(2, timeout=30), logs.dump()
+        assert pipeline_receiver.wait_for(2, timeout=30), logs.dump()
+        # Wait for the second trigger of each upload (retried while the first held the claim) to be dropped.
+        assert wait_until(lambda: len(logs.events("classifier", "message_handled", reason="duplicate")) >= 2, 20)
+        sim.update_file(invoice)  # file.updated: not a trigger the classifier takes
+        assert wait_until(lambda: len(logs.events("classifier", "message_handled", reason="wrong_trigger")) >= 1, 20)
+        assert sim.wait_idle(10)
+        time.sleep(1.5)  # room for any duplicate to show up
+
+        # Moved once, into the right Incoming folders.
+        acme_incoming = [f for f in sim.subfolders(acme) if f["title"] == "Incoming"]
+        assert len(acme_incoming) == 1
+        assert str(sim.file(invoice)["folderId"]) == str(acme_incoming[0]["id"])
+        assert [f["title"] for f in sim.files_in(acme_incoming[0]["id"])] == ["INVOICE-Müller-№7.pdf"]
+        assert str(sim.file(globex_invoice)["folderId"]) == str(globex_incoming)
+        assert str(sim.file(photo)["folderId"]) == str(deep)
+        assert str(sim.file(stray)["folderId"]) == str(elsewhere)
+        assert sim.call_count("PUT", "/api/2.0/files/fileops/move") == 2
+
+        # One e-mail each, to each client's own manager.
+        mails = {tuple(m.rcpt_tos): m.message for m in smtp_server.messages}
+        assert len(smtp_server.messages) == 2, logs.dump()
+        assert set(mails) == {("anna@acme.example",), ("bob@globex.example",)}
+        assert "INVOICE-Müller-№7.pdf" in mails[("anna@acme.example",)]["Subject"]
+
+        # One pipeline call each, signed, keyed by the invoice id.
+        assert len(pipeline_receiver.requests) == 2
+        called = {json.loads(r.body)["file_id"]: r for r in pipeline_receiver.requests}
+        assert set(called) == {str(invoice), str(globex_invoice)}
+        assert called[str(invoice)].headers["webhook-id"] == f"{invoice}:v1"
+        assert called[str(invoice)].headers["webhook-signature"].startswith("v1,")
+
+        # What was left alone, and why, is in the classifier's log.
+        decisions = logs.events("classifier", "message_handled")
+        reasons = [(d.get("title"), d.get("reason")) for d in decisions]
+        assert ("Team photo.jpg", "not_an_invoice") in reasons
+        assert ("Invoice-1.pdf", "no_watched_room") in reasons
+        assert any(d["reason"] == "wrong_trigger" and d["trigger"] == "file.updated" for d in decisions)
+        accepted = [d for d in decisions if d["outcome"] == "accepted"]
+        assert sorted(d["title"] for d in accepted) == ["INVOICE-Müller-№7.pdf", "invoice 2026-11.pdf"]
+        assert len([d for d in decisions if d.get("reason") == "duplicate"]) == 2  # the second trigger of each
+
+        # Nothing failed anywhere.
+        for stage in ("classifier", "mover", "notifier.email", "notifier.pipeline"):
+            assert broker.depth(broker.topology.stage(stage).dead_letters) == 0, stage

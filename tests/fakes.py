@@ -1,0 +1,160 @@
+"""In-memory fakes for the handlers' ports: they implement the Protocols, record calls, and can be told to fail."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import defaultdict
+from typing import Any
+
+from shared.docspace import DocSpaceNotFound, FileInfo, MoveResult, Room
+from shared.errors import BrokerUnavailable
+from shared.messages import InvoiceReceived
+
+
+class _Scripted:
+    """Failures queued per method name: the next call of that method raises the queued exception."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self._failures: defaultdict[str, list[BaseException]] = defaultdict(list)
+
+    def fail_next(self, method: str, exc: BaseException) -> None:
+        self._failures[method].append(exc)
+
+    def _record(self, method: str, *args: Any) -> None:
+        self.calls.append((method, args))
+        if self._failures[method]:
+            raise self._failures[method].pop(0)
+
+    def calls_to(self, method: str) -> list[tuple[Any, ...]]:
+        return [args for name, args in self.calls if name == method]
+
+
+class FakeDocSpace(_Scripted):
+    """Files by id, folders mapped to their room, and named folders per room; implements FileFacts and FileMover.
+
+    ``move_file`` puts the file into the destination (or reports success if it is already there, like the real
+    client); ``new_id_on_move`` makes a move return a different file id, as DocSpace's Overwrite can.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, FileInfo] = {}
+        self.folder_room: dict[str, Room] = {}
+        self.named_folders: dict[tuple[str, str], str] = {}
+        self.new_id_on_move: dict[str, str] = {}
+        self._ids = itertools.count(900_000)
+
+    # --- set-up helpers ---
+
+    def add_room(self, room_id: str, title: str, *folder_ids: str) -> Room:
+        room = Room(id=room_id, title=title)
+        for folder_id in (room_id, *folder_ids):
+            self.folder_room[folder_id] = room
+        return room
+
+    def add_file(
+        self,
+        file_id: str,
+        title: str,
+        folder_id: str,
+        *,
+        version: int = 1,
+        extension: str | None = None,
+        size: int | None = 1234,
+    ) -> FileInfo:
+        info = FileInfo(
+            id=file_id,
+            title=title,
+            folder_id=folder_id,
+            version=version,
+            extension=extension if extension is not None else ("." + title.rsplit(".", 1)[-1]).lower(),
+            size=size,
+            web_url=f"https://docspace.example/doceditor?fileid={file_id}",
+            uploaded_by="Ann Uploader",
+            uploaded_at=None,
+            root_folder_type=14,
+        )
+        self.files[file_id] = info
+        return info
+
+    # --- FileFacts ---
+
+    def get_file(self, file_id: str) -> FileInfo:
+        self._record("get_file", file_id)
+        try:
+            return self.files[file_id]
+        except KeyError:
+            raise DocSpaceNotFound(f"file {file_id} not found") from None
+
+    def find_room(self, folder_id: str) -> Room | None:
+        self._record("find_room", folder_id)
+        return self.folder_room.get(folder_id)
+
+    # --- FileMover ---
+
+    def find_or_create_folder(self, room_id: str, title: str = "Incoming") -> str:
+        self._record("find_or_create_folder", room_id, title)
+        key = (room_id, title)
+        if key not in self.named_folders:
+            folder_id = str(next(self._ids))
+            self.named_folders[key] = folder_id
+            if room_id in self.folder_room:
+                self.folder_room[folder_id] = self.folder_room[room_id]
+        return self.named_folders[key]
+
+    def move_file(self, file_id: str, dest_folder_id: str, *, conflict: str = "Duplicate") -> MoveResult:
+        self._record("move_file", file_id, dest_folder_id, conflict)
+        info = self.files.get(file_id)
+        if info is None:
+            raise DocSpaceNotFound(f"file {file_id} not found")
+        if info.folder_id == dest_folder_id:
+            return MoveResult(file_id=file_id, folder_id=dest_folder_id, confirmed_by="file_location")
+        new_id = self.new_id_on_move.get(file_id, file_id)
+        del self.files[file_id]
+        self.files[new_id] = dataclasses.replace(info, id=new_id, folder_id=dest_folder_id)
+        return MoveResult(file_id=new_id, folder_id=dest_folder_id, confirmed_by="operation")
+
+
+class RecordingEmitter:
+    """The ``emit`` callable: collects events; ``fail_next()`` makes the next emit raise BrokerUnavailable."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.attempts = 0
+        self._failures: list[BaseException] = []
+
+    def fail_next(self, exc: BaseException | None = None) -> None:
+        self._failures.append(exc or BrokerUnavailable("the broker nacked the publish"))
+
+    def __call__(self, event: Any) -> None:
+        self.attempts += 1
+        if self._failures:
+            raise self._failures.pop(0)
+        self.events.append(event)
+
+
+class FakeMailer(_Scripted):
+    """Implements Mailer: records every notice it was asked to send and returns a stable Message-ID."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[InvoiceReceived] = []
+
+    def send_invoice_notice(self, invoice: InvoiceReceived) -> str:
+        self._record("send_invoice_notice", invoice.invoice_id)
+        self.sent.append(invoice)
+        return f"<invoice-{invoice.invoice_id}@example.test>"
+
+
+class FakePipeline(_Scripted):
+    """Implements PipelineTrigger: records every invoice it was asked to start processing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.triggered: list[InvoiceReceived] = []
+
+    def trigger(self, invoice: InvoiceReceived) -> None:
+        self._record("trigger", invoice.invoice_id)
+        self.triggered.append(invoice)

@@ -1,0 +1,202 @@
+"""The mover: where it moves, what it announces, once per invoice, and how failures release the claim."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers.mover.handler import move_invoice
+from shared.consumer import Handled
+from shared.docspace import MoveSkipped
+from shared.errors import BrokerUnavailable, PermanentError
+from shared.idempotency import Claim, SqliteStore
+from shared.messages import IncomingFolder, InvoiceDetected, InvoiceReceived
+from tests.fakes import FakeDocSpace, RecordingEmitter
+
+ROOM = "6590431"
+INCOMING = "6590500"
+
+
+def detected(**changes: Any) -> InvoiceDetected:
+    fields: dict[str, Any] = {
+        "invoice_id": "3358301:v1",
+        "event_id": "141022",
+        "trigger": "file.uploaded",
+        "file_id": "3358301",
+        "version": 1,
+        "title": "Invoice-2026-0917.pdf",
+        "extension": ".pdf",
+        "size": 52_113,
+        "web_url": "https://docspace.example/doceditor?fileid=3358301",
+        "uploaded_by": "Ann Uploader",
+        "uploaded_at": datetime(2026, 9, 18, 8, 14, 2, tzinfo=UTC),
+        "folder_id": ROOM,
+        "client": "acme",
+        "room_id": ROOM,
+        "room_title": "Acme Ltd",
+        "manager_email": "ann@acme.example",
+        "incoming": IncomingFolder(id=INCOMING),
+        "already_in_incoming": False,
+        "detected_at": datetime(2026, 9, 18, 8, 14, 5, tzinfo=UTC),
+    }
+    fields.update(changes)
+    return InvoiceDetected(**fields)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "idem.sqlite3", ttl_seconds=3600)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def docspace() -> FakeDocSpace:
+    ds = FakeDocSpace()
+    ds.add_room(ROOM, "Acme Ltd", INCOMING)
+    ds.add_file("3358301", "Invoice-2026-0917.pdf", ROOM)
+    return ds
+
+
+@pytest.fixture
+def emit() -> RecordingEmitter:
+    return RecordingEmitter()
+
+
+def test_moves_into_the_configured_incoming_folder(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    handled = move_invoice(detected(), files=docspace, emit=emit, store=store)
+
+    assert handled == Handled("received", "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING})
+    assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
+    assert docspace.files["3358301"].folder_id == INCOMING
+    assert [e.folder_id for e in emit.events] == [INCOMING]
+
+
+def test_the_conflict_mode_is_passed_to_the_move(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    move_invoice(detected(), files=docspace, emit=emit, store=store, conflict="Overwrite")
+
+    assert docspace.calls_to("move_file") == [("3358301", INCOMING, "Overwrite")]
+
+
+def test_finds_or_creates_the_folder_by_name_when_no_id_is_configured(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    handled = move_invoice(
+        detected(incoming=IncomingFolder(id=None, name="Eingang")), files=docspace, emit=emit, store=store
+    )
+
+    created = docspace.named_folders[(ROOM, "Eingang")]
+    assert docspace.calls == [
+        ("find_or_create_folder", (ROOM, "Eingang")),
+        ("move_file", ("3358301", created, "Duplicate")),
+    ]
+    assert (handled.outcome, handled.reason) == ("received", "moved (operation)")
+    assert handled.details["folder_id"] == created
+    assert [e.folder_id for e in emit.events] == [created]
+
+
+def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", INCOMING)
+
+    handled = move_invoice(
+        detected(folder_id=INCOMING, already_in_incoming=True), files=docspace, emit=emit, store=store
+    )
+
+    assert handled == Handled("received", "already_in_incoming", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING})
+    assert docspace.calls_to("move_file") == []
+    [event] = emit.events
+    assert (event.file_id, event.folder_id) == ("3358301", INCOMING)
+
+
+def test_a_file_in_the_named_incoming_folder_is_not_moved(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # No id configured, so the classifier could not tell; the mover sees the file already sits in the folder.
+    folder = docspace.find_or_create_folder(ROOM, "Incoming")
+    docspace.calls.clear()
+
+    handled = move_invoice(
+        detected(folder_id=folder, incoming=IncomingFolder(id=None)), files=docspace, emit=emit, store=store
+    )
+
+    assert (handled.outcome, handled.reason) == ("received", "already_in_incoming")
+    assert docspace.calls_to("move_file") == []
+    assert len(emit.events) == 1
+
+
+def test_the_announcement_carries_the_moved_file_id_and_no_acl_data(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # DocSpace's Overwrite conflict mode can leave the invoice under another file id.
+    docspace.new_id_on_move["3358301"] = "3358999"
+    before = datetime.now(UTC)
+
+    move_invoice(detected(), files=docspace, emit=emit, store=store, conflict="Overwrite")
+
+    [event] = emit.events
+    assert isinstance(event, InvoiceReceived)
+    assert event.file_id == "3358999"
+    assert event.folder_id == INCOMING
+    assert event.invoice_id == "3358301:v1"
+    assert event.event_id == "141022"
+    assert (event.title, event.extension, event.size) == ("Invoice-2026-0917.pdf", ".pdf", 52_113)
+    assert (event.client, event.room_id, event.room_title) == ("acme", ROOM, "Acme Ltd")
+    assert event.manager_email == "ann@acme.example"
+    assert event.web_url == "https://docspace.example/doceditor?fileid=3358301"
+    assert event.uploaded_by == "Ann Uploader"
+    assert event.uploaded_at == datetime(2026, 9, 18, 8, 14, 2, tzinfo=UTC)
+    assert before <= event.moved_at <= datetime.now(UTC)
+    dumped = event.model_dump()
+    assert not any("secur" in key.lower() or "acl" in key.lower() or "share" in key.lower() for key in dumped)
+
+
+def test_a_duplicate_detection_moves_and_announces_once(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    first = move_invoice(detected(), files=docspace, emit=emit, store=store)
+    second = move_invoice(detected(event_id="141023"), files=docspace, emit=emit, store=store)
+
+    assert (first.outcome, first.reason) == ("received", "moved (operation)")
+    assert second == Handled("ignored", "duplicate", {"title": "Invoice-2026-0917.pdf"})
+    assert len(docspace.calls_to("move_file")) == 1
+    assert len(emit.events) == 1
+
+
+def test_a_skipped_move_is_permanent_and_releases_the_claim(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.fail_next("move_file", MoveSkipped("the destination already holds Invoice-2026-0917.pdf"))
+
+    with pytest.raises(MoveSkipped) as raised:
+        move_invoice(detected(), files=docspace, emit=emit, store=store, conflict="Skip")
+
+    assert isinstance(raised.value, PermanentError)
+    assert emit.events == []
+    assert store.claim("mover:3358301:v1", lease_seconds=5) is Claim.ACQUIRED
+
+
+def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    emit.fail_next(BrokerUnavailable("publish not confirmed"))
+
+    with pytest.raises(BrokerUnavailable):
+        move_invoice(detected(), files=docspace, emit=emit, store=store)
+    assert docspace.files["3358301"].folder_id == INCOMING  # the move happened before the publish failed
+
+    retried = move_invoice(detected(), files=docspace, emit=emit, store=store)
+
+    # The retry moves again; the file is already there, which the client reports as a move confirmed by location.
+    assert retried == Handled("received", "moved (file_location)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING})
+    assert len(docspace.calls_to("move_file")) == 2
+    assert [(e.file_id, e.folder_id) for e in emit.events] == [("3358301", INCOMING)]
