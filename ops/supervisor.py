@@ -136,3 +136,23 @@ def pipeline_children() -> list[ChildSpec]:
         ChildSpec("mover", python_module("consumers.mover")),
         ChildSpec("notifier", python_module("consumers.notifier")),
     ]
+
+
+def wait_for_pipeline(
+    ingress_url: str, started: Callable[[], set[str]], supervisor: Supervisor, timeout: float = 30
+) -> None:
+    """Block until the ingress is ready and every consumer has started consuming; raise RuntimeError if not."""
+    import requests  # only the supervisor's readiness check needs HTTP
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if supervisor.fatal is not None:
+            raise RuntimeError(supervisor.fatal)
+        try:
+            ready = requests.get(ingress_url + "/readyz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            ready = False
+        if ready and {"classifier", "mover", "notifier"} <= started():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the pipeline was not ready within {timeout:.0f}s")

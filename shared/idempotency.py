@@ -161,4 +161,6 @@ def open_store(url: str, *, ttl_seconds: float, namespace: str = "") -> Idempote
         return SqliteStore(url.removeprefix("sqlite:///"), ttl_seconds=ttl_seconds)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url, ttl_seconds=ttl_seconds, namespace=f"invoice-pipeline:{namespace}")
-    raise ValueError(f"IDEMPOTENCY_URL must start with sqlite:/// or redis://, got {url.split(':', 1)[0]}:…")
+    # Name only the scheme: the rest of a URL may carry a password (and a URL that lost its scheme, a user name).
+    scheme = f"{url.split('://', 1)[0]}://…" if "://" in url else "a value without a scheme"
+    raise ValueError(f"IDEMPOTENCY_URL must start with sqlite:/// or redis://, got {scheme}")

@@ -206,7 +206,8 @@ class Publisher:
 
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         # A closed channel leaves confirms unknowable: start over on a fresh connection.
-        log.warning("publisher_channel_closed", reason=str(reason))
+        if not self._stopping.is_set():
+            log.warning("publisher_channel_closed", reason=str(reason))
         self._channel = None
         self._close_connection()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from shared.docspace import DocSpaceNotFound, FileInfo, MoveResult, Room
@@ -63,6 +64,7 @@ class FakeDocSpace(_Scripted):
         version: int = 1,
         extension: str | None = None,
         size: int | None = 1234,
+        updated_at: datetime | None = None,
     ) -> FileInfo:
         info = FileInfo(
             id=file_id,
@@ -75,6 +77,7 @@ class FakeDocSpace(_Scripted):
             uploaded_by="Ann Uploader",
             uploaded_at=None,
             root_folder_type=14,
+            updated_at=updated_at,
         )
         self.files[file_id] = info
         return info

@@ -20,7 +20,7 @@ PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def test_invoices_are_moved_mailed_and_sent_once_and_the_rest_left_alone(
     broker: BrokerKit,
-    docspace_sim,  # noqa: ANN001 - fixture from tests.simulator_fixtures
+    docspace_sim,
     smtp_server: SmtpTestServer,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,

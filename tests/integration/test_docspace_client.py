@@ -144,9 +144,11 @@ def test_a_refused_connection_is_unavailable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with DocSpaceClient(f"http://127.0.0.1:{port}", "k", timeout=(0.5, 0.5)) as client:
-        with pytest.raises(DocSpaceUnavailable):
-            client.get_file(1)
+    with (
+        DocSpaceClient(f"http://127.0.0.1:{port}", "k", timeout=(0.5, 0.5)) as client,
+        pytest.raises(DocSpaceUnavailable),
+    ):
+        client.get_file(1)
 
 
 def test_a_429_is_retried_after_its_retry_after(
@@ -442,9 +444,7 @@ def test_a_failed_operation_keeps_its_message(
         docspace_client.move_file(fid, client_room["incoming"])
 
 
-def test_a_move_past_its_deadline_is_unconfirmed(
-    docspace_sim: DocSpaceSimulator, client_room: dict[str, str]
-) -> None:
+def test_a_move_past_its_deadline_is_unconfirmed(docspace_sim: DocSpaceSimulator, client_room: dict[str, str]) -> None:
     fid = docspace_sim.upload_file(client_room["uploads"], "Invoice-5.pdf")
     docspace_sim.set_move_delay(2.0)
     with make_client(docspace_sim, move_deadline=0.3) as client, pytest.raises(MoveUnconfirmed) as info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,11 @@ def delivery(
     trigger: str = "file.uploaded",
     event_id: int = 141022,
     entry_type: int = 2,
+    created_on: str = "2026-09-18T08:14:03Z",
 ) -> bytes:
     """A webhook body in the current FileEntry shape, compact JSON as DocSpace sends it."""
     body = {
-        "event": {"id": event_id, "createOn": "2026-09-18T08:14:03Z", "trigger": trigger, "triggerId": 256},
+        "event": {"id": event_id, "createOn": created_on, "trigger": trigger, "triggerId": 256},
         "payload": {
             "id": file_id,
             "parentId": folder_id,
@@ -331,3 +333,46 @@ def test_already_in_incoming_when_the_file_sits_in_the_clients_incoming_folder(
     classify(delivery(2, folder_id=6590431), docspace, emit, store)
 
     assert [(e.file_id, e.already_in_incoming) for e in emit.events] == [("1", True), ("2", False)]
+
+
+EVENT_AT = datetime(2026, 9, 18, 8, 14, 3, tzinfo=UTC)
+
+
+def test_a_redelivery_read_after_the_file_changed_again_is_stale(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=1, updated_at=EVENT_AT)
+    assert classify(delivery(), docspace, emit, store).outcome == "accepted"
+    # Someone saves a new version an hour later; then DocSpace retries (or an operator replays) the first event.
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2, updated_at=EVENT_AT + timedelta(hours=1))
+
+    handled = classify(delivery(), docspace, emit, store)
+
+    assert handled == Handled("ignored", "stale_delivery", {"title": "Invoice-1.pdf", "version": 2})
+    assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
+
+
+def test_the_new_versions_own_event_is_not_stale(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=1, updated_at=EVENT_AT)
+    classify(delivery(), docspace, emit, store)
+    later = EVENT_AT + timedelta(hours=1)
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2, updated_at=later + timedelta(seconds=1))
+
+    handled = classify(delivery(event_id=2, created_on="2026-09-18T09:14:03Z"), docspace, emit, store)
+
+    assert (handled.outcome, handled.reason) == ("accepted", None)
+    assert [e.invoice_id for e in emit.events] == ["3358301:v1", "3358301:v2"]
+
+
+def test_a_late_delivery_of_a_file_never_routed_is_still_classified(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # Without an earlier routing of this file, a late event is the only news of it: it must not be lost.
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2, updated_at=EVENT_AT + timedelta(hours=1))
+
+    handled = classify(delivery(), docspace, emit, store)
+
+    assert (handled.outcome, handled.reason) == ("accepted", None)
+    assert [e.invoice_id for e in emit.events] == ["3358301:v2"]

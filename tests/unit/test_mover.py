@@ -72,7 +72,9 @@ def test_moves_into_the_configured_incoming_folder(
 ) -> None:
     handled = move_invoice(detected(), files=docspace, emit=emit, store=store)
 
-    assert handled == Handled("received", "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING})
+    assert handled == Handled(
+        "received", "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+    )
     assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
     assert docspace.files["3358301"].folder_id == INCOMING
     assert [e.folder_id for e in emit.events] == [INCOMING]
@@ -112,7 +114,9 @@ def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
         detected(folder_id=INCOMING, already_in_incoming=True), files=docspace, emit=emit, store=store
     )
 
-    assert handled == Handled("received", "already_in_incoming", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING})
+    assert handled == Handled(
+        "received", "already_in_incoming", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+    )
     assert docspace.calls_to("move_file") == []
     [event] = emit.events
     assert (event.file_id, event.folder_id) == ("3358301", INCOMING)
@@ -197,6 +201,8 @@ def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
     retried = move_invoice(detected(), files=docspace, emit=emit, store=store)
 
     # The retry moves again; the file is already there, which the client reports as a move confirmed by location.
-    assert retried == Handled("received", "moved (file_location)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING})
+    assert retried == Handled(
+        "received", "moved (file_location)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+    )
     assert len(docspace.calls_to("move_file")) == 2
     assert [(e.file_id, e.folder_id) for e in emit.events] == [("3358301", INCOMING)]

@@ -1,0 +1,172 @@
+"""``make run``: the whole pipeline on the local broker, supervised; a self-contained demo when no portal is set.
+
+Without ``DOCSPACE_API_HOST`` it starts a DocSpace simulator, a mail catcher and a pipeline receiver, seeds a
+client room, uploads an invoice (three folders deep) and a photo, and shows what became of each. With
+``DOCSPACE_API_HOST`` (and the other settings, see README) the same command serves a real portal.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from ops.console import echo, say
+from ops.demo import MailCatcher, PipelineReceiver
+from ops.logs import LogCollector
+from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
+from simulator import DocSpaceSimulator
+
+STATE_DIR = Path("var")
+
+
+def main() -> int:
+    if os.environ.get("DOCSPACE_API_HOST"):
+        return serve_real_portal()
+    return run_demo()
+
+
+def serve_real_portal() -> int:
+    say(f"Serving {os.environ['DOCSPACE_API_HOST']}: ingress on port {os.environ.get('PORT', '3000')}. Ctrl-C stops.")
+    supervisor = Supervisor(pipeline_children(), on_line=echo).start()
+    return _supervise(supervisor)
+
+
+def run_demo() -> int:
+    STATE_DIR.mkdir(exist_ok=True)
+    logs = LogCollector()
+
+    def on_line(process: str, line: str) -> None:
+        logs.add(process, line)
+        echo(process, line)
+
+    webhook_secret = secrets.token_urlsafe(24)
+    pipeline_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+    ingress_port = int(os.environ.get("PORT", "3000"))
+    sim = DocSpaceSimulator(api_key="sk-demo-" + secrets.token_hex(16), port=_port(8090), move_delay=0.5).start()
+    mail = MailCatcher(_port(1025), lambda m, to: say(f"  📧 mail catcher: to {', '.join(to)}: {m['Subject']}")).start()
+    pipeline = PipelineReceiver(
+        _port(8091),
+        pipeline_secret,
+        lambda h, _b, ok: say(
+            f"  🔗 pipeline receiver: invoice {h.get('webhook-id')}, signature {'ok' if ok else 'BAD'}"
+        ),
+    ).start()
+
+    room = sim.create_room("Acme Ltd")
+    november = sim.create_folder(sim.create_folder(sim.create_folder(room, "Uploads"), "2026"), "November")
+    rules = STATE_DIR / "demo-rules.toml"
+    rules.write_text(
+        f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "anna@acme.example"\n'
+        'incoming_folder = "Incoming"\n',
+        encoding="utf-8",
+    )
+    # Each demo starts with a fresh simulator, whose ids repeat: start with a fresh memory of invoices too.
+    store = STATE_DIR / "demo-idempotency.sqlite3"
+    for leftover in STATE_DIR.glob("demo-idempotency.sqlite3*"):
+        leftover.unlink()
+    env = {
+        "PORT": str(ingress_port),
+        "HOST": "127.0.0.1",
+        "TOPOLOGY_PREFIX": os.environ.get("TOPOLOGY_PREFIX", "demo."),
+        "LOG_FORMAT": "json",
+        "DOCSPACE_WEBHOOK_SECRET": webhook_secret,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "INVOICE_RULES_FILE": str(rules),
+        "IDEMPOTENCY_URL": f"sqlite:///{store}",
+        "SMTP_HOST": mail.host,
+        "SMTP_PORT": str(mail.port),
+        "MAIL_FROM": "invoices@pipeline.localhost",
+        "PIPELINE_URL": pipeline.url,
+        "PIPELINE_SECRET": pipeline_secret,
+    }
+    children = [spec.__class__(spec.name, spec.argv, env) for spec in pipeline_children()]
+    supervisor = Supervisor(children, on_line=on_line).start()
+    ingress_url = f"http://127.0.0.1:{ingress_port}"
+    try:
+        wait_for_pipeline(ingress_url, logs.started, supervisor)
+    except RuntimeError as exc:
+        say(f"✗ the pipeline did not start: {exc}")
+        supervisor.stop()
+        return 1
+
+    say(f"\n▶ Demo portal {sim.base_url}: room 'Acme Ltd' ({room}), manager anna@acme.example")
+    sim.register_webhook(ingress_url + "/docspace/webhook", webhook_secret, triggers=["file.created", "file.uploaded"])
+    invoice = sim.upload_file(november, "Invoice-2026-0042.pdf")
+    sim.upload_file(november, "Team photo.jpg")
+    say("▶ Uploaded Uploads/2026/November/Invoice-2026-0042.pdf and Team photo.jpg\n")
+    _report(sim, logs, mail, pipeline, room, invoice)
+    say(
+        f"\nThe pipeline keeps running. Upload more with:\n"
+        f"  curl -s -X POST {sim.base_url}/_sim/files -H 'Content-Type: application/json' "
+        f'-d \'{{"folderId": {november}, "title": "Invoice-0043.pdf"}}\'\n'
+        "Ctrl-C stops everything."
+    )
+    try:
+        return _supervise(supervisor)
+    finally:
+        sim.stop()
+        mail.stop()
+        pipeline.stop()
+
+
+def _report(
+    sim: DocSpaceSimulator, logs: LogCollector, mail: MailCatcher, pipeline: PipelineReceiver, room: str, invoice: str
+) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (mail.messages and pipeline.calls and _decision(logs, "Team photo.jpg")):
+        time.sleep(0.2)
+    folder_id = str(sim.file(invoice)["folderId"])
+    incoming = [str(f["id"]) for f in sim.subfolders(room) if f["title"] == "Incoming"]
+    say("━━ What happened ━━")
+    if folder_id in incoming:
+        say(f"  ✓ moved:     Invoice-2026-0042.pdf → Acme Ltd/Incoming (folder {folder_id})")
+    else:
+        say(f"  ✗ not moved: Invoice-2026-0042.pdf is still in folder {folder_id}")
+    say(f"  {'✓' if mail.messages else '✗'} e-mailed:  {len(mail.messages)} message(s) to anna@acme.example")
+    say(f"  {'✓' if pipeline.calls else '✗'} pipeline:  {len(pipeline.calls)} signed call(s)")
+    reason = _decision(logs, "Team photo.jpg")
+    say(f"  {'✓' if reason else '✗'} skipped:   Team photo.jpg ({reason or 'no decision logged yet'})")
+
+
+def _decision(logs: LogCollector, title: str) -> str | None:
+    for record in logs.events("classifier", "message_handled", title=title):
+        if record.get("outcome") == "ignored":
+            return str(record.get("reason"))
+    return None
+
+
+def _supervise(supervisor: Supervisor) -> int:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        say("\nStopping: each process finishes the message in hand…")
+        supervisor.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    supervisor.wait()
+    if supervisor.fatal:
+        say(f"✗ {supervisor.fatal}: see the lines above for why")
+        return 1
+    return 0
+
+
+def _port(preferred: int) -> int:
+    """The preferred port when it is free, else any free one (a second demo, or something else on 8090)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Idempotency stores: claim/complete/release semantics, run_once, real contention, and open_store URL parsing."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.errors import TransientError
+from shared.idempotency import AlreadyInProgress, Claim, IdempotencyStore, RedisStore, SqliteStore, open_store, run_once
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+THREADS = 16
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "idem.sqlite3"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(db_path, ttl_seconds=3600)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[str]:
+    """A namespace of this test's own on database 15; its keys are deleted afterwards."""
+    namespace = f"test-idempotency-{uuid.uuid4().hex}:"
+    yield namespace
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"*{namespace}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+# --- SqliteStore semantics -------------------------------------------------------------------------------------
+
+
+def test_sqlite_first_claim_is_acquired_and_a_second_sees_it_in_progress(store: SqliteStore) -> None:
+    assert store.claim("k", lease_seconds=30) is Claim.ACQUIRED
+    assert store.claim("k", lease_seconds=30) is Claim.IN_PROGRESS
+    assert store.claim("other", lease_seconds=30) is Claim.ACQUIRED
+
+
+def test_sqlite_complete_marks_the_key_done(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=30)
+    store.complete("k")
+
+    assert store.claim("k", lease_seconds=30) is Claim.DONE
+
+
+def test_sqlite_release_lets_the_next_claim_acquire(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=30)
+    store.release("k")
+
+    assert store.claim("k", lease_seconds=30) is Claim.ACQUIRED
+
+
+def test_sqlite_release_never_undoes_a_done_key(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=30)
+    store.complete("k")
+    store.release("k")
+
+    assert store.claim("k", lease_seconds=30) is Claim.DONE
+
+
+def test_sqlite_an_expired_lease_can_be_acquired_again(store: SqliteStore) -> None:
+    assert store.claim("k", lease_seconds=0.05) is Claim.ACQUIRED
+    time.sleep(0.1)
+
+    assert store.claim("k", lease_seconds=30) is Claim.ACQUIRED
+    assert store.claim("k", lease_seconds=30) is Claim.IN_PROGRESS
+
+
+def test_sqlite_done_expires_after_the_ttl(db_path: Path) -> None:
+    short = SqliteStore(db_path, ttl_seconds=0.1)
+    try:
+        short.claim("k", lease_seconds=30)
+        short.complete("k")
+        assert short.claim("k", lease_seconds=30) is Claim.DONE
+        time.sleep(0.15)
+        assert short.claim("k", lease_seconds=30) is Claim.ACQUIRED
+    finally:
+        short.close()
+
+
+def test_sqlite_state_is_shared_between_instances_on_one_file(db_path: Path) -> None:
+    first, second = SqliteStore(db_path, ttl_seconds=3600), SqliteStore(db_path, ttl_seconds=3600)
+    try:
+        assert first.claim("k", lease_seconds=30) is Claim.ACQUIRED
+        assert second.claim("k", lease_seconds=30) is Claim.IN_PROGRESS
+        first.complete("k")
+        assert second.claim("k", lease_seconds=30) is Claim.DONE
+    finally:
+        first.close()
+        second.close()
+
+
+def test_sqlite_creates_missing_parent_directories(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "a" / "b" / "idem.sqlite3", ttl_seconds=60)
+    try:
+        assert s.claim("k", lease_seconds=1) is Claim.ACQUIRED
+    finally:
+        s.close()
+    assert (tmp_path / "a" / "b" / "idem.sqlite3").exists()
+
+
+def test_sqlite_mark_and_is_done(store: SqliteStore) -> None:
+    assert store.is_done("fact") is False
+    store.mark("fact")
+    assert store.is_done("fact") is True
+    assert store.claim("fact", lease_seconds=30) is Claim.DONE
+
+    store.claim("pending", lease_seconds=30)
+    assert store.is_done("pending") is False
+    store.complete("pending")
+    assert store.is_done("pending") is True
+
+
+def test_sqlite_a_mark_expires_after_the_ttl(db_path: Path) -> None:
+    short = SqliteStore(db_path, ttl_seconds=0.1)
+    try:
+        short.mark("fact")
+        assert short.is_done("fact") is True
+        time.sleep(0.15)
+        assert short.is_done("fact") is False
+    finally:
+        short.close()
+
+
+# --- run_once --------------------------------------------------------------------------------------------------
+
+
+def test_run_once_runs_the_work_then_reports_duplicates(store: SqliteStore) -> None:
+    done: list[int] = []
+
+    assert run_once(store, "k", lambda: done.append(1)) is True
+    assert run_once(store, "k", lambda: done.append(2)) is False
+    assert done == [1]
+
+
+def test_run_once_raises_already_in_progress_while_another_holds_the_lease(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=30)
+    done: list[int] = []
+
+    with pytest.raises(AlreadyInProgress) as raised:
+        run_once(store, "k", lambda: done.append(1), lease_seconds=30)
+
+    assert isinstance(raised.value, TransientError)
+    assert raised.value.reason == "in_progress_elsewhere"
+    assert raised.value.retry_after == 5.0
+    assert done == []
+
+
+def test_run_once_retry_after_is_capped_by_a_short_lease(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=30)
+
+    with pytest.raises(AlreadyInProgress) as raised:
+        run_once(store, "k", lambda: None, lease_seconds=2)
+    assert raised.value.retry_after == 2
+
+
+def test_run_once_releases_the_claim_when_the_work_fails(store: SqliteStore) -> None:
+    def boom() -> None:
+        raise TransientError("not now")
+
+    with pytest.raises(TransientError, match="not now"):
+        run_once(store, "k", boom)
+
+    assert run_once(store, "k", lambda: None) is True
+    assert store.claim("k", lease_seconds=30) is Claim.DONE
+
+
+def test_run_once_runs_again_after_the_holder_died(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=0.05)  # a worker that claimed and never completed
+    time.sleep(0.1)
+
+    assert run_once(store, "k", lambda: None) is True
+
+
+# --- contention ------------------------------------------------------------------------------------------------
+
+
+def _race(make_store: Callable[[], IdempotencyStore], key: str) -> tuple[list[str], list[str]]:
+    """THREADS workers, each with its own store, start run_once on one key together; returns effects and results."""
+    stores = [make_store() for _ in range(THREADS)]
+    barrier = threading.Barrier(THREADS)
+    effects: list[str] = []
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        def work() -> None:
+            with lock:
+                effects.append(f"worker-{n}")
+            time.sleep(0.05)  # long enough for every other worker to find the claim taken
+
+        barrier.wait()
+        try:
+            outcome = "ran" if run_once(stores[n], key, work, lease_seconds=30) else "duplicate"
+        except AlreadyInProgress:
+            outcome = "in_progress"
+        except Exception as exc:  # anything else is the bug this test is looking for
+            outcome = f"error: {type(exc).__name__}: {exc}"
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for s in stores:
+        s.close()
+    return effects, results
+
+
+def test_sqlite_sixteen_instances_racing_on_one_key_do_the_work_once(db_path: Path) -> None:
+    effects, results = _race(lambda: SqliteStore(db_path, ttl_seconds=3600), "invoice:1:v1")
+
+    assert len(effects) == 1
+    assert len(results) == THREADS
+    assert results.count("ran") == 1
+    assert all(r in {"ran", "duplicate", "in_progress"} for r in results), results
+
+
+def test_redis_sixteen_instances_racing_on_one_key_do_the_work_once(redis_namespace: str) -> None:
+    effects, results = _race(lambda: RedisStore(REDIS_URL, ttl_seconds=3600, namespace=redis_namespace), "invoice:1:v1")
+
+    assert len(effects) == 1
+    assert len(results) == THREADS
+    assert results.count("ran") == 1
+    assert all(r in {"ran", "duplicate", "in_progress"} for r in results), results
+
+
+# --- RedisStore semantics --------------------------------------------------------------------------------------
+
+
+def test_redis_claim_complete_release_semantics(redis_namespace: str) -> None:
+    s = RedisStore(REDIS_URL, ttl_seconds=3600, namespace=redis_namespace)
+    try:
+        assert s.claim("a", lease_seconds=30) is Claim.ACQUIRED
+        assert s.claim("a", lease_seconds=30) is Claim.IN_PROGRESS
+        s.release("a")
+        assert s.claim("a", lease_seconds=30) is Claim.ACQUIRED
+        s.complete("a")
+        assert s.claim("a", lease_seconds=30) is Claim.DONE
+        s.release("a")  # never undoes a done key
+        assert s.claim("a", lease_seconds=30) is Claim.DONE
+
+        assert s.claim("b", lease_seconds=0.05) is Claim.ACQUIRED
+        time.sleep(0.1)
+        assert s.claim("b", lease_seconds=30) is Claim.ACQUIRED
+    finally:
+        s.close()
+
+
+def test_redis_mark_and_is_done(redis_namespace: str) -> None:
+    s = RedisStore(REDIS_URL, ttl_seconds=3600, namespace=redis_namespace)
+    try:
+        assert s.is_done("fact") is False
+        s.mark("fact")
+        assert s.is_done("fact") is True
+        assert s.claim("fact", lease_seconds=30) is Claim.DONE
+
+        s.claim("pending", lease_seconds=30)
+        assert s.is_done("pending") is False
+        s.complete("pending")
+        assert s.is_done("pending") is True
+    finally:
+        s.close()
+
+
+def test_redis_done_key_expires_after_the_ttl(redis_namespace: str) -> None:
+    s = RedisStore(REDIS_URL, ttl_seconds=3600, namespace=redis_namespace)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        s.claim("a", lease_seconds=30)
+        s.complete("a")
+        assert 3590 <= client.ttl(f"{redis_namespace}a") <= 3600
+    finally:
+        s.close()
+        client.close()
+
+
+# --- open_store ------------------------------------------------------------------------------------------------
+
+
+def test_open_store_sqlite_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = open_store("sqlite:///data/idem.sqlite3", ttl_seconds=60)
+    try:
+        assert isinstance(s, SqliteStore)
+        assert s.claim("k", lease_seconds=1) is Claim.ACQUIRED
+    finally:
+        s.close()
+    assert (tmp_path / "data" / "idem.sqlite3").exists()
+
+
+def test_open_store_sqlite_absolute_path(tmp_path: Path) -> None:
+    target = tmp_path / "abs" / "idem.sqlite3"
+    assert target.is_absolute()
+
+    s = open_store(f"sqlite:///{target}", ttl_seconds=60)  # four slashes: sqlite:////tmp/...
+    try:
+        assert isinstance(s, SqliteStore)
+        s.claim("k", lease_seconds=30)
+    finally:
+        s.close()
+    assert target.exists()
+    assert SqliteStore(target, ttl_seconds=60).claim("k", lease_seconds=30) is Claim.IN_PROGRESS
+
+
+def test_open_store_redis_prefixes_the_namespace(redis_namespace: str) -> None:
+    s = open_store(REDIS_URL, ttl_seconds=60, namespace=redis_namespace)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        assert isinstance(s, RedisStore)
+        assert s.claim("k", lease_seconds=30) is Claim.ACQUIRED
+        assert client.get(f"invoice-pipeline:{redis_namespace}k") == "pending"
+    finally:
+        s.close()
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://admin:s3cr3t-pw@db.internal:5432/idem",
+        "http://admin:s3cr3t-pw@cache.internal/",
+        "sqlite://admin:s3cr3t-pw@relative.sqlite3",
+    ],
+)
+def test_open_store_rejects_other_schemes_without_echoing_credentials(url: str) -> None:
+    with pytest.raises(ValueError, match="IDEMPOTENCY_URL must start with") as raised:
+        open_store(url, ttl_seconds=60)
+
+    text = str(raised.value)
+    assert "s3cr3t-pw" not in text
+    assert "admin" not in text
+
+
+def test_open_store_does_not_echo_the_user_of_a_url_that_lost_its_scheme() -> None:
+    # Forgetting "redis://" leaves "user:password@host": the part before the first colon is the user name.
+    with pytest.raises(ValueError, match="IDEMPOTENCY_URL must start with") as raised:
+        open_store("invoice-svc:s3cr3t-pw@redis.internal:6379/0", ttl_seconds=60)
+
+    text = str(raised.value)
+    assert "s3cr3t-pw" not in text
+    assert "invoice-svc" not in text
+
+
+def test_open_store_does_not_create_files_for_a_bad_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError):
+        open_store("file:///idem.sqlite3", ttl_seconds=60)
+    assert os.listdir(tmp_path) == []
