@@ -132,9 +132,7 @@ class SmtpTestServer:
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": True}
         if self.auth is not None:
             # Plain AUTH without TLS is only acceptable because this server never leaves 127.0.0.1.
-            kwargs.update(
-                authenticator=self._authenticate, auth_required=self.auth_required, auth_require_tls=False
-            )
+            kwargs.update(authenticator=self._authenticate, auth_required=self.auth_required, auth_require_tls=False)
         controller = Controller(_RecordingHandler(self), hostname=self.host, port=self.port, **kwargs)
         controller.start()
         self._controller = controller
@@ -153,9 +151,7 @@ class SmtpTestServer:
         return self._controller is not None
 
     # -- scripting
-    def fail_next(
-        self, count: int = 1, code: int = 451, text: str | None = None, *, stage: str = "DATA"
-    ) -> None:
+    def fail_next(self, count: int = 1, code: int = 451, text: str | None = None, *, stage: str = "DATA") -> None:
         """Answer ``code text`` at ``stage`` (``MAIL``, ``RCPT``, ``DATA``) to the next ``count`` messages."""
         if stage not in {"MAIL", "RCPT", "DATA"}:
             raise ValueError(f"unknown SMTP stage {stage!r}")

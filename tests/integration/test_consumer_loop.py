@@ -140,6 +140,7 @@ def test_a_permanent_error_dead_letters_at_once(harness: Any, broker: BrokerKit)
     h.send(b"{}")
     h.wait_for_outcomes(1)
     properties, body = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
+    assert body == b"{}"
     assert properties.headers["x-reason"] == "docspace_not_found"
     assert properties.headers["x-error"] == "The required file was not found"
     assert properties.headers["x-attempts"] == 1

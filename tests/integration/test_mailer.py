@@ -171,9 +171,7 @@ def test_outage_then_recovery_on_the_same_port(smtp_server: SmtpTestServer) -> N
 
 
 @pytest.mark.parametrize("password", ["s3cr3t", "s3cr3t-pässword"], ids=["ascii", "utf8"])
-def test_login_against_an_auth_server(
-    smtp_server_factory: Callable[..., SmtpTestServer], password: str
-) -> None:
+def test_login_against_an_auth_server(smtp_server_factory: Callable[..., SmtpTestServer], password: str) -> None:
     server = smtp_server_factory(auth=("notifier", password))
     mailer = mailer_for(server, username="notifier", password=SecretStr(password))
 

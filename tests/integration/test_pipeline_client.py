@@ -58,9 +58,7 @@ def verify(secret: str, headers: dict[str, str] | Any, body: bytes, tolerance: i
     return False
 
 
-def client_for(
-    receiver: PipelineReceiver, secret: SecretStr | str = SECRET, **kwargs: Any
-) -> HttpPipelineClient:
+def client_for(receiver: PipelineReceiver, secret: SecretStr | str = SECRET, **kwargs: Any) -> HttpPipelineClient:
     kwargs.setdefault("timeout", (2.0, 5.0))
     return HttpPipelineClient(receiver.url, secret, **kwargs)
 

@@ -91,9 +91,7 @@ def test_both_alternatives_carry_the_facts_and_the_link() -> None:
 
 def test_html_escapes_what_users_typed() -> None:
     plain, rich = bodies(
-        roundtrip(
-            build_invoice_email(invoice(uploaded_by='"><script>x</script>'), mail_from=MAIL_FROM, now=NOW)
-        )
+        roundtrip(build_invoice_email(invoice(uploaded_by='"><script>x</script>'), mail_from=MAIL_FROM, now=NOW))
     )
 
     assert "Acme &lt;b&gt;&amp;&lt;/b&gt; Sons" in rich
