@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ingress.app import create_app
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
+from ingress.spool import Spool, SpoolDrainer
 from shared.broker import connection_parameters
 from shared.logging import configure_logging
 from shared.publisher import Publisher
@@ -67,6 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingress: {publisher.fatal_error}", file=sys.stderr)
         return 3
 
+    spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes) if settings.spool_enabled else None
+    drainer = (
+        SpoolDrainer(spool, publish_and_wait=publisher.publish_and_wait, is_connected=lambda: publisher.is_connected)
+        if spool is not None
+        else None
+    )
+    if drainer is not None:
+        drainer.start()
+
+    def ready() -> bool:
+        # Ready means "can take a delivery": straight to the broker, or into the spool while it has room.
+        return publisher.is_connected or (spool is not None and spool.has_room)
+
     app = create_app(
         verifier=verifier,
         publish=publisher.publish,
@@ -74,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         max_body_bytes=settings.max_body_bytes,
         confirm_timeout=settings.confirm_timeout,
         retry_after_seconds=settings.retry_after_seconds,
-        is_ready=lambda: publisher.is_connected,
+        is_ready=ready,
+        spool=spool,
+        on_spooled=drainer.wake if drainer is not None else None,
     )
     log.info("ingress_listening", host=settings.host, port=settings.port, path=WEBHOOK_PATH)
     try:
@@ -89,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             clear_untrusted_proxy_headers=True,
         )
     finally:
+        if drainer is not None:
+            drainer.stop()
         publisher.stop()
+        if spool is not None:
+            spool.close()
     return 0
 
 

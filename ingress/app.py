@@ -12,11 +12,12 @@ from typing import Any
 
 import falcon
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import SignatureVerifier
+from ingress.spool import Spool, SpoolFull
 from shared.errors import BrokerUnavailable
 from shared.publisher import OutgoingMessage
 
@@ -33,6 +34,9 @@ class IngressMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.deliveries = Counter("ingress_deliveries", "Webhook deliveries by outcome", ["outcome"], registry=registry)
+        self.spool_depth = Gauge(
+            "ingress_spool_depth", "Deliveries in the spool, waiting for the broker", registry=registry
+        )
         self.latency = Histogram(
             "ingress_request_seconds",
             "Time from reading a delivery to answering it",
@@ -54,7 +58,11 @@ class WebhookResource:
         confirm_timeout: float,
         retry_after_seconds: int,
         metrics: IngressMetrics,
+        spool: Spool | None = None,
+        on_spooled: Callable[[], None] | None = None,
     ) -> None:
+        self._spool = spool
+        self._on_spooled = on_spooled
         self._verifier = verifier
         self._publish = publish
         self._exchange = exchange
@@ -102,15 +110,39 @@ class WebhookResource:
             content_type=req.content_type or "application/json",
             headers=facts.headers(self._verifier is not None),
         )
+        if self._spool is not None and self._spool.depth > 0:
+            # Deliveries wait behind the backlog, so the spool drains in arrival order.
+            self._spool_or_refuse(resp, message, facts, "spool_backlog")
+            return
         try:
             self._publish(message).result(timeout=self._confirm_timeout)
         except (BrokerUnavailable, TimeoutError) as exc:
-            log.error("delivery_not_accepted", reason="broker_unavailable", error=str(exc), **facts.log_fields())
-            resp.set_header("Retry-After", self._retry_after)
-            self._answer(resp, falcon.HTTP_503, "broker_unavailable", {"error": "broker unavailable, retry later"})
+            if self._spool is not None:
+                self._spool_or_refuse(resp, message, facts, str(exc) or "broker_unavailable")
+                return
+            self._refuse(resp, facts, str(exc))
             return
         log.info("delivery_accepted", **facts.log_fields())
         self._answer(resp, falcon.HTTP_200, "accepted", {"status": "accepted", "event_id": facts.event_id})
+
+    def _spool_or_refuse(
+        self, resp: falcon.Response, message: OutgoingMessage, facts: _DeliveryFacts, why: str
+    ) -> None:
+        assert self._spool is not None
+        try:
+            self._spool.append(message)
+        except SpoolFull as exc:
+            self._refuse(resp, facts, f"{why}; {exc}")
+            return
+        if self._on_spooled is not None:
+            self._on_spooled()
+        log.warning("delivery_spooled", why=why, spool_depth=self._spool.depth, **facts.log_fields())
+        self._answer(resp, falcon.HTTP_202, "spooled", {"status": "spooled", "event_id": facts.event_id})
+
+    def _refuse(self, resp: falcon.Response, facts: _DeliveryFacts, error: str) -> None:
+        log.error("delivery_not_accepted", reason="broker_unavailable", error=error, **facts.log_fields())
+        resp.set_header("Retry-After", self._retry_after)
+        self._answer(resp, falcon.HTTP_503, "broker_unavailable", {"error": "broker unavailable, retry later"})
 
     def _read_body(self, req: falcon.Request) -> bytes | None:
         if req.content_length is not None and req.content_length > self._max_body_bytes:
@@ -208,8 +240,13 @@ def create_app(
     retry_after_seconds: int = 5,
     registry: CollectorRegistry | None = None,
     is_ready: Callable[[], bool] | None = None,
+    spool: Spool | None = None,
+    on_spooled: Callable[[], None] | None = None,
 ) -> falcon.App:
     registry = registry if registry is not None else CollectorRegistry()
+    metrics = IngressMetrics(registry)
+    if spool is not None:
+        metrics.spool_depth.set_function(lambda: spool.depth)
     app = falcon.App()
     app.add_route(
         WEBHOOK_PATH,
@@ -220,7 +257,9 @@ def create_app(
             max_body_bytes=max_body_bytes,
             confirm_timeout=confirm_timeout,
             retry_after_seconds=retry_after_seconds,
-            metrics=IngressMetrics(registry),
+            metrics=metrics,
+            spool=spool,
+            on_spooled=on_spooled,
         ),
     )
     app.add_route("/metrics", MetricsResource(registry))

@@ -19,6 +19,9 @@ class IngressSettings(CommonSettings):
     ingress_threads: int = Field(default=16, ge=1, le=512, description="waitress worker threads")
     confirm_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for the broker's confirm")
     retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503")
+    spool_enabled: bool = Field(default=True, description="keep deliveries on disk while the broker is away")
+    spool_dir: str = Field(default="var/spool", description="where the spool lives (a persistent volume)")
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024, description="beyond this, 503")
 
     def webhook_secrets(self) -> list[str]:
         if self.docspace_webhook_secret is None:

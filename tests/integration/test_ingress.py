@@ -20,6 +20,7 @@ from shared.broker import connection_parameters
 from shared.publisher import Publisher
 from tests.broker import BrokerKit
 from tests.fixtures import DOCSPACE_FIXTURES
+from tests.ingress_process import output, spawn_ingress
 from tests.tcp_proxy import TcpProxy
 from tests.wsgi_server import WsgiServer
 
@@ -232,48 +233,9 @@ def test_starting_without_a_secret_fails_clearly() -> None:
     assert "--insecure-skip-signature" in result.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _spawn_ingress(broker: BrokerKit, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    clean = {k: v for k, v in os.environ.items() if k != "DOCSPACE_WEBHOOK_SECRET"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ingress", *args],
-        env={
-            **clean,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "AMQP_URL": broker.url,
-            "TOPOLOGY_PREFIX": broker.topology.prefix,
-            "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-            "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
-            "LOG_FORMAT": "json",
-            **env,
-        },
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"ingress did not become ready: {process.communicate()[1]}")
-
-
 def test_the_ingress_process_accepts_the_real_delivery(broker: BrokerKit) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
-    process, url = _spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": f"next-secret,{SECRET}"})
+    process, url = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": f"next-secret,{SECRET}"})
     try:
         response = requests.post(
             url + WEBHOOK_PATH, data=BODY, headers={"x-docspace-signature-256": SIGNATURE}, timeout=10
@@ -282,15 +244,17 @@ def test_the_ingress_process_accepts_the_real_delivery(broker: BrokerKit) -> Non
         assert broker.get(probe)[1] == BODY
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=10)
+        process.wait(10)
+    stderr = output(process)
     assert SECRET not in stderr and "next-secret" not in stderr
 
 
 def test_insecure_flag_starts_without_a_secret_and_says_so_loudly(broker: BrokerKit) -> None:
-    process, url = _spawn_ingress(broker, {}, "--insecure-skip-signature")
+    process, url = spawn_ingress(broker, {}, "--insecure-skip-signature")
     try:
         assert requests.post(url + WEBHOOK_PATH, data=BODY, timeout=10).status_code == 200
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=10)
+        process.wait(10)
+    stderr = output(process)
     assert '"signature_check_disabled"' in stderr and '"level": "critical"' in stderr
