@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.delivery import parse_datetime
 from shared.errors import PermanentError, TransientError
+from shared.rate_limit import RateLimiter
 
 __all__ = [
     "DocSpaceAccessDenied",
@@ -39,6 +40,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 ROOMS_ROOT_FOLDER_TYPE = 14
+# ``?fields=`` for GET files/file/{id}: just what ``FileInfo`` reads (contract §3.2), not the whole FileDto.
+FILE_FIELDS = "id,title,folderId,version,fileExst,pureContentLength,webUrl,createdBy,created,updated,rootFolderType"
 
 
 # --- errors -----------------------------------------------------------------------------------------------
@@ -235,6 +238,7 @@ class DocSpaceClient:
         poll_max_interval: float = 2.0,
         max_retry_after: float = 10.0,
         rate_limit_retries: int = 2,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api = f"{self.base_url}/api/2.0/"
@@ -244,6 +248,7 @@ class DocSpaceClient:
         self._poll_max_interval = poll_max_interval
         self._max_retry_after = max_retry_after
         self._rate_limit_retries = rate_limit_retries
+        self._limiter = limiter  # shared by the process's threads; None = no client-side limit
         self._session = requests.Session()
         self._session.auth = _BearerAuth(api_key if isinstance(api_key, SecretStr) else SecretStr(api_key))
         self._session.headers.update({"Accept": "application/json"})
@@ -277,7 +282,11 @@ class DocSpaceClient:
         attempt = 0
         while True:
             try:
-                resp = self._session.request(method, url, params=params, json=json, timeout=self._timeout)
+                if self._limiter is None:
+                    resp = self._session.request(method, url, params=params, json=json, timeout=self._timeout)
+                else:
+                    with self._limiter.slot(method):
+                        resp = self._session.request(method, url, params=params, json=json, timeout=self._timeout)
             except requests.Timeout as exc:
                 raise DocSpaceUnavailable(f"DocSpace {method} {path} timed out: {exc}") from exc
             except requests.RequestException as exc:
@@ -285,6 +294,9 @@ class DocSpaceClient:
             status = resp.status_code
             if status == 429:
                 wait = _retry_after(resp.headers)
+                if self._limiter is not None:
+                    # Every thread of the process holds off together: one 429 must not become a storm.
+                    self._limiter.pause(wait if wait is not None else 1.0)
                 if wait is not None and wait <= self._max_retry_after and attempt < self._rate_limit_retries:
                     attempt += 1
                     log.info("docspace_rate_limited", method=method, path=path, sleep=wait, attempt=attempt)
@@ -336,7 +348,7 @@ class DocSpaceClient:
 
     def get_file(self, file_id: str | int) -> FileInfo:
         """Read a file's facts. Raises ``DocSpaceNotFound`` / ``DocSpaceAccessDenied`` / ``DocSpaceUnavailable``."""
-        dto = self._request("GET", f"files/file/{quote(_sid(file_id), safe='')}")
+        dto = self._request("GET", f"files/file/{quote(_sid(file_id), safe='')}", params={"fields": FILE_FIELDS})
         if not isinstance(dto, dict):
             raise DocSpaceUnavailable(f"DocSpace GET files/file/{file_id} returned no file")
         return _file_info(dto)
@@ -554,3 +566,122 @@ class DocSpaceClient:
             f"(file still in folder {info.folder_id})",
             retry_after=math.ceil(self._poll_max_interval),
         )
+
+    # --- operator calls: webhook management and health checks (used by the invoice-pipeline CLI) -----------
+    # Kept apart from the stage calls above: only the CLI uses them, and they need an API key with a global
+    # scope (``*:read`` / ``*:write``) because ``settings/`` is not in DocSpace's scope map (contract §2.3).
+
+    def list_webhooks(self) -> list[WebhookConfig]:
+        """``GET settings/webhook``: the webhooks this key can see, each with the status of its last delivery."""
+        rows = self._request("GET", "settings/webhook")
+        rows = rows if isinstance(rows, list) else []
+        return [
+            _webhook_config(row["configs"], row.get("status"))
+            for row in rows
+            if isinstance(row, dict) and isinstance(row.get("configs"), dict)
+        ]
+
+    def create_webhook(
+        self, *, name: str, uri: str, secret: SecretStr, triggers: int, ssl: bool, enabled: bool = True
+    ) -> WebhookConfig:
+        """``POST settings/webhook``. DocSpace HEAD-checks ``uri`` first and answers 400 when it is unreachable.
+
+        ``triggers`` is a plain int bitmask (384 = file.created | file.uploaded); ``enabled`` is always sent,
+        because DocSpace takes a missing value as false.
+        """
+        dto = self._request(
+            "POST",
+            "settings/webhook",
+            json={
+                "name": name,
+                "uri": uri,
+                "secretKey": secret.get_secret_value(),
+                "enabled": enabled,
+                "ssl": ssl,
+                "triggers": triggers,
+            },
+        )
+        if not isinstance(dto, dict):
+            raise DocSpaceUnavailable("DocSpace POST settings/webhook returned no webhook")
+        return _webhook_config(dto, None)
+
+    def webhook_deliveries(self, config_id: str | int, *, count: int = 20) -> list[WebhookDelivery]:
+        """``GET settings/webhooks/log`` for one webhook, newest first (at most 100)."""
+        rows = self._request(
+            "GET", "settings/webhooks/log", params={"configId": _sid(config_id), "count": max(1, min(count, 100))}
+        )
+        return [_webhook_delivery(row) for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+    def folder_title(self, folder_id: str | int) -> str:
+        """``GET files/folder/{id}``: proves the key can read the folder; returns its title."""
+        dto = self._request("GET", f"files/folder/{quote(_sid(folder_id), safe='')}")
+        if not isinstance(dto, dict):
+            raise DocSpaceUnavailable(f"DocSpace GET files/folder/{folder_id} returned no folder")
+        return str(dto.get("title") or "")
+
+    def find_subfolder(self, room_id: str | int, title: str) -> str | None:
+        """The id of the direct subfolder ``title`` of ``room_id`` (lowest id on a tie), without creating it."""
+        found = self._matching_subfolders(_sid(room_id), title)
+        return found[0] if found else None
+
+
+# --- operator values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A webhook as ``GET settings/webhook`` describes it (its secret is never returned by DocSpace)."""
+
+    id: str
+    name: str
+    uri: str
+    enabled: bool
+    ssl: bool
+    triggers: int
+    created_on: datetime | None
+    last_success_on: datetime | None
+    last_failure_on: datetime | None
+    last_failure_content: str | None
+    last_status: int | None  # status of the newest delivered log row; 0 when nothing was delivered yet
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One row of the webhook delivery log; ``status`` 0 means no HTTP answer (pending or connection failure)."""
+
+    id: str
+    trigger: int
+    created: datetime | None
+    delivered: datetime | None
+    status: int
+    response: str
+
+
+def _webhook_config(dto: dict[str, Any], status: Any) -> WebhookConfig:
+    triggers = dto.get("triggers")
+    return WebhookConfig(
+        id=_sid(dto.get("id")),
+        name=str(dto.get("name") or ""),
+        uri=str(dto.get("uri") or ""),
+        enabled=bool(dto.get("enabled", False)),  # left out when false (WhenWritingDefault)
+        ssl=bool(dto.get("ssl", False)),
+        triggers=int(triggers) if isinstance(triggers, int) or str(triggers).isdigit() else 0,
+        created_on=parse_datetime(dto.get("createdOn")),
+        last_success_on=parse_datetime(dto.get("lastSuccessOn")),
+        last_failure_on=parse_datetime(dto.get("lastFailureOn")),
+        last_failure_content=dto.get("lastFailureContent") or None,
+        last_status=int(status) if isinstance(status, int) else None,
+    )
+
+
+def _webhook_delivery(dto: dict[str, Any]) -> WebhookDelivery:
+    status = dto.get("status")
+    trigger = dto.get("trigger")
+    return WebhookDelivery(
+        id=_sid(dto.get("id")),
+        trigger=int(trigger) if isinstance(trigger, int) else 0,
+        created=parse_datetime(dto.get("creationTime")),
+        delivered=parse_datetime(dto.get("delivery")),
+        status=int(status) if isinstance(status, int) else 0,
+        response=str(dto.get("responsePayload") or ""),
+    )

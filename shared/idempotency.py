@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -31,9 +32,9 @@ class AlreadyInProgress(TransientError):
 
 
 class IdempotencyStore(Protocol):
-    def claim(self, key: str, *, lease_seconds: float) -> Claim: ...
+    def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim: ...
     def complete(self, key: str) -> None: ...
-    def release(self, key: str) -> None: ...
+    def release(self, key: str, owner: str | None = None) -> None: ...
     def mark(self, key: str) -> None: ...
     def is_done(self, key: str) -> bool: ...
     def close(self) -> None: ...
@@ -41,7 +42,9 @@ class IdempotencyStore(Protocol):
 
 def run_once(store: IdempotencyStore, key: str, work: Callable[[], object], *, lease_seconds: float = 120.0) -> bool:
     """Run ``work`` unless ``key`` is done; False means it was a duplicate. Raises AlreadyInProgress (transient)."""
-    claim = store.claim(key, lease_seconds=lease_seconds)
+    # The owner token keeps a worker whose lease ran out from releasing the claim another worker took since.
+    owner = uuid.uuid4().hex
+    claim = store.claim(key, lease_seconds=lease_seconds, owner=owner)
     if claim is Claim.DONE:
         return False
     if claim is Claim.IN_PROGRESS:
@@ -49,7 +52,7 @@ def run_once(store: IdempotencyStore, key: str, work: Callable[[], object], *, l
     try:
         work()
     except BaseException:
-        store.release(key)
+        store.release(key, owner)
         raise
     store.complete(key)
     return True
@@ -66,52 +69,53 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS idempotency ("
-            " key TEXT PRIMARY KEY, done INTEGER NOT NULL, expires_at REAL NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS claims ("
+            " key TEXT PRIMARY KEY, done INTEGER NOT NULL, owner TEXT NOT NULL, expires_at REAL NOT NULL)"
         )
         self._claims = 0
 
-    def claim(self, key: str, *, lease_seconds: float) -> Claim:
+    def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim:
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT done, expires_at FROM idempotency WHERE key = ?", (key,)).fetchone()
+                row = self._db.execute("SELECT done, expires_at FROM claims WHERE key = ?", (key,)).fetchone()
                 if row is not None and row[1] > now:
                     return Claim.DONE if row[0] else Claim.IN_PROGRESS
                 self._db.execute(
-                    "INSERT OR REPLACE INTO idempotency (key, done, expires_at) VALUES (?, 0, ?)",
-                    (key, now + lease_seconds),
+                    "INSERT OR REPLACE INTO claims (key, done, owner, expires_at) VALUES (?, 0, ?, ?)",
+                    (key, owner, now + lease_seconds),
                 )
                 self._claims += 1
                 if self._claims % 1000 == 0:
-                    self._db.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,))
+                    self._db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
                 return Claim.ACQUIRED
             finally:
                 self._db.execute("COMMIT")
 
     def complete(self, key: str) -> None:
         with self._lock:
-            self._db.execute(
-                "UPDATE idempotency SET done = 1, expires_at = ? WHERE key = ?", (time.time() + self._ttl, key)
-            )
+            self._db.execute("UPDATE claims SET done = 1, expires_at = ? WHERE key = ?", (time.time() + self._ttl, key))
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, owner: str | None = None) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM idempotency WHERE key = ? AND done = 0", (key,))
+            if owner is None:
+                self._db.execute("DELETE FROM claims WHERE key = ? AND done = 0", (key,))
+            else:
+                self._db.execute("DELETE FROM claims WHERE key = ? AND done = 0 AND owner = ?", (key, owner))
 
     def mark(self, key: str) -> None:
         """Record ``key`` as done without a claim (facts such as "this file was routed")."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO idempotency (key, done, expires_at) VALUES (?, 1, ?)",
+                "INSERT OR REPLACE INTO claims (key, done, owner, expires_at) VALUES (?, 1, '', ?)",
                 (key, time.time() + self._ttl),
             )
 
     def is_done(self, key: str) -> bool:
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM idempotency WHERE key = ? AND done = 1 AND expires_at > ?", (key, time.time())
+                "SELECT 1 FROM claims WHERE key = ? AND done = 1 AND expires_at > ?", (key, time.time())
             ).fetchone()
         return row is not None
 
@@ -123,27 +127,32 @@ class SqliteStore:
 class RedisStore:
     """For replicas on several hosts: SET NX with an expiry is the claim, a longer-lived 'done' is the mark."""
 
-    _RELEASE = "if redis.call('get', KEYS[1]) == 'pending' then return redis.call('del', KEYS[1]) end return 0"
+    # Delete only a pending claim, and only the caller's own (ARGV[1] = "pending:<owner>", or "pending:*" for any).
+    _RELEASE = (
+        "local v = redis.call('get', KEYS[1]) "
+        "if v and (v == ARGV[1] or (ARGV[1] == 'pending:*' and string.sub(v, 1, 8) == 'pending:')) then "
+        "return redis.call('del', KEYS[1]) end return 0"
+    )
 
     def __init__(self, url: str, *, ttl_seconds: float, namespace: str = "invoice-pipeline:") -> None:
         import redis  # only the Redis backend needs the client
 
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
-        self._ttl = int(ttl_seconds)
+        self._ttl = max(1, int(ttl_seconds))
         self._namespace = namespace
         self._release = self._redis.register_script(self._RELEASE)
 
-    def claim(self, key: str, *, lease_seconds: float) -> Claim:
+    def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim:
         name = self._namespace + key
-        if self._redis.set(name, "pending", nx=True, px=int(lease_seconds * 1000)):
+        if self._redis.set(name, f"pending:{owner}", nx=True, px=max(1, int(lease_seconds * 1000))):
             return Claim.ACQUIRED
         return Claim.DONE if self._redis.get(name) == "done" else Claim.IN_PROGRESS
 
     def complete(self, key: str) -> None:
         self._redis.set(self._namespace + key, "done", ex=self._ttl)
 
-    def release(self, key: str) -> None:
-        self._release(keys=[self._namespace + key])
+    def release(self, key: str, owner: str | None = None) -> None:
+        self._release(keys=[self._namespace + key], args=[f"pending:{owner if owner is not None else '*'}"])
 
     def mark(self, key: str) -> None:
         self._redis.set(self._namespace + key, "done", ex=self._ttl)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from types import FrameType
 
 import structlog
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram
 
 from shared.broker import TopologyMismatch, connection_parameters
 from shared.consumer import Handler, StageConsumer
+from shared.health import HealthServer
 from shared.publisher import Publisher
 from shared.settings import CommonSettings, StageSettings
 from shared.topology import Topology
@@ -75,8 +76,12 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
         for spec in specs
     ]
     metrics_port = getattr(settings, "metrics_port", 0)
-    if metrics_port:
-        start_http_server(metrics_port)
+    # Ready means every stage consumes and follow-up events can be published.
+    health = (
+        HealthServer(metrics_port, lambda: publisher.is_connected and all(c.is_connected for c in consumers)).start()
+        if metrics_port
+        else None
+    )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
@@ -104,6 +109,8 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
         for thread in threads:
             thread.join(0.5)
     publisher.stop()
+    if health is not None:
+        health.stop()
     for failure in failures:
         if isinstance(failure, TopologyMismatch):
             log.critical("topology_mismatch", error=str(failure))

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.rate_limit import RateLimiter
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 
@@ -44,6 +46,11 @@ class CommonSettings(BaseSettings):
         description="where processed invoices are remembered: sqlite:///path (one host) or redis://host:6379/0",
     )
     idempotency_ttl_days: float = Field(default=30.0, gt=0, description="how long a done invoice is remembered")
+    claim_lease_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="how long a worker holds an invoice before others may assume it died (longer than one attempt)",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 
@@ -66,6 +73,18 @@ class DocSpaceSettings(CommonSettings):
     docspace_api_host: str = Field(min_length=1, description="portal base URL, e.g. https://yourportal.onlyoffice.com")
     docspace_api_key: SecretStr = Field(description="API key (sk-…) or personal access token, sent as Bearer")
     docspace_timeout: float = Field(default=15.0, gt=0, description="read timeout of one DocSpace call, seconds")
+    # DocSpace limits each user (API key) to 1,500 requests/min and 15 concurrent writes (contract §3.3). These are
+    # this process's share: when several processes or replicas use one key, their values must add up to the limit.
+    docspace_rate_limit_per_minute: int = Field(
+        default=1400, ge=1, description="DocSpace requests per minute this process may send (its share of 1,500)"
+    )
+    docspace_max_concurrent_writes: int = Field(
+        default=12, ge=1, description="non-GET DocSpace requests in flight at once (its share of 15)"
+    )
+
+    def docspace_limiter(self) -> RateLimiter:
+        """The one limiter of this process, shared by all its worker threads."""
+        return RateLimiter(self.docspace_rate_limit_per_minute, self.docspace_max_concurrent_writes)
 
     @field_validator("docspace_api_host")
     @classmethod

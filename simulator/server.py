@@ -145,6 +145,19 @@ class DocSpaceSimulator:
         with self.portal.lock:
             self.portal.move_errors.append(message)
 
+    def deny_room(self, room_id: str | int) -> list[int]:
+        """The key loses access to a room: its folder, path, contents and subfolder calls answer 403.
+
+        Built from fault rules (one per route shape), so ``faults.remove(id)`` or ``faults.clear()`` undo it.
+        """
+        rid = str(room_id)
+        paths = (f"/api/2.0/files/folder/{rid}", f"/api/2.0/files/folder/{rid}/*", f"/api/2.0/files/{rid}")
+        paths += (f"/api/2.0/files/{rid}/*",)
+        return [
+            self.faults.add(path=path, error_rate=1.0, error_status=403, error_message="Access denied")
+            for path in paths
+        ]
+
     def file(self, file_id: str | int) -> dict[str, Any]:
         """The file's REST ``FileDto`` as the API would return it."""
         with self.portal.lock:

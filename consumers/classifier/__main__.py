@@ -36,6 +36,7 @@ def main() -> int:
         settings.docspace_api_key,
         timeout=(3.05, settings.docspace_timeout),
         pool_size=settings.concurrency,
+        limiter=settings.docspace_limiter(),
     )
     store = open_store(
         settings.idempotency_url.get_secret_value(),
@@ -52,6 +53,7 @@ def main() -> int:
             triggers=frozenset(settings.classifier_triggers),
             emit=emitter(publisher, topology.detected_exchange),
             store=store,
+            lease_seconds=settings.claim_lease_seconds,
         )
 
         def handle(message: InboundMessage) -> Handled:

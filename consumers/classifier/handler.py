@@ -37,6 +37,7 @@ def classify_delivery(
     triggers: Collection[str],
     emit: Callable[[InvoiceDetected], None],
     store: IdempotencyStore,
+    lease_seconds: float = 90.0,
 ) -> Handled:
     """Decide one delivery. Every return names its reason; bad input raises InvalidDelivery (dead-lettered)."""
     delivery = parse_delivery(raw)
@@ -91,7 +92,7 @@ def classify_delivery(
     )
     # file.created and file.uploaded of one upload, DocSpace's retries and manual redeliveries all carry the
     # same file id and version: only the first becomes an InvoiceDetected.
-    if not run_once(store, f"classifier:{invoice_id}", lambda: emit(detected)):
+    if not run_once(store, f"classifier:{invoice_id}", lambda: emit(detected), lease_seconds=lease_seconds):
         return Handled("ignored", "duplicate", {"title": file.title, "client": client.name})
     store.mark(f"routed-file:{file.id}")
     return Handled("accepted", None, {"title": file.title, "client": client.name, "room_id": room.id})

@@ -29,6 +29,7 @@ def main() -> int:
         settings.docspace_api_key,
         timeout=(3.05, settings.docspace_timeout),
         pool_size=settings.concurrency,
+        limiter=settings.docspace_limiter(),
         move_deadline=settings.move_deadline,
     )
     store = open_store(
@@ -43,7 +44,14 @@ def main() -> int:
 
         def handle(message: InboundMessage) -> Handled:
             detected = decode(InvoiceDetected, message.body)
-            return move_invoice(detected, files=docspace, emit=emit, store=store, conflict=settings.move_conflict)
+            return move_invoice(
+                detected,
+                files=docspace,
+                emit=emit,
+                store=store,
+                conflict=settings.move_conflict,
+                lease_seconds=settings.claim_lease_seconds,
+            )
 
         return StageSpec(MOVER, handle)
 

@@ -30,6 +30,7 @@ def move_invoice(
     emit: Callable[[InvoiceReceived], None],
     store: IdempotencyStore,
     conflict: str = "Duplicate",
+    lease_seconds: float = 90.0,
 ) -> Handled:
     """Move the file, then publish InvoiceReceived; the input is acked only after that publish is confirmed.
 
@@ -69,6 +70,6 @@ def move_invoice(
         )
         outcome["folder_id"] = folder_id
 
-    if not run_once(store, f"mover:{detected.invoice_id}", move_and_announce):
+    if not run_once(store, f"mover:{detected.invoice_id}", move_and_announce, lease_seconds=lease_seconds):
         return Handled("ignored", "duplicate", {"title": detected.title})
     return Handled("received", outcome["how"], {"title": detected.title, "folder_id": outcome["folder_id"]})

@@ -49,13 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def email_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
-            return email_manager(decode(InvoiceReceived, message.body), mailer=mailer, store=store)
+            invoice = decode(InvoiceReceived, message.body)
+            return email_manager(invoice, mailer=mailer, store=store, lease_seconds=settings.claim_lease_seconds)
 
         return StageSpec(NOTIFIER_EMAIL, handle)
 
     def pipeline_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
-            return trigger_pipeline(decode(InvoiceReceived, message.body), pipeline=pipeline, store=store)
+            invoice = decode(InvoiceReceived, message.body)
+            return trigger_pipeline(invoice, pipeline=pipeline, store=store, lease_seconds=settings.claim_lease_seconds)
 
         return StageSpec(NOTIFIER_PIPELINE, handle)
 

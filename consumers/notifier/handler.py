@@ -10,9 +10,6 @@ from shared.consumer import Handled
 from shared.idempotency import IdempotencyStore, run_once
 from shared.messages import InvoiceReceived
 
-# Longer than one SMTP conversation or pipeline call can take: an expired lease means the worker died.
-SIDE_EFFECT_LEASE_SECONDS = 120.0
-
 
 def _bind(invoice: InvoiceReceived) -> None:
     structlog.contextvars.bind_contextvars(
@@ -20,11 +17,13 @@ def _bind(invoice: InvoiceReceived) -> None:
     )
 
 
-def email_manager(invoice: InvoiceReceived, *, mailer: Mailer | None, store: IdempotencyStore) -> Handled:
+def email_manager(
+    invoice: InvoiceReceived, *, mailer: Mailer | None, store: IdempotencyStore, lease_seconds: float = 90.0
+) -> Handled:
     """Send the manager one e-mail per invoice.
 
-    The claim is taken before sending and completed after: a crash in between re-sends after the lease, with the
-    same Message-ID, so the manager's mail client shows one message.
+    The claim is taken before sending and completed after: a crash in between re-sends once the lease expires
+    (it must outlast one SMTP conversation), with the same Message-ID, so the manager's client shows one message.
     """
     _bind(invoice)
     if mailer is None:
@@ -34,21 +33,19 @@ def email_manager(invoice: InvoiceReceived, *, mailer: Mailer | None, store: Ide
     def send() -> None:
         sent["message_id"] = mailer.send_invoice_notice(invoice)
 
-    if not run_once(store, f"email:{invoice.invoice_id}", send, lease_seconds=SIDE_EFFECT_LEASE_SECONDS):
+    if not run_once(store, f"email:{invoice.invoice_id}", send, lease_seconds=lease_seconds):
         return Handled("ignored", "duplicate")
     return Handled("emailed", None, {"to": invoice.manager_email, "message_id": sent["message_id"]})
 
 
-def trigger_pipeline(invoice: InvoiceReceived, *, pipeline: PipelineTrigger | None, store: IdempotencyStore) -> Handled:
+def trigger_pipeline(
+    invoice: InvoiceReceived, *, pipeline: PipelineTrigger | None, store: IdempotencyStore, lease_seconds: float = 90.0
+) -> Handled:
     """POST the invoice to the processing pipeline once; the invoice id is also the receiver's idempotency key."""
     _bind(invoice)
     if pipeline is None:
         return Handled("skipped", "pipeline_disabled")
-    if not run_once(
-        store,
-        f"pipeline:{invoice.invoice_id}",
-        lambda: pipeline.trigger(invoice),
-        lease_seconds=SIDE_EFFECT_LEASE_SECONDS,
-    ):
+    key = f"pipeline:{invoice.invoice_id}"
+    if not run_once(store, key, lambda: pipeline.trigger(invoice), lease_seconds=lease_seconds):
         return Handled("ignored", "duplicate")
     return Handled("pipeline_called")

@@ -327,7 +327,7 @@ def test_open_store_redis_prefixes_the_namespace(redis_namespace: str) -> None:
     try:
         assert isinstance(s, RedisStore)
         assert s.claim("k", lease_seconds=30) is Claim.ACQUIRED
-        assert client.get(f"invoice-pipeline:{redis_namespace}k") == "pending"
+        assert client.get(f"invoice-pipeline:{redis_namespace}k").startswith("pending")
     finally:
         s.close()
         client.close()
@@ -365,3 +365,26 @@ def test_open_store_does_not_create_files_for_a_bad_url(tmp_path: Path, monkeypa
     with pytest.raises(ValueError):
         open_store("file:///idem.sqlite3", ttl_seconds=60)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_worker_whose_lease_ran_out_cannot_release_the_next_workers_claim(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "owners.sqlite3", ttl_seconds=60)
+    assert store.claim("k", lease_seconds=0.05, owner="slow") is Claim.ACQUIRED
+    time.sleep(0.1)
+    assert store.claim("k", lease_seconds=30, owner="fresh") is Claim.ACQUIRED
+    store.release("k", "slow")  # the slow worker gives up late
+    assert store.claim("k", lease_seconds=30, owner="third") is Claim.IN_PROGRESS
+    store.release("k", "fresh")
+    assert store.claim("k", lease_seconds=30, owner="third") is Claim.ACQUIRED
+
+
+def test_redis_release_is_owner_checked_too(redis_namespace: str) -> None:
+    store = RedisStore(REDIS_URL, ttl_seconds=60, namespace=redis_namespace)
+    try:
+        assert store.claim("k", lease_seconds=30, owner="a") is Claim.ACQUIRED
+        store.release("k", "b")
+        assert store.claim("k", lease_seconds=30, owner="c") is Claim.IN_PROGRESS
+        store.release("k", "a")
+        assert store.claim("k", lease_seconds=30, owner="c") is Claim.ACQUIRED
+    finally:
+        store.close()
