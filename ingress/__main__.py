@@ -94,16 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log.info("ingress_listening", host=settings.host, port=settings.port, path=WEBHOOK_PATH)
     try:
-        waitress.serve(
-            app,
-            host=settings.host,
-            port=settings.port,
-            threads=settings.ingress_threads,
-            # waitress buffers the body before Falcon sees it: cap it there too.
-            max_request_body_size=settings.max_body_bytes + 1,
-            ident="invoice-pipeline-ingress",
-            clear_untrusted_proxy_headers=True,
-        )
+        waitress.serve(app, **settings.waitress_options())
     finally:
         if drainer is not None:
             drainer.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr
 
 from shared.settings import CommonSettings
@@ -16,12 +18,36 @@ class IngressSettings(CommonSettings):
         default=None, description="the webhook secret; several comma-separated during a rotation"
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger deliveries get 413")
+    # Each worker thread holds one delivery while the broker confirms it (I/O wait, not CPU): the thread count is
+    # how many confirms can be in flight at once. See README, "Performance".
     ingress_threads: int = Field(default=16, ge=1, le=512, description="waitress worker threads")
+    ingress_connection_limit: int = Field(default=256, ge=1, description="open connections before waitress refuses")
+    ingress_backlog: int = Field(default=1024, ge=1, description="listen() backlog of the ingress socket")
+    ingress_channel_timeout: int = Field(
+        default=60, ge=1, description="seconds an idle keep-alive connection stays open"
+    )
     confirm_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for the broker's confirm")
     retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503")
     spool_enabled: bool = Field(default=True, description="keep deliveries on disk while the broker is away")
     spool_dir: str = Field(default="var/spool", description="where the spool lives (a persistent volume)")
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024, description="beyond this, 503")
+
+    def waitress_options(self) -> dict[str, Any]:
+        """How waitress serves the ingress (also used by the benchmark's baseline endpoint, for a fair comparison)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "threads": self.ingress_threads,
+            "connection_limit": self.ingress_connection_limit,
+            "backlog": self.ingress_backlog,
+            "channel_timeout": self.ingress_channel_timeout,
+            # poll() has no 1024-descriptor ceiling, unlike select().
+            "asyncore_use_poll": True,
+            # waitress buffers the body before Falcon sees it: cap it there too.
+            "max_request_body_size": self.max_body_bytes + 1,
+            "ident": "invoice-pipeline-ingress",
+            "clear_untrusted_proxy_headers": True,
+        }
 
     def webhook_secrets(self) -> list[str]:
         if self.docspace_webhook_secret is None:

@@ -168,6 +168,10 @@ class DocSpaceSimulator:
             fid = self.portal.folder(folder_id).id
             return [self.portal.file_dto(f) for f in self.portal.files.values() if f.folder_id == fid]
 
+    def folder_title(self, folder_id: str | int) -> str:
+        with self.portal.lock:
+            return str(self.portal.folder(folder_id).title)
+
     def subfolders(self, folder_id: str | int) -> list[dict[str, Any]]:
         with self.portal.lock:
             fid = self.portal.folder(folder_id).id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pika
 import pytest
@@ -12,6 +12,8 @@ from tests.broker import BrokerKit, find_broker, new_prefix
 
 pytest_plugins = ["tests.simulator_fixtures", "tests.mail_fixtures"]
 
+BrokerFactory = Callable[..., BrokerKit]
+
 
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
@@ -19,15 +21,28 @@ def amqp_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def broker(amqp_url: str) -> Iterator[BrokerKit]:
-    """A fresh topology under a unique prefix, declared before the test and deleted after it."""
-    topology = Topology(new_prefix(), retry_delays=(0.2, 0.4, 0.8), delivery_limit=5)
-    kit = BrokerKit(amqp_url, topology)
-    connection = kit.connect()
-    topology.declare(connection.channel())
-    connection.close()
-    yield kit
+def broker_factory(amqp_url: str) -> Iterator[BrokerFactory]:
+    """Make fresh topologies under unique prefixes (own retry delays if a test needs them); all deleted after."""
+    made: list[Topology] = []
+
+    def make(*, retry_delays: Sequence[float] = (0.2, 0.4, 0.8), delivery_limit: int = 5) -> BrokerKit:
+        topology = Topology(new_prefix(), retry_delays=retry_delays, delivery_limit=delivery_limit)
+        kit = BrokerKit(amqp_url, topology)
+        connection = kit.connect()
+        topology.declare(connection.channel())
+        connection.close()
+        made.append(topology)
+        return kit
+
+    yield make
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
-    topology.delete(channel)
+    for topology in made:
+        topology.delete(channel)
     connection.close()
+
+
+@pytest.fixture
+def broker(broker_factory: BrokerFactory) -> BrokerKit:
+    """A fresh topology under a unique prefix with a short retry ladder (0.2 s, 0.4 s, 0.8 s)."""
+    return broker_factory()

@@ -248,6 +248,7 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: bytes
     received_at: float
+    status: int = 202  # what the receiver answered
 
 
 @dataclass
@@ -293,6 +294,7 @@ class PipelineReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                scripted = receiver._next_response()
                 receiver._record(
                     RecordedRequest(
                         method="POST",
@@ -300,9 +302,10 @@ class PipelineReceiver:
                         headers={k.lower(): v for k, v in self.headers.items()},
                         body=body,
                         received_at=time.time(),
+                        status=202 if scripted is None else scripted.status,
                     )
                 )
-                self._answer(receiver._next_response())
+                self._answer(scripted)
 
             def _answer(self, scripted: _ScriptedResponse | None) -> None:
                 if scripted is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ops.logs import LogCollector
@@ -12,9 +13,17 @@ from tests.broker import BrokerKit
 from tests.mail_fixtures import free_port
 
 
+@dataclass
+class RunningPipeline:
+    url: str
+    logs: LogCollector
+    supervisor: Supervisor
+    spool_dir: Path
+
+
 @contextmanager
-def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) -> Iterator[tuple[str, LogCollector]]:
-    """Start ingress, classifier, mover and notifier as separate processes; yield the ingress URL and logs."""
+def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) -> Iterator[RunningPipeline]:
+    """Start ingress, classifier, mover and notifier as separate processes, on this test's topology."""
     port = free_port()
     logs = LogCollector()
     full_env = {
@@ -26,6 +35,7 @@ def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) 
         "LOG_FORMAT": "json",
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "SPOOL_DIR": str(tmp_path / "spool"),
         **env,
     }
     supervisor = Supervisor(
@@ -38,6 +48,6 @@ def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) 
             wait_for_pipeline(url, logs.started, supervisor)
         except RuntimeError as exc:
             raise AssertionError(f"{exc}\n{logs.dump()}") from exc
-        yield url, logs
+        yield RunningPipeline(url, logs, supervisor, tmp_path / "spool")
     finally:
         supervisor.stop()

@@ -58,7 +58,8 @@ incoming_folder_id = "{globex_incoming}"
         "PIPELINE_URL": pipeline_receiver.url,
         "PIPELINE_SECRET": PIPELINE_SECRET,
     }
-    with running_pipeline(broker, env, tmp_path) as (ingress_url, logs):
+    with running_pipeline(broker, env, tmp_path) as pipeline:
+        ingress_url, logs = pipeline.url, pipeline.logs
         sim.register_webhook(
             ingress_url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded", "file.updated"]
         )

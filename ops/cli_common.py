@@ -1,0 +1,116 @@
+"""What every ``invoice-pipeline`` command shares: settings from the environment, the broker, the console."""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import pika
+import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from rich.console import Console
+
+from shared.broker import connection_parameters
+from shared.docspace import DocSpaceClient
+from shared.settings import CommonSettings, DocSpaceSettings
+from shared.topology import STAGES, Topology
+
+S = TypeVar("S", bound=BaseSettings)
+
+EXIT_PROBLEM = 1
+EXIT_CONFIG = 2
+
+
+def console(*, stderr: bool = False) -> Console:
+    # Off a terminal (pipes, tests) keep tables wide instead of eliding ids at 80 columns.
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160, highlight=False)
+
+
+def load_settings(cls: type[S]) -> S:
+    """The same settings class the processes build, from the same environment; a clear message if invalid."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        console(stderr=True).print(f"[red]invalid configuration ({cls.__name__}):[/red]\n{_explain(exc)}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    # Never echo the input: it may be a secret.
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        lines.append(f"  {name}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def broker_parameters(settings: CommonSettings) -> pika.ConnectionParameters:
+    return connection_parameters(
+        settings.amqp_url.get_secret_value(),
+        name="invoice-pipeline-cli",
+        heartbeat=settings.heartbeat,
+        blocked_connection_timeout=settings.blocked_connection_timeout,
+    )
+
+
+def topology(settings: CommonSettings) -> Topology:
+    return Topology.from_settings(settings)
+
+
+def docspace_client(settings: DocSpaceSettings) -> DocSpaceClient:
+    return DocSpaceClient(
+        settings.docspace_api_host, settings.docspace_api_key, timeout=(3.05, settings.docspace_timeout)
+    )
+
+
+def stages(stage: str | None) -> list[str]:
+    """``--stage`` validated against the topology's stages; no option means all of them."""
+    if stage is None:
+        return list(STAGES)
+    if stage not in STAGES:
+        raise typer.BadParameter(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}", param_hint="--stage")
+    return [stage]
+
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
+    """``30m``, ``2h``, ``7d`` (ago) or an ISO date/time (UTC when no offset is given)."""
+    if value is None:
+        return None
+    now = now or datetime.now(UTC)
+    match = _AGO.match(value)
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO date/time", param_hint="--since"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def ago(when: datetime | None, now: datetime | None = None) -> str:
+    """``2026-11-03 10:22 UTC (3h ago)``: absolute for the record, relative for the eye."""
+    if when is None:
+        return "-"
+    delta = (now or datetime.now(UTC)) - when
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        rel = "in the future"
+    elif seconds < 120:
+        rel = f"{seconds}s ago"
+    elif seconds < 7200:
+        rel = f"{seconds // 60}m ago"
+    elif seconds < 172800:
+        rel = f"{seconds // 3600}h ago"
+    else:
+        rel = f"{seconds // 86400}d ago"
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({rel})"

@@ -1,0 +1,204 @@
+"""``invoice-pipeline dlq``: list, show, replay and purge dead letters (see shared/dead_letters.py for how)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
+from shared.dead_letters import DeadLetter, DeadLetterQueues, Decision
+from shared.settings import CommonSettings
+
+app = typer.Typer(
+    help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",
+    no_args_is_help=True,
+)
+
+StageOption = Annotated[
+    str | None, typer.Option("--stage", "-s", help="classifier, mover, notifier.email or notifier.pipeline")
+]
+ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="only this reason, e.g. docspace_not_found")]
+
+
+def _queues() -> DeadLetterQueues:
+    settings = load_settings(CommonSettings)
+    return DeadLetterQueues(broker_parameters(settings), topology(settings))
+
+
+def _sweep(
+    queues: DeadLetterQueues, names: list[str], decide: Callable[[DeadLetter], Decision], verb: str
+) -> list[tuple[DeadLetter, Decision]]:
+    """Sweep each stage's queue with a progress bar (a queue can hold many thousands)."""
+    done: list[tuple[DeadLetter, Decision]] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as progress:
+        for stage in names:
+            task = progress.add_task(f"{verb} {stage}", total=None)
+            done += queues.sweep(
+                stage, decide, progress=lambda n, total, task=task: progress.update(task, completed=n, total=total)
+            )
+    return done
+
+
+def _matches(letter: DeadLetter, reason: str | None, since: datetime | None, ident: str | None) -> bool:
+    if reason is not None and letter.reason != reason:
+        return False
+    if since is not None and (letter.last_failure is None or letter.last_failure < since):
+        return False
+    return ident is None or letter.id.startswith(ident)
+
+
+def _table(letters: list[DeadLetter], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("id", "stage", "reason", "attempts", "last failure", "event", "file", "invoice"):
+        table.add_column(name, no_wrap=name in {"id", "stage", "reason"}, overflow="fold")
+    for d in letters:
+        table.add_row(
+            d.id,
+            d.stage,
+            d.reason,
+            str(d.attempts) if d.attempts is not None else "-",
+            ago(d.last_failure),
+            d.event_id or "-",
+            d.file_id or "-",
+            d.invoice_id or "-",
+        )
+    return table
+
+
+@app.command("list")
+def list_(
+    stage: StageOption = None,
+    reason: ReasonOption = None,
+    since: Annotated[str | None, typer.Option(help="last failure at or after: 30m, 2h, 7d or an ISO time")] = None,
+) -> None:
+    """List dead letters as a table (nothing is removed: each message is put back in order)."""
+    names, cutoff = stages(stage), parse_since(since)
+    letters = [
+        d for d, _ in _sweep(_queues(), names, lambda _d: "keep", "reading") if _matches(d, reason, cutoff, None)
+    ]
+    out = console()
+    if not letters:
+        out.print("No dead letters" + (" match" if reason or since else "") + ".")
+        return
+    out.print(_table(letters, f"{len(letters)} dead letter(s)"))
+    out.print("Details: invoice-pipeline dlq show ID    Replay: invoice-pipeline dlq replay --stage S [--reason R]")
+
+
+@app.command()
+def show(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="the id from 'dlq list' (a unique prefix is enough)")],
+    stage: StageOption = None,
+) -> None:
+    """Show one dead letter: its properties, every header and the body."""
+    found = [d for d, _ in _sweep(_queues(), stages(stage), lambda _d: "keep", "reading") if d.id.startswith(ident)]
+    out = console()
+    if not found:
+        out.print(f"[red]No dead letter with id {escape(ident)}.[/red] See: invoice-pipeline dlq list")
+        raise typer.Exit(EXIT_PROBLEM)
+    if len({d.id for d in found}) > 1:
+        out.print(f"[yellow]{escape(ident)} is ambiguous:[/yellow] " + ", ".join(sorted({d.id for d in found})))
+        raise typer.Exit(EXIT_PROBLEM)
+    letter = found[0]
+    copies = f" ({len(found)} copies)" if len(found) > 1 else ""
+    out.print(f"[bold]{letter.id}[/bold]{copies}  stage {letter.stage}  reason [bold]{escape(letter.reason)}[/bold]")
+    meta = Table(show_header=False, box=None)
+    for name, value in (
+        ("message id", letter.message_id),
+        ("routing key", letter.routing_key),
+        ("content type", letter.content_type),
+        ("attempts", letter.attempts),
+        ("first failure", ago(letter.first_failure)),
+        ("last failure", ago(letter.last_failure)),
+        ("error", letter.error),
+    ):
+        meta.add_row(name, escape(str(value if value is not None else "-")))
+    out.print(meta)
+    headers = Table(title="headers", title_justify="left")
+    headers.add_column("name", no_wrap=True)
+    headers.add_column("value", overflow="fold")
+    for name, value in sorted(letter.headers.items()):
+        headers.add_row(escape(name), escape(_render(value)))
+    out.print(headers)
+    out.print("[bold]body[/bold]")
+    out.print(_body(letter.body), markup=False)
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _body(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+@app.command()
+def replay(
+    stage: StageOption = None,
+    reason: ReasonOption = None,
+    ident: Annotated[str | None, typer.Option("--id", help="only this dead letter (id or unique prefix)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be replayed; change nothing")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="replay at most N messages")] = None,
+) -> None:
+    """Move dead letters back to their stage's work queue, attempt counter reset.
+
+    Each message is published (and confirmed by the broker) before it leaves the dead-letter queue. Replaying is
+    safe to repeat: the stages are idempotent, so an invoice already handled is recognised and not handled twice.
+    """
+    chosen: list[DeadLetter] = []
+
+    def decide(letter: DeadLetter) -> Decision:
+        if not _matches(letter, reason, None, ident) or (limit is not None and len(chosen) >= limit):
+            return "keep"
+        chosen.append(letter)
+        return "keep" if dry_run else "replay"
+
+    _sweep(_queues(), stages(stage), decide, "checking" if dry_run else "replaying")
+    out = console()
+    if not chosen:
+        out.print("Nothing to replay.")
+        return
+    if dry_run:
+        out.print(_table(chosen, f"Would replay {len(chosen)} dead letter(s) (dry run, nothing changed)"))
+        return
+    out.print(_table(chosen, f"Replayed {len(chosen)} dead letter(s) to their work queues"))
+    out.print("Watch them: stage_messages_total in /metrics, or invoice-pipeline dlq list for any that fail again.")
+
+
+@app.command()
+def purge(
+    stage: StageOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete dead letters for good (asks first). Consider 'dlq list' and 'dlq replay' before this."""
+    names = stages(stage)
+    queues = _queues()
+    depths = {name: queues.depth(name) for name in names}
+    total = sum(depths.values())
+    out = console()
+    if total == 0:
+        out.print("No dead letters to purge.")
+        return
+    summary = ", ".join(f"{name}: {count}" for name, count in depths.items() if count)
+    if not yes and not typer.confirm(f"Delete {total} dead letter(s) for good ({summary})?", default=False):
+        out.print("Nothing purged.")
+        raise typer.Exit(EXIT_PROBLEM)
+    removed = {name: queues.purge(name) for name in names if depths[name]}
+    out.print(f"Purged {sum(removed.values())} dead letter(s): " + ", ".join(f"{n}: {c}" for n, c in removed.items()))

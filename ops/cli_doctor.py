@@ -1,0 +1,118 @@
+"""``invoice-pipeline doctor``: run every check, print one table and a verdict, exit 1 when something is broken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from rich.markup import escape
+from rich.table import Table
+
+from consumers.classifier.settings import ClassifierSettings
+from consumers.notifier.settings import NotifierSettings
+from ingress.settings import IngressSettings
+from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, docspace_client, topology
+from ops.doctor import Check, check_broker, check_docspace, check_ingress_secret, check_pipeline, check_smtp
+from shared.rules import Rules, RulesError, load_rules
+from shared.settings import CommonSettings, DocSpaceSettings
+
+S = TypeVar("S", bound=BaseSettings)
+
+STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "off": "dim", "skip": "dim"}
+
+
+def doctor(
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="the public URL the webhook should point at (default: any URL ending in /docspace/webhook)"),
+    ] = None,
+) -> None:
+    """Check the broker, DocSpace (key, rooms, Incoming folders, webhook), SMTP and the pipeline URL."""
+    out = console()
+    with console(stderr=True).status("checking the pipeline's dependencies..."):
+        checks = list(_run(webhook_url))
+    table = Table(title="invoice-pipeline doctor", title_justify="left")
+    for column in ("component", "status", "detail", "fix"):
+        table.add_column(column, overflow="fold", no_wrap=column in {"component", "status"})
+    for c in checks:
+        style = STYLE[c.status]
+        table.add_row(escape(c.component), f"[{style}]{c.status}[/{style}]", escape(c.detail), escape(c.fix))
+    out.print(table)
+    failed = [c for c in checks if c.status == "fail"]
+    warned = [c for c in checks if c.status == "warn"]
+    if failed:
+        out.print(
+            f"[bold red]NOT READY[/bold red]: {len(failed)} problem(s): " + ", ".join(c.component for c in failed)
+        )
+        raise typer.Exit(EXIT_PROBLEM)
+    note = f" ({len(warned)} warning(s))" if warned else ""
+    out.print(f"[bold green]READY[/bold green]: every configured dependency answers{note}.")
+
+
+def _run(webhook_url: str | None) -> Iterator[Check]:
+    common, error = _settings(CommonSettings)
+    if common is None:
+        yield Check("configuration", "fail", error, "fix the broker settings (AMQP_URL, RETRY_DELAYS, ...)")
+    else:
+        yield from check_broker(broker_parameters(common), topology(common))
+
+    ingress, error = _settings(IngressSettings)
+    if ingress is None:
+        yield Check("ingress config", "fail", error, "fix the ingress settings")
+    else:
+        yield check_ingress_secret(ingress)
+
+    docspace, error = _settings(DocSpaceSettings)
+    if docspace is None:
+        yield Check("docspace", "fail", error, "set DOCSPACE_API_HOST (https://...) and DOCSPACE_API_KEY")
+    else:
+        rules = None
+        classifier, error = _settings(ClassifierSettings)
+        if classifier is None:
+            yield Check("rules", "fail", error, "fix the classifier settings")
+        else:
+            rules, check = _rules(classifier)
+            yield check
+        with docspace_client(docspace) as client:
+            yield from check_docspace(client, rules, webhook_url)
+
+    notifier, error = _settings(NotifierSettings)
+    if notifier is None:
+        yield Check("notifier config", "fail", error, "fix the notifier settings")
+    else:
+        yield check_smtp(
+            notifier.smtp_host,
+            notifier.smtp_port,
+            starttls=notifier.smtp_starttls,
+            use_ssl=notifier.smtp_ssl,
+            timeout=min(notifier.smtp_timeout, 10.0),
+        )
+        yield check_pipeline(notifier.pipeline_url, timeout=min(notifier.pipeline_timeout, 10.0))
+
+
+def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:
+    try:
+        rules = load_rules(
+            rules_file=settings.invoice_rules_file,
+            client_room_id=settings.client_room_id,
+            incoming_folder_id=settings.incoming_folder_id,
+            manager_email=settings.manager_email,
+        )
+    except RulesError as exc:
+        return None, Check("rules", "fail", str(exc), "see README, 'Rules file'")
+    source = settings.invoice_rules_file or "CLIENT_ROOM_ID / MANAGER_EMAIL"
+    return rules, Check("rules", "ok", f"{len(rules.clients)} client(s) from {source}")
+
+
+def _settings(cls: type[S]) -> tuple[S | None, str]:
+    try:
+        return cls(), ""
+    except ValidationError as exc:
+        # Field names and messages only: the input may be a secret.
+        problems = "; ".join(
+            f"{'_'.join(str(p) for p in e['loc']).upper() or cls.__name__}: {e['msg']}" for e in exc.errors()
+        )
+        return None, problems

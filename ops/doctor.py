@@ -1,0 +1,310 @@
+"""The checks behind ``invoice-pipeline doctor``: each dependency, what is wrong with it, and how to fix it."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import pika
+import pika.exceptions
+import requests
+
+from ingress.settings import WEBHOOK_PATH, IngressSettings
+from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, trigger_names
+from shared.broker import CONNECTION_ERRORS
+from shared.docspace import DocSpaceAccessDenied, DocSpaceClient, DocSpaceNotFound, WebhookConfig
+from shared.errors import StageError
+from shared.messages import IncomingFolder
+from shared.rules import Rules
+from shared.topology import STAGES, Topology
+
+Status = Literal["ok", "warn", "fail", "off", "skip"]
+
+# DocSpace disables a webhook whose deliveries have failed for 3 days; warn well before that.
+WEBHOOK_DISABLE_AFTER = timedelta(days=3)
+WEBHOOK_FAILING_ALARM = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Check:
+    component: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+# --- broker -------------------------------------------------------------------------------------------------
+
+
+def check_broker(params: pika.ConnectionParameters, topology: Topology) -> Iterator[Check]:
+    """Reachable, the topology declared (passive declares only: the doctor never creates anything), dead letters."""
+    try:
+        connection = pika.BlockingConnection(params)
+    except CONNECTION_ERRORS as exc:
+        yield Check(
+            "broker",
+            "fail",
+            f"cannot connect to {params.host}:{params.port}: {type(exc).__name__} {exc}".strip(),
+            "start RabbitMQ, or set AMQP_URL (user, password, host, vhost)",
+        )
+        yield Check("topology", "skip", "broker unreachable")
+        return
+    try:
+        yield Check("broker", "ok", f"connected to {params.host}:{params.port} vhost {params.virtual_host}")
+        missing: list[str] = []
+        depths: dict[str, int] = {}
+        for exchange in topology.exchanges():
+            if not _passive(connection, lambda ch, name=exchange.name: ch.exchange_declare(name, passive=True)):
+                missing.append(f"exchange {exchange.name}")
+        for queue in topology.queues():
+            frame = _passive(connection, lambda ch, name=queue.name: ch.queue_declare(name, passive=True))
+            if not frame:
+                missing.append(f"queue {queue.name}")
+            elif queue.name.endswith(".dlq"):
+                depths[queue.name] = int(frame.method.message_count)
+        prefix = f" (prefix {topology.prefix!r})" if topology.prefix else ""
+        if missing:
+            yield Check(
+                "topology",
+                "fail",
+                f"{len(missing)} missing{prefix}: " + ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""),
+                "start the pipeline's processes once (each declares the topology); check TOPOLOGY_PREFIX and "
+                "RETRY_DELAYS match the running processes",
+            )
+        else:
+            yield Check(
+                "topology", "ok", f"{len(topology.exchanges())} exchanges, {len(topology.queues())} queues{prefix}"
+            )
+        if not missing:
+            waiting = {name: n for name, n in depths.items() if n}
+            if waiting:
+                yield Check(
+                    "dead letters",
+                    "warn",
+                    ", ".join(f"{name}: {n}" for name, n in waiting.items()),
+                    "invoice-pipeline dlq list; then replay or purge",
+                )
+            else:
+                yield Check("dead letters", "ok", f"none in {len(STAGES)} dead-letter queues")
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def _passive(connection: pika.BlockingConnection, declare: Callable[[Any], Any]) -> Any:
+    """Run one passive declare on its own channel: a missing name closes the channel with 404."""
+    channel = connection.channel()
+    try:
+        return declare(channel)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return None
+        raise
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+# --- DocSpace -----------------------------------------------------------------------------------------------
+
+
+def check_docspace(client: DocSpaceClient, rules: Rules | None, webhook_url: str | None) -> Iterator[Check]:
+    """The portal and key (through the webhook list), every watched room, every Incoming folder, the webhook."""
+    configs: list[WebhookConfig] | None = None
+    try:
+        configs = client.list_webhooks()
+        yield Check("docspace", "ok", f"{client.base_url} answered; the API key is valid (global scope)")
+    except DocSpaceAccessDenied as exc:
+        if "401" in str(exc):
+            yield Check(
+                "docspace", "fail", f"the API key was rejected: {exc}", "create a new API key and set DOCSPACE_API_KEY"
+            )
+            return
+        # 403 with a valid key: a files-only key. Enough for the stages; the webhook cannot be checked.
+        yield Check(
+            "docspace",
+            "warn",
+            f"{client.base_url} answered; the key cannot read webhook settings (403)",
+            "to let doctor check the webhook, use a key with a global scope (*:read)",
+        )
+    except StageError as exc:
+        yield Check(
+            "docspace",
+            "fail",
+            f"{client.base_url} unreachable: {exc}",
+            "check DOCSPACE_API_HOST and that this host can reach the portal",
+        )
+        return
+    yield from _check_rooms(client, rules)
+    if configs is None:
+        yield Check("webhook", "skip", "the key cannot list webhooks")
+    else:
+        yield _check_webhook(configs, webhook_url)
+
+
+def _check_rooms(client: DocSpaceClient, rules: Rules | None) -> Iterator[Check]:
+    if rules is None:
+        return
+    for client_rule in rules.clients:
+        label = f"room {client_rule.name}"
+        try:
+            title = client.folder_title(client_rule.room_id)
+        except DocSpaceAccessDenied:
+            yield Check(
+                label,
+                "fail",
+                f"room {client_rule.room_id}: the API key cannot read it (403)",
+                "invite the key's owner to the room (room admin or content creator), or fix room_id in the rules",
+            )
+            yield Check(f"incoming {client_rule.name}", "skip", "room unreadable")
+            continue
+        except DocSpaceNotFound:
+            yield Check(
+                label,
+                "fail",
+                f"room {client_rule.room_id} does not exist",
+                "fix room_id in the rules file (the id is in the room's URL)",
+            )
+            yield Check(f"incoming {client_rule.name}", "skip", "room missing")
+            continue
+        except StageError as exc:
+            yield Check(label, "fail", f"room {client_rule.room_id}: {exc}", "retry; check the portal's status")
+            continue
+        yield Check(label, "ok", f"'{title}' ({client_rule.room_id}) readable")
+        yield _check_incoming(client, client_rule.name, client_rule.room_id, client_rule.incoming)
+
+
+def _check_incoming(client: DocSpaceClient, name: str, room_id: str, incoming: IncomingFolder) -> Check:
+    label = f"incoming {name}"
+    folder_id, folder_name = incoming.id, incoming.name
+    try:
+        if folder_id:
+            title = client.folder_title(folder_id)
+            return Check(label, "ok", f"folder {folder_id} '{title}' present")
+        found = client.find_subfolder(room_id, folder_name)
+    except (DocSpaceAccessDenied, DocSpaceNotFound) as exc:
+        return Check(label, "fail", str(exc), "fix incoming_folder_id in the rules, or remove it to use 'Incoming'")
+    except StageError as exc:
+        return Check(label, "fail", str(exc), "retry; check the portal's status")
+    if found:
+        return Check(label, "ok", f"'{folder_name}' present ({found})")
+    return Check(label, "ok", f"'{folder_name}' not there yet: the mover creates it on the first invoice")
+
+
+def _check_webhook(configs: list[WebhookConfig], webhook_url: str | None, now: datetime | None = None) -> Check:
+    now = now or datetime.now(UTC)
+    if webhook_url:
+        candidates = [c for c in configs if c.uri.rstrip("/") == webhook_url.rstrip("/")]
+    else:
+        candidates = [c for c in configs if c.uri.rstrip("/").endswith(WEBHOOK_PATH)]
+    register = "invoice-pipeline docspace register-webhook --url https://<public host>" + WEBHOOK_PATH
+    if not candidates:
+        where = webhook_url or f"a URL ending in {WEBHOOK_PATH}"
+        return Check("webhook", "fail", f"no webhook registered for {where}", register)
+    config = next((c for c in candidates if c.enabled), candidates[0])
+    what = f"{config.id} '{config.name}' -> {config.uri}"
+    if not config.enabled:
+        return Check(
+            "webhook",
+            "fail",
+            f"{what} is disabled (DocSpace disables one after 3 days of failed deliveries)",
+            "make sure the URL answers, then enable it in DocSpace (Developer Tools > Webhooks)",
+        )
+    needed = FILE_CREATED | FILE_UPLOADED
+    if config.triggers and config.triggers & needed != needed:
+        return Check(
+            "webhook",
+            "fail",
+            f"{what} triggers: {', '.join(trigger_names(config.triggers))}",
+            "include file.created and file.uploaded (or register a new webhook with register-webhook)",
+        )
+    failing_since = _failing_since(config)
+    if failing_since is not None:
+        failing = now - failing_since
+        error = f"last failure {config.last_failure_on:%Y-%m-%d %H:%M} UTC: {config.last_failure_content or '?'}"
+        if failing >= WEBHOOK_FAILING_ALARM:
+            left = max(WEBHOOK_DISABLE_AFTER - failing, timedelta(0))
+            return Check(
+                "webhook",
+                "fail",
+                f"{what}: no success for {failing.days}d {failing.seconds // 3600}h; DocSpace disables it in "
+                f"about {left.days}d {left.seconds // 3600}h. {error}",
+                "make the ingress reachable at the webhook URL (public address, TLS, DOCSPACE_WEBHOOK_SECRET)",
+            )
+        return Check("webhook", "warn", f"{what}: the last delivery failed. {error}", "check the ingress logs")
+    last = config.last_success_on
+    detail = f"{what}, enabled, triggers {', '.join(trigger_names(config.triggers))}"
+    detail += f", last success {last:%Y-%m-%d %H:%M} UTC" if last else ", no delivery yet"
+    return Check("webhook", "ok", detail)
+
+
+def _failing_since(config: WebhookConfig) -> datetime | None:
+    """When the current run of failures began (DocSpace counts from the last success, or from creation)."""
+    failure = config.last_failure_on
+    if failure is None or (config.last_success_on is not None and config.last_success_on >= failure):
+        return None
+    return config.last_success_on or config.created_on or failure
+
+
+# --- ingress, SMTP, pipeline ----------------------------------------------------------------------------------
+
+
+def check_ingress_secret(settings: IngressSettings) -> Check:
+    count = len(settings.webhook_secrets())
+    if not count:
+        return Check(
+            "webhook secret",
+            "fail",
+            "DOCSPACE_WEBHOOK_SECRET is not set: the ingress refuses to start",
+            "set it to the secret printed by 'invoice-pipeline docspace register-webhook'",
+        )
+    too_long = [s for s in settings.webhook_secrets() if len(s) > 50]
+    if too_long:
+        return Check("webhook secret", "warn", "a secret is longer than DocSpace's 50 characters", "shorten it")
+    return Check("webhook secret", "ok", f"{count} secret(s) configured" + (" (rotation)" if count > 1 else ""))
+
+
+def check_smtp(
+    host: str | None, port: int, *, starttls: bool, use_ssl: bool, timeout: float, local_hostname: str | None = None
+) -> Check:
+    """Connect and EHLO (STARTTLS when configured); no login, no mail."""
+    if not host:
+        return Check("smtp", "off", "SMTP_HOST unset: e-mail notices are off")
+    try:
+        if use_ssl:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout, local_hostname=local_hostname)
+        with smtp:
+            code, _ = smtp.ehlo()
+            if code != 250:
+                return Check("smtp", "fail", f"{host}:{port} answered EHLO with {code}", "check SMTP_HOST / SMTP_PORT")
+            if starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+    except (OSError, smtplib.SMTPException) as exc:
+        return Check(
+            "smtp",
+            "fail",
+            f"{host}:{port}: {type(exc).__name__}: {exc}",
+            "check SMTP_HOST, SMTP_PORT, SMTP_SSL/SMTP_STARTTLS and the firewall",
+        )
+    mode = "implicit TLS" if use_ssl else "STARTTLS" if starttls else "plain"
+    return Check("smtp", "ok", f"{host}:{port} answered EHLO ({mode}; login not tried)")
+
+
+def check_pipeline(url: str | None, *, timeout: float) -> Check:
+    """Any HTTP answer means the endpoint is there (a HEAD may well get 405); no event is sent."""
+    if not url:
+        return Check("pipeline", "off", "PIPELINE_URL unset: the processing pipeline is not called")
+    try:
+        resp = requests.head(url, timeout=timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        return Check("pipeline", "fail", f"{url}: {type(exc).__name__}", "check PIPELINE_URL and that it is reachable")
+    if resp.status_code >= 500:
+        return Check("pipeline", "warn", f"{url} answered HEAD with {resp.status_code}", "check the pipeline's health")
+    return Check("pipeline", "ok", f"{url} answered HEAD with {resp.status_code}")

@@ -1,0 +1,237 @@
+"""Dead-letter queues for operators: read, replay and purge them in one ordered pass that never loses a message.
+
+How a queue is read without losing anything (and why not ``basic_get`` + ``nack(requeue=True)``): a sweep counts
+the queue's ready messages, then takes exactly that many from the head, one at a time, and for each one either
+republishes it unchanged to the tail of the same queue ("keep") or to its stage's work queue ("replay"), or drops
+it ("drop"). The original is acked only after the broker confirmed the republished copy, so a crash at any moment
+leaves the message in the queue (at worst twice: a copy confirmed but its original not yet acked, which is
+harmless because the stages are idempotent and a copy has the same :func:`dead_letter_id`). After a full pass the
+kept messages are back in their original order.
+
+A requeue would also keep the message, but on quorum queues every requeue counts against the delivery limit
+(RabbitMQ 4.x gives every quorum queue a default limit of 20), so listing a dead-letter queue twenty times could
+silently drop its messages. A republished copy is a new message with a fresh count.
+
+Messages that arrive during a sweep go to the tail after the ones being swept and are left alone. Two sweeps of
+the same queue at the same time would interleave; run one operator command at a time per queue.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER
+from shared.delivery import parse_datetime
+from shared.publisher import SEQ_HEADER
+from shared.topology import Topology
+
+Decision = Literal["keep", "replay", "drop"]
+
+# Headers that tell the story of the failure; a replayed message starts a new story (attempt 1, a fresh ladder).
+FAILURE_HEADERS = frozenset(
+    {
+        SEQ_HEADER,
+        ATTEMPT_HEADER,
+        "x-stage",
+        "x-reason",
+        "x-error",
+        "x-attempts",
+        "x-first-failure",
+        "x-last-failure",
+        "x-last-reason",
+        "x-last-error",
+        "x-event-id",
+        "x-file-id",
+        "x-invoice-id",
+        "x-death",
+        "x-delivery-count",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+REPLAYS_HEADER = "x-replays"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message, with what its headers say about the failure."""
+
+    id: str
+    stage: str
+    reason: str
+    error: str
+    attempts: int | None
+    first_failure: datetime | None
+    last_failure: datetime | None
+    event_id: str | None
+    file_id: str | None
+    invoice_id: str | None
+    routing_key: str | None
+    message_id: str | None
+    content_type: str | None
+    headers: Mapping[str, Any] = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+def dead_letter_id(stage: str, message_id: str | None, body: bytes) -> str:
+    """The operator-facing id: 12 hex digits of SHA-256 over stage, message id and body.
+
+    Stable across listings and sweeps (headers may change, these do not), short enough to type, and the same for
+    two copies of one message. ``message_id`` alone is not enough: both notifier queues hold the same invoice id.
+    """
+    digest = hashlib.sha256(f"{stage}\0{message_id or ''}\0".encode())
+    digest.update(body)
+    return digest.hexdigest()[:12]
+
+
+def describe(stage: str, properties: pika.BasicProperties, body: bytes) -> DeadLetter:
+    """Read a dead letter's headers: ours (``x-reason``...) or the broker's ``x-death`` (delivery limit)."""
+    headers = dict(properties.headers or {})
+    death = _first_death(headers)
+    reason = _text(headers.get("x-reason")) or (_text(death.get("reason")) if death else None) or "unknown"
+    attempts = _int(headers.get("x-attempts")) or _int(headers.get(ATTEMPT_HEADER)) or _int(death.get("count"))
+    last = _when(headers.get("x-last-failure")) or _when(death.get("time"))
+    return DeadLetter(
+        id=dead_letter_id(stage, properties.message_id, body),
+        stage=_text(headers.get("x-stage")) or stage,
+        reason=reason,
+        error=_text(headers.get("x-error")) or "",
+        attempts=attempts,
+        first_failure=_when(headers.get("x-first-failure")) or last,
+        last_failure=last,
+        event_id=_text(headers.get("x-event-id")),
+        file_id=_text(headers.get("x-file-id")),
+        invoice_id=_text(headers.get("x-invoice-id")),
+        routing_key=original_routing_key(headers),
+        message_id=properties.message_id,
+        content_type=properties.content_type,
+        headers=headers,
+        body=body,
+    )
+
+
+def original_routing_key(headers: Mapping[str, Any]) -> str | None:
+    """The key the message was first published with; the consumer reads it back from ``x-original-routing-key``."""
+    key = _text(headers.get(ROUTING_KEY_HEADER))
+    if key:
+        return key
+    death = _first_death(headers)
+    keys = death.get("routing-keys") if death else None
+    return _text(keys[0]) if isinstance(keys, list) and keys else None
+
+
+def replay_properties(properties: pika.BasicProperties, now: datetime | None = None) -> pika.BasicProperties:
+    """The message as its stage first saw it: same body and identity, failure headers gone, replay counted."""
+    headers = {k: v for k, v in (properties.headers or {}).items() if k not in FAILURE_HEADERS}
+    key = original_routing_key(properties.headers or {})
+    if key:
+        headers[ROUTING_KEY_HEADER] = key
+    headers[REPLAYS_HEADER] = (_int(headers.get(REPLAYS_HEADER)) or 0) + 1
+    headers["x-replayed-at"] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    replayed = copy.copy(properties)
+    replayed.headers = headers
+    replayed.delivery_mode = pika.DeliveryMode.Persistent
+    return replayed
+
+
+class DeadLetterQueues:
+    """The dead-letter queues of one topology, over one short-lived connection per operation."""
+
+    def __init__(self, params: pika.ConnectionParameters, topology: Topology) -> None:
+        self._params = params
+        self._topology = topology
+
+    def depth(self, stage: str) -> int:
+        with self._channel() as channel:
+            return int(
+                channel.queue_declare(self._topology.stage(stage).dead_letters, passive=True).method.message_count
+            )
+
+    def sweep(
+        self,
+        stage: str,
+        decide: Callable[[DeadLetter], Decision],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[tuple[DeadLetter, Decision]]:
+        """One ordered pass over the stage's dead letters (see the module docstring); returns what was decided."""
+        queues = self._topology.stage(stage)
+        done: list[tuple[DeadLetter, Decision]] = []
+        with self._channel() as channel:
+            channel.confirm_delivery()
+            total = int(channel.queue_declare(queues.dead_letters, passive=True).method.message_count)
+            for index in range(total):
+                method, properties, body = channel.basic_get(queues.dead_letters, auto_ack=False)
+                if method is None:
+                    break  # someone else took messages meanwhile
+                letter = describe(stage, properties, body)
+                decision = decide(letter)
+                # With confirms on, basic_publish returns only once the broker has the copy (it raises on a nack
+                # or, being mandatory, on an unroutable message); only then is the original let go.
+                if decision == "keep":
+                    channel.basic_publish("", queues.dead_letters, body, properties, mandatory=True)
+                elif decision == "replay":
+                    channel.basic_publish("", queues.work, body, replay_properties(properties), mandatory=True)
+                channel.basic_ack(method.delivery_tag)
+                done.append((letter, decision))
+                if progress is not None:
+                    progress(index + 1, total)
+        return done
+
+    def purge(self, stage: str) -> int:
+        """Delete every message in the stage's dead-letter queue; returns how many the broker removed."""
+        with self._channel() as channel:
+            return int(channel.queue_purge(self._topology.stage(stage).dead_letters).method.message_count)
+
+    @contextmanager
+    def _channel(self) -> Iterator[BlockingChannel]:
+        connection = pika.BlockingConnection(self._params)
+        try:
+            yield connection.channel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
+        return deaths[0]
+    return {}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str | bytes) and _text(value).isdigit():  # type: ignore[union-attr]
+        return int(value)
+    return None
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_datetime(_text(value))

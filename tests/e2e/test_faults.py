@@ -1,0 +1,192 @@
+"""Nothing lost, nothing twice: the whole pipeline under broker cuts, killed consumers, a flaky DocSpace,
+a mail server outage, a failing pipeline receiver, and a broker stopped for longer than DocSpace retries."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BrokerFactory
+from tests.e2e.pipeline import RunningPipeline, running_pipeline
+from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "chaos-Webhook-Secret!1"
+PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# Long enough, in total, to outlast the 20 s mail and pipeline outages and an expired claim lease.
+LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
+STAGES = ("classifier", "mover", "notifier.email", "notifier.pipeline")
+
+
+def _env(sim, smtp_server: SmtpTestServer, pipeline_receiver: PipelineReceiver, rules: Path) -> dict[str, str]:
+    return {
+        "DOCSPACE_WEBHOOK_SECRET": SECRET,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "DOCSPACE_TIMEOUT": "5",
+        "INVOICE_RULES_FILE": str(rules),
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_TIMEOUT": "5",
+        "MAIL_FROM": "invoices@pipeline.example",
+        "PIPELINE_URL": pipeline_receiver.url,
+        "PIPELINE_SECRET": PIPELINE_SECRET,
+        "PIPELINE_TIMEOUT": "5",
+        "CONCURRENCY": "8",
+        # A killed worker's claim must expire well inside the retry ladder.
+        "CLAIM_LEASE_SECONDS": "6",
+    }
+
+
+def _two_clients(sim, tmp_path: Path) -> tuple[list[str], Path]:
+    acme = sim.create_room("Acme Ltd")
+    globex = sim.create_room("Globex")
+    folders = [
+        sim.create_folder(sim.create_folder(sim.create_folder(acme, "Uploads"), "2026"), "November"),
+        sim.create_folder(globex, "Scans"),
+    ]
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[[clients]]\nname = "acme"\nroom_id = "{acme}"\nmanager_email = "anna@acme.example"\n\n'
+        f'[[clients]]\nname = "globex"\nroom_id = "{globex}"\nmanager_email = "bob@globex.example"\n',
+        encoding="utf-8",
+    )
+    return folders, rules
+
+
+def _cut_broker_connections() -> None:
+    subprocess.run(
+        ["rabbitmqctl", "close_all_connections", "--global", "fault test: connection cut"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def _assert_exactly_once(
+    sim,
+    files: list[str],
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    pipeline: RunningPipeline,
+    broker_kit,
+) -> None:
+    expected = {f"{file_id}:v1" for file_id in files}
+    mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
+    calls = collections.Counter(r.headers["webhook-id"] for r in pipeline_receiver.requests if r.status < 300)
+    assert set(mails) == expected and max(mails.values()) == 1, mails.most_common(3)
+    assert set(calls) == expected and max(calls.values()) == 1, calls.most_common(3)
+    for file_id in files:
+        folder = sim.file(file_id)["folderId"]
+        assert sim.folder_title(folder) == "Incoming", (file_id, folder)
+    for stage in STAGES:
+        assert broker_kit.depth(broker_kit.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))
+
+
+def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
+    broker_factory: BrokerFactory,
+    docspace_sim,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    broker = broker_factory(retry_delays=LADDER, delivery_limit=20)
+    sim = docspace_sim
+    folders, rules = _two_clients(sim, tmp_path)
+    files: list[str] = []
+
+    def upload(count: int) -> None:
+        for _ in range(count):
+            n = len(files)
+            files.append(sim.upload_file(folders[n % 2], f"Invoice-{n:04d}.pdf"))
+
+    with running_pipeline(broker, _env(sim, smtp_server, pipeline_receiver, rules), tmp_path) as pipeline:
+        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
+        sim.faults.add(method="*", path="/api/*", error_rate=0.3, error_status=503)
+        sim.faults.add(method="*", path="/api/*", burst_429=15, retry_after=1)
+
+        upload(50)
+        _cut_broker_connections()
+        pipeline.supervisor.kill("classifier", signal.SIGKILL)
+        upload(50)
+
+        smtp_server.stop()
+        threading.Timer(20, smtp_server.start).start()
+        pipeline_receiver.respond_with(500, for_seconds=20)
+        pipeline.supervisor.kill("mover", signal.SIGKILL)
+        upload(50)
+
+        _cut_broker_connections()
+        pipeline.supervisor.kill("notifier", signal.SIGKILL)
+        sim.faults.add(method="*", path="/api/*", burst_429=15, retry_after=2)
+        upload(50)
+
+        assert wait_until(lambda: len(smtp_server.messages) >= 200, timeout=240), pipeline.logs.dump(80)
+        assert wait_until(lambda: len([r for r in pipeline_receiver.requests if r.status < 300]) >= 200, timeout=120), (
+            pipeline.logs.dump(80)
+        )
+        assert sim.wait_idle(30)
+        time.sleep(3)  # room for a late duplicate to show itself
+
+        assert all(pipeline.supervisor.restarts(name) >= 1 for name in ("classifier", "mover", "notifier"))
+        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
+
+
+def _stop_broker() -> None:
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+
+
+def _start_broker() -> None:
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=180)
+    subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=180)
+
+
+def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_accepted(
+    broker_factory: BrokerFactory,
+    docspace_sim,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    broker = broker_factory(retry_delays=LADDER, delivery_limit=20)
+    sim = docspace_sim
+    # DocSpace's own schedule: 1, 2, 4, 8, 16 s, then it gives up.
+    sim.webhooks.retry_delays = (1, 2, 4, 8, 16)
+    folders, rules = _two_clients(sim, tmp_path)
+    files: list[str] = []
+    with running_pipeline(broker, _env(sim, smtp_server, pipeline_receiver, rules), tmp_path) as pipeline:
+        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
+        files += [sim.upload_file(folders[n % 2], f"Invoice-before-{n}.pdf") for n in range(5)]
+        assert wait_until(lambda: len(smtp_server.messages) >= 5, timeout=60), pipeline.logs.dump(50)
+
+        _stop_broker()
+        try:
+            stopped_at = time.monotonic()
+            while time.monotonic() - stopped_at < 60:
+                files.append(sim.upload_file(folders[len(files) % 2], f"Invoice-during-{len(files)}.pdf"))
+                time.sleep(3)
+        finally:
+            _start_broker()
+
+        accepted = {
+            json.loads(a.body)["event"]["id"]
+            for a in sim.deliveries()
+            if a.status is not None and 200 <= a.status < 300
+        }
+        assert wait_until(lambda: len(smtp_server.messages) >= len(files), timeout=180), pipeline.logs.dump(80)
+        assert wait_until(
+            lambda: len([r for r in pipeline_receiver.requests if r.status < 300]) >= len(files), timeout=60
+        )
+        time.sleep(3)
+        # Every delivery the ingress answered 2xx was processed: each upload's invoice arrived, once.
+        assert len(accepted) >= 2 * len(files)
+        assert pipeline.logs.events("ingress", "delivery_spooled"), "the outage should have been spooled"
+        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
