@@ -143,7 +143,7 @@ def replay_properties(properties: pika.BasicProperties, now: datetime | None = N
     headers["x-replayed-at"] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     replayed = copy.copy(properties)
     replayed.headers = headers
-    replayed.delivery_mode = pika.DeliveryMode.Persistent
+    replayed.delivery_mode = pika.DeliveryMode.Persistent.value
     return replayed
 
 

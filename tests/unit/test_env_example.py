@@ -1,0 +1,34 @@
+""".env.example lists every setting the processes read, so the documented configuration never drifts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumers.classifier.settings import ClassifierSettings
+from consumers.mover.settings import MoverSettings
+from consumers.notifier.settings import NotifierSettings
+from ingress.settings import IngressSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _documented() -> set[str]:
+    names = set()
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            names.add(line.split("=", 1)[0].strip())
+    return names
+
+
+def test_every_setting_is_in_env_example() -> None:
+    settings = set()
+    for cls in (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings):
+        settings |= {name.upper() for name in cls.model_fields}
+    missing = settings - _documented()
+    assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = {name for name in _documented() if f"`{name}`" not in readme}
+    assert not missing, f"README.md does not describe {sorted(missing)}"

@@ -1,0 +1,80 @@
+"""Pure parts of the operator tooling: the webhook secret, trigger names, --since, and the webhook verdict."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import typer
+
+from ops.cli_common import parse_since
+from ops.doctor import _check_webhook
+from ops.webhook_setup import generate_secret, trigger_names
+from shared.dead_letters import dead_letter_id
+from shared.docspace import WebhookConfig
+
+NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+
+
+def test_generated_secrets_meet_docspace_rules_and_differ() -> None:
+    seen = {generate_secret() for _ in range(200)}
+    assert len(seen) == 200
+    for secret in seen:
+        assert len(secret) <= 50
+        assert all(re.search(p, secret) for p in (r"[A-Z]", r"[a-z]", r"\d", r"[^A-Za-z0-9]"))
+        assert not set(secret) & set("$#'\"\\ ,")
+
+
+def test_trigger_names() -> None:
+    assert trigger_names(384) == ["file.created", "file.uploaded"]
+    assert trigger_names(0) == ["* (all)"]
+
+
+def test_since_takes_durations_and_iso_times() -> None:
+    assert parse_since("2h", NOW) == NOW - timedelta(hours=2)
+    assert parse_since("2026-11-01", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
+    with pytest.raises(typer.BadParameter):
+        parse_since("yesterday", NOW)
+
+
+def test_dead_letter_ids_are_stable_and_tell_stages_apart() -> None:
+    assert dead_letter_id("notifier.email", "inv", b"x") == dead_letter_id("notifier.email", "inv", b"x")
+    assert dead_letter_id("notifier.email", "inv", b"x") != dead_letter_id("notifier.pipeline", "inv", b"x")
+
+
+def hook(**kw: object) -> WebhookConfig:
+    base: dict[str, object] = {
+        "id": "2621",
+        "name": "invoice-pipeline",
+        "uri": "https://hooks.example.com/docspace/webhook",
+        "enabled": True,
+        "ssl": True,
+        "triggers": 384,
+        "created_on": NOW - timedelta(days=30),
+        "last_success_on": NOW - timedelta(hours=1),
+        "last_failure_on": None,
+        "last_failure_content": None,
+        "last_status": 200,
+    }
+    return WebhookConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "words"),
+    [
+        (hook(), "ok", "last success"),
+        (hook(enabled=False), "fail", "disabled"),
+        (hook(triggers=512), "fail", "file.updated"),
+        (hook(last_failure_on=NOW - timedelta(minutes=5), last_failure_content="502"), "warn", "failed"),
+        (
+            hook(last_success_on=NOW - timedelta(days=2), last_failure_on=NOW - timedelta(minutes=5)),
+            "fail",
+            "DocSpace disables it in about 1d",
+        ),
+        (hook(uri="https://elsewhere.example.com/hook"), "fail", "no webhook registered"),
+    ],
+)
+def test_the_webhook_verdict(config: WebhookConfig, status: str, words: str) -> None:
+    check = _check_webhook([config], None, NOW)
+    assert check.status == status and words in check.detail, check
