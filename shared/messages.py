@@ -54,6 +54,7 @@ class InvoiceDetected(Message):
     manager_email: str
     incoming: IncomingFolder
     already_in_incoming: bool = False
+    delivered_at: datetime | None = Field(default=None, description="when the ingress accepted the delivery")
     detected_at: datetime
 
 
@@ -80,6 +81,7 @@ class InvoiceReceived(Message):
     uploaded_by: str | None = None
     uploaded_at: datetime | None = None
     moved_at: datetime
+    delivered_at: datetime | None = Field(default=None, description="when the ingress accepted the delivery")
 
 
 def invoice_id_for(file_id: str, version: int) -> str:

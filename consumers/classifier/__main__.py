@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
 from shared.consumer import Handled, InboundMessage
+from shared.delivery import parse_datetime
 from shared.docspace import DocSpaceClient
 from shared.idempotency import open_store
 from shared.logging import configure_logging
@@ -57,7 +58,7 @@ def main() -> int:
         )
 
         def handle(message: InboundMessage) -> Handled:
-            return classify(message.body)
+            return classify(message.body, delivered_at=parse_datetime(message.headers.get("x-received-at")))
 
         return StageSpec(CLASSIFIER, handle)
 

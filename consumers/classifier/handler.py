@@ -38,6 +38,7 @@ def classify_delivery(
     emit: Callable[[InvoiceDetected], None],
     store: IdempotencyStore,
     lease_seconds: float = 90.0,
+    delivered_at: datetime | None = None,
 ) -> Handled:
     """Decide one delivery. Every return names its reason; bad input raises InvalidDelivery (dead-lettered)."""
     delivery = parse_delivery(raw)
@@ -88,6 +89,7 @@ def classify_delivery(
         manager_email=client.manager_email,
         incoming=client.incoming,
         already_in_incoming=client.incoming_folder_id == file.folder_id,
+        delivered_at=delivered_at,
         detected_at=datetime.now(UTC),
     )
     # file.created and file.uploaded of one upload, DocSpace's retries and manual redeliveries all carry the

@@ -66,6 +66,7 @@ def move_invoice(
                 uploaded_by=detected.uploaded_by,
                 uploaded_at=detected.uploaded_at,
                 moved_at=datetime.now(UTC),
+                delivered_at=detected.delivered_at,
             )
         )
         outcome["folder_id"] = folder_id

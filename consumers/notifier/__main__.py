@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from consumers.notifier.handler import email_manager, trigger_pipeline
 from consumers.notifier.mailer import SmtpConfig, SmtpMailer
+from consumers.notifier.metrics import observe_end_to_end
 from consumers.notifier.pipeline import HttpPipelineClient
 from consumers.notifier.settings import NotifierSettings
 from shared.consumer import Handled, InboundMessage
@@ -50,14 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     def email_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
             invoice = decode(InvoiceReceived, message.body)
-            return email_manager(invoice, mailer=mailer, store=store, lease_seconds=settings.claim_lease_seconds)
+            handled = email_manager(invoice, mailer=mailer, store=store, lease_seconds=settings.claim_lease_seconds)
+            return observe_end_to_end("email", invoice, handled)
 
         return StageSpec(NOTIFIER_EMAIL, handle)
 
     def pipeline_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
             invoice = decode(InvoiceReceived, message.body)
-            return trigger_pipeline(invoice, pipeline=pipeline, store=store, lease_seconds=settings.claim_lease_seconds)
+            handled = trigger_pipeline(
+                invoice, pipeline=pipeline, store=store, lease_seconds=settings.claim_lease_seconds
+            )
+            return observe_end_to_end("pipeline", invoice, handled)
 
         return StageSpec(NOTIFIER_PIPELINE, handle)
 
