@@ -70,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 
     spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes) if settings.spool_enabled else None
     drainer = (
-        SpoolDrainer(spool, publish_and_wait=publisher.publish_and_wait, is_connected=lambda: publisher.is_connected)
+        SpoolDrainer(
+            spool,
+            publish_and_wait=publisher.publish_and_wait,
+            is_connected=lambda: publisher.is_connected,
+            exchange=topology.events_exchange,
+        )
         if spool is not None
         else None
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool, SpoolFull
+from shared.delivery import InvalidDelivery, parse_delivery
 from shared.errors import BrokerUnavailable
 from shared.publisher import OutgoingMessage
 
@@ -184,27 +184,13 @@ class _DeliveryFacts:
 
 def _peek(body: bytes) -> _DeliveryFacts:
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        delivery = parse_delivery(body)
+    except InvalidDelivery:
         return _DeliveryFacts(UNKNOWN_TRIGGER, None, None, 0)
-    if not isinstance(document, dict):
-        return _DeliveryFacts(UNKNOWN_TRIGGER, None, None, 0)
-    event = document.get("event") if isinstance(document.get("event"), dict) else {}
-    webhook = document.get("webhook") if isinstance(document.get("webhook"), dict) else {}
-    trigger = event.get("trigger")
-    if not isinstance(trigger, str) or not trigger or len(trigger) > _MAX_TRIGGER_LENGTH:
+    trigger = delivery.trigger
+    if not trigger or len(trigger) > _MAX_TRIGGER_LENGTH:
         trigger = UNKNOWN_TRIGGER
-    retry_count = webhook.get("retryCount")
-    return _DeliveryFacts(
-        trigger,
-        _id_or_none(event.get("id")),
-        _id_or_none(webhook.get("id")),
-        retry_count if isinstance(retry_count, int) else 0,
-    )
-
-
-def _id_or_none(value: Any) -> str | None:
-    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) and value != "" else None
+    return _DeliveryFacts(trigger, delivery.event_id, delivery.webhook_id, delivery.retry_count)
 
 
 class MetricsResource:

@@ -18,7 +18,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +177,11 @@ class SpoolDrainer:
         *,
         publish_and_wait: Callable[[OutgoingMessage], None],
         is_connected: Callable[[], bool],
+        exchange: str,
         idle_wait: float = 0.5,
     ) -> None:
         self._spool = spool
+        self._exchange = exchange
         self._publish = publish_and_wait
         self._is_connected = is_connected
         self._idle_wait = idle_wait
@@ -207,7 +209,8 @@ class SpoolDrainer:
                 self._wake.clear()
                 continue
             try:
-                self._publish(record.message)
+                # To today's events exchange: a spool written under another TOPOLOGY_PREFIX must not stall.
+                self._publish(replace(record.message, exchange=self._exchange))
             except BrokerUnavailable as exc:
                 log.warning("spool_drain_paused", error=str(exc), pending=self._spool.depth)
                 self._stopping.wait(1.0)

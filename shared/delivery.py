@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.errors import PermanentError
 
-__all__ = ["Delivery", "InvalidDelivery", "parse_datetime", "parse_delivery", "read_trigger"]
+__all__ = ["Delivery", "InvalidDelivery", "parse_datetime", "parse_delivery"]
 
 
 class InvalidDelivery(PermanentError):
@@ -161,13 +161,3 @@ def parse_delivery(raw: bytes) -> Delivery:
         webhook_name=_str(webhook.get("name")),
         retry_count=max(_int(webhook.get("retryCount")) or 0, 0),
     )
-
-
-def read_trigger(raw: bytes) -> str | None:
-    """Best-effort ``event.trigger`` for the ingress routing key; never raises."""
-    try:
-        doc = _load(raw)
-        trigger = doc["event"]["trigger"]
-    except Exception:  # a routing hint must never fail the ingress; a bad body is judged downstream
-        return None
-    return trigger if isinstance(trigger, str) and trigger else None

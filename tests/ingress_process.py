@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -39,6 +40,7 @@ def spawn_ingress(
             "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
             "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
             "LOG_FORMAT": "json",
+            "SPOOL_DIR": tempfile.mkdtemp(prefix="ingress-spool-"),
             **env,
         },
         stderr=subprocess.PIPE,

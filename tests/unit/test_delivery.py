@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery, read_trigger
+from shared.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery
 from shared.errors import PermanentError
 
 FIXTURES = [
@@ -178,10 +178,3 @@ def test_invalid_deliveries_raise_a_permanent_error(raw: bytes) -> None:
 
 def test_a_utf8_bom_is_tolerated() -> None:
     assert parse_delivery(b"\xef\xbb\xbf" + FILE_UPLOADED).file_id == "3358301"
-
-
-def test_read_trigger_is_cheap_and_never_raises() -> None:
-    assert read_trigger(FILE_UPLOADED) == "file.uploaded"
-    assert read_trigger(fixture_bytes("file.created.json")) == "file.created"
-    for raw in (b"", b"nope", b"[]", b'{"event":1}', b'{"event":{"trigger":5}}', b'{"event":{}}', b"\xff"):
-        assert read_trigger(raw) is None
