@@ -120,7 +120,9 @@ def run(
         procs["classifier"] = Proc(
             f"{prefix}classifier", "consumers.classifier", {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": classifier_share}
         )
-        procs["mover"] = Proc(f"{prefix}mover", "consumers.mover", {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": mover_share})
+        procs["mover"] = Proc(
+            f"{prefix}mover", "consumers.mover", {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": mover_share}
+        )
         procs["notifier"] = Proc(f"{prefix}notifier", "consumers.notifier", env)
         wait_consumers(
             prefix,

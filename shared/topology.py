@@ -24,6 +24,7 @@ MOVER = "mover"
 NOTIFIER_EMAIL = "notifier.email"
 NOTIFIER_PIPELINE = "notifier.pipeline"
 STAGES = (CLASSIFIER, MOVER, NOTIFIER_EMAIL, NOTIFIER_PIPELINE)
+DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,9 @@ class Topology:
             queues.append(
                 Queue(
                     names.dead_letters,
-                    {"x-queue-type": "quorum"},
+                    # Only an operator takes from a dead-letter queue. RabbitMQ 4.x would give it a delivery limit
+                    # of 20 (and it has nowhere to dead-letter to): set one no inspection will ever reach.
+                    {"x-queue-type": "quorum", "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT},
                     (Binding(self.dead_letter_exchange, names.work),),
                 )
             )

@@ -43,6 +43,8 @@ def classify_delivery(
     """Decide one delivery. Every return names its reason; bad input raises InvalidDelivery (dead-lettered)."""
     delivery = parse_delivery(raw)
     structlog.contextvars.bind_contextvars(event_id=delivery.event_id, trigger=delivery.trigger)
+    if delivery.trigger is None:
+        raise InvalidDelivery("the delivery has no event.trigger: DocSpace always sends one")
     if delivery.trigger not in triggers:
         return Handled("ignored", "wrong_trigger")
     if delivery.entry_type == FOLDER_ENTRY:

@@ -376,3 +376,10 @@ def test_a_late_delivery_of_a_file_never_routed_is_still_classified(
 
     assert (handled.outcome, handled.reason) == ("accepted", None)
     assert [e.invoice_id for e in emit.events] == ["3358301:v2"]
+
+
+def test_a_signed_delivery_without_a_trigger_is_dead_lettered_with_a_reason(tmp_path: Path) -> None:
+    docspace, emit, store = FakeDocSpace(), RecordingEmitter(), SqliteStore(tmp_path / "s.sqlite3", ttl_seconds=60)
+    with pytest.raises(InvalidDelivery, match="trigger"):
+        classify(b'{"event":{"id":5},"payload":{"id":1}}', docspace, emit, store)
+    assert emit.events == []
