@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import signal
 import socket
@@ -17,10 +18,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import pika
+import pika.exceptions
+
 from ops.console import echo, say
 from ops.demo import MailCatcher, PipelineReceiver
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
+from shared.settings import DEFAULT_AMQP_URL
+from shared.topology import Topology
 from simulator import DocSpaceSimulator
 
 STATE_DIR = Path("var")
@@ -40,6 +46,16 @@ def serve_real_portal() -> int:
 
 def run_demo() -> int:
     STATE_DIR.mkdir(exist_ok=True)
+    prefix = os.environ.get("TOPOLOGY_PREFIX", "demo.")
+    amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+    try:
+        _fresh_demo_topology(amqp_url, prefix)
+    except pika.exceptions.AMQPError as exc:
+        say(
+            f"✗ RabbitMQ does not answer at {_redacted(amqp_url)} ({type(exc).__name__}). Start it "
+            "(e.g. `rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:4`) or set AMQP_URL."
+        )
+        return 1
     logs = LogCollector()
 
     def on_line(process: str, line: str) -> None:
@@ -74,7 +90,7 @@ def run_demo() -> int:
     env = {
         "PORT": str(ingress_port),
         "HOST": "127.0.0.1",
-        "TOPOLOGY_PREFIX": os.environ.get("TOPOLOGY_PREFIX", "demo."),
+        "TOPOLOGY_PREFIX": prefix,
         "LOG_FORMAT": "json",
         "DOCSPACE_WEBHOOK_SECRET": webhook_secret,
         "DOCSPACE_API_HOST": sim.base_url,
@@ -155,6 +171,22 @@ def _supervise(supervisor: Supervisor) -> int:
         say(f"✗ {supervisor.fatal}: see the lines above for why")
         return 1
     return 0
+
+
+def _fresh_demo_topology(amqp_url: str, prefix: str) -> None:
+    """The demo's queues hold nothing worth keeping: start them afresh, so a demo never meets an older layout."""
+    params = pika.URLParameters(amqp_url)
+    params.connection_attempts = 1
+    params.socket_timeout = 3
+    connection = pika.BlockingConnection(params)
+    try:
+        Topology(prefix).delete(connection.channel())
+    finally:
+        connection.close()
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def _port(preferred: int) -> int:

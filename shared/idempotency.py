@@ -40,11 +40,26 @@ class IdempotencyStore(Protocol):
     def close(self) -> None: ...
 
 
-def run_once(store: IdempotencyStore, key: str, work: Callable[[], object], *, lease_seconds: float = 120.0) -> bool:
-    """Run ``work`` unless ``key`` is done; False means it was a duplicate. Raises AlreadyInProgress (transient)."""
+def run_once(
+    store: IdempotencyStore,
+    key: str,
+    work: Callable[[], object],
+    *,
+    lease_seconds: float = 120.0,
+    wait_seconds: float = 0.0,
+) -> bool:
+    """Run ``work`` unless ``key`` is done; False means it was a duplicate. Raises AlreadyInProgress (transient).
+
+    ``wait_seconds`` > 0 waits that long for another worker's claim to end before giving up: worth it when its
+    work is short (a confirmed publish), since a retry would repeat everything done before the claim.
+    """
     # The owner token keeps a worker whose lease ran out from releasing the claim another worker took since.
     owner = uuid.uuid4().hex
     claim = store.claim(key, lease_seconds=lease_seconds, owner=owner)
+    deadline = time.monotonic() + wait_seconds
+    while claim is Claim.IN_PROGRESS and time.monotonic() < deadline:
+        time.sleep(0.05)
+        claim = store.claim(key, lease_seconds=lease_seconds, owner=owner)
     if claim is Claim.DONE:
         return False
     if claim is Claim.IN_PROGRESS:

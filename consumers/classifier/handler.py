@@ -96,7 +96,12 @@ def classify_delivery(
     )
     # file.created and file.uploaded of one upload, DocSpace's retries and manual redeliveries all carry the
     # same file id and version: only the first becomes an InvoiceDetected.
-    if not run_once(store, f"classifier:{invoice_id}", lambda: emit(detected), lease_seconds=lease_seconds):
+    # The other trigger of the same upload usually arrives alongside: wait out its short claim (one confirmed
+    # publish) rather than retry, which would read the file from DocSpace again.
+    routed = run_once(
+        store, f"classifier:{invoice_id}", lambda: emit(detected), lease_seconds=lease_seconds, wait_seconds=2.0
+    )
+    if not routed:
         return Handled("ignored", "duplicate", {"title": file.title, "client": client.name})
     store.mark(f"routed-file:{file.id}")
     return Handled("accepted", None, {"title": file.title, "client": client.name, "room_id": room.id})
