@@ -20,6 +20,10 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
+## make bench: the performance benchmark, the product beside its baselines (needs wrk: apt-get install -y wrk)
+bench: $(INSTALLED)
+	$(PY) -m bench
+
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

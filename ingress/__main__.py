@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import structlog
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingress: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="ingress")
+    # waitress warns "Task queue depth is N" on every request that waits for a free thread: under load that is a
+    # log line per delivery, and the logging itself becomes the bottleneck. The latency histogram tells the story.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     log = structlog.get_logger("ingress")
 
     secrets = settings.webhook_secrets()

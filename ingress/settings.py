@@ -20,7 +20,7 @@ class IngressSettings(CommonSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger deliveries get 413")
     # Each worker thread holds one delivery while the broker confirms it (I/O wait, not CPU): the thread count is
     # how many confirms can be in flight at once. See README, "Performance".
-    ingress_threads: int = Field(default=16, ge=1, le=512, description="waitress worker threads")
+    ingress_threads: int = Field(default=64, ge=1, le=512, description="waitress worker threads")
     ingress_connection_limit: int = Field(default=256, ge=1, description="open connections before waitress refuses")
     ingress_backlog: int = Field(default=1024, ge=1, description="listen() backlog of the ingress socket")
     ingress_channel_timeout: int = Field(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import queue
 import sys
-from typing import Any
+import threading
+from typing import Any, TextIO
 
 import structlog
 
@@ -16,6 +20,54 @@ def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str,
     for key in event_dict.keys() & _SECRET_KEYS:
         event_dict[key] = "***"
     return event_dict
+
+
+class _LineWriter:
+    """structlog's logger: hands each rendered line to one writer thread instead of writing it in place.
+
+    With ``PrintLogger`` every thread takes a lock around a flushed write; a thread that loses the GIL while
+    holding it stalls all the others (at 64 busy threads the ingress spent most of its time there). Here a
+    worker only appends to a lock-free queue; the writer thread writes whatever has piled up in one call and
+    flushes, so lines still appear within milliseconds and in order. At exit the queue is drained.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+        atexit.register(self.flush)
+
+    def msg(self, message: str) -> None:
+        self._queue.put(message)
+
+    log = debug = info = warn = warning = fatal = failure = err = error = critical = exception = msg
+
+    def _run(self) -> None:
+        while True:
+            lines = [self._queue.get()]
+            self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
+        with contextlib.suppress(queue.Empty):
+            while len(lines) < 1000:
+                lines.append(self._queue.get_nowait())
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr at shutdown
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+
+    def flush(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            self._write([self._queue.get_nowait()])
+
+
+_writers: dict[int, _LineWriter] = {}
+
+
+def _line_writer(file: TextIO) -> _LineWriter:
+    """One writer per output file per process, however often logging is configured."""
+    if id(file) not in _writers:
+        _writers[id(file)] = _LineWriter(file)
+    return _writers[id(file)]
 
 
 def configure_logging(*, fmt: str = "auto", level: str = "INFO", process: str | None = None) -> None:
@@ -35,7 +87,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "INFO", process: str | 
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if as_json else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_args: _line_writer(sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -1,0 +1,168 @@
+"""``python -m bench [--quick]``: measures the product beside its baselines in one run and prints a table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import backlog, ingress_bench, wrk
+
+CONNECTION_LEVELS = (1, 16, 64)
+CONCURRENCY_LEVELS = (1, 4, 16)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: short load runs, 500-invoice backlog")
+    parser.add_argument("-n", "--invoices", type=int, help="backlog size at concurrency 16 (default 5000; quick 500)")
+    parser.add_argument(
+        "--sections", default="1234", help="which sections to run, e.g. 12 (ingress only) or 34 (backlogs only)"
+    )
+    args = parser.parse_args(argv)
+    if not wrk.available() and set(args.sections) & {"1", "2"}:
+        print(f"bench: {wrk.INSTALL_HINT}", file=sys.stderr)
+        return 2
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    seconds = 5.0 if args.quick else 10.0
+    n = args.invoices or (500 if args.quick else 5000)
+    # At concurrency 1 a 5,000 backlog would take half an hour: the small levels drain a backlog sized to about a
+    # minute, and every level is compared on its steady drain rate (10th to 90th percentile of arrivals).
+    sizes = {1: max(min(n // 25, 200), 40), 4: max(min(n // 6, 800), 100), 16: n}
+    limited_n = max(min(n // 3, 1500), 200) if not args.quick else 300
+
+    started = time.monotonic()
+    out: list[str] = []
+    if "1" in args.sections:
+        out += _section("1. Ingress vs minimal Falcon endpoint (signed 1 KiB POST, same waitress settings)")
+        res = ingress_bench.throughput(seconds, CONNECTION_LEVELS)
+        out += _ingress_table(res)
+    if "2" in args.sections:
+        out += _section("2. Ingress vs sample-style receiver (verifies, then GET file + PUT move inline), 16 conns")
+        res2 = ingress_bench.against_docspace_latency(seconds)
+        out += _latency_table(res2)
+    if "3" in args.sections:
+        out += _section("3. End to end, delivery -> e-mail, DocSpace API latency 20 ms, no portal rate limit")
+        runs = [_timed(lambda c=c: backlog.run(sizes[c], c)) for c in CONCURRENCY_LEVELS]
+        out += _backlog_table(runs)
+    if "4" in args.sections:
+        out += _section("4. Same, portal enforcing DocSpace's limits (1,500 req/min per user, 15 writes, 429)")
+        limited = backlog.run(limited_n, 16, portal_limit=True, shares=(700, 700))
+        out += _limit_table(limited)
+    out.append("")
+    out.append(f"total bench time {time.monotonic() - started:.0f} s; 2 cores shared by broker, load and pipeline")
+    print("\n".join(out))
+    return 0
+
+
+def _timed(run: Callable[[], backlog.BacklogResult]) -> backlog.BacklogResult:
+    return run()
+
+
+def _section(title: str) -> list[str]:
+    return ["", title, "-" * len(title)]
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def _ok(good: bool) -> str:
+    return "PASS" if good else "MISS"
+
+
+def _ingress_table(res: dict[str, dict[int, Any]]) -> list[str]:
+    rows = [
+        f"{'conns':>5} | {'minimal req/s':>13} {'p50':>7} {'p99':>7} | {'ingress req/s':>13} {'p50':>7} {'p99':>7} "
+        f"{'non-2xx':>7} | {'ratio':>6} | target"
+    ]
+    for c, base in res["minimal"].items():
+        ours = res["ingress"][c]
+        target = "-" if c == 1 else _ok(ours.rps >= 0.6 * base.rps and ours.p99_ms < 50 and ours.errors == 0)
+        rows.append(
+            f"{c:>5} | {base.rps:>13.0f} {base.p50_ms:>5.1f}ms {base.p99_ms:>5.1f}ms | {ours.rps:>13.0f} "
+            f"{ours.p50_ms:>5.1f}ms {ours.p99_ms:>5.1f}ms {ours.errors:>7} | {_ratio(ours.rps, base.rps):>6} | "
+            f"{target}"
+        )
+    rows.append("target: ingress >= 0.6x minimal at 16 and 64 connections, p99 < 50 ms; 2xx only after the confirm")
+    return rows
+
+
+def _latency_table(res: dict[str, dict[float, Any]]) -> list[str]:
+    rows = [f"{'DocSpace latency':>16} | {'ingress req/s':>13} {'p50':>7} {'p99':>8} | {'sample req/s':>12} {'p99':>8}"]
+    for latency, ours in res["ingress"].items():
+        sample = res["sample"][latency]
+        rows.append(
+            f"{latency * 1000:>14.0f}ms | {ours.rps:>13.0f} {ours.p50_ms:>5.1f}ms {ours.p99_ms:>6.1f}ms | "
+            f"{sample.rps:>12.0f} {sample.p99_ms:>6.0f}ms"
+        )
+    (lo, hi) = sorted(res["ingress"])[0], sorted(res["ingress"])[-1]
+    ours_growth = res["ingress"][hi].p99_ms / res["ingress"][lo].p99_ms
+    sample_growth = res["sample"][hi].p99_ms / res["sample"][lo].p99_ms
+    rows.append(
+        f"p99 at {hi * 1000:.0f} ms / at {lo * 1000:.0f} ms: ingress {ours_growth:.2f}x "
+        f"({_ok(0.8 <= ours_growth <= 1.2)}: within 20%), sample-style {sample_growth:.1f}x "
+        f"({_ok(sample_growth > 1.2)}: grows with DocSpace)"
+    )
+    return rows
+
+
+def _backlog_table(runs: list[backlog.BacklogResult]) -> list[str]:
+    rows = [
+        f"{'conc':>4} {'invoices':>8} | {'steady inv/s':>12} {'wall s':>7} | {'API calls/inv':>13} | "
+        f"{'RSS MB peak: ingress classifier mover notifier':>46} | once"
+    ]
+    for r in runs:
+        rss = " ".join(f"{r.rss_peak_mb[p]:>5.0f}" for p in ("ingress", "classifier", "mover", "notifier"))
+        rows.append(
+            f"{r.concurrency:>4} {r.invoices:>8} | {r.steady_per_s:>12.1f} {r.wall_s:>7.1f} | "
+            f"{r.calls_per_invoice:>13.2f} | {rss:>46} | {_once(r)}"
+        )
+    first, last = runs[0], runs[-1]
+    speedup = last.steady_per_s / first.steady_per_s if first.steady_per_s else 0.0
+    rows.append(
+        f"concurrency {last.concurrency} vs 1: {speedup:.1f}x ({_ok(speedup >= 10)}: >= 10x); "
+        f"every process < 80 MB: {_ok(all(max(r.rss_peak_mb.values()) < 80 for r in runs))}"
+    )
+    rows += _once_details(runs)
+    return rows
+
+
+def _limit_table(r: backlog.BacklogResult) -> list[str]:
+    calls = sum(r.api_calls.values())
+    allowed_per_min = 1500 / r.calls_per_invoice if r.calls_per_invoice else 0.0
+    drain_per_min = r.steady_per_s * 60
+    rows = [
+        f"invoices {r.invoices}, concurrency 16, client shares: classifier 700 + mover 700 req/min (one API key)",
+        f"drain {drain_per_min:.0f} invoices/min; the limit allows {allowed_per_min:.0f}/min at "
+        f"{r.calls_per_invoice:.2f} calls/invoice -> {drain_per_min / allowed_per_min:.0%} "
+        f"({_ok(drain_per_min >= 0.9 * allowed_per_min)}: >= 90%)",
+        f"API calls {calls} ({r.calls_per_invoice:.2f}/invoice, {_ok(r.calls_per_invoice <= 4)}: <= 4); "
+        f"429 answers {r.rejected_429} ({_ok(r.rejected_429 <= max(10, calls // 200))}: few, no storm)",
+        "calls by endpoint: " + ", ".join(f"{k} {v}" for k, v in sorted(r.api_calls.items(), key=lambda kv: -kv[1])),
+        "RSS MB peak: " + ", ".join(f"{k} {v:.0f}" for k, v in r.rss_peak_mb.items()) + f" | once: {_once(r)}",
+    ]
+    rows += _once_details([r])
+    return rows
+
+
+def _once(r: backlog.BacklogResult) -> str:
+    return "yes" if r.exactly_once else "NO"
+
+
+def _once_details(runs: list[backlog.BacklogResult]) -> list[str]:
+    rows = []
+    for r in runs:
+        rows.append(
+            f"  c={r.concurrency} n={r.invoices}: e-mails/invoice {dict(r.mails_per_invoice)}, "
+            f"moves/invoice {dict(r.moves_per_invoice)}, pipeline calls/invoice {dict(r.pipeline_per_invoice)}, "
+            f"failed deliveries {r.deliveries_failed}, messages left in queues {sum(r.left_in_queues.values())}"
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The client-side DocSpace limiter: spacing, the burst, write slots, a 429 pause, and the bounded wait."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared.rate_limit import RateLimiter, RateLimitWait
+
+
+class FakeClock:
+    """Time that moves only when someone sleeps: the limiter's schedule is then exact and instant to test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def limiter(clock: FakeClock, per_minute: int = 600, writes: int = 2, **kw: float) -> RateLimiter:
+    return RateLimiter(per_minute, writes, clock=clock, sleep=clock.sleep, **kw)
+
+
+def send(limit: RateLimiter, clock: FakeClock, method: str = "GET") -> None:
+    with limit.slot(method):
+        clock.sent.append(clock.now)
+
+
+def test_requests_are_spaced_evenly_after_a_one_second_burst() -> None:
+    clock = FakeClock()
+    limit = limiter(clock, per_minute=600)  # 10/s, burst of 10
+    for _ in range(30):
+        send(limit, clock)
+    gaps = [round(b - a, 6) for a, b in zip(clock.sent, clock.sent[1:], strict=False)]
+    assert gaps[:9] == [0.0] * 9  # the burst
+    assert set(gaps[9:]) == {0.1}  # then one every 60/600 s
+
+
+def test_no_sixty_second_window_holds_more_than_the_limit_plus_the_burst() -> None:
+    clock = FakeClock()
+    limit = limiter(clock, per_minute=1400, max_wait=1e9)
+    for _ in range(5000):
+        send(limit, clock)
+    sent = clock.sent
+    j = 0
+    busiest = 0
+    for i, t in enumerate(sent):
+        while sent[j] <= t - 60:
+            j += 1
+        busiest = max(busiest, i - j + 1)
+    assert busiest <= 1400 + 1400 // 60 + 1 < 1500  # the portal's limit is never reached
+
+
+def test_a_429_pauses_every_caller() -> None:
+    clock = FakeClock()
+    limit = limiter(clock)
+    send(limit, clock)
+    limit.pause(3.0)
+    send(limit, clock)
+    assert clock.sent[1] - clock.sent[0] == pytest.approx(3.0)
+
+
+def test_waiting_longer_than_max_wait_is_a_transient_error_with_retry_after() -> None:
+    clock = FakeClock()
+    limit = limiter(clock, max_wait=2.0)
+    limit.pause(30.0)
+    with pytest.raises(RateLimitWait) as caught:
+        send(limit, clock)
+    assert caught.value.retry_after == pytest.approx(30.0)
+    assert clock.sent == []  # nothing was sent, and no slot was used up
+
+
+def test_writes_beyond_the_concurrent_limit_wait_for_a_free_slot() -> None:
+    limit = RateLimiter(60_000, 2, max_wait=5.0)
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def write() -> None:
+        nonlocal inside, most
+        with limit.slot("PUT"):
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            release.wait(0.2)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert most == 2
+
+
+def test_gets_do_not_take_write_slots() -> None:
+    limit = RateLimiter(60_000, 1, max_wait=0.2)
+    with limit.slot("PUT"), limit.slot("GET"):
+        pass  # a GET goes while the only write slot is taken
+
+
+def test_a_write_slot_that_never_frees_is_a_transient_error() -> None:
+    limit = RateLimiter(60_000, 1, max_wait=0.1)
+    with limit.slot("POST"), pytest.raises(RateLimitWait), limit.slot("PUT"):
+        pass
