@@ -14,8 +14,7 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 
 from shared.broker import connection_parameters
-from shared.docspace import DocSpaceClient
-from shared.settings import CommonSettings, DocSpaceSettings
+from shared.settings import CommonSettings
 from shared.topology import STAGES, Topology
 
 S = TypeVar("S", bound=BaseSettings)
@@ -59,12 +58,6 @@ def broker_parameters(settings: CommonSettings) -> pika.ConnectionParameters:
 
 def topology(settings: CommonSettings) -> Topology:
     return Topology.from_settings(settings)
-
-
-def docspace_client(settings: DocSpaceSettings) -> DocSpaceClient:
-    return DocSpaceClient(
-        settings.docspace_api_host, settings.docspace_api_key, timeout=(3.05, settings.docspace_timeout)
-    )
 
 
 def stages(stage: str | None) -> list[str]:

@@ -11,11 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingress.settings import WEBHOOK_PATH
-from ops.cli_common import EXIT_PROBLEM, ago, console, docspace_client, load_settings
+from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings
 from ops.webhook_setup import INVOICE_TRIGGERS, generate_secret, trigger_names
 from shared.docspace import DocSpaceAccessDenied, DocSpaceRejected
 from shared.errors import StageError
 from shared.settings import DocSpaceSettings
+from shared.wiring import docspace_client
 
 app = typer.Typer(help="Manage the DocSpace side: the webhook that feeds the pipeline.", no_args_is_help=True)
 

@@ -14,10 +14,11 @@ from rich.table import Table
 from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
 from ingress.settings import IngressSettings
-from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, docspace_client, topology
+from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, topology
 from ops.doctor import Check, check_broker, check_docspace, check_ingress_secret, check_pipeline, check_smtp
 from shared.rules import Rules, RulesError, load_rules
 from shared.settings import CommonSettings, DocSpaceSettings
+from shared.wiring import docspace_client
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -7,8 +7,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.rate_limit import RateLimiter
-
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 
@@ -81,10 +79,6 @@ class DocSpaceSettings(CommonSettings):
     docspace_max_concurrent_writes: int = Field(
         default=12, ge=1, description="non-GET DocSpace requests in flight at once (its share of 15)"
     )
-
-    def docspace_limiter(self) -> RateLimiter:
-        """The one limiter of this process, shared by all its worker threads."""
-        return RateLimiter(self.docspace_rate_limit_per_minute, self.docspace_max_concurrent_writes)
 
     @field_validator("docspace_api_host")
     @classmethod

@@ -11,13 +11,12 @@ from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
 from shared.consumer import Handled, InboundMessage
 from shared.delivery import parse_datetime
-from shared.docspace import DocSpaceClient
-from shared.idempotency import open_store
 from shared.logging import configure_logging
 from shared.process import StageSpec, config_error, run_stages
 from shared.publisher import Publisher, emitter
 from shared.rules import RulesError, load_rules
 from shared.topology import CLASSIFIER, Topology
+from shared.wiring import docspace_client, idempotency_store
 
 
 def main() -> int:
@@ -32,18 +31,8 @@ def main() -> int:
     except (ValidationError, RulesError) as exc:
         return config_error("classifier", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="classifier")
-    docspace = DocSpaceClient(
-        settings.docspace_api_host,
-        settings.docspace_api_key,
-        timeout=(3.05, settings.docspace_timeout),
-        pool_size=settings.concurrency,
-        limiter=settings.docspace_limiter(),
-    )
-    store = open_store(
-        settings.idempotency_url.get_secret_value(),
-        ttl_seconds=settings.idempotency_ttl_days * 86400,
-        namespace=settings.topology_prefix,
-    )
+    docspace = docspace_client(settings, pool_size=settings.concurrency)
+    store = idempotency_store(settings)
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:

@@ -9,13 +9,12 @@ from pydantic import ValidationError
 from consumers.mover.handler import move_invoice
 from consumers.mover.settings import MoverSettings
 from shared.consumer import Handled, InboundMessage
-from shared.docspace import DocSpaceClient
-from shared.idempotency import open_store
 from shared.logging import configure_logging
 from shared.messages import InvoiceDetected, decode
 from shared.process import StageSpec, config_error, run_stages
 from shared.publisher import Publisher, emitter
 from shared.topology import MOVER, Topology
+from shared.wiring import docspace_client, idempotency_store
 
 
 def main() -> int:
@@ -24,19 +23,8 @@ def main() -> int:
     except ValidationError as exc:
         return config_error("mover", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="mover")
-    docspace = DocSpaceClient(
-        settings.docspace_api_host,
-        settings.docspace_api_key,
-        timeout=(3.05, settings.docspace_timeout),
-        pool_size=settings.concurrency,
-        limiter=settings.docspace_limiter(),
-        move_deadline=settings.move_deadline,
-    )
-    store = open_store(
-        settings.idempotency_url.get_secret_value(),
-        ttl_seconds=settings.idempotency_ttl_days * 86400,
-        namespace=settings.topology_prefix,
-    )
+    docspace = docspace_client(settings, pool_size=settings.concurrency, move_deadline=settings.move_deadline)
+    store = idempotency_store(settings)
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:

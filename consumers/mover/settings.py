@@ -10,6 +10,10 @@ from shared.settings import DocSpaceSettings, StageSettings
 
 
 class MoverSettings(DocSpaceSettings, StageSettings):
+    # The classifier and the mover usually share one API key, and DocSpace counts per key: half each by default.
+    docspace_rate_limit_per_minute: int = Field(
+        default=700, ge=1, description="DocSpace requests per minute this process may send (its share of 1,500)"
+    )
     move_conflict: Literal["Duplicate", "Overwrite", "Skip"] = Field(
         default="Duplicate",
         description="Duplicate keeps both files; Overwrite replaces a same-named file; Skip leaves it (never silent)",

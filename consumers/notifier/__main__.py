@@ -17,12 +17,12 @@ from consumers.notifier.metrics import observe_end_to_end
 from consumers.notifier.pipeline import HttpPipelineClient
 from consumers.notifier.settings import NotifierSettings
 from shared.consumer import Handled, InboundMessage
-from shared.idempotency import open_store
 from shared.logging import configure_logging
 from shared.messages import InvoiceReceived, decode
 from shared.process import StageBuilder, StageSpec, config_error, run_stages
 from shared.publisher import Publisher
 from shared.topology import NOTIFIER_EMAIL, NOTIFIER_PIPELINE
+from shared.wiring import idempotency_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,11 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         email="on" if mailer else "off (SMTP_HOST unset): notices are acknowledged and counted as skipped",
         pipeline="on" if pipeline else "off (PIPELINE_URL unset): events are acknowledged and counted as skipped",
     )
-    store = open_store(
-        settings.idempotency_url.get_secret_value(),
-        ttl_seconds=settings.idempotency_ttl_days * 86400,
-        namespace=settings.topology_prefix,
-    )
+    store = idempotency_store(settings)
 
     def email_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
