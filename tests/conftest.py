@@ -9,6 +9,7 @@ import pytest
 
 from shared.topology import Topology
 from tests.broker import BrokerKit, find_broker, new_prefix
+from tests.tcp_proxy import TcpProxy
 
 pytest_plugins = ["tests.simulator_fixtures", "tests.mail_fixtures"]
 
@@ -46,3 +47,11 @@ def broker_factory(amqp_url: str) -> Iterator[BrokerFactory]:
 def broker(broker_factory: BrokerFactory) -> BrokerKit:
     """A fresh topology under a unique prefix with a short retry ladder (0.2 s, 0.4 s, 0.8 s)."""
     return broker_factory()
+
+
+@pytest.fixture
+def broker_proxy(broker: BrokerKit) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the broker: ``down()`` is a dead broker, ``cut()`` a dropped connection."""
+    proxy = TcpProxy.in_front_of(broker.url)
+    yield proxy
+    proxy.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -19,6 +20,16 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    @classmethod
+    def in_front_of(cls, url: str) -> TcpProxy:
+        target = urlsplit(url)
+        return cls(target.hostname or "localhost", target.port or 5672)
+
+    def proxied(self, url: str) -> str:
+        """``url`` with its host and port replaced by this proxy's."""
+        target = urlsplit(url)
+        return url.replace(f"{target.hostname}:{target.port or 5672}", f"127.0.0.1:{self.port}", 1)
 
     def down(self) -> None:
         """Like a broker that died: open connections drop, new ones are refused at once."""

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pika
 import pytest
@@ -69,18 +68,8 @@ def ingress(broker: BrokerKit) -> Iterator[RunningIngress]:
 
 
 @pytest.fixture
-def proxy(broker: BrokerKit) -> Iterator[TcpProxy]:
-    target = urlsplit(broker.url)
-    proxy = TcpProxy(target.hostname or "localhost", target.port or 5672)
-    yield proxy
-    proxy.close()
-
-
-@pytest.fixture
-def ingress_behind_proxy(broker: BrokerKit, proxy: TcpProxy) -> Iterator[RunningIngress]:
-    target = urlsplit(broker.url)
-    proxied = broker.url.replace(f"{target.hostname}:{target.port or 5672}", f"127.0.0.1:{proxy.port}")
-    yield from _start_ingress(broker, proxied)
+def ingress_behind_proxy(broker: BrokerKit, broker_proxy: TcpProxy) -> Iterator[RunningIngress]:
+    yield from _start_ingress(broker, broker_proxy.proxied(broker.url))
 
 
 def test_real_docspace_delivery_arrives_byte_for_byte(ingress: RunningIngress, broker: BrokerKit) -> None:
@@ -155,18 +144,18 @@ def test_bad_signatures_are_counted(ingress: RunningIngress) -> None:
 
 
 def test_broker_down_gives_503_then_recovers_without_restart(
-    ingress_behind_proxy: RunningIngress, proxy: TcpProxy, broker: BrokerKit
+    ingress_behind_proxy: RunningIngress, broker_proxy: TcpProxy, broker: BrokerKit
 ) -> None:
     ingress = ingress_behind_proxy
     assert ingress.post(BODY, SIGNATURE).status_code == 200
 
-    proxy.down()
+    broker_proxy.down()
     response = ingress.post(BODY, SIGNATURE)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "7"
     assert requests.get(ingress.base + "/readyz", timeout=5).status_code == 503
 
-    proxy.up()
+    broker_proxy.up()
     deadline = time.monotonic() + 30
     while ingress.post(BODY, SIGNATURE).status_code != 200:
         assert time.monotonic() < deadline, "the ingress did not reconnect by itself"
@@ -177,13 +166,13 @@ def test_broker_down_gives_503_then_recovers_without_restart(
 
 
 def test_cut_connection_is_never_answered_2xx(
-    ingress_behind_proxy: RunningIngress, proxy: TcpProxy, broker: BrokerKit
+    ingress_behind_proxy: RunningIngress, broker_proxy: TcpProxy, broker: BrokerKit
 ) -> None:
     ingress = ingress_behind_proxy
     statuses = []
     for i in range(40):
         if i == 10:
-            proxy.cut()
+            broker_proxy.cut()
         statuses.append(ingress.post(BODY, SIGNATURE).status_code)
     assert set(statuses) <= {200, 503}
     assert 503 in statuses or statuses.count(200) == 40

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import pytest
 import requests
 
 from ingress.settings import WEBHOOK_PATH
@@ -36,35 +33,22 @@ def _post(url: str, body: bytes) -> requests.Response:
     )
 
 
-@pytest.fixture
-def proxy(broker: BrokerKit) -> Iterator[TcpProxy]:
-    target = urlsplit(broker.url)
-    proxy = TcpProxy(target.hostname or "localhost", target.port or 5672)
-    yield proxy
-    proxy.close()
-
-
-def _proxied(broker: BrokerKit, proxy: TcpProxy) -> str:
-    target = urlsplit(broker.url)
-    return broker.url.replace(f"{target.hostname}:{target.port or 5672}", f"127.0.0.1:{proxy.port}")
-
-
 def test_deliveries_during_an_outage_are_spooled_then_drained_in_order_once(
-    broker: BrokerKit, proxy: TcpProxy, tmp_path: Path
+    broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path
 ) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
     env = {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(tmp_path / "spool"), "CONFIRM_TIMEOUT": "2"}
-    process, url = spawn_ingress(broker, env, amqp_url=_proxied(broker, proxy))
+    process, url = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
     try:
         assert _post(url, _delivery(0)).status_code == 200
-        proxy.down()
+        broker_proxy.down()
         statuses = [_post(url, _delivery(n)).status_code for n in range(1, 21)]
         # Every delivery during the outage is on disk before the answer: 202, never a 503, never lost.
         assert statuses == [202] * 20
         assert requests.get(url + "/readyz", timeout=5).status_code == 200
         metrics = requests.get(url + "/metrics", timeout=5).text
         assert "ingress_spool_depth 20.0" in metrics
-        proxy.up()
+        broker_proxy.up()
         deadline = time.monotonic() + 30
         while "ingress_spool_depth 0.0" not in requests.get(url + "/metrics", timeout=5).text:
             assert time.monotonic() < deadline, output(process)
@@ -78,15 +62,17 @@ def test_deliveries_during_an_outage_are_spooled_then_drained_in_order_once(
         process.wait(10)
 
 
-def test_a_crashed_ingress_drains_its_spool_after_restart(broker: BrokerKit, proxy: TcpProxy, tmp_path: Path) -> None:
+def test_a_crashed_ingress_drains_its_spool_after_restart(
+    broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path
+) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
     env = {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(tmp_path / "spool"), "CONFIRM_TIMEOUT": "2"}
-    process, url = spawn_ingress(broker, env, amqp_url=_proxied(broker, proxy))
-    proxy.down()
+    process, url = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
+    broker_proxy.down()
     assert [_post(url, _delivery(n)).status_code for n in range(5)] == [202] * 5
     process.send_signal(signal.SIGKILL)
     process.wait(10)
-    proxy.up()
+    broker_proxy.up()
 
     restarted, _ = spawn_ingress(broker, env)
     try:
@@ -104,16 +90,16 @@ def test_a_crashed_ingress_drains_its_spool_after_restart(broker: BrokerKit, pro
         restarted.wait(10)
 
 
-def test_a_full_spool_answers_503(broker: BrokerKit, proxy: TcpProxy, tmp_path: Path) -> None:
+def test_a_full_spool_answers_503(broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path) -> None:
     env = {
         "DOCSPACE_WEBHOOK_SECRET": SECRET,
         "SPOOL_DIR": str(tmp_path / "spool"),
         "SPOOL_MAX_BYTES": str(1024 * 1024),
         "CONFIRM_TIMEOUT": "1",
     }
-    process, url = spawn_ingress(broker, env, amqp_url=_proxied(broker, proxy))
+    process, url = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
     try:
-        proxy.down()
+        broker_proxy.down()
         big = b'{"event":{"id":1,"trigger":"file.uploaded"},"pad":"' + b"x" * 700_000 + b'"}'
         assert _post(url, big).status_code == 202
         refused = _post(url, big)

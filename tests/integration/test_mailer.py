@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -14,30 +13,26 @@ from consumers.notifier.mailer import Mailer, SmtpConfig, SmtpMailer
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
 from tests.mail_fixtures import SmtpTestServer, free_port
+from tests.messages import invoice_received
 
 pytestmark = pytest.mark.timeout(30)
 
 MAIL_FROM = "DocSpace invoices <invoices@notify.example.org>"
 
 
+# What these tests read back from the delivered mail: non-ASCII title, markup in the client's name.
+NOTICE: dict[str, Any] = {
+    "invoice_id": "4711:v2",
+    "file_id": "4711",
+    "title": "Счёт-Invoice №42.pdf",
+    "client": "Acme <b>&</b> Sons",
+    "manager_email": "manager@example.com",
+    "web_url": "https://portal.example.com/doceditor?fileId=4711&version=2",
+}
+
+
 def invoice(**overrides: Any) -> InvoiceReceived:
-    fields: dict[str, Any] = {
-        "invoice_id": "4711:v2",
-        "file_id": "4711",
-        "title": "Счёт-Invoice №42.pdf",
-        "extension": ".pdf",
-        "client": "Acme <b>&</b> Sons",
-        "room_id": "900",
-        "room_title": "Acme room",
-        "manager_email": "manager@example.com",
-        "folder_id": "901",
-        "web_url": "https://portal.example.com/doceditor?fileId=4711&version=2",
-        "uploaded_by": "Zoë Client",
-        "uploaded_at": datetime(2024, 5, 6, 7, 0, tzinfo=UTC),
-        "moved_at": datetime(2024, 5, 6, 7, 1, tzinfo=UTC),
-    }
-    fields.update(overrides)
-    return InvoiceReceived(**fields)
+    return invoice_received(**{**NOTICE, **overrides})
 
 
 def mailer_for(server: SmtpTestServer, **overrides: Any) -> SmtpMailer:

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,29 +16,19 @@ from consumers.notifier.pipeline import USER_AGENT, HttpPipelineClient, Pipeline
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
 from tests.mail_fixtures import PipelineReceiver, free_port
+from tests.messages import invoice_received
 
 pytestmark = pytest.mark.timeout(30)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+# What these tests read back from the request: the invoice id and a non-ASCII title.
+NOTICE: dict[str, Any] = {"invoice_id": "4711:v2", "file_id": "4711", "title": "Счёт-Invoice №42.pdf"}
+
+
 def invoice(**overrides: Any) -> InvoiceReceived:
-    fields: dict[str, Any] = {
-        "invoice_id": "4711:v2",
-        "event_id": "evt-1",
-        "file_id": "4711",
-        "title": "Счёт-Invoice №42.pdf",
-        "extension": ".pdf",
-        "size": 1234,
-        "client": "Acme <b>&</b> Sons",
-        "room_id": "900",
-        "manager_email": "manager@example.com",
-        "folder_id": "901",
-        "web_url": "https://portal.example.com/doceditor?fileId=4711",
-        "moved_at": datetime(2024, 5, 6, 7, 1, tzinfo=UTC),
-    }
-    fields.update(overrides)
-    return InvoiceReceived(**fields)
+    return invoice_received(**{**NOTICE, **overrides})
 
 
 def verify(secret: str, headers: dict[str, str] | Any, body: bytes, tolerance: int = 300) -> bool:

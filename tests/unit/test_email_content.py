@@ -12,31 +12,29 @@ import pytest
 
 from consumers.notifier.email_content import build_invoice_email, message_id_for, sender_domain
 from shared.messages import InvoiceReceived
+from tests.messages import invoice_received
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 MAIL_FROM = "Invoice bot <invoices@example.org>"
 
 
+# What these tests read back from the message: hostile and non-ASCII text, and every optional fact.
+NOTICE: dict[str, Any] = {
+    "invoice_id": "4711:v2",
+    "file_id": "4711",
+    "title": "Счёт-Invoice №42.pdf",
+    "client": "Acme <b>&</b> Sons",
+    "room_id": "900",
+    "room_title": "Acme room",
+    "manager_email": "manager@example.com",
+    "web_url": "https://portal.example.com/doceditor?fileId=4711&version=2",
+    "uploaded_by": "Zoë Client",
+    "uploaded_at": datetime(2024, 5, 6, 7, 0, tzinfo=UTC),
+}
+
+
 def invoice(**overrides: Any) -> InvoiceReceived:
-    fields: dict[str, Any] = {
-        "invoice_id": "4711:v2",
-        "event_id": "evt-1",
-        "file_id": "4711",
-        "title": "Счёт-Invoice №42.pdf",
-        "extension": ".pdf",
-        "size": 1234,
-        "client": "Acme <b>&</b> Sons",
-        "room_id": "900",
-        "room_title": "Acme room",
-        "manager_email": "manager@example.com",
-        "folder_id": "901",
-        "web_url": "https://portal.example.com/doceditor?fileId=4711&version=2",
-        "uploaded_by": "Zoë Client",
-        "uploaded_at": datetime(2024, 5, 6, 7, 0, tzinfo=UTC),
-        "moved_at": datetime(2024, 5, 6, 7, 1, tzinfo=UTC),
-    }
-    fields.update(overrides)
-    return InvoiceReceived(**fields)
+    return invoice_received(**{**NOTICE, **overrides})
 
 
 def roundtrip(msg: EmailMessage) -> EmailMessage:

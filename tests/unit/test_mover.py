@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,37 +13,12 @@ from shared.consumer import Handled
 from shared.docspace import MoveSkipped
 from shared.errors import BrokerUnavailable, PermanentError
 from shared.idempotency import Claim, SqliteStore
-from shared.messages import IncomingFolder, InvoiceDetected, InvoiceReceived
+from shared.messages import IncomingFolder, InvoiceReceived
 from tests.fakes import FakeDocSpace, RecordingEmitter
+from tests.messages import invoice_detected
 
 ROOM = "6590431"
 INCOMING = "6590500"
-
-
-def detected(**changes: Any) -> InvoiceDetected:
-    fields: dict[str, Any] = {
-        "invoice_id": "3358301:v1",
-        "event_id": "141022",
-        "trigger": "file.uploaded",
-        "file_id": "3358301",
-        "version": 1,
-        "title": "Invoice-2026-0917.pdf",
-        "extension": ".pdf",
-        "size": 52_113,
-        "web_url": "https://docspace.example/doceditor?fileid=3358301",
-        "uploaded_by": "Ann Uploader",
-        "uploaded_at": datetime(2026, 9, 18, 8, 14, 2, tzinfo=UTC),
-        "folder_id": ROOM,
-        "client": "acme",
-        "room_id": ROOM,
-        "room_title": "Acme Ltd",
-        "manager_email": "ann@acme.example",
-        "incoming": IncomingFolder(id=INCOMING),
-        "already_in_incoming": False,
-        "detected_at": datetime(2026, 9, 18, 8, 14, 5, tzinfo=UTC),
-    }
-    fields.update(changes)
-    return InvoiceDetected(**fields)
 
 
 @pytest.fixture
@@ -70,7 +44,7 @@ def emit() -> RecordingEmitter:
 def test_moves_into_the_configured_incoming_folder(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
-    handled = move_invoice(detected(), files=docspace, emit=emit, store=store)
+    handled = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
 
     assert handled == Handled(
         "received", "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
@@ -83,7 +57,7 @@ def test_moves_into_the_configured_incoming_folder(
 def test_the_conflict_mode_is_passed_to_the_move(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
-    move_invoice(detected(), files=docspace, emit=emit, store=store, conflict="Overwrite")
+    move_invoice(invoice_detected(), files=docspace, emit=emit, store=store, conflict="Overwrite")
 
     assert docspace.calls_to("move_file") == [("3358301", INCOMING, "Overwrite")]
 
@@ -92,7 +66,7 @@ def test_finds_or_creates_the_folder_by_name_when_no_id_is_configured(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
     handled = move_invoice(
-        detected(incoming=IncomingFolder(id=None, name="Eingang")), files=docspace, emit=emit, store=store
+        invoice_detected(incoming=IncomingFolder(id=None, name="Eingang")), files=docspace, emit=emit, store=store
     )
 
     created = docspace.named_folders[(ROOM, "Eingang")]
@@ -111,7 +85,7 @@ def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
     docspace.add_file("3358301", "Invoice-2026-0917.pdf", INCOMING)
 
     handled = move_invoice(
-        detected(folder_id=INCOMING, already_in_incoming=True), files=docspace, emit=emit, store=store
+        invoice_detected(folder_id=INCOMING, already_in_incoming=True), files=docspace, emit=emit, store=store
     )
 
     assert handled == Handled(
@@ -130,7 +104,7 @@ def test_a_file_in_the_named_incoming_folder_is_not_moved(
     docspace.calls.clear()
 
     handled = move_invoice(
-        detected(folder_id=folder, incoming=IncomingFolder(id=None)), files=docspace, emit=emit, store=store
+        invoice_detected(folder_id=folder, incoming=IncomingFolder(id=None)), files=docspace, emit=emit, store=store
     )
 
     assert (handled.outcome, handled.reason) == ("received", "already_in_incoming")
@@ -145,7 +119,7 @@ def test_the_announcement_carries_the_moved_file_id_and_no_acl_data(
     docspace.new_id_on_move["3358301"] = "3358999"
     before = datetime.now(UTC)
 
-    move_invoice(detected(), files=docspace, emit=emit, store=store, conflict="Overwrite")
+    move_invoice(invoice_detected(), files=docspace, emit=emit, store=store, conflict="Overwrite")
 
     [event] = emit.events
     assert isinstance(event, InvoiceReceived)
@@ -167,8 +141,8 @@ def test_the_announcement_carries_the_moved_file_id_and_no_acl_data(
 def test_a_duplicate_detection_moves_and_announces_once(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
-    first = move_invoice(detected(), files=docspace, emit=emit, store=store)
-    second = move_invoice(detected(event_id="141023"), files=docspace, emit=emit, store=store)
+    first = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
+    second = move_invoice(invoice_detected(event_id="141023"), files=docspace, emit=emit, store=store)
 
     assert (first.outcome, first.reason) == ("received", "moved (operation)")
     assert second == Handled("ignored", "duplicate", {"title": "Invoice-2026-0917.pdf"})
@@ -182,7 +156,7 @@ def test_a_skipped_move_is_permanent_and_releases_the_claim(
     docspace.fail_next("move_file", MoveSkipped("the destination already holds Invoice-2026-0917.pdf"))
 
     with pytest.raises(MoveSkipped) as raised:
-        move_invoice(detected(), files=docspace, emit=emit, store=store, conflict="Skip")
+        move_invoice(invoice_detected(), files=docspace, emit=emit, store=store, conflict="Skip")
 
     assert isinstance(raised.value, PermanentError)
     assert emit.events == []
@@ -195,10 +169,10 @@ def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
     emit.fail_next(BrokerUnavailable("publish not confirmed"))
 
     with pytest.raises(BrokerUnavailable):
-        move_invoice(detected(), files=docspace, emit=emit, store=store)
+        move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
     assert docspace.files["3358301"].folder_id == INCOMING  # the move happened before the publish failed
 
-    retried = move_invoice(detected(), files=docspace, emit=emit, store=store)
+    retried = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
 
     # The retry moves again; the file is already there, which the client reports as a move confirmed by location.
     assert retried == Handled(

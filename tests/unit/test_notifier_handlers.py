@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,27 +11,8 @@ from consumers.notifier.handler import email_manager, trigger_pipeline
 from shared.consumer import Handled
 from shared.errors import TransientError
 from shared.idempotency import SqliteStore
-from shared.messages import InvoiceReceived
 from tests.fakes import FakeMailer, FakePipeline
-
-
-def received(**changes: Any) -> InvoiceReceived:
-    fields: dict[str, Any] = {
-        "invoice_id": "3358301:v1",
-        "event_id": "141022",
-        "file_id": "3358301",
-        "title": "Invoice-2026-0917.pdf",
-        "extension": ".pdf",
-        "size": 52_113,
-        "client": "acme",
-        "room_id": "6590431",
-        "room_title": "Acme Ltd",
-        "manager_email": "ann@acme.example",
-        "folder_id": "6590500",
-        "moved_at": datetime(2026, 9, 18, 8, 14, 9, tzinfo=UTC),
-    }
-    fields.update(changes)
-    return InvoiceReceived(**fields)
+from tests.messages import invoice_received
 
 
 @pytest.fixture
@@ -46,8 +25,8 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 def test_the_manager_is_emailed_once_even_if_the_message_arrives_twice(store: SqliteStore) -> None:
     mailer = FakeMailer()
 
-    first = email_manager(received(), mailer=mailer, store=store)
-    second = email_manager(received(), mailer=mailer, store=store)
+    first = email_manager(invoice_received(), mailer=mailer, store=store)
+    second = email_manager(invoice_received(), mailer=mailer, store=store)
 
     assert first == Handled(
         "emailed", None, {"to": "ann@acme.example", "message_id": "<invoice-3358301:v1@example.test>"}
@@ -59,14 +38,14 @@ def test_the_manager_is_emailed_once_even_if_the_message_arrives_twice(store: Sq
 def test_another_invoice_gets_its_own_email(store: SqliteStore) -> None:
     mailer = FakeMailer()
 
-    email_manager(received(), mailer=mailer, store=store)
-    email_manager(received(invoice_id="3358301:v2"), mailer=mailer, store=store)
+    email_manager(invoice_received(), mailer=mailer, store=store)
+    email_manager(invoice_received(invoice_id="3358301:v2"), mailer=mailer, store=store)
 
     assert [i.invoice_id for i in mailer.sent] == ["3358301:v1", "3358301:v2"]
 
 
 def test_no_mailer_means_email_is_skipped(store: SqliteStore) -> None:
-    assert email_manager(received(), mailer=None, store=store) == Handled("skipped", "email_disabled")
+    assert email_manager(invoice_received(), mailer=None, store=store) == Handled("skipped", "email_disabled")
 
 
 def test_a_transient_mail_failure_propagates_and_the_retry_sends(store: SqliteStore) -> None:
@@ -75,11 +54,11 @@ def test_a_transient_mail_failure_propagates_and_the_retry_sends(store: SqliteSt
     mailer.fail_next("send_invoice_notice", failure)
 
     with pytest.raises(TransientError) as raised:
-        email_manager(received(), mailer=mailer, store=store)
+        email_manager(invoice_received(), mailer=mailer, store=store)
     assert raised.value is failure
     assert mailer.sent == []
 
-    retried = email_manager(received(), mailer=mailer, store=store)
+    retried = email_manager(invoice_received(), mailer=mailer, store=store)
     assert retried.outcome == "emailed"
     assert len(mailer.sent) == 1
     assert len(mailer.calls_to("send_invoice_notice")) == 2
@@ -88,8 +67,8 @@ def test_a_transient_mail_failure_propagates_and_the_retry_sends(store: SqliteSt
 def test_the_pipeline_is_triggered_once_per_invoice(store: SqliteStore) -> None:
     pipeline = FakePipeline()
 
-    first = trigger_pipeline(received(), pipeline=pipeline, store=store)
-    second = trigger_pipeline(received(), pipeline=pipeline, store=store)
+    first = trigger_pipeline(invoice_received(), pipeline=pipeline, store=store)
+    second = trigger_pipeline(invoice_received(), pipeline=pipeline, store=store)
 
     assert first == Handled("pipeline_called")
     assert second == Handled("ignored", "duplicate")
@@ -97,7 +76,7 @@ def test_the_pipeline_is_triggered_once_per_invoice(store: SqliteStore) -> None:
 
 
 def test_no_pipeline_means_it_is_skipped(store: SqliteStore) -> None:
-    assert trigger_pipeline(received(), pipeline=None, store=store) == Handled("skipped", "pipeline_disabled")
+    assert trigger_pipeline(invoice_received(), pipeline=None, store=store) == Handled("skipped", "pipeline_disabled")
 
 
 def test_a_transient_pipeline_failure_propagates_and_the_retry_triggers(store: SqliteStore) -> None:
@@ -105,10 +84,10 @@ def test_a_transient_pipeline_failure_propagates_and_the_retry_triggers(store: S
     pipeline.fail_next("trigger", TransientError("503 from the pipeline", retry_after=5))
 
     with pytest.raises(TransientError):
-        trigger_pipeline(received(), pipeline=pipeline, store=store)
+        trigger_pipeline(invoice_received(), pipeline=pipeline, store=store)
     assert pipeline.triggered == []
 
-    assert trigger_pipeline(received(), pipeline=pipeline, store=store) == Handled("pipeline_called")
+    assert trigger_pipeline(invoice_received(), pipeline=pipeline, store=store) == Handled("pipeline_called")
     assert len(pipeline.triggered) == 1
 
 
@@ -120,9 +99,11 @@ def test_a_failing_pipeline_never_causes_a_second_email(store: SqliteStore) -> N
 
     outcomes = []
     for _ in range(3):
-        emailed = email_manager(received(), mailer=mailer, store=store)
+        emailed = email_manager(invoice_received(), mailer=mailer, store=store)
         try:
-            outcomes.append((emailed.outcome, trigger_pipeline(received(), pipeline=pipeline, store=store).outcome))
+            outcomes.append(
+                (emailed.outcome, trigger_pipeline(invoice_received(), pipeline=pipeline, store=store).outcome)
+            )
         except TransientError:
             outcomes.append((emailed.outcome, "retry"))
 
