@@ -44,6 +44,8 @@ ROOMS_ROOT_FOLDER_TYPE = 14
 FILE_FIELDS = "id,title,folderId,version,fileExst,pureContentLength,webUrl,createdBy,created,updated,rootFolderType"
 
 
+_MISSING = object()  # a cache miss, as distinct from a cached None ("not in a room")
+
 # --- errors -----------------------------------------------------------------------------------------------
 
 
@@ -258,6 +260,7 @@ class DocSpaceClient:
         self._room_cache: OrderedDict[str, Room | None] = OrderedDict()
         self._room_cache_size = room_cache_size
         self._room_lock = threading.Lock()
+        self._room_lookup_locks = [threading.Lock() for _ in range(64)]
         self._folder_cache: dict[tuple[str, str], str] = {}
         self._folder_locks: dict[tuple[str, str], threading.Lock] = {}
         self._folder_locks_guard = threading.Lock()
@@ -364,10 +367,25 @@ class DocSpaceClient:
         the path below the room is cached as well, since it sits in the same room.
         """
         key = _sid(folder_id)
+        cached = self._cached_room(key)
+        if cached is not _MISSING:
+            return cached
+        # One lookup per folder at a time: worker threads that miss together wait for the first one's answer
+        # instead of each spending an API call on the same path (the portal's rate limit counts them all).
+        with self._room_lookup_locks[hash(key) % len(self._room_lookup_locks)]:
+            cached = self._cached_room(key)
+            if cached is not _MISSING:
+                return cached
+            return self._look_up_room(key)
+
+    def _cached_room(self, key: str) -> Room | object | None:
         with self._room_lock:
             if key in self._room_cache:
                 self._room_cache.move_to_end(key)
                 return self._room_cache[key]
+        return _MISSING
+
+    def _look_up_room(self, key: str) -> Room | None:
         path = self._request("GET", f"files/folder/{quote(key, safe='')}/path")
         entries = path if isinstance(path, list) else []
         room: Room | None = None

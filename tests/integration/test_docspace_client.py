@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -236,6 +237,19 @@ def test_the_room_of_a_file_three_folders_deep_is_found_and_cached(
 
     assert docspace_client.find_room(folder) == found
     assert docspace_client.find_room(b) == found  # folders on the same path were cached too
+    assert docspace_sim.call_count("GET", PATH_CALL) == 1
+
+
+def test_threads_that_miss_the_cache_together_make_one_path_call(
+    docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient
+) -> None:
+    room = docspace_sim.create_room("Busy client")
+    folder = docspace_sim.create_folder(room, "Uploads")
+    docspace_sim.faults.add(method="GET", path=PATH_CALL, latency=0.2)  # long enough for all to miss at once
+    docspace_sim.reset_calls()
+    with ThreadPoolExecutor(16) as pool:
+        rooms = list(pool.map(lambda _: docspace_client.find_room(folder), range(16)))
+    assert rooms == [Room(room, "Busy client")] * 16
     assert docspace_sim.call_count("GET", PATH_CALL) == 1
 
 
