@@ -20,8 +20,10 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
-## make bench: the performance benchmark, the product beside its baselines (needs wrk: apt-get install -y wrk)
+## make bench: the performance benchmark, the product beside its baselines (installs wrk with apt-get if missing)
 bench: $(INSTALLED)
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq wrk); } \
+		|| { echo "make bench needs wrk: install it (apt-get install wrk, brew install wrk)"; exit 1; }
 	$(PY) -m bench
 
 lint: $(INSTALLED)
