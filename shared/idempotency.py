@@ -9,6 +9,8 @@ Backends: SQLite (default; one host, any number of processes) and Redis (replica
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 import threading
 import time
@@ -16,15 +18,39 @@ import uuid
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
+
+import redis
 
 from shared.errors import TransientError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Claim(Enum):
     ACQUIRED = "acquired"  # ours: do the work, then complete() or release()
     IN_PROGRESS = "in_progress"  # someone else holds a live lease
     DONE = "done"  # already done: skip
+
+
+class StoreUnavailable(TransientError):
+    """The store did not answer (Redis down, SQLite locked too long): retry later, never treat it as a bug."""
+
+    reason = "idempotency_store_unavailable"
+
+
+def _unavailable_on(*errors: type[BaseException]) -> Callable[[F], F]:
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except errors as exc:
+                raise StoreUnavailable(f"the idempotency store failed: {exc}") from exc
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
 
 
 class AlreadyInProgress(TransientError):
@@ -67,7 +93,8 @@ def run_once(
     try:
         work()
     except BaseException:
-        store.release(key, owner)
+        with contextlib.suppress(StoreUnavailable):  # the lease runs out by itself; keep the real error
+            store.release(key, owner)
         raise
     store.complete(key)
     return True
@@ -89,6 +116,7 @@ class SqliteStore:
         )
         self._claims = 0
 
+    @_unavailable_on(sqlite3.Error)
     def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim:
         now = time.time()
         with self._lock:
@@ -108,10 +136,12 @@ class SqliteStore:
             finally:
                 self._db.execute("COMMIT")
 
+    @_unavailable_on(sqlite3.Error)
     def complete(self, key: str) -> None:
         with self._lock:
             self._db.execute("UPDATE claims SET done = 1, expires_at = ? WHERE key = ?", (time.time() + self._ttl, key))
 
+    @_unavailable_on(sqlite3.Error)
     def release(self, key: str, owner: str | None = None) -> None:
         with self._lock:
             if owner is None:
@@ -119,6 +149,7 @@ class SqliteStore:
             else:
                 self._db.execute("DELETE FROM claims WHERE key = ? AND done = 0 AND owner = ?", (key, owner))
 
+    @_unavailable_on(sqlite3.Error)
     def mark(self, key: str) -> None:
         """Record ``key`` as done without a claim (facts such as "this file was routed")."""
         with self._lock:
@@ -127,6 +158,7 @@ class SqliteStore:
                 (key, time.time() + self._ttl),
             )
 
+    @_unavailable_on(sqlite3.Error)
     def is_done(self, key: str) -> bool:
         with self._lock:
             row = self._db.execute(
@@ -150,28 +182,31 @@ class RedisStore:
     )
 
     def __init__(self, url: str, *, ttl_seconds: float, namespace: str = "invoice-pipeline:") -> None:
-        import redis  # only the Redis backend needs the client
-
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
         self._ttl = max(1, int(ttl_seconds))
         self._namespace = namespace
         self._release = self._redis.register_script(self._RELEASE)
 
+    @_unavailable_on(redis.RedisError)
     def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim:
         name = self._namespace + key
         if self._redis.set(name, f"pending:{owner}", nx=True, px=max(1, int(lease_seconds * 1000))):
             return Claim.ACQUIRED
         return Claim.DONE if self._redis.get(name) == "done" else Claim.IN_PROGRESS
 
+    @_unavailable_on(redis.RedisError)
     def complete(self, key: str) -> None:
         self._redis.set(self._namespace + key, "done", ex=self._ttl)
 
+    @_unavailable_on(redis.RedisError)
     def release(self, key: str, owner: str | None = None) -> None:
         self._release(keys=[self._namespace + key], args=[f"pending:{owner if owner is not None else '*'}"])
 
+    @_unavailable_on(redis.RedisError)
     def mark(self, key: str) -> None:
         self._redis.set(self._namespace + key, "done", ex=self._ttl)
 
+    @_unavailable_on(redis.RedisError)
     def is_done(self, key: str) -> bool:
         return bool(self._redis.get(self._namespace + key) == "done")
 

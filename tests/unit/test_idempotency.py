@@ -13,7 +13,16 @@ import pytest
 import redis
 
 from shared.errors import TransientError
-from shared.idempotency import AlreadyInProgress, Claim, IdempotencyStore, RedisStore, SqliteStore, open_store, run_once
+from shared.idempotency import (
+    AlreadyInProgress,
+    Claim,
+    IdempotencyStore,
+    RedisStore,
+    SqliteStore,
+    StoreUnavailable,
+    open_store,
+    run_once,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 THREADS = 16
@@ -388,3 +397,13 @@ def test_redis_release_is_owner_checked_too(redis_namespace: str) -> None:
         assert store.claim("k", lease_seconds=30, owner="c") is Claim.ACQUIRED
     finally:
         store.close()
+
+
+def test_an_unreachable_store_is_a_transient_failure_not_a_bug() -> None:
+    dead = RedisStore("redis://127.0.0.1:1/0", ttl_seconds=60)  # nothing listens on port 1
+    ran: list[bool] = []
+    with pytest.raises(StoreUnavailable) as raised:
+        run_once(dead, "k", lambda: ran.append(True))
+    assert isinstance(raised.value, TransientError)
+    assert raised.value.reason == "idempotency_store_unavailable"
+    assert ran == []  # nothing is done without a claim
