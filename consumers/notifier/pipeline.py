@@ -8,8 +8,6 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -19,6 +17,7 @@ from pydantic import SecretStr
 
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
+from shared.retry_after import parse_retry_after
 
 USER_AGENT = "docspace-invoice-pipeline-notifier/0.1 (+https://www.standardwebhooks.com/)"
 _WHSEC_PREFIX = "whsec_"
@@ -141,22 +140,6 @@ class HttpPipelineClient:
             location = response.headers.get("Location", "")
             raise PermanentError(f"{detail} redirecting to {location!r}; fix PIPELINE_URL", reason="pipeline_rejected")
         raise PermanentError(f"{detail}: {_excerpt(response)}", reason="pipeline_rejected")
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait per a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or junk."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # HTTP dates are GMT; a naive result means the sender left the zone out
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _excerpt(response: requests.Response) -> str:

@@ -23,9 +23,9 @@ from shared.docspace import (
     MoveSkipped,
     MoveUnconfirmed,
     Room,
-    _retry_after,
 )
 from shared.errors import PermanentError, TransientError
+from shared.retry_after import retry_after_from
 from simulator import DocSpaceSimulator
 
 PATH_CALL = "/api/2.0/files/folder/*/path"
@@ -152,7 +152,7 @@ def test_a_refused_connection_is_unavailable() -> None:
         client.get_file(1)
 
 
-def test_a_429_is_retried_after_its_retry_after(
+def test_a_429_is_retried_after_itsretry_after_from(
     docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient
 ) -> None:
     fid = docspace_sim.upload_file(docspace_sim.create_room("R"), "a.pdf")
@@ -197,12 +197,12 @@ def test_the_rate_limiter_is_honoured(docspace_sim: DocSpaceSimulator, docspace_
 
 
 def test_retry_after_forms() -> None:
-    assert _retry_after({"Retry-After": "7"}) == 7
+    assert retry_after_from({"Retry-After": "7"}) == 7
     future = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
-    assert 15 < (_retry_after({"Retry-After": future}) or 0) <= 20
-    assert _retry_after({"X-RateLimit-Reset": "12"}) == 12
-    assert _retry_after({"X-RateLimit-Reset": str(int(time.time()) + 9)}) == pytest.approx(9, abs=1.5)
-    assert _retry_after({}) is None
+    assert 15 < (retry_after_from({"Retry-After": future}) or 0) <= 20
+    assert retry_after_from({"X-RateLimit-Reset": "12"}) == 12
+    assert retry_after_from({"X-RateLimit-Reset": str(int(time.time()) + 9)}) == pytest.approx(9, abs=1.5)
+    assert retry_after_from({}) is None
 
 
 # --- secrets --------------------------------------------------------------------------------------------

@@ -1,15 +1,11 @@
-"""The DocSpace REST adapter: file info, room lookup, verified asynchronous moves and find-or-create folders."""
+"""The DocSpace REST client: file info, room lookup, verified asynchronous moves, find-or-create folders."""
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -18,24 +14,30 @@ import structlog
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
-from shared.delivery import parse_datetime
-from shared.errors import PermanentError, TransientError
+from shared.docspace.errors import (
+    DocSpaceAccessDenied,
+    DocSpaceNotFound,
+    DocSpaceRejected,
+    DocSpaceUnavailable,
+    MoveFailed,
+    MoveReportLost,
+    MoveSkipped,
+    MoveUnconfirmed,
+)
+from shared.docspace.values import (
+    FileInfo,
+    MoveResult,
+    Room,
+    WebhookConfig,
+    WebhookDelivery,
+    _file_info,
+    _id_sort_key,
+    _sid,
+    _webhook_config,
+    _webhook_delivery,
+)
 from shared.rate_limit import RateLimiter
-
-__all__ = [
-    "DocSpaceAccessDenied",
-    "DocSpaceClient",
-    "DocSpaceNotFound",
-    "DocSpaceRejected",
-    "DocSpaceUnavailable",
-    "FileInfo",
-    "MoveFailed",
-    "MoveReportLost",
-    "MoveResult",
-    "MoveSkipped",
-    "MoveUnconfirmed",
-    "Room",
-]
+from shared.retry_after import retry_after_from
 
 log = structlog.get_logger(__name__)
 
@@ -45,163 +47,6 @@ FILE_FIELDS = "id,title,folderId,version,fileExst,pureContentLength,webUrl,creat
 
 
 _MISSING = object()  # a cache miss, as distinct from a cached None ("not in a room")
-
-# --- errors -----------------------------------------------------------------------------------------------
-
-
-class DocSpaceNotFound(PermanentError):
-    """404: the file or folder does not exist (or is invisible to this key)."""
-
-    reason = "docspace_not_found"
-
-
-class DocSpaceAccessDenied(PermanentError):
-    """401/403: bad key, missing scope, or no permission on the entry.
-
-    DocSpace answers 403 rather than 401 for a bad key on its ``[AllowAnonymous]`` GET endpoints, so a 403
-    here can also mean "check the credentials".
-    """
-
-    reason = "docspace_access_denied"
-
-
-class DocSpaceRejected(PermanentError):
-    """Any other 4xx: the request itself is wrong; repeating it cannot help."""
-
-    reason = "docspace_rejected"
-
-
-class DocSpaceUnavailable(TransientError):
-    """408/429/5xx, a timeout or a connection error: try again later, after ``retry_after`` when known."""
-
-    reason = "docspace_unavailable"
-
-
-class MoveFailed(PermanentError):
-    """The move operation finished with an error (the text is DocSpace's own message)."""
-
-    reason = "docspace_move_failed"
-
-
-class MoveSkipped(PermanentError):
-    """The move finished without error but did nothing: the destination already holds that title (Skip)."""
-
-    reason = "docspace_move_skipped"
-
-
-class MoveUnconfirmed(TransientError):
-    """The move did not report back before the deadline and the file is not (yet) in the destination."""
-
-    reason = "docspace_move_unconfirmed"
-
-
-class MoveReportLost(TransientError):
-    """The finished report was taken by another reader and the file is not in the destination.
-
-    Transient on purpose: the move is safe to repeat (a file already in place counts as moved), and a
-    repeat gets a report of its own that says what really happened.
-    """
-
-    reason = "docspace_move_report_lost"
-
-
-# --- values -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """The facts about a file the pipeline uses, from ``GET /api/2.0/files/file/{id}``."""
-
-    id: str
-    title: str
-    folder_id: str
-    version: int
-    extension: str
-    size: int | None
-    web_url: str | None
-    uploaded_by: str | None
-    uploaded_at: datetime | None
-    root_folder_type: int | None
-    updated_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Room:
-    """A DocSpace room (the first folder with a ``roomType`` on a folder's path)."""
-
-    id: str
-    title: str
-
-
-@dataclass(frozen=True)
-class MoveResult:
-    """A confirmed move: ``confirmed_by`` is ``"operation"`` (its report) or ``"file_location"`` (a re-read)."""
-
-    file_id: str
-    folder_id: str
-    confirmed_by: str
-
-
-def _sid(value: Any) -> str:
-    return str(value).strip()
-
-
-def _id_sort_key(value: str) -> tuple[int, int, str]:
-    # Numeric ids compare as numbers so "the lowest id" is the same in every process.
-    return (0, int(value), "") if value.isdigit() else (1, 0, value)
-
-
-def _file_info(dto: dict[str, Any]) -> FileInfo:
-    title = str(dto.get("title") or "")
-    ext = dto.get("fileExst")
-    if not isinstance(ext, str) or not ext:
-        ext = os.path.splitext(title)[1]
-    created_by = dto.get("createdBy") if isinstance(dto.get("createdBy"), dict) else {}
-    uploaded_by = created_by.get("displayName") or created_by.get("id")
-    size = dto.get("pureContentLength")
-    version = dto.get("version")
-    rft = dto.get("rootFolderType")
-    return FileInfo(
-        id=_sid(dto.get("id")),
-        title=title,
-        folder_id=_sid(dto.get("folderId")) if dto.get("folderId") is not None else "",
-        version=int(version) if isinstance(version, int | str) and str(version).isdigit() else 1,
-        extension=ext.lower(),
-        size=int(size) if isinstance(size, int) and not isinstance(size, bool) else None,
-        web_url=dto.get("webUrl") or None,
-        uploaded_by=str(uploaded_by) if uploaded_by else None,
-        uploaded_at=parse_datetime(dto.get("created")),
-        root_folder_type=rft if isinstance(rft, int) and not isinstance(rft, bool) else None,
-        updated_at=parse_datetime(dto.get("updated")),
-    )
-
-
-def _retry_after(headers: Any, now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP-date) or ``X-RateLimit-Reset``."""
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            try:
-                when = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=UTC)
-                return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-    reset = headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            seconds = float(reset)
-        except ValueError:
-            return None
-        # Large values are an epoch timestamp (the Redis limiter's convention); small ones a delta.
-        if seconds > 1e9:
-            seconds -= time.time() if now is None else now
-        return max(seconds, 0.0)
-    return None
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -296,7 +141,7 @@ class DocSpaceClient:
                 raise DocSpaceUnavailable(f"DocSpace {method} {path} failed: {exc}") from exc
             status = resp.status_code
             if status == 429:
-                wait = _retry_after(resp.headers)
+                wait = retry_after_from(resp.headers)
                 if self._limiter is not None:
                     # Every thread of the process holds off together: one 429 must not become a storm.
                     self._limiter.pause(wait if wait is not None else 1.0)
@@ -342,9 +187,9 @@ class DocSpaceClient:
         if status in (401, 403):
             return DocSpaceAccessDenied(text)
         if status == 429:
-            return DocSpaceUnavailable(text, reason="docspace_rate_limited", retry_after=_retry_after(resp.headers))
+            return DocSpaceUnavailable(text, reason="docspace_rate_limited", retry_after=retry_after_from(resp.headers))
         if status == 408 or status >= 500:
-            return DocSpaceUnavailable(text, retry_after=_retry_after(resp.headers))
+            return DocSpaceUnavailable(text, retry_after=retry_after_from(resp.headers))
         return DocSpaceRejected(text)
 
     # --- files --------------------------------------------------------------------------------------------
@@ -641,65 +486,3 @@ class DocSpaceClient:
         """The id of the direct subfolder ``title`` of ``room_id`` (lowest id on a tie), without creating it."""
         found = self._matching_subfolders(_sid(room_id), title)
         return found[0] if found else None
-
-
-# --- operator values ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    """A webhook as ``GET settings/webhook`` describes it (its secret is never returned by DocSpace)."""
-
-    id: str
-    name: str
-    uri: str
-    enabled: bool
-    ssl: bool
-    triggers: int
-    created_on: datetime | None
-    last_success_on: datetime | None
-    last_failure_on: datetime | None
-    last_failure_content: str | None
-    last_status: int | None  # status of the newest delivered log row; 0 when nothing was delivered yet
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One row of the webhook delivery log; ``status`` 0 means no HTTP answer (pending or connection failure)."""
-
-    id: str
-    trigger: int
-    created: datetime | None
-    delivered: datetime | None
-    status: int
-    response: str
-
-
-def _webhook_config(dto: dict[str, Any], status: Any) -> WebhookConfig:
-    triggers = dto.get("triggers")
-    return WebhookConfig(
-        id=_sid(dto.get("id")),
-        name=str(dto.get("name") or ""),
-        uri=str(dto.get("uri") or ""),
-        enabled=bool(dto.get("enabled", False)),  # left out when false (WhenWritingDefault)
-        ssl=bool(dto.get("ssl", False)),
-        triggers=int(triggers) if isinstance(triggers, int) or str(triggers).isdigit() else 0,
-        created_on=parse_datetime(dto.get("createdOn")),
-        last_success_on=parse_datetime(dto.get("lastSuccessOn")),
-        last_failure_on=parse_datetime(dto.get("lastFailureOn")),
-        last_failure_content=dto.get("lastFailureContent") or None,
-        last_status=int(status) if isinstance(status, int) else None,
-    )
-
-
-def _webhook_delivery(dto: dict[str, Any]) -> WebhookDelivery:
-    status = dto.get("status")
-    trigger = dto.get("trigger")
-    return WebhookDelivery(
-        id=_sid(dto.get("id")),
-        trigger=int(trigger) if isinstance(trigger, int) else 0,
-        created=parse_datetime(dto.get("creationTime")),
-        delivered=parse_datetime(dto.get("delivery")),
-        status=int(status) if isinstance(status, int) else 0,
-        response=str(dto.get("responsePayload") or ""),
-    )
