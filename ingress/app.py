@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,14 +157,15 @@ class WebhookResource:
         resp.media = media
 
 
+@dataclass(frozen=True)
 class _DeliveryFacts:
-    """What the ingress reads from a verified body: just enough to route it. It never rejects a signed body."""
+    """What the ingress reads from a verified body: just enough to route and trace it. It never rejects one."""
 
-    def __init__(self, trigger: str, event_id: str | None, webhook_id: str | None, retry_count: int) -> None:
-        self.trigger = trigger
-        self.event_id = event_id
-        self.webhook_id = webhook_id
-        self.retry_count = retry_count
+    trigger: str
+    event_id: str | None = None
+    file_id: str | None = None
+    webhook_id: str | None = None
+    retry_count: int = 0
 
     def headers(self, verified: bool) -> dict[str, Any]:
         headers: dict[str, Any] = {
@@ -172,25 +174,34 @@ class _DeliveryFacts:
             "x-docspace-retry-count": self.retry_count,
             "x-signature-verified": verified,
         }
-        if self.event_id is not None:
-            headers["x-docspace-event-id"] = self.event_id
-        if self.webhook_id is not None:
-            headers["x-docspace-webhook-id"] = self.webhook_id
+        for name, value in (
+            ("x-docspace-event-id", self.event_id),
+            ("x-docspace-file-id", self.file_id),
+            ("x-docspace-webhook-id", self.webhook_id),
+        ):
+            if value is not None:
+                headers[name] = value
         return headers
 
     def log_fields(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "trigger": self.trigger, "retry_count": self.retry_count}
+        # The same keys the consumers bind, so one grep follows a delivery through every process.
+        return {
+            "event_id": self.event_id,
+            "file_id": self.file_id,
+            "trigger": self.trigger,
+            "retry_count": self.retry_count,
+        }
 
 
 def _peek(body: bytes) -> _DeliveryFacts:
     try:
         delivery = parse_delivery(body)
     except InvalidDelivery:
-        return _DeliveryFacts(UNKNOWN_TRIGGER, None, None, 0)
+        return _DeliveryFacts(UNKNOWN_TRIGGER)
     trigger = delivery.trigger
     if not trigger or len(trigger) > _MAX_TRIGGER_LENGTH:
         trigger = UNKNOWN_TRIGGER
-    return _DeliveryFacts(trigger, delivery.event_id, delivery.webhook_id, delivery.retry_count)
+    return _DeliveryFacts(trigger, delivery.event_id, delivery.file_id, delivery.webhook_id, delivery.retry_count)
 
 
 class MetricsResource:

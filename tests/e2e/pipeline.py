@@ -1,11 +1,14 @@
-"""Runs the four real pipeline processes for an end-to-end test, and reads what they logged."""
+"""Runs the four real pipeline processes for an end-to-end test, and reads what they logged and counted."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
@@ -19,6 +22,17 @@ class RunningPipeline:
     logs: LogCollector
     supervisor: Supervisor
     spool_dir: Path
+    metrics_urls: dict[str, str]
+
+    def metric(self, process: str, name: str, **labels: str) -> float:
+        """The sum of ``name``'s samples whose labels include ``labels``, from ``process``'s /metrics."""
+        text = requests.get(self.metrics_urls[process], timeout=5).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
 
 
 @contextmanager
@@ -38,16 +52,25 @@ def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) 
         "SPOOL_DIR": str(tmp_path / "spool"),
         **env,
     }
-    supervisor = Supervisor(
-        [spec.__class__(spec.name, spec.argv, full_env) for spec in pipeline_children()],
-        on_line=logs.add,
-    ).start()
+    # Each consumer serves /metrics on a port of its own; the ingress serves it on its webhook port.
+    metrics_ports = {name: free_port() for name in ("classifier", "mover", "notifier")}
+    specs = [
+        replace(
+            spec,
+            env={**full_env, **({"METRICS_PORT": str(metrics_ports[spec.name])} if spec.name in metrics_ports else {})},
+        )
+        for spec in pipeline_children()
+    ]
+    supervisor = Supervisor(specs, on_line=logs.add).start()
     url = f"http://127.0.0.1:{port}"
+    metrics_urls = {"ingress": f"{url}/metrics"} | {
+        name: f"http://127.0.0.1:{metrics_port}/metrics" for name, metrics_port in metrics_ports.items()
+    }
     try:
         try:
             wait_for_pipeline(url, logs.started, supervisor)
         except RuntimeError as exc:
             raise AssertionError(f"{exc}\n{logs.dump()}") from exc
-        yield RunningPipeline(url, logs, supervisor, tmp_path / "spool")
+        yield RunningPipeline(url, logs, supervisor, tmp_path / "spool", metrics_urls)
     finally:
         supervisor.stop()

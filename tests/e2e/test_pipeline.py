@@ -114,3 +114,25 @@ incoming_folder_id = "{globex_incoming}"
         # Nothing failed anywhere.
         for stage in ("classifier", "mover", "notifier.email", "notifier.pipeline"):
             assert broker.depth(broker.topology.stage(stage).dead_letters) == 0, stage
+
+        # Every process counted what happened: 4 simple uploads (2 triggers each) and 1 update were delivered.
+        delivered = len({json.loads(a.body)["event"]["id"] for a in sim.deliveries() if a.status == 200})
+        assert delivered == 9
+        assert pipeline.metric("ingress", "ingress_deliveries_total", outcome="accepted") == delivered
+        assert pipeline.metric("ingress", "ingress_deliveries_total", outcome="bad_signature") == 0
+
+        def counted(process: str, stage: str, outcome: str, reason: str | None = None) -> float:
+            labels = {"stage": stage, "outcome": outcome} | ({"reason": reason} if reason is not None else {})
+            return pipeline.metric(process, "stage_messages_total", **labels)
+
+        assert counted("classifier", "classifier", "accepted") == 2
+        assert counted("classifier", "classifier", "ignored", "duplicate") == 2
+        assert counted("classifier", "classifier", "ignored", "not_an_invoice") == 2
+        assert counted("classifier", "classifier", "ignored", "no_watched_room") == 2
+        assert counted("classifier", "classifier", "ignored", "wrong_trigger") == 1
+        assert counted("mover", "mover", "received") == 2
+        assert counted("notifier", "notifier.email", "emailed") == 2
+        assert counted("notifier", "notifier.pipeline", "pipeline_called") == 2
+        assert counted("classifier", "classifier", "dead_lettered") == 0
+        assert pipeline.metric("notifier", "invoice_end_to_end_seconds_count", side="email") == 2
+        assert pipeline.metric("notifier", "invoice_end_to_end_seconds_count", side="pipeline") == 2
