@@ -9,10 +9,13 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import RunningPipeline, running_pipeline
 from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
@@ -91,6 +94,22 @@ def _assert_exactly_once(
         assert broker_kit.depth(broker_kit.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))
 
 
+@contextmanager
+def _pipeline_for_two_clients(
+    broker_factory: BrokerFactory,
+    sim,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> Iterator[tuple[BrokerKit, list[str], RunningPipeline]]:
+    """The four processes on a long retry ladder, two client rooms, and DocSpace's webhook pointing at them."""
+    broker = broker_factory(retry_delays=LADDER, delivery_limit=20)
+    folders, rules = _two_clients(sim, tmp_path)
+    with running_pipeline(broker, _env(sim, smtp_server, pipeline_receiver, rules), tmp_path) as pipeline:
+        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
+        yield broker, folders, pipeline
+
+
 def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
     broker_factory: BrokerFactory,
     docspace_sim,
@@ -98,18 +117,16 @@ def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
-    broker = broker_factory(retry_delays=LADDER, delivery_limit=20)
     sim = docspace_sim
-    folders, rules = _two_clients(sim, tmp_path)
     files: list[str] = []
+    rig = _pipeline_for_two_clients(broker_factory, sim, smtp_server, pipeline_receiver, tmp_path)
+    with rig as (broker, folders, pipeline):
 
-    def upload(count: int) -> None:
-        for _ in range(count):
-            n = len(files)
-            files.append(sim.upload_file(folders[n % 2], f"Invoice-{n:04d}.pdf"))
+        def upload(count: int) -> None:
+            for _ in range(count):
+                n = len(files)
+                files.append(sim.upload_file(folders[n % 2], f"Invoice-{n:04d}.pdf"))
 
-    with running_pipeline(broker, _env(sim, smtp_server, pipeline_receiver, rules), tmp_path) as pipeline:
-        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
         sim.faults.add(method="*", path="/api/*", error_rate=0.3, error_status=503)
         sim.faults.add(method="*", path="/api/*", burst_429=15, retry_after=1)
 
@@ -156,14 +173,12 @@ def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_a
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
-    broker = broker_factory(retry_delays=LADDER, delivery_limit=20)
     sim = docspace_sim
     # DocSpace's own schedule: 1, 2, 4, 8, 16 s, then it gives up.
     sim.webhooks.retry_delays = (1, 2, 4, 8, 16)
-    folders, rules = _two_clients(sim, tmp_path)
     files: list[str] = []
-    with running_pipeline(broker, _env(sim, smtp_server, pipeline_receiver, rules), tmp_path) as pipeline:
-        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
+    rig = _pipeline_for_two_clients(broker_factory, sim, smtp_server, pipeline_receiver, tmp_path)
+    with rig as (broker, folders, pipeline):
         files += [sim.upload_file(folders[n % 2], f"Invoice-before-{n}.pdf") for n in range(5)]
         assert wait_until(lambda: len(smtp_server.messages) >= 5, timeout=60), pipeline.logs.dump(50)
 

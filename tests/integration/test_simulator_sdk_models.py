@@ -6,14 +6,12 @@ from typing import Any
 
 import pytest
 import requests
+from docspace_api_sdk.models.file_dto_integer import FileDtoInteger
+from docspace_api_sdk.models.file_operation_dto import FileOperationDto
+from docspace_api_sdk.models.folder_dto_integer import FolderDtoInteger
 from pydantic import BaseModel
 
 from simulator import DocSpaceSimulator
-
-sdk = pytest.importorskip("docspace_api_sdk")
-from docspace_api_sdk.models.file_dto_integer import FileDtoInteger  # noqa: E402
-from docspace_api_sdk.models.file_operation_dto import FileOperationDto  # noqa: E402
-from docspace_api_sdk.models.folder_dto_integer import FolderDtoInteger  # noqa: E402
 
 
 def response(sim: DocSpaceSimulator, method: str, path: str, **kw: Any) -> Any:

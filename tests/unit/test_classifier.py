@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,13 +65,6 @@ GLOBEX = ClientRule(
     extensions=("pdf",),
 )
 RULES = Rules(clients=(ACME, GLOBEX))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "idem.sqlite3", ttl_seconds=3600)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +17,6 @@ from tests.messages import invoice_detected
 
 ROOM = "6590431"
 INCOMING = "6590500"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "idem.sqlite3", ttl_seconds=3600)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from consumers.notifier.handler import email_manager, trigger_pipeline
@@ -13,13 +10,6 @@ from shared.errors import TransientError
 from shared.idempotency import SqliteStore
 from tests.fakes import FakeMailer, FakePipeline
 from tests.messages import invoice_received
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "idem.sqlite3", ttl_seconds=3600)
-    yield s
-    s.close()
 
 
 def test_the_manager_is_emailed_once_even_if_the_message_arrives_twice(store: SqliteStore) -> None:
