@@ -119,7 +119,7 @@ class StageConsumer:
                 finally:
                     self._connected.clear()
                     if connection.is_open:
-                        with contextlib.suppress(CONNECTION_ERRORS):
+                        with contextlib.suppress(*CONNECTION_ERRORS):
                             connection.close()
             if not self._stopping.is_set():
                 self._stopping.wait(backoff_delay(attempt))
