@@ -124,16 +124,27 @@ def test_sqlite_creates_missing_parent_directories(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "b" / "idem.sqlite3").exists()
 
 
-def test_sqlite_mark_and_is_done(store: SqliteStore) -> None:
-    assert store.is_done("fact") is False
-    store.mark("fact")
-    assert store.is_done("fact") is True
-    assert store.claim("fact", lease_seconds=30) is Claim.DONE
+@pytest.fixture(params=["sqlite", "redis"])
+def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdempotencyStore]:
+    """The same contract, held by both backends."""
+    if request.param == "sqlite":
+        backend: IdempotencyStore = SqliteStore(tmp_path / "either.sqlite3", ttl_seconds=3600)
+    else:
+        backend = RedisStore(REDIS_URL, ttl_seconds=3600, namespace=request.getfixturevalue("redis_namespace"))
+    yield backend
+    backend.close()
 
-    store.claim("pending", lease_seconds=30)
-    assert store.is_done("pending") is False
-    store.complete("pending")
-    assert store.is_done("pending") is True
+
+def test_mark_and_is_done(either_store: IdempotencyStore) -> None:
+    assert either_store.is_done("fact") is False
+    either_store.mark("fact")
+    assert either_store.is_done("fact") is True
+    assert either_store.claim("fact", lease_seconds=30) is Claim.DONE
+
+    either_store.claim("pending", lease_seconds=30)
+    assert either_store.is_done("pending") is False
+    either_store.complete("pending")
+    assert either_store.is_done("pending") is True
 
 
 def test_sqlite_a_mark_expires_after_the_ttl(db_path: Path) -> None:
@@ -270,22 +281,6 @@ def test_redis_claim_complete_release_semantics(redis_namespace: str) -> None:
         assert s.claim("b", lease_seconds=0.05) is Claim.ACQUIRED
         time.sleep(0.1)
         assert s.claim("b", lease_seconds=30) is Claim.ACQUIRED
-    finally:
-        s.close()
-
-
-def test_redis_mark_and_is_done(redis_namespace: str) -> None:
-    s = RedisStore(REDIS_URL, ttl_seconds=3600, namespace=redis_namespace)
-    try:
-        assert s.is_done("fact") is False
-        s.mark("fact")
-        assert s.is_done("fact") is True
-        assert s.claim("fact", lease_seconds=30) is Claim.DONE
-
-        s.claim("pending", lease_seconds=30)
-        assert s.is_done("pending") is False
-        s.complete("pending")
-        assert s.is_done("pending") is True
     finally:
         s.close()
 
