@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,10 +28,13 @@ class Proc:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = LOG_DIR / f"{name}.log"
+        spool = LOG_DIR / f"{name}.spool"
+        shutil.rmtree(spool, ignore_errors=True)
         self._log = self.log_path.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            env={**os.environ, "LOG_FORMAT": "json", "AMQP_URL": AMQP_URL, **env},
+            # Each process its own spool: a backlog left by an earlier run would send every delivery to disk.
+            env={**os.environ, "LOG_FORMAT": "json", "AMQP_URL": AMQP_URL, "SPOOL_DIR": str(spool), **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
