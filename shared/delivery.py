@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
+
 from shared.errors import PermanentError
 
-__all__ = ["Delivery", "InvalidDelivery", "parse_datetime", "parse_delivery"]
+__all__ = ["Delivery", "DeliveryPeek", "InvalidDelivery", "parse_datetime", "parse_delivery", "peek_delivery"]
 
 
 class InvalidDelivery(PermanentError):
@@ -119,9 +120,45 @@ def _first(mapping: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _load(raw: bytes) -> Any:
-    text = raw.decode("utf-8-sig") if isinstance(raw, bytes | bytearray) else raw
-    return json.loads(text)
+_BOM = b"\xef\xbb\xbf"
+
+
+def _load_parts(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The body's ``event``, ``payload`` and ``webhook`` objects; raises ``InvalidDelivery``."""
+    try:
+        doc = orjson.loads(raw.removeprefix(_BOM) if isinstance(raw, bytes | bytearray) else raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidDelivery(f"delivery body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidDelivery(f"delivery body is a JSON {type(doc).__name__}, not an object")
+    event, payload = doc.get("event"), doc.get("payload")
+    if not isinstance(event, dict) or not isinstance(payload, dict):
+        raise InvalidDelivery("delivery body has no 'event' and 'payload' objects")
+    webhook = doc.get("webhook")
+    return event, payload, webhook if isinstance(webhook, dict) else {}
+
+
+@dataclass(frozen=True)
+class DeliveryPeek:
+    """The few facts the ingress routes and traces a delivery by, read without the dates and titles."""
+
+    event_id: str | None
+    trigger: str | None
+    file_id: str | None
+    webhook_id: str | None
+    retry_count: int
+
+
+def peek_delivery(raw: bytes) -> DeliveryPeek:
+    """The ingress's cheap read of a delivery (it runs once per request). Raises ``InvalidDelivery``."""
+    event, payload, webhook = _load_parts(raw)
+    return DeliveryPeek(
+        event_id=_id(event.get("id")),
+        trigger=_str(event.get("trigger")),
+        file_id=_id(payload.get("id")),
+        webhook_id=_id(webhook.get("id")),
+        retry_count=_retry_count(webhook),
+    )
 
 
 def parse_delivery(raw: bytes) -> Delivery:
@@ -130,16 +167,7 @@ def parse_delivery(raw: bytes) -> Delivery:
     Raises ``InvalidDelivery`` only when the body cannot be a delivery. A missing file id is not an error
     here: whether a delivery is actionable is the classifier's call.
     """
-    try:
-        doc = _load(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidDelivery(f"delivery body is not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidDelivery(f"delivery body is a JSON {type(doc).__name__}, not an object")
-    event, payload = doc.get("event"), doc.get("payload")
-    if not isinstance(event, dict) or not isinstance(payload, dict):
-        raise InvalidDelivery("delivery body has no 'event' and 'payload' objects")
-    webhook = doc.get("webhook") if isinstance(doc.get("webhook"), dict) else {}
+    event, payload, webhook = _load_parts(raw)
 
     created_by = _str(event.get("createBy")) or _str(payload.get("createBy"))
     if created_by is None and isinstance(payload.get("createdBy"), dict):
@@ -159,5 +187,9 @@ def parse_delivery(raw: bytes) -> Delivery:
         entry_type=entry_type if entry_type else None,
         webhook_id=_id(webhook.get("id")),
         webhook_name=_str(webhook.get("name")),
-        retry_count=max(_int(webhook.get("retryCount")) or 0, 0),
+        retry_count=_retry_count(webhook),
     )
+
+
+def _retry_count(webhook: dict[str, Any]) -> int:
+    return max(_int(webhook.get("retryCount")) or 0, 0)

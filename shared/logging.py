@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 # Keys whose values must never reach a log line, whatever a caller passes by mistake.
@@ -60,6 +61,11 @@ class _LineWriter:
             self._write([self._queue.get_nowait()])
 
 
+def _json_line(event_dict: dict[str, Any], **dumps_kw: Any) -> str:
+    # orjson renders a line several times faster than json.dumps; the ingress writes one per delivery.
+    return orjson.dumps(event_dict, default=dumps_kw.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 _writers: dict[int, _LineWriter] = {}
 
 
@@ -82,7 +88,9 @@ def configure_logging(*, fmt: str = "auto", level: str = "INFO", process: str | 
     if process:
         structlog.contextvars.bind_contextvars(process=process)
     renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if as_json else [*shared, renderer],

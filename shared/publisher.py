@@ -8,10 +8,11 @@ Many requests' confirms are in flight at once, so a slow confirm never holds up 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,36 @@ class OutgoingMessage:
         )
 
 
+class _BatchingConnection(SelectConnection):
+    """A ``SelectConnection`` that can hold the frames of many publishes and hand them to the socket in one write.
+
+    pika writes each frame (three per message) with its own ``send()``; each releases and retakes the
+    interpreter lock, and in a busy process retaking it is what costs. One write per batch removes that.
+    """
+
+    _held: list[bytes] | None = None
+
+    @contextlib.contextmanager
+    def one_write(self) -> Iterator[None]:
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held and self.is_open:
+                self._adapter_emit_data(b"".join(held))
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        # Every frame pika sends passes through here, so holding them keeps their order.
+        if self._held is None:
+            super()._output_marshaled_frames(marshaled_frames)
+            return
+        for marshaled in marshaled_frames:
+            self.bytes_sent += len(marshaled)
+            self.frames_sent += 1
+        self._held.extend(marshaled_frames)
+
+
 @dataclass
 class _Pending:
     future: Future[None]
@@ -90,7 +121,7 @@ class Publisher:
         self._pending: OrderedDict[int, _Pending] = OrderedDict()  # touched by the I/O thread only
         self._returned: dict[int, str] = {}
         self._seq = 0
-        self._connection: SelectConnection | None = None
+        self._connection: _BatchingConnection | None = None
         self._channel: Any = None
         self._ready = threading.Event()
         self._blocked = False
@@ -150,7 +181,7 @@ class Publisher:
             try:
                 if self._topology is not None:
                     declare_topology(self._params, self._topology)
-                connection = SelectConnection(
+                connection = _BatchingConnection(
                     self._params,
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_open_error,
@@ -224,7 +255,15 @@ class Publisher:
             batch = list(self._outbox)
             self._outbox.clear()
             self._drain_scheduled = False
-        channel = self._channel
+        channel, connection = self._channel, self._connection
+        if connection is None:
+            for _message, pending in batch:
+                _fail(pending, BrokerUnavailable(self._unavailable_reason()))
+            return
+        with connection.one_write():
+            self._publish_batch(channel, batch)
+
+    def _publish_batch(self, channel: Any, batch: list[tuple[OutgoingMessage, _Pending]]) -> None:
         for message, pending in batch:
             if channel is None or not channel.is_open or not self._ready.is_set():
                 _fail(pending, BrokerUnavailable(self._unavailable_reason()))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery
+from shared.delivery import Delivery, DeliveryPeek, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
 from shared.errors import PermanentError
 
 FIXTURES = [
@@ -178,3 +178,25 @@ def test_invalid_deliveries_raise_a_permanent_error(raw: bytes) -> None:
 
 def test_a_utf8_bom_is_tolerated() -> None:
     assert parse_delivery(b"\xef\xbb\xbf" + FILE_UPLOADED).file_id == "3358301"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        FILE_UPLOADED,
+        b"\xef\xbb\xbf" + FILE_UPLOADED,
+        b'{"event":{"id":"7","trigger":"file.created"},"payload":{"id":5},"webhook":{"id":3,"retryCount":"2"}}',
+        b'{"event":{"trigger":"form.submit"},"payload":{"originalForm":{},"submittedForm":{}}}',
+    ],
+)
+def test_the_ingress_peek_reads_the_same_facts_as_the_full_parse(raw: bytes) -> None:
+    full = parse_delivery(raw)
+    assert peek_delivery(raw) == DeliveryPeek(
+        full.event_id, full.trigger, full.file_id, full.webhook_id, full.retry_count
+    )
+
+
+@pytest.mark.parametrize("raw", [b"", b"[1]", b'{"event":1}', b"\xff\xfe", b"[" * 5000 + b"]" * 5000])
+def test_the_ingress_peek_refuses_what_is_not_a_delivery(raw: bytes) -> None:
+    with pytest.raises(InvalidDelivery):
+        peek_delivery(raw)
