@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         out += _backlog_table(runs)
     if "4" in args.sections:
         out += _section("4. Same, portal enforcing DocSpace's limits (1,500 req/min per user, 15 writes, 429)")
-        limited = backlog.run(limited_n, 16, portal_limit=True, shares=(700, 700))
+        limited = backlog.run(limited_n, 16, portal_limit=True, shares=(480, 940))
         out += _limit_table(limited)
     out.append("")
     out.append(f"total bench time {time.monotonic() - started:.0f} s; 2 cores shared by broker, load and pipeline")
@@ -136,7 +136,7 @@ def _limit_table(r: backlog.BacklogResult) -> list[str]:
     allowed_per_min = 1500 / r.calls_per_invoice if r.calls_per_invoice else 0.0
     drain_per_min = r.steady_per_s * 60
     rows = [
-        f"invoices {r.invoices}, concurrency 16, client shares: classifier 700 + mover 700 req/min (one API key)",
+        f"invoices {r.invoices}, concurrency 16, client shares: classifier 480 + mover 940 req/min (one API key)",
         f"drain {drain_per_min:.0f} invoices/min; the limit allows {allowed_per_min:.0f}/min at "
         f"{r.calls_per_invoice:.2f} calls/invoice -> {drain_per_min / allowed_per_min:.0%} "
         f"({_ok(drain_per_min >= 0.9 * allowed_per_min)}: >= 90%)",

@@ -57,7 +57,7 @@ def run(
     *,
     latency: float = 0.02,
     portal_limit: bool = False,
-    shares: tuple[int, int] = (700, 700),
+    shares: tuple[int, int] = (480, 940),
     timeout: float = 1200,
 ) -> BacklogResult:
     """Queue ``invoices`` uploads' webhooks (two each: file.created + file.uploaded) behind the ingress, then start

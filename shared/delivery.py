@@ -40,6 +40,8 @@ class Delivery:
     webhook_id: str | None
     webhook_name: str | None
     retry_count: int
+    # As sent, not parsed: it only has to be equal for two deliveries about the same upload.
+    modified_on: str | None = None
 
 
 # Lenient ISO-8601: DocSpace writes "…Z" for event dates, no zone for lastSuccessOn (read back from the
@@ -188,6 +190,7 @@ def parse_delivery(raw: bytes) -> Delivery:
         webhook_id=_id(webhook.get("id")),
         webhook_name=_str(webhook.get("name")),
         retry_count=_retry_count(webhook),
+        modified_on=_str(payload.get("modifiedOn")),
     )
 
 

@@ -7,7 +7,7 @@ makes every thread of the process wait out a 429's ``Retry-After`` together inst
 
 One limiter is shared by all worker threads of one process. The portal counts per *user* (API key), not per
 process: when several processes or replicas use the same key, each must be given its share of the limit
-(e.g. classifier and mover with one key: 700 + 700 per minute, not 1,400 each).
+(e.g. classifier and mover with one key: 480 + 940 per minute, not 1,420 each).
 """
 
 from __future__ import annotations

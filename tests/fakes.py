@@ -84,7 +84,7 @@ class FakeDocSpace(_Scripted):
 
     # --- FileFacts ---
 
-    def get_file(self, file_id: str) -> FileInfo:
+    def get_file(self, file_id: str, modified_on: str | None = None) -> FileInfo:
         self._record("get_file", file_id)
         try:
             return self.files[file_id]

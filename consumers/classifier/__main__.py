@@ -7,6 +7,7 @@ from functools import partial
 
 from pydantic import ValidationError
 
+from consumers.classifier.file_reads import SharedFileReads
 from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
 from shared.consumer import Handled, InboundMessage
@@ -32,13 +33,14 @@ def main() -> int:
         return config_error("classifier", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="classifier")
     docspace = docspace_client(settings, pool_size=settings.concurrency)
+    files = SharedFileReads(docspace)  # the two webhooks of one API upload make one DocSpace read
     store = idempotency_store(settings)
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:
         classify = partial(
             classify_delivery,
-            files=docspace,
+            files=files,
             rules=rules,
             triggers=frozenset(settings.classifier_triggers),
             emit=emitter(publisher, topology.detected_exchange),

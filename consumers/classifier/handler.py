@@ -23,9 +23,13 @@ STALE_AFTER = timedelta(seconds=2)
 
 
 class FileFacts(Protocol):
-    """What the classifier asks DocSpace: the authoritative file facts, and the room a folder belongs to."""
+    """What the classifier asks DocSpace: the authoritative file facts, and the room a folder belongs to.
 
-    def get_file(self, file_id: str) -> FileInfo: ...
+    ``modified_on`` is the delivery's ``payload.modifiedOn``: deliveries about the same upload may share one read
+    (see ``file_reads``).
+    """
+
+    def get_file(self, file_id: str, modified_on: str | None = None) -> FileInfo: ...
     def find_room(self, folder_id: str) -> Room | None: ...
 
 
@@ -54,7 +58,7 @@ def classify_delivery(
     structlog.contextvars.bind_contextvars(file_id=delivery.file_id)
 
     # The REST API is the source of truth: the payload has no version or extension, and its title may be stale.
-    file = files.get_file(delivery.file_id)
+    file = files.get_file(delivery.file_id, delivery.modified_on)
     # payload.rootId is the portal-wide "Rooms" folder, the same for every room: the room comes from the path.
     room = files.find_room(file.folder_id)
     client = rules.for_room(room.id) if room is not None else None

@@ -51,6 +51,7 @@ def test_the_real_docspace_fixture_parses() -> None:
         webhook_id="2621",
         webhook_name="testsdk",
         retry_count=0,
+        modified_on="2026-09-17T10:22:56Z",
     )
 
 
