@@ -40,7 +40,7 @@ class SharedFileReads:
         self._lock = threading.Lock()
         # Single flight per key: deliveries of one upload that miss together wait for one read, not make two.
         self._flights = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self.shared = 0  # reads saved, for the tests and the benchmark's story
+        self.shared = 0  # reads saved (the tests check it)
 
     def find_room(self, folder_id: str) -> Room | None:
         return self._docspace.find_room(folder_id)
