@@ -22,9 +22,7 @@ def publisher(broker: BrokerKit) -> Iterator[Publisher]:
     publisher.stop()
 
 
-def test_a_burst_from_many_threads_is_confirmed_and_arrives_once_each(
-    publisher: Publisher, broker: BrokerKit
-) -> None:
+def test_a_burst_from_many_threads_is_confirmed_and_arrives_once_each(publisher: Publisher, broker: BrokerKit) -> None:
     exchange = broker.topology.events_exchange
     probe = broker.bind_probe(exchange)
     futures: list[Future[None]] = []
