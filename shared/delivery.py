@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -10,12 +11,14 @@ from typing import Any
 import orjson
 
 from shared.errors import PermanentError
+from shared.ids import InvalidId, parse_id
 
 __all__ = ["Delivery", "DeliveryPeek", "InvalidDelivery", "parse_datetime", "parse_delivery", "peek_delivery"]
 
 
 class InvalidDelivery(PermanentError):
-    """The body is not a webhook delivery at all (not JSON, not an object, no ``event``/``payload``)."""
+    """The body is not a webhook delivery: not JSON, no ``event``/``payload`` objects, or a field that cannot be
+    what DocSpace sends there (an id that is no DocSpace id, a count that is no integer)."""
 
     reason = "invalid_delivery"
 
@@ -46,17 +49,22 @@ class Delivery:
 
 # Lenient ISO-8601: DocSpace writes "…Z" for event dates, no zone for lastSuccessOn (read back from the
 # database with an unspecified kind) and seven fractional digits plus an offset in REST ApiDateTime values.
+# ASCII digits only: int() would also read "٢٠٢٦", which no DocSpace writes.
 _DATE_RE = re.compile(
     r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?\s*$"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?\s*$",
+    re.ASCII,
 )
+# Far enough from datetime's limits that adding a margin or converting to UTC cannot overflow downstream.
+_YEARS = (1970, 9000)
 
 
 def parse_datetime(value: Any) -> datetime | None:
     """Parse a DocSpace date leniently into an aware datetime; naive values are taken as UTC.
 
     Accepts strings with or without a trailing ``Z``, with any number of fractional digits and with offsets,
-    and the SDK's ``{"utcTime": ...}`` object form. Returns ``None`` for anything it cannot read.
+    and the SDK's ``{"utcTime": ...}`` object form. Returns ``None`` for anything it cannot read, an
+    impossible date, one outside 1970-9000 or an offset of a day or more included: a date is never a reason to refuse a delivery.
     """
     if isinstance(value, dict):
         value = value.get("utcTime") or value.get("UtcTime")
@@ -66,14 +74,16 @@ def parse_datetime(value: Any) -> datetime | None:
     if not m:
         return None
     year, month, day, hour, minute, second, frac, zone = m.groups()
+    if not _YEARS[0] <= int(year) <= _YEARS[1]:
+        return None
     micro = int((frac or "0")[:6].ljust(6, "0"))
-    tz: timezone = UTC
-    if zone and zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        tz = timezone(sign * offset)
     try:
+        tz: timezone = UTC
+        if zone and zone not in ("Z", "z"):
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            # timezone() refuses offsets of ±24 h or more with ValueError, as datetime() refuses 2026-13-45.
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0)))
         return datetime(
             int(year),
             int(month),
@@ -88,37 +98,45 @@ def parse_datetime(value: Any) -> datetime | None:
         return None
 
 
-def _id(value: Any) -> str | None:
-    # bool is an int subclass; a true/false id is never valid.
-    if isinstance(value, bool) or value is None:
+def _id(value: Any, where: str) -> str | None:
+    """An id field: absent (``None``, empty) is ``None``; present, it is a DocSpace id or the delivery is invalid."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
+    try:
+        return parse_id(value)
+    except InvalidId as exc:
+        raise InvalidDelivery(f"{where} is not a DocSpace id: {exc}") from None
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+
+
+def _int(value: Any, where: str) -> int | None:
+    """A number field (an int, or its decimal text as older senders wrote it), within int64; else invalid."""
+    if value is None:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is None or not -(2**63) <= number < 2**63:
+        raise InvalidDelivery(f"{where} is not an integer within int64")
+    return number
 
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
-def _first(mapping: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if mapping.get(key) is not None:
-            return mapping[key]
+def _text(value: Any) -> str | None:
+    """Informational text (who uploaded): a string, or a number's digits; anything else is left out."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return str(value)
     return None
 
 
@@ -155,10 +173,10 @@ def peek_delivery(raw: bytes) -> DeliveryPeek:
     """The ingress's cheap read of a delivery (it runs once per request). Raises ``InvalidDelivery``."""
     event, payload, webhook = _load_parts(raw)
     return DeliveryPeek(
-        event_id=_id(event.get("id")),
+        event_id=_id(event.get("id"), "event.id"),
         trigger=_str(event.get("trigger")),
-        file_id=_id(payload.get("id")),
-        webhook_id=_id(webhook.get("id")),
+        file_id=_id(payload.get("id"), "payload.id"),
+        webhook_id=_id(webhook.get("id"), "webhook.id"),
         retry_count=_retry_count(webhook),
     )
 
@@ -166,33 +184,43 @@ def peek_delivery(raw: bytes) -> DeliveryPeek:
 def parse_delivery(raw: bytes) -> Delivery:
     """Read a delivery body, accepting both the current ``FileEntry`` payload and the newer REST-like one.
 
-    Raises ``InvalidDelivery`` only when the body cannot be a delivery. A missing file id is not an error
-    here: whether a delivery is actionable is the classifier's call.
+    Raises ``InvalidDelivery`` when the body cannot be a delivery, or an id or count in it cannot be what
+    DocSpace sends (see ``shared.ids``). A missing file id is not an error here: whether a delivery is
+    actionable is the classifier's call. Unreadable dates and titles are ``None``: they never decide a route.
     """
     event, payload, webhook = _load_parts(raw)
 
-    created_by = _str(event.get("createBy")) or _str(payload.get("createBy"))
+    created_by = _text(event.get("createBy")) or _text(payload.get("createBy"))
     if created_by is None and isinstance(payload.get("createdBy"), dict):
-        created_by = _id(payload["createdBy"].get("id"))
-    entry_type = _int(payload.get("fileEntryType"))
+        created_by = _text(payload["createdBy"].get("id"))
+    entry_type = _int(payload.get("fileEntryType"), "payload.fileEntryType")
 
     return Delivery(
-        event_id=_id(event.get("id")),
+        event_id=_id(event.get("id"), "event.id"),
         trigger=_str(event.get("trigger")),
         created_on=parse_datetime(event.get("createOn")),
         created_by=created_by,
-        file_id=_id(payload.get("id")),
+        file_id=_id(payload.get("id"), "payload.id"),
         # parentId in both shapes; folderIdDisplay/folderId as fall-backs for partial payloads.
-        folder_id=_id(_first(payload, "parentId", "folderIdDisplay", "folderId")),
-        root_id=_id(_first(payload, "rootId", "rootFolderId")),
+        folder_id=_id(*_field(payload, "parentId", "folderIdDisplay", "folderId")),
+        root_id=_id(*_field(payload, "rootId", "rootFolderId")),
         title=_str(payload.get("title")),
         entry_type=entry_type if entry_type else None,
-        webhook_id=_id(webhook.get("id")),
+        webhook_id=_id(webhook.get("id"), "webhook.id"),
         webhook_name=_str(webhook.get("name")),
         retry_count=_retry_count(webhook),
         modified_on=_str(payload.get("modifiedOn")),
     )
 
 
+def _field(payload: dict[str, Any], *keys: str) -> tuple[Any, str]:
+    """The first of ``keys`` present in ``payload``: its value and its name, for ``_id``."""
+    for key in keys:
+        if payload.get(key) is not None:
+            return payload[key], f"payload.{key}"
+    return None, f"payload.{keys[0]}"
+
+
 def _retry_count(webhook: dict[str, Any]) -> int:
-    return max(_int(webhook.get("retryCount")) or 0, 0)
+    # A negative count is read as none yet; the sender counts from 0.
+    return max(_int(webhook.get("retryCount"), "webhook.retryCount") or 0, 0)

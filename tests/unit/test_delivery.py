@@ -112,11 +112,89 @@ def test_folder_id_falls_back_to_folder_id_display() -> None:
     assert d.folder_id == "7"
 
 
-@pytest.mark.parametrize("bad_id", [True, False, None, "", "   ", [], {}])
-def test_nonsense_ids_become_none(bad_id: object) -> None:
-    d = parse_delivery(json.dumps({"event": {"id": bad_id}, "payload": {"id": bad_id}}).encode())
+@pytest.mark.parametrize("absent", [None, "", "   "])
+def test_absent_ids_are_none(absent: object) -> None:
+    d = parse_delivery(json.dumps({"event": {"id": absent}, "payload": {"id": absent}}).encode())
     assert d.event_id is None
     assert d.file_id is None
+
+
+HOSTILE_IDS = [
+    True,
+    False,
+    [],
+    {},
+    "²",  # str.isdigit() says yes, int() says no
+    "--5",
+    "-5",
+    -5,
+    "9" * 4300,  # Python's int/str conversion limit
+    "9" * 20,
+    2**63,
+    1.5,
+    ".",
+    "..",
+    "../../settings",
+    "sbox-1-a/b",
+    "sbox-1-a\\b",
+    "a?fields=secret",
+    "a#x",
+    "a%2e%2e",
+    "a\r\nX-Injected: 1",
+    "a\u2028b",
+    "a" * 513,
+]
+
+
+@pytest.mark.parametrize("bad_id", HOSTILE_IDS)
+@pytest.mark.parametrize(("section", "key"), [("event", "id"), ("payload", "id"), ("webhook", "id")])
+def test_an_id_that_is_no_docspace_id_makes_the_delivery_invalid(bad_id: object, section: str, key: str) -> None:
+    body: dict[str, dict[str, object]] = {"event": {"id": 1, "trigger": "file.created"}, "payload": {"id": 2}}
+    body.setdefault(section, {})[key] = bad_id
+    raw = json.dumps(body).encode()
+    for parse in (parse_delivery, peek_delivery):
+        with pytest.raises(InvalidDelivery) as info:
+            parse(raw)
+        assert info.value.reason == "invalid_delivery"
+        assert f"{section}.{key}" in str(info.value)
+
+
+@pytest.mark.parametrize("bad_id", ["..", "x/y", "9" * 4300])
+@pytest.mark.parametrize("key", ["parentId", "folderIdDisplay", "rootId", "rootFolderId"])
+def test_folder_ids_are_checked_too(bad_id: str, key: str) -> None:
+    with pytest.raises(InvalidDelivery, match=f"payload.{key}"):
+        parse_delivery(json.dumps({"event": {"id": 1}, "payload": {"id": 2, key: bad_id}}).encode())
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, "0"), (7, "7"), (7.0, "7"), (" 42 ", "42"), (2**63 - 1, str(2**63 - 1)), ("sbox-3-|Invoices|2026", None)],
+)
+def test_ids_that_are_kept(value: object, expected: str | None) -> None:
+    d = parse_delivery(json.dumps({"event": {"id": 1}, "payload": {"id": value}}).encode())
+    assert d.file_id == (expected if expected is not None else value)
+
+
+@pytest.mark.parametrize("count", ["²", "--5", "9" * 4300, 2**63, "1e3", [], "two"])
+def test_a_retry_count_that_is_no_integer_makes_the_delivery_invalid(count: object) -> None:
+    raw = json.dumps({"event": {"id": 1}, "payload": {"id": 2}, "webhook": {"id": 3, "retryCount": count}}).encode()
+    for parse in (parse_delivery, peek_delivery):
+        with pytest.raises(InvalidDelivery, match="webhook.retryCount"):
+            parse(raw)
+
+
+@pytest.mark.parametrize(("count", "expected"), [(3, 3), ("4", 4), (-2, 0), ("-2", 0), (None, 0), (2**63 - 1, 2**63 - 1)])
+def test_retry_counts_that_are_read(count: object, expected: int) -> None:
+    raw = json.dumps({"event": {"id": 1}, "payload": {"id": 2}, "webhook": {"retryCount": count}}).encode()
+    assert peek_delivery(raw).retry_count == expected
+    assert parse_delivery(raw).retry_count == expected
+
+
+def test_a_numeric_created_by_is_kept_and_a_nonsense_one_left_out() -> None:
+    d = parse_delivery(b'{"event":{"id":1,"createBy":12},"payload":{"id":2}}')
+    assert d.created_by == "12"
+    d = parse_delivery(b'{"event":{"id":1,"createBy":[1]},"payload":{"id":2,"createdBy":{"id":{"x":1}}}}')
+    assert d.created_by is None
 
 
 @pytest.mark.parametrize(
@@ -144,7 +222,22 @@ def test_offsets_are_kept() -> None:
     assert got.tzinfo == timezone(timedelta(hours=2))
 
 
-@pytest.mark.parametrize("text", ["yesterday", "", "2026-13-45T10:00:00Z", 12345, None])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "",
+        "2026-13-45T10:00:00Z",
+        12345,
+        None,
+        "2026-09-18T10:14:02+24:00",  # timezone() refuses a day or more
+        "2026-09-18T10:14:02-99:99",
+        "2026-09-18T10:14:02+23:60",
+        "٢٠٢٦-09-18T10:14:02Z",  # Arabic-Indic digits: \d would take them
+        "9999-12-31T23:59:59-01:00",  # past datetime.max once taken to UTC: arithmetic on it would overflow
+        "0001-01-01T00:00:00",  # .NET's default DateTime: "unknown", not a date
+    ],
+)
 def test_unreadable_dates_are_none(text: object) -> None:
     assert parse_datetime(text) is None
 
