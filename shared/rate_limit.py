@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from shared.errors import TransientError
+from shared.retry_after import DEFAULT_MAX_PAUSE, cap_pause
 
 
 class RateLimitWait(TransientError):
@@ -40,6 +41,7 @@ class RateLimiter:
         *,
         burst_seconds: float = 1.0,
         max_wait: float = 20.0,
+        max_pause: float = DEFAULT_MAX_PAUSE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -51,6 +53,7 @@ class RateLimiter:
         # Requests that may go back to back after an idle spell; the rest are spaced by the interval.
         self._tolerance = max(burst_seconds * per_minute / 60.0 - 1, 0.0) * self._interval
         self._max_wait = max_wait
+        self._max_pause = max_pause
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -77,7 +80,15 @@ class RateLimiter:
                 self._writes.release()
 
     def pause(self, seconds: float) -> None:
-        """The portal said 429: no thread of this process sends anything for ``seconds``."""
+        """The portal said 429: no thread of this process sends anything for ``seconds``.
+
+        At most ``max_pause``: one answer (``X-RateLimit-Reset: inf``, a year-9999 date) must not silence the
+        process for good. A non-finite or negative value is junk and pauses for one second, as a 429 without
+        any hint does.
+        """
+        seconds = cap_pause(seconds, self._max_pause) if seconds >= 0 else None
+        if seconds is None:
+            seconds = 1.0
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
