@@ -11,12 +11,13 @@ from types import FrameType
 
 import structlog
 from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
 
 from shared.broker import TopologyMismatch, connection_parameters
 from shared.consumer import Handler, StageConsumer
 from shared.health import HealthServer
 from shared.publisher import Publisher
-from shared.settings import CommonSettings, StageSettings
+from shared.settings import CommonSettings, StageSettings, explain
 from shared.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -124,5 +125,13 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
 
 
 def config_error(process: str, error: Exception) -> int:
-    print(f"{process}: invalid configuration:\n{error}", file=sys.stderr)
+    """Say what is wrong with the settings (names and problems, never values) and return exit code 2."""
+    detail = explain(error) if isinstance(error, ValidationError) else f"  {error}"
+    print(f"{process}: invalid configuration:\n{detail}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def log_transport_notes(notes: list[str]) -> None:
+    """Plain-text transport that the settings allow (loopback, or ALLOW_INSECURE_TRANSPORT): said once at start."""
+    for note in notes:
+        log.warning("insecure_transport_allowed", detail=note)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.retry_after import DEFAULT_MAX_PAUSE
+from shared.transport import check_url
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
@@ -17,10 +20,24 @@ def split_csv(value: object) -> object:
     return value
 
 
-class CommonSettings(BaseSettings):
-    """The base of every process's settings class. Built once in ``__main__`` and passed down."""
+def explain(exc: ValidationError) -> str:
+    """One line per problem, ``SETTING: what is wrong``; never the value, which may be a secret."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        name = (loc[0].upper() + "".join(f"[{part}]" for part in loc[1:])) if loc else "settings"
+        lines.append(f"  {name}: {error['msg']}")
+    return "\n".join(lines)
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
+
+class CommonSettings(BaseSettings):
+    """The base of every process's settings class. Built once in ``__main__`` and passed down.
+
+    ``hide_input_in_errors``: pydantic would otherwise put the input into every error's text, and for a
+    model-level check that input is the whole environment it read, API key and passwords included.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True, hide_input_in_errors=True)
 
     amqp_url: SecretStr = Field(
         default=SecretStr(DEFAULT_AMQP_URL), description="broker URL; may hold a password, so kept secret"
@@ -51,6 +68,16 @@ class CommonSettings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    allow_insecure_transport: bool = Field(
+        default=False,
+        description="allow plain http:// and SMTP logins without TLS to hosts other than this machine",
+    )
+    max_pause_seconds: float = Field(
+        default=DEFAULT_MAX_PAUSE,
+        gt=0,
+        le=86400,
+        description="the longest pause a Retry-After or X-RateLimit-Reset from DocSpace or the pipeline may impose",
+    )
 
     @field_validator("retry_delays", mode="before")
     @classmethod
@@ -86,6 +113,16 @@ class DocSpaceSettings(CommonSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("DOCSPACE_API_HOST must start with https:// (or http:// for a local simulator)")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secure_transport(self) -> DocSpaceSettings:
+        self.transport_notes()  # raises InsecureTransport (a ValueError) for plain http to another host
+        return self
+
+    def transport_notes(self) -> list[str]:
+        """What plain-text transport these settings allow, for a log line at start and for ``doctor``."""
+        note = check_url("DOCSPACE_API_HOST", self.docspace_api_host, allow_insecure=self.allow_insecure_transport)
+        return [note] if note else []
 
 
 class StageSettings(CommonSettings):

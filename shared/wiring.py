@@ -17,7 +17,12 @@ def docspace_client(settings: DocSpaceSettings, *, pool_size: int = 4, **options
         settings.docspace_api_key,
         timeout=(3.05, settings.docspace_timeout),
         pool_size=pool_size,
-        limiter=RateLimiter(settings.docspace_rate_limit_per_minute, settings.docspace_max_concurrent_writes),
+        max_pause=settings.max_pause_seconds,
+        limiter=RateLimiter(
+            settings.docspace_rate_limit_per_minute,
+            settings.docspace_max_concurrent_writes,
+            max_pause=settings.max_pause_seconds,
+        ),
         **options,
     )
 

@@ -13,7 +13,7 @@ from consumers.classifier.settings import ClassifierSettings
 from shared.consumer import Handled, InboundMessage
 from shared.delivery import parse_datetime
 from shared.logging import configure_logging
-from shared.process import StageSpec, config_error, run_stages
+from shared.process import StageSpec, config_error, log_transport_notes, run_stages
 from shared.publisher import Publisher, emitter
 from shared.rules import RulesError, load_rules
 from shared.topology import CLASSIFIER, Topology
@@ -32,6 +32,7 @@ def main() -> int:
     except (ValidationError, RulesError) as exc:
         return config_error("classifier", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="classifier")
+    log_transport_notes(settings.transport_notes())
     docspace = docspace_client(settings, pool_size=settings.concurrency)
     files = SharedFileReads(docspace)  # the two webhooks of one API upload make one DocSpace read
     store = idempotency_store(settings)

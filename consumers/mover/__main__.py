@@ -11,7 +11,7 @@ from consumers.mover.settings import MoverSettings
 from shared.consumer import Handled, InboundMessage
 from shared.logging import configure_logging
 from shared.messages import InvoiceDetected, decode
-from shared.process import StageSpec, config_error, run_stages
+from shared.process import StageSpec, config_error, log_transport_notes, run_stages
 from shared.publisher import Publisher, emitter
 from shared.topology import MOVER, Topology
 from shared.wiring import docspace_client, idempotency_store
@@ -23,6 +23,7 @@ def main() -> int:
     except ValidationError as exc:
         return config_error("mover", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="mover")
+    log_transport_notes(settings.transport_notes())
     docspace = docspace_client(settings, pool_size=settings.concurrency, move_deadline=settings.move_deadline)
     store = idempotency_store(settings)
     topology = Topology.from_settings(settings)

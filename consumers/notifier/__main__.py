@@ -19,8 +19,9 @@ from consumers.notifier.settings import NotifierSettings
 from shared.consumer import Handled, InboundMessage
 from shared.logging import configure_logging
 from shared.messages import InvoiceReceived, decode
-from shared.process import StageBuilder, StageSpec, config_error, run_stages
+from shared.process import StageBuilder, StageSpec, config_error, log_transport_notes, run_stages
 from shared.publisher import Publisher
+from shared.redact import safe_url
 from shared.topology import NOTIFIER_EMAIL, NOTIFIER_PIPELINE
 from shared.wiring import idempotency_store
 
@@ -37,10 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         return config_error("notifier", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="notifier")
     log = structlog.get_logger("notifier")
+    log_transport_notes(settings.transport_notes())
     log.info(
         "notifier_configured",
         email="on" if mailer else "off (SMTP_HOST unset): notices are acknowledged and counted as skipped",
-        pipeline="on" if pipeline else "off (PIPELINE_URL unset): events are acknowledged and counted as skipped",
+        pipeline=f"on ({safe_url(settings.pipeline_url)})"
+        if pipeline
+        else "off (PIPELINE_URL unset): events are acknowledged and counted as skipped",
     )
     store = idempotency_store(settings)
 
@@ -96,7 +100,10 @@ def _pipeline(settings: NotifierSettings) -> HttpPipelineClient | None:
     if not settings.pipeline_url or settings.pipeline_secret is None:
         return None
     return HttpPipelineClient(
-        settings.pipeline_url, settings.pipeline_secret, timeout=(3.05, settings.pipeline_timeout)
+        settings.pipeline_url,
+        settings.pipeline_secret,
+        timeout=(3.05, settings.pipeline_timeout),
+        max_pause=settings.max_pause_seconds,
     )
 
 

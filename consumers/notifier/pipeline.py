@@ -17,7 +17,8 @@ from pydantic import SecretStr
 
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
-from shared.retry_after import parse_retry_after
+from shared.redact import safe_url, scrub
+from shared.retry_after import DEFAULT_MAX_PAUSE, parse_retry_after
 
 USER_AGENT = "docspace-invoice-pipeline-notifier/0.1 (+https://www.standardwebhooks.com/)"
 _WHSEC_PREFIX = "whsec_"
@@ -62,7 +63,8 @@ class HttpPipelineClient:
     """POSTs each received invoice to the pipeline as a signed Standard Webhook.
 
     The invoice id is the ``webhook-id`` and the ``Idempotency-Key``: a retried or replayed trigger carries
-    the same id, so the pipeline can drop the duplicate.
+    the same id, so the pipeline can drop the duplicate. The URL may hold a token (userinfo, query, path): every
+    text this client writes (errors, so dead-letter headers and logs; its repr) shows only scheme and host.
     """
 
     def __init__(
@@ -72,11 +74,14 @@ class HttpPipelineClient:
         *,
         timeout: tuple[float, float] = (3.05, 15.0),
         session: requests.Session | None = None,
+        max_pause: float = DEFAULT_MAX_PAUSE,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"the pipeline URL must be an absolute http(s) URL, got {url!r}")
+            raise ValueError(f"the pipeline URL must be an absolute http(s) URL, got {safe_url(url) or 'nothing'}")
         self._url = url
+        self._shown = safe_url(url)
+        self._max_pause = max_pause
         raw_secret = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
         signing_key(raw_secret)  # a bad secret fails at start-up, not on the first invoice
         self._secret = SecretStr(raw_secret)
@@ -85,7 +90,7 @@ class HttpPipelineClient:
         self._session = session if session is not None else requests.Session()
 
     def __repr__(self) -> str:
-        return f"HttpPipelineClient(url={self._url!r})"
+        return f"HttpPipelineClient(url={self._shown!r})"
 
     def close(self) -> None:
         if self._owns_session:
@@ -118,10 +123,11 @@ class HttpPipelineClient:
         except requests.RequestException as exc:
             # Timeouts, refused connections, resets, TLS failures: the pipeline may well be back soon, and the
             # idempotency key makes a repeat harmless even if this request did get through.
+            # requests' texts quote the URL it failed on, query and all.
             raise TransientError(
-                f"pipeline {self._url} unreachable: {type(exc).__name__}: {exc}",
+                f"pipeline {self._shown} unreachable: {type(exc).__name__}: {scrub(str(exc), self._url)}",
                 reason="pipeline_unavailable",
-            ) from exc
+            ) from None
         with response:
             self._check(response)
 
@@ -129,16 +135,16 @@ class HttpPipelineClient:
         status = response.status_code
         if 200 <= status < 300:
             return
-        detail = f"pipeline {self._url} answered {status} {response.reason or ''}".rstrip()
+        detail = f"pipeline {self._shown} answered {status} {response.reason or ''}".rstrip()
         if status >= 500 or status in _RETRYABLE_4XX:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), cap=self._max_pause)
             raise TransientError(
                 f"{detail}: {_excerpt(response)}", reason="pipeline_unavailable", retry_after=retry_after
             )
         if 300 <= status < 400:
             # Not followed: a redirected POST would either lose its body or leak the signed payload elsewhere.
-            location = response.headers.get("Location", "")
-            raise PermanentError(f"{detail} redirecting to {location!r}; fix PIPELINE_URL", reason="pipeline_rejected")
+            location = safe_url(response.headers.get("Location", ""), path=False) or "?"
+            raise PermanentError(f"{detail} redirecting to {location}; fix PIPELINE_URL", reason="pipeline_rejected")
         raise PermanentError(f"{detail}: {_excerpt(response)}", reason="pipeline_rejected")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import StageSettings
+from shared.transport import check_smtp_login, check_url
 
 
 class NotifierSettings(StageSettings):
@@ -26,4 +27,21 @@ class NotifierSettings(StageSettings):
             raise ValueError("SMTP_HOST is set but MAIL_FROM is not: notices need a From address")
         if self.pipeline_url and self.pipeline_secret is None:
             raise ValueError("PIPELINE_URL is set but PIPELINE_SECRET is not: pipeline calls are always signed")
+        self.transport_notes()  # raises InsecureTransport (a ValueError) for plain text to another host
         return self
+
+    def transport_notes(self) -> list[str]:
+        """What plain-text transport these settings allow, for a log line at start and for ``doctor``."""
+        notes = []
+        if self.pipeline_url:
+            notes.append(check_url("PIPELINE_URL", self.pipeline_url, allow_insecure=self.allow_insecure_transport))
+        if self.smtp_host:
+            notes.append(
+                check_smtp_login(
+                    self.smtp_host,
+                    login=self.smtp_username is not None,
+                    tls=self.smtp_ssl or self.smtp_starttls,
+                    allow_insecure=self.allow_insecure_transport,
+                )
+            )
+        return [note for note in notes if note]

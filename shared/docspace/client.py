@@ -19,6 +19,7 @@ from shared.docspace.errors import (
     DocSpaceNotFound,
     DocSpaceRejected,
     DocSpaceUnavailable,
+    InvalidDocSpaceId,
     MoveFailed,
     MoveReportLost,
     MoveSkipped,
@@ -36,8 +37,10 @@ from shared.docspace.values import (
     _webhook_config,
     _webhook_delivery,
 )
+from shared.ids import InvalidId, parse_id
 from shared.rate_limit import RateLimiter
-from shared.retry_after import retry_after_from
+from shared.redact import safe_url, scrub
+from shared.retry_after import DEFAULT_MAX_PAUSE, retry_after_from
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +50,17 @@ FILE_FIELDS = "id,title,folderId,version,fileExst,pureContentLength,webUrl,creat
 
 
 _MISSING = object()  # a cache miss, as distinct from a cached None ("not in a room")
+
+
+def _path_id(value: str | int) -> str:
+    """An id about to become part of a URL or a request body: a DocSpace id, or ``InvalidDocSpaceId``.
+
+    Validated rather than only percent-encoded: ``..`` survives ``quote`` and would walk up the API's path.
+    """
+    try:
+        return parse_id(value)
+    except InvalidId as exc:
+        raise InvalidDocSpaceId(f"not a DocSpace id, so no request was made: {exc}") from None
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -85,9 +99,11 @@ class DocSpaceClient:
         poll_max_interval: float = 2.0,
         max_retry_after: float = 10.0,
         rate_limit_retries: int = 2,
+        max_pause: float = DEFAULT_MAX_PAUSE,
         limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.shown_url = safe_url(self.base_url)  # for logs and messages: no userinfo or path
         self._api = f"{self.base_url}/api/2.0/"
         self._timeout = timeout
         self._move_deadline = move_deadline
@@ -95,6 +111,7 @@ class DocSpaceClient:
         self._poll_max_interval = poll_max_interval
         self._max_retry_after = max_retry_after
         self._rate_limit_retries = rate_limit_retries
+        self._max_pause = max_pause  # the longest wait a Retry-After / X-RateLimit-Reset may ask for
         self._limiter = limiter  # shared by the process's threads; None = no client-side limit
         self._session = requests.Session()
         self._session.auth = _BearerAuth(api_key if isinstance(api_key, SecretStr) else SecretStr(api_key))
@@ -111,7 +128,7 @@ class DocSpaceClient:
         self._folder_locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"DocSpaceClient(base_url={self.base_url!r})"
+        return f"DocSpaceClient(base_url={self.shown_url!r})"
 
     def __enter__(self) -> DocSpaceClient:
         return self
@@ -136,12 +153,12 @@ class DocSpaceClient:
                     with self._limiter.slot(method):
                         resp = self._session.request(method, url, params=params, json=json, timeout=self._timeout)
             except requests.Timeout as exc:
-                raise DocSpaceUnavailable(f"DocSpace {method} {path} timed out: {exc}") from exc
+                raise DocSpaceUnavailable(f"DocSpace {method} {path} timed out: {self._scrub(exc)}") from None
             except requests.RequestException as exc:
-                raise DocSpaceUnavailable(f"DocSpace {method} {path} failed: {exc}") from exc
+                raise DocSpaceUnavailable(f"DocSpace {method} {path} failed: {self._scrub(exc)}") from None
             status = resp.status_code
             if status == 429:
-                wait = retry_after_from(resp.headers)
+                wait = retry_after_from(resp.headers, cap=self._max_pause)
                 if self._limiter is not None:
                     # Every thread of the process holds off together: one 429 must not become a storm.
                     self._limiter.pause(wait if wait is not None else 1.0)
@@ -162,8 +179,11 @@ class DocSpaceClient:
                 ) from exc
             return body.get("response") if isinstance(body, dict) else body
 
-    @staticmethod
-    def _error(method: str, path: str, resp: requests.Response) -> Exception:
+    def _scrub(self, exc: Exception) -> str:
+        # requests names the URL it failed on, query (a file title in filterValue) and all.
+        return scrub(f"{type(exc).__name__}: {exc}", self.base_url)
+
+    def _error(self, method: str, path: str, resp: requests.Response) -> Exception:
         status = resp.status_code
         message = ""
         try:
@@ -187,18 +207,20 @@ class DocSpaceClient:
         if status in (401, 403):
             return DocSpaceAccessDenied(text)
         if status == 429:
-            return DocSpaceUnavailable(text, reason="docspace_rate_limited", retry_after=retry_after_from(resp.headers))
+            retry_after = retry_after_from(resp.headers, cap=self._max_pause)
+            return DocSpaceUnavailable(text, reason="docspace_rate_limited", retry_after=retry_after)
         if status == 408 or status >= 500:
-            return DocSpaceUnavailable(text, retry_after=retry_after_from(resp.headers))
+            return DocSpaceUnavailable(text, retry_after=retry_after_from(resp.headers, cap=self._max_pause))
         return DocSpaceRejected(text)
 
     # --- files --------------------------------------------------------------------------------------------
 
     def get_file(self, file_id: str | int) -> FileInfo:
         """Read a file's facts. Raises ``DocSpaceNotFound`` / ``DocSpaceAccessDenied`` / ``DocSpaceUnavailable``."""
-        dto = self._request("GET", f"files/file/{quote(_sid(file_id), safe='')}", params={"fields": FILE_FIELDS})
+        fid = _path_id(file_id)
+        dto = self._request("GET", f"files/file/{quote(fid, safe='')}", params={"fields": FILE_FIELDS})
         if not isinstance(dto, dict):
-            raise DocSpaceUnavailable(f"DocSpace GET files/file/{file_id} returned no file")
+            raise DocSpaceUnavailable(f"DocSpace GET files/file/{fid} returned no file")
         return _file_info(dto)
 
     # --- rooms --------------------------------------------------------------------------------------------
@@ -211,7 +233,7 @@ class DocSpaceClient:
         the same for every room. Results (``None`` too) go into a bounded LRU per folder id; every folder on
         the path below the room is cached as well, since it sits in the same room.
         """
-        key = _sid(folder_id)
+        key = _path_id(folder_id)
         cached = self._cached_room(key)
         if cached is not _MISSING:
             return cached
@@ -260,7 +282,7 @@ class DocSpaceClient:
         still race; after creating, the folder list is read again and the lowest id among the exact matches
         wins, so every process settles on the same folder (the loser's empty twin is left alone).
         """
-        room = _sid(room_id)
+        room = _path_id(room_id)
         key = (room, title)
         with self._folder_locks_guard:
             cached = self._folder_cache.get(key)
@@ -336,7 +358,7 @@ class DocSpaceClient:
         request itself is refused (400/403), the file is read once to see whether it is already in place
         before the refusal is raised.
         """
-        fid, dest = _sid(file_id), _sid(dest_folder_id)
+        fid, dest = _path_id(file_id), _path_id(dest_folder_id)
         deadline = time.monotonic() + self._move_deadline
         body = {
             "fileIds": [int(fid) if fid.isdigit() else fid],
@@ -471,18 +493,19 @@ class DocSpaceClient:
     def webhook_deliveries(self, config_id: str | int, *, count: int = 20) -> list[WebhookDelivery]:
         """``GET settings/webhooks/log`` for one webhook, newest first (at most 100)."""
         rows = self._request(
-            "GET", "settings/webhooks/log", params={"configId": _sid(config_id), "count": max(1, min(count, 100))}
+            "GET", "settings/webhooks/log", params={"configId": _path_id(config_id), "count": max(1, min(count, 100))}
         )
         return [_webhook_delivery(row) for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
     def folder_title(self, folder_id: str | int) -> str:
         """``GET files/folder/{id}``: proves the key can read the folder; returns its title."""
-        dto = self._request("GET", f"files/folder/{quote(_sid(folder_id), safe='')}")
+        key = _path_id(folder_id)
+        dto = self._request("GET", f"files/folder/{quote(key, safe='')}")
         if not isinstance(dto, dict):
-            raise DocSpaceUnavailable(f"DocSpace GET files/folder/{folder_id} returned no folder")
+            raise DocSpaceUnavailable(f"DocSpace GET files/folder/{key} returned no folder")
         return str(dto.get("title") or "")
 
     def find_subfolder(self, room_id: str | int, title: str) -> str | None:
         """The id of the direct subfolder ``title`` of ``room_id`` (lowest id on a tie), without creating it."""
-        found = self._matching_subfolders(_sid(room_id), title)
+        found = self._matching_subfolders(_path_id(room_id), title)
         return found[0] if found else None

@@ -21,6 +21,12 @@ class DocSpaceAccessDenied(PermanentError):
     reason = "docspace_access_denied"
 
 
+class InvalidDocSpaceId(PermanentError):
+    """An id that cannot be a DocSpace id (``..``, ``a/b``, control characters...): refused before any request."""
+
+    reason = "invalid_message"
+
+
 class DocSpaceRejected(PermanentError):
     """Any other 4xx: the request itself is wrong; repeating it cannot help."""
 
