@@ -12,9 +12,10 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
+from rich.markup import escape
 
 from shared.broker import connection_parameters
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, explain
 from shared.topology import STAGES, Topology
 
 S = TypeVar("S", bound=BaseSettings)
@@ -34,17 +35,9 @@ def load_settings(cls: type[S]) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        console(stderr=True).print(f"[red]invalid configuration ({cls.__name__}):[/red]\n{_explain(exc)}")
+        # Names and problems only (never the input: it may be a secret), and no markup from the messages.
+        console(stderr=True).print(f"[red]invalid configuration ({cls.__name__}):[/red]\n{escape(explain(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
-
-
-def _explain(exc: ValidationError) -> str:
-    # Never echo the input: it may be a secret.
-    lines = []
-    for error in exc.errors():
-        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
-        lines.append(f"  {name}: {error['msg']}")
-    return "\n".join(lines)
 
 
 def broker_parameters(settings: CommonSettings) -> pika.ConnectionParameters:

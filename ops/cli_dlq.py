@@ -65,15 +65,22 @@ def _table(letters: list[DeadLetter], title: str) -> Table:
     for name in ("id", "stage", "reason", "attempts", "last failure", "event", "file", "invoice"):
         table.add_column(name, no_wrap=name in {"id", "stage", "reason"}, overflow="fold")
     for d in letters:
+        # Every cell comes from the message's headers, which anyone who can publish may write: a "[/x]" in
+        # one would be read as markup, and rich raises on a closing tag that was never opened.
         table.add_row(
-            d.id,
-            d.stage,
-            d.reason,
-            str(d.attempts) if d.attempts is not None else "-",
-            ago(d.last_failure),
-            d.event_id or "-",
-            d.file_id or "-",
-            d.invoice_id or "-",
+            *(
+                escape(str(cell))
+                for cell in (
+                    d.id,
+                    d.stage,
+                    d.reason,
+                    d.attempts if d.attempts is not None else "-",
+                    ago(d.last_failure),
+                    d.event_id or "-",
+                    d.file_id or "-",
+                    d.invoice_id or "-",
+                )
+            )
         )
     return table
 
@@ -113,7 +120,10 @@ def show(
         raise typer.Exit(EXIT_PROBLEM)
     letter = found[0]
     copies = f" ({len(found)} copies)" if len(found) > 1 else ""
-    out.print(f"[bold]{letter.id}[/bold]{copies}  stage {letter.stage}  reason [bold]{escape(letter.reason)}[/bold]")
+    out.print(
+        f"[bold]{escape(letter.id)}[/bold]{copies}  stage {escape(letter.stage)}  "
+        f"reason [bold]{escape(letter.reason)}[/bold]"
+    )
     meta = Table(show_header=False, box=None)
     for name, value in (
         ("message id", letter.message_id),

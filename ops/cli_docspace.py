@@ -15,7 +15,9 @@ from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings
 from ops.webhook_setup import INVOICE_TRIGGERS, generate_secret, trigger_names
 from shared.docspace import DocSpaceAccessDenied, DocSpaceRejected
 from shared.errors import StageError
+from shared.redact import safe_url
 from shared.settings import DocSpaceSettings
+from shared.transport import is_loopback
 from shared.wiring import docspace_client
 
 app = typer.Typer(help="Manage the DocSpace side: the webhook that feeds the pipeline.", no_args_is_help=True)
@@ -32,6 +34,14 @@ def register_webhook(
     name: Annotated[str, typer.Option(help="the webhook's name in DocSpace (at most 50 characters)")] = (
         "invoice-pipeline"
     ),
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="allow an http:// URL to a host other than this machine: deliveries and their signatures "
+            "would cross the network in plain text",
+        ),
+    ] = False,
 ) -> None:
     """Create the DocSpace webhook (file.created + file.uploaded) with a new secret, printed once."""
     parts = urlsplit(url)
@@ -40,8 +50,18 @@ def register_webhook(
     if len(name) > 50:
         raise typer.BadParameter("DocSpace allows at most 50 characters", param_hint="--name")
     out, err = console(), console(stderr=True)
+    if parts.scheme == "http":
+        if not (insecure or is_loopback(parts.hostname)):
+            raise typer.BadParameter(
+                "an http:// URL sends every delivery in plain text: give the https:// URL of the reverse proxy, "
+                "or pass --insecure for a trusted network",
+                param_hint="--url",
+            )
+        why = "this machine, for development" if is_loopback(parts.hostname) else "--insecure"
+        err.print(f"[yellow]note:[/yellow] plain http webhook URL allowed ({why})")
     if parts.path.rstrip("/") != WEBHOOK_PATH:
-        err.print(f"[yellow]note:[/yellow] the ingress listens on {WEBHOOK_PATH}; this URL's path is {parts.path!r}")
+        path = escape(repr(parts.path))
+        err.print(f"[yellow]note:[/yellow] the ingress listens on {WEBHOOK_PATH}; this URL's path is {path}")
     settings = load_settings(DocSpaceSettings)
     secret = SecretStr(generate_secret())
     with docspace_client(settings) as client:
@@ -65,7 +85,7 @@ def register_webhook(
             err.print(f"[red]DocSpace is unavailable:[/red] {escape(str(exc))}")
             raise typer.Exit(EXIT_PROBLEM) from None
     out.print(
-        f"Webhook {config.id} '{escape(config.name)}' created for {escape(config.uri)}, "
+        f"Webhook {escape(config.id)} '{escape(config.name)}' created for {escape(safe_url(config.uri, path=True))}, "
         f"triggers {', '.join(trigger_names(config.triggers))}, enabled: {'yes' if config.enabled else 'NO'}."
     )
     out.print("\nIts secret is shown this once; DocSpace never shows it again. Put it in the ingress environment:\n")
@@ -96,7 +116,7 @@ def webhooks() -> None:
             "No webhooks on this portal. Create one: invoice-pipeline docspace register-webhook --url https://..."
         )
         return
-    table = Table(title=f"{len(configs)} webhook(s) on {settings.docspace_api_host}", title_justify="left")
+    table = Table(title=f"{len(configs)} webhook(s) on {safe_url(settings.docspace_api_host)}", title_justify="left")
     for column in ("id", "name", "url", "enabled", "triggers", "last success", "last failure", "last status"):
         table.add_column(column, overflow="fold")
     for c in configs:
@@ -104,9 +124,9 @@ def webhooks() -> None:
         if c.last_failure_content:
             failure += f"\n{c.last_failure_content[:120]}"
         table.add_row(
-            c.id,
+            escape(c.id),
             escape(c.name),
-            escape(c.uri),
+            escape(safe_url(c.uri, path=True)),
             "yes" if c.enabled else "[red]no[/red]",
             ", ".join(trigger_names(c.triggers)),
             ago(c.last_success_on),

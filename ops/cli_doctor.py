@@ -15,9 +15,17 @@ from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
 from ingress.settings import IngressSettings
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, topology
-from ops.doctor import Check, check_broker, check_docspace, check_ingress_secret, check_pipeline, check_smtp
+from ops.doctor import (
+    Check,
+    check_broker,
+    check_docspace,
+    check_ingress_secret,
+    check_pipeline,
+    check_smtp,
+    check_transport,
+)
 from shared.rules import Rules, RulesError, load_rules
-from shared.settings import CommonSettings, DocSpaceSettings
+from shared.settings import CommonSettings, DocSpaceSettings, explain
 from shared.wiring import docspace_client
 
 S = TypeVar("S", bound=BaseSettings)
@@ -66,10 +74,12 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
     else:
         yield check_ingress_secret(ingress)
 
+    transport_notes: list[str] = []
     docspace, error = _settings(DocSpaceSettings)
     if docspace is None:
         yield Check("docspace", "fail", error, "set DOCSPACE_API_HOST (https://...) and DOCSPACE_API_KEY")
     else:
+        transport_notes += docspace.transport_notes()
         rules = None
         classifier, error = _settings(ClassifierSettings)
         if classifier is None:
@@ -92,6 +102,8 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
             timeout=min(notifier.smtp_timeout, 10.0),
         )
         yield check_pipeline(notifier.pipeline_url, timeout=min(notifier.pipeline_timeout, 10.0))
+        transport_notes += notifier.transport_notes()
+    yield check_transport(transport_notes)
 
 
 def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:
@@ -113,7 +125,4 @@ def _settings(cls: type[S]) -> tuple[S | None, str]:
         return cls(), ""
     except ValidationError as exc:
         # Field names and messages only: the input may be a secret.
-        problems = "; ".join(
-            f"{'_'.join(str(p) for p in e['loc']).upper() or cls.__name__}: {e['msg']}" for e in exc.errors()
-        )
-        return None, problems
+        return None, "; ".join(line.strip() for line in explain(exc).splitlines())

@@ -19,6 +19,7 @@ from shared.broker import CONNECTION_ERRORS
 from shared.docspace import DocSpaceAccessDenied, DocSpaceClient, DocSpaceNotFound, WebhookConfig
 from shared.errors import StageError
 from shared.messages import IncomingFolder
+from shared.redact import safe_url
 from shared.rules import Rules
 from shared.topology import STAGES, Topology
 
@@ -117,7 +118,7 @@ def check_docspace(client: DocSpaceClient, rules: Rules | None, webhook_url: str
     configs: list[WebhookConfig] | None = None
     try:
         configs = client.list_webhooks()
-        yield Check("docspace", "ok", f"{client.base_url} answered; the API key is valid (global scope)")
+        yield Check("docspace", "ok", f"{client.shown_url} answered; the API key is valid (global scope)")
     except DocSpaceAccessDenied as exc:
         if "401" in str(exc):
             yield Check(
@@ -128,14 +129,14 @@ def check_docspace(client: DocSpaceClient, rules: Rules | None, webhook_url: str
         yield Check(
             "docspace",
             "warn",
-            f"{client.base_url} answered; the key cannot read webhook settings (403)",
+            f"{client.shown_url} answered; the key cannot read webhook settings (403)",
             "to let doctor check the webhook, use a key with a global scope (*:read)",
         )
     except StageError as exc:
         yield Check(
             "docspace",
             "fail",
-            f"{client.base_url} unreachable: {exc}",
+            f"{client.shown_url} unreachable: {exc}",
             "check DOCSPACE_API_HOST and that this host can reach the portal",
         )
         return
@@ -206,7 +207,7 @@ def _check_webhook(configs: list[WebhookConfig], webhook_url: str | None, now: d
         where = webhook_url or f"a URL ending in {WEBHOOK_PATH}"
         return Check("webhook", "fail", f"no webhook registered for {where}", register)
     config = next((c for c in candidates if c.enabled), candidates[0])
-    what = f"{config.id} '{config.name}' -> {config.uri}"
+    what = f"{config.id} '{config.name}' -> {safe_url(config.uri, path=True)}"
     if not config.enabled:
         return Check(
             "webhook",
@@ -298,14 +299,34 @@ def check_smtp(
 
 
 def check_pipeline(url: str | None, *, timeout: float) -> Check:
-    """Any HTTP answer means the endpoint is there (a HEAD may well get 405); no event is sent."""
+    """Any HTTP answer means the endpoint is there (a HEAD may well get 405); no event is sent.
+
+    The URL may hold a token (userinfo, query, path): only its scheme and host are shown.
+    """
     if not url:
         return Check("pipeline", "off", "PIPELINE_URL unset: the processing pipeline is not called")
+    shown = safe_url(url)
     try:
         resp = requests.head(url, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
-        return Check("pipeline", "fail", f"{url}: {type(exc).__name__}", "check PIPELINE_URL and that it is reachable")
+        return Check(
+            "pipeline", "fail", f"{shown}: {type(exc).__name__}", "check PIPELINE_URL and that it is reachable"
+        )
     # 405/501 only say HEAD is not supported: the endpoint is there. A 500 or a gateway error says it is not well.
     if resp.status_code in (500, 502, 503, 504):
-        return Check("pipeline", "warn", f"{url} answered HEAD with {resp.status_code}", "check the pipeline's health")
-    return Check("pipeline", "ok", f"{url} answered HEAD with {resp.status_code}")
+        return Check(
+            "pipeline", "warn", f"{shown} answered HEAD with {resp.status_code}", "check the pipeline's health"
+        )
+    return Check("pipeline", "ok", f"{shown} answered HEAD with {resp.status_code}")
+
+
+def check_transport(notes: list[str]) -> Check:
+    """Plain-text transport the settings allow (loopback for development, or ALLOW_INSECURE_TRANSPORT)."""
+    if not notes:
+        return Check("transport", "ok", "DocSpace, the pipeline and SMTP logins use TLS (or are off)")
+    return Check(
+        "transport",
+        "warn",
+        "; ".join(notes),
+        "use https:// URLs and SMTP_STARTTLS/SMTP_SSL; keep ALLOW_INSECURE_TRANSPORT for trusted networks only",
+    )

@@ -25,6 +25,7 @@ from ops.console import echo, say
 from ops.demo import MailCatcher, PipelineReceiver
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
+from shared.redact import safe_url
 from shared.settings import DEFAULT_AMQP_URL
 from shared.topology import Topology
 from simulator import DocSpaceSimulator
@@ -39,7 +40,8 @@ def main() -> int:
 
 
 def serve_real_portal() -> int:
-    say(f"Serving {os.environ['DOCSPACE_API_HOST']}: ingress on port {os.environ.get('PORT', '3000')}. Ctrl-C stops.")
+    portal = safe_url(os.environ["DOCSPACE_API_HOST"])
+    say(f"Serving {portal}: ingress on port {os.environ.get('PORT', '3000')}. Ctrl-C stops.")
     supervisor = Supervisor(pipeline_children(), on_line=echo).start()
     return _supervise(supervisor)
 

@@ -63,8 +63,8 @@ def parse_datetime(value: Any) -> datetime | None:
     """Parse a DocSpace date leniently into an aware datetime; naive values are taken as UTC.
 
     Accepts strings with or without a trailing ``Z``, with any number of fractional digits and with offsets,
-    and the SDK's ``{"utcTime": ...}`` object form. Returns ``None`` for anything it cannot read, an
-    impossible date, one outside 1970-9000 or an offset of a day or more included: a date is never a reason to refuse a delivery.
+    and the SDK's ``{"utcTime": ...}`` object form. Returns ``None`` for anything it cannot read (an impossible
+    date, a year outside 1970-9000, an offset of a day or more): a date is never a reason to refuse a delivery.
     """
     if isinstance(value, dict):
         value = value.get("utcTime") or value.get("UtcTime")

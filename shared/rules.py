@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
 
+from shared.ids import parse_id
 from shared.messages import IncomingFolder
 
 DEFAULT_TITLE_PATTERNS = ("invoice*",)
@@ -24,7 +25,8 @@ class RulesError(ValueError):
 class ClientRule(BaseModel):
     """One client: its room, where its invoices go, who hears about them, and what counts as an invoice."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The rules hold no secrets, but an error never needs the input to say what is wrong.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     name: str = Field(min_length=1, max_length=100)
     room_id: str = Field(min_length=1)
@@ -37,7 +39,9 @@ class ClientRule(BaseModel):
     @field_validator("room_id", "incoming_folder_id", mode="before")
     @classmethod
     def _ids_as_text(cls, value: object) -> object:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        # Numbers or strings, as DocSpace's ids are; the check is shared.ids's, so a rule can name any room
+        # a delivery can, and nothing that would change a DocSpace URL.
+        return value if value is None else parse_id(value)
 
     @field_validator("title_patterns")
     @classmethod
@@ -63,7 +67,7 @@ class ClientRule(BaseModel):
 
 
 class Rules(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     clients: tuple[ClientRule, ...] = Field(min_length=1)
 
@@ -97,8 +101,14 @@ def load_rules(
                 document = tomllib.loads(path.read_text(encoding="utf-8"))
             except FileNotFoundError as exc:
                 raise RulesError(f"INVOICE_RULES_FILE {path} does not exist") from exc
+            except UnicodeDecodeError as exc:
+                raise RulesError(f"INVOICE_RULES_FILE {path} is not UTF-8 text (byte {exc.start})") from exc
+            except OSError as exc:  # a directory, no permission
+                raise RulesError(f"INVOICE_RULES_FILE {path} cannot be read: {exc.strerror or exc}") from exc
             except tomllib.TOMLDecodeError as exc:
                 raise RulesError(f"INVOICE_RULES_FILE {path} is not valid TOML: {exc}") from exc
+            except RecursionError as exc:  # tomllib recurses into nested arrays and inline tables
+                raise RulesError(f"INVOICE_RULES_FILE {path} nests too deeply") from exc
             return Rules.model_validate(document)
         if client_room_id and manager_email:
             return Rules(

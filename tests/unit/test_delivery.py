@@ -162,7 +162,7 @@ def test_an_id_that_is_no_docspace_id_makes_the_delivery_invalid(bad_id: object,
 @pytest.mark.parametrize("bad_id", ["..", "x/y", "9" * 4300])
 @pytest.mark.parametrize("key", ["parentId", "folderIdDisplay", "rootId", "rootFolderId"])
 def test_folder_ids_are_checked_too(bad_id: str, key: str) -> None:
-    with pytest.raises(InvalidDelivery, match=f"payload.{key}"):
+    with pytest.raises(InvalidDelivery, match=rf"payload\.{key}"):
         parse_delivery(json.dumps({"event": {"id": 1}, "payload": {"id": 2, key: bad_id}}).encode())
 
 
@@ -179,11 +179,13 @@ def test_ids_that_are_kept(value: object, expected: str | None) -> None:
 def test_a_retry_count_that_is_no_integer_makes_the_delivery_invalid(count: object) -> None:
     raw = json.dumps({"event": {"id": 1}, "payload": {"id": 2}, "webhook": {"id": 3, "retryCount": count}}).encode()
     for parse in (parse_delivery, peek_delivery):
-        with pytest.raises(InvalidDelivery, match="webhook.retryCount"):
+        with pytest.raises(InvalidDelivery, match=r"webhook\.retryCount"):
             parse(raw)
 
 
-@pytest.mark.parametrize(("count", "expected"), [(3, 3), ("4", 4), (-2, 0), ("-2", 0), (None, 0), (2**63 - 1, 2**63 - 1)])
+@pytest.mark.parametrize(
+    ("count", "expected"), [(3, 3), ("4", 4), (-2, 0), ("-2", 0), (None, 0), (2**63 - 1, 2**63 - 1)]
+)
 def test_retry_counts_that_are_read(count: object, expected: int) -> None:
     raw = json.dumps({"event": {"id": 1}, "payload": {"id": 2}, "webhook": {"retryCount": count}}).encode()
     assert peek_delivery(raw).retry_count == expected
