@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 import time
@@ -152,3 +153,42 @@ def test_an_unknown_stage_is_a_usage_error(
     use_broker(monkeypatch, broker)
     assert main(["dlq", "list", "--stage", "nope"]) == 2
     assert "unknown stage" in capsys.readouterr().err
+
+
+HOSTILE_MARKUP = ["[/evil]", "[bold", "[link=https://evil.example]x[/link]", "ends with a backslash \\", "[/]"]
+
+
+def test_list_show_and_replay_print_hostile_headers_and_bodies_as_text(
+    broker: BrokerKit, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Anyone who can publish can write a dead letter's headers; rich would read "[/evil]" as a closing tag and raise.
+    use_broker(monkeypatch, broker)
+    mover = broker.topology.stage(MOVER)
+    for n, text in enumerate(HOSTILE_MARKUP):
+        headers = {
+            "x-stage": text,
+            "x-reason": text,
+            "x-error": text,
+            "x-event-id": text,
+            "x-file-id": text,
+            "x-invoice-id": text,
+            "x-attempts": text,
+            "x-last-failure": text,
+            text: text,
+        }
+        body = json.dumps({"title": text, "n": n}).encode()
+        publish(broker, "", mover.dead_letters, body, message_id=text, headers=headers)
+    assert wait_until(lambda: broker.depth(mover.dead_letters) == len(HOSTILE_MARKUP), 5)
+
+    code, out = run(capsys, "dlq", "list", "--stage", MOVER)
+    assert code == 0, out
+    assert "[/evil]" in out and "[bold" in out and "[/]" in out  # shown as the text they are
+    ids = ID.findall(out)
+    assert len(ids) == len(HOSTILE_MARKUP)
+
+    code, out = run(capsys, "dlq", "show", ids[0], "--stage", MOVER)
+    assert code == 0 and "[/evil]" in out
+
+    code, out = run(capsys, "dlq", "replay", "--stage", MOVER, "--dry-run")
+    assert code == 0 and f"Would replay {len(HOSTILE_MARKUP)}" in out and "[/evil]" in out
+    assert broker.depth(mover.dead_letters) == len(HOSTILE_MARKUP)
