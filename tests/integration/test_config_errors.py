@@ -108,7 +108,10 @@ def test_a_bad_rules_file_names_the_client_and_field(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("HEARTBEAT", MISPLACED), ("PIPELINE_URL", f"http://user:{URL_PASSWORD}@pipeline.example/{MISPLACED}?k={API_KEY}")],
+    [
+        ("HEARTBEAT", MISPLACED),
+        ("PIPELINE_URL", f"http://user:{URL_PASSWORD}@pipeline.example/{MISPLACED}?k={API_KEY}"),
+    ],
 )
 def test_doctor_names_the_bad_setting_and_shows_no_secret(setting: str, value: str) -> None:
     code, output = run([CLI, "doctor"], **{setting: value})

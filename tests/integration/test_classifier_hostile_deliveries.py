@@ -1,0 +1,88 @@
+"""Validly signed but hostile deliveries reach the classifier and are dead-lettered as ``invalid_delivery``, never ``bug``.
+
+The real consumer loop on the real broker, the classifier's handler, a fake DocSpace that records every call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from consumers.classifier.handler import classify_delivery
+from shared.broker import connection_parameters
+from shared.consumer import Handled, InboundMessage, StageConsumer
+from shared.idempotency import SqliteStore
+from shared.publisher import Publisher
+from shared.rules import ClientRule, Rules
+from shared.topology import CLASSIFIER
+from tests.broker import BrokerKit
+from tests.fakes import FakeDocSpace, RecordingEmitter
+from tests.mail_fixtures import wait_until
+
+
+def body(event_id: object = 1, file_id: object = 2, parent_id: object = 3, retry_count: object = 0) -> bytes:
+    return json.dumps(
+        {
+            "event": {"id": event_id, "createOn": "2026-09-18T08:14:03+24:00", "trigger": "file.uploaded"},
+            "payload": {"id": file_id, "parentId": parent_id, "title": "Invoice.pdf", "fileEntryType": 2},
+            "webhook": {"id": 4, "retryCount": retry_count},
+        }
+    ).encode()
+
+
+HOSTILE = {
+    "event id of 4,300 digits": body(event_id="9" * 4300),
+    "superscript event id": body(event_id="²"),
+    "file id ..": body(file_id=".."),
+    "file id with a slash": body(file_id="1/../../settings"),
+    "folder id with a query": body(parent_id="3?fields=*"),
+    "retry count --5": body(retry_count="--5"),
+    "retry count 2^63": body(retry_count=2**63),
+    "file id over the length cap": body(file_id="x" * 600),
+}
+
+
+@pytest.fixture
+def classifier(broker: BrokerKit, tmp_path: Path) -> Iterator[FakeDocSpace]:
+    docspace = FakeDocSpace()
+    store = SqliteStore(tmp_path / "idempotency.sqlite3", ttl_seconds=60)
+    rules = Rules(clients=(ClientRule(name="acme", room_id="3", manager_email="ann@acme.example"),))
+    classify = partial(
+        classify_delivery, files=docspace, rules=rules, triggers={"file.uploaded"}, emit=RecordingEmitter(), store=store
+    )
+
+    def handle(message: InboundMessage) -> Handled:
+        return classify(message.body)
+
+    params = connection_parameters(broker.url, name="test-hostile-classifier", heartbeat=5)
+    publisher = Publisher(params, topology=broker.topology).start()
+    consumer = StageConsumer(params, topology=broker.topology, stage=CLASSIFIER, handler=handle, publisher=publisher)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    assert publisher.wait_connected(10)
+    thread.start()
+    yield docspace
+    consumer.stop()
+    thread.join(10)
+    publisher.stop()
+    store.close()
+
+
+def test_each_hostile_delivery_is_dead_lettered_as_invalid_delivery(
+    broker: BrokerKit, classifier: FakeDocSpace
+) -> None:
+    connection = broker.connect()
+    channel = connection.channel()
+    for raw in HOSTILE.values():
+        channel.basic_publish(broker.topology.events_exchange, "file.uploaded", raw)
+    connection.close()
+    dlq = broker.topology.stage(CLASSIFIER).dead_letters
+    assert wait_until(lambda: broker.depth(dlq) == len(HOSTILE), 15)
+    letters = broker.get_all(dlq)
+    assert sorted(body for _, body in letters) == sorted(HOSTILE.values())  # kept byte for byte
+    assert {(properties.headers or {})["x-reason"] for properties, _ in letters} == {"invalid_delivery"}
+    assert classifier.calls == []  # nothing reached DocSpace
