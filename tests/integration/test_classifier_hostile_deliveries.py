@@ -1,4 +1,4 @@
-"""Validly signed but hostile deliveries reach the classifier and are dead-lettered as ``invalid_delivery``, never ``bug``.
+"""Signed but hostile deliveries reach the classifier and are dead-lettered as ``invalid_delivery``, never ``bug``.
 
 The real consumer loop on the real broker, the classifier's handler, a fake DocSpace that records every call.
 """

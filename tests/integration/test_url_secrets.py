@@ -57,7 +57,7 @@ class FailingEndpoint:
                 self.end_headers()
                 self.wfile.write(b"nope")
 
-            do_POST = do_HEAD = _answer  # noqa: N815 - http.server's naming
+            do_POST = do_HEAD = _answer
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -149,9 +149,9 @@ def test_a_failing_pipeline_call_shows_no_secret_in_logs_or_dead_letters(
 def test_the_pipeline_client_caps_a_retry_after_of_inf() -> None:
     endpoint = FailingEndpoint(503)
     try:
-        with HttpPipelineClient(secret_url(endpoint.port), "s3cr3t", timeout=(2, 2), max_pause=42) as client:
-            with pytest.raises(StageError) as info:
-                client.trigger(invoice_received())
+        client = HttpPipelineClient(secret_url(endpoint.port), "s3cr3t", timeout=(2, 2), max_pause=42)
+        with client, pytest.raises(StageError) as info:
+            client.trigger(invoice_received())
     finally:
         endpoint.close()
     assert getattr(info.value, "retry_after", "missing") is None  # "inf" is junk, not "wait forever"
