@@ -112,3 +112,25 @@ def test_register_webhook_explains_an_unreachable_url(
     captured = capsys.readouterr()
     assert "webhook URL not available" in captured.err and "tunnel" in captured.err
     assert "DOCSPACE_WEBHOOK_SECRET=" not in captured.out
+
+
+def test_register_webhook_refuses_plain_http_to_another_host_unless_insecure(
+    portal_env: dict[str, str], docspace_sim: DocSpaceSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docspace_sim.reset_calls()
+    url = "http://hooks.example/docspace/webhook"
+    assert main(["docspace", "register-webhook", "--url", url]) == 2
+    assert "--insecure" in capsys.readouterr().err
+    assert docspace_sim.call_counts() == {}  # refused before asking DocSpace
+
+    # Allowed when asked for: DocSpace then HEAD-checks the URL (unreachable here) and refuses it itself.
+    assert main(["docspace", "register-webhook", "--url", url, "--insecure"]) == 1
+    err = capsys.readouterr().err
+    assert "plain http webhook URL allowed (--insecure)" in err and "webhook URL not available" in err
+
+
+def test_register_webhook_allows_plain_http_to_this_machine_and_says_so(
+    portal_env: dict[str, str], webhook_receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["docspace", "register-webhook", "--url", webhook_receiver.url]) == 0
+    assert "plain http webhook URL allowed (this machine, for development)" in capsys.readouterr().err

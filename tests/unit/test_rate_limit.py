@@ -113,3 +113,24 @@ def test_a_write_slot_that_never_frees_is_a_transient_error() -> None:
     limit = RateLimiter(60_000, 1, max_wait=0.1)
     with limit.slot("POST"), pytest.raises(RateLimitWait), limit.slot("PUT"):
         pass
+
+
+@pytest.mark.parametrize(
+    ("pause", "held"), [(float("inf"), 1.0), (float("nan"), 1.0), (-5.0, 1.0), (1e12, 300.0), (42.0, 42.0)]
+)
+def test_a_pause_is_finite_and_capped(pause: float, held: float) -> None:
+    clock = FakeClock()
+    limit = limiter(clock, max_wait=1e9)
+    send(limit, clock)
+    limit.pause(pause)  # junk (inf, nan, negative) is a 429 without a hint: one second
+    send(limit, clock)
+    assert clock.sent[1] - clock.sent[0] == pytest.approx(held)
+
+
+def test_the_cap_is_a_setting() -> None:
+    clock = FakeClock()
+    limit = limiter(clock, max_wait=1e9, max_pause=7.0)
+    send(limit, clock)
+    limit.pause(3600.0)
+    send(limit, clock)
+    assert clock.sent[1] - clock.sent[0] == pytest.approx(7.0)
