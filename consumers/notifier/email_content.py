@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 from shared.messages import InvoiceReceived
 
 # Header values come from DocSpace users (file titles, room names); a CR/LF there would either be refused by
-# the email package or, worse elsewhere, inject headers. Any control character becomes a plain space.
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+# the email package or, worse elsewhere, inject headers. Any control character becomes a plain space: the C0
+# and C1 sets and DEL, and U+2028/U+2029, since the email package splits lines wherever str.splitlines() does
+# (NEL, U+0085, included) and refuses the notice for them.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def message_id_for(invoice_id: str, domain: str) -> str:
