@@ -21,7 +21,7 @@ from ingress.signature import SignatureVerifier
 from ingress.spool import Spool, SpoolFull
 from shared.delivery import InvalidDelivery, peek_delivery
 from shared.errors import BrokerUnavailable
-from shared.publisher import OutgoingMessage
+from shared.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress")
 

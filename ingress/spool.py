@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from shared.errors import BrokerUnavailable
-from shared.publisher import OutgoingMessage
+from shared.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress.spool")
 

@@ -24,7 +24,8 @@ import structlog
 
 from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay
 from shared.errors import BrokerUnavailable, PermanentError, TransientError
-from shared.publisher import SEQ_HEADER, OutgoingMessage, Publisher
+from shared.outgoing import OutgoingMessage
+from shared.publisher import SEQ_HEADER, Publisher
 from shared.topology import StageQueues, Topology
 
 log = structlog.get_logger(__name__)

@@ -2,19 +2,19 @@
 
 One I/O thread owns a pika ``SelectConnection`` (pika is not thread-safe). Any thread calls :meth:`Publisher.publish`
 and gets a ``Future`` that resolves when the broker confirms the message, or fails with ``BrokerUnavailable``
-when the broker is down, blocked, nacks the message, returns it as unroutable, or does not confirm in time.
-Many requests' confirms are in flight at once, so a slow confirm never holds up other publishers.
+when the broker is down, blocked, nacks the message, returns it as unroutable, or does not confirm in time, and
+with ``UnpublishableMessage`` when pika cannot encode that one message. Many requests' confirms are in flight at
+once, so a slow confirm never holds up other publishers, and a message that cannot be sent fails only itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -24,16 +24,19 @@ from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
 from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay, declare_topology
-from shared.errors import BrokerUnavailable
-from shared.messages import InvoiceDetected, InvoiceReceived
+from shared.errors import BrokerUnavailable, PermanentError
+from shared.frame_batching import BatchingConnection
+from shared.outgoing import OutgoingMessage
 from shared.topology import Topology
 
 log = structlog.get_logger(__name__)
 
-Event = InvoiceDetected | InvoiceReceived
-
 # Identifies a publish within its channel so a basic.return can be matched to its confirm.
 SEQ_HEADER = "x-publish-seq"
+# What the broker answers (closing the channel) to a message it will not take for what it is: a header of the
+# wrong type, a body over its max_message_size, a bad property.
+_PRECONDITION_FAILED = 406
+_MAX_ERROR_TEXT = 300
 
 
 class MessageUnroutable(BrokerUnavailable):
@@ -42,56 +45,35 @@ class MessageUnroutable(BrokerUnavailable):
     reason = "unroutable"
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_id: str | None = None
-    content_type: str = "application/json"
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    timestamp: int | None = None
-    type: str | None = None
+class MessageRefused(BrokerUnavailable):
+    """The broker closed the channel with PRECONDITION_FAILED while this message was in flight.
 
-    def properties(self, seq: int) -> pika.BasicProperties:
-        return pika.BasicProperties(
-            delivery_mode=pika.DeliveryMode.Persistent,
-            content_type=self.content_type,
-            message_id=self.message_id,
-            timestamp=self.timestamp if self.timestamp is not None else int(time.time()),
-            type=self.type,
-            headers={**self.headers, SEQ_HEADER: seq},
-        )
-
-
-class _BatchingConnection(SelectConnection):
-    """A ``SelectConnection`` that can hold the frames of many publishes and hand them to the socket in one write.
-
-    pika writes each frame (three per message) with its own ``send()``; each releases and retakes the
-    interpreter lock, and in a busy process retaking it is what costs. One write per batch removes that.
+    Every message in flight on that channel fails with it, so one refusal does not prove this message is the
+    culprit: a caller that retries (the spool drainer) decides after a few refusals of the same message.
     """
 
-    _held: list[bytes] | None = None
+    reason = "broker_refused"
 
-    @contextlib.contextmanager
-    def one_write(self) -> Iterator[None]:
-        self._held = []
-        try:
-            yield
-        finally:
-            held, self._held = self._held, None
-            if held and self.is_open:
-                self._adapter_emit_data(b"".join(held))
 
-    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
-        # Every frame pika sends passes through here, so holding them keeps their order.
-        if self._held is None:
-            super()._output_marshaled_frames(marshaled_frames)
-            return
-        for marshaled in marshaled_frames:
-            self.bytes_sent += len(marshaled)
-            self.frames_sent += 1
-        self._held.extend(marshaled_frames)
+class UnpublishableMessage(PermanentError):
+    """pika cannot encode this message (a short string over 255 bytes, an integer beyond 64 bits, an odd type).
+
+    Nothing of it was sent: pika marshals a message's frames before writing any. Retrying cannot help.
+    """
+
+    reason = "unpublishable"
+
+
+def properties(message: OutgoingMessage, seq: int) -> pika.BasicProperties:
+    """The AMQP properties of ``message``, tagged with its publish sequence number on this channel."""
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        timestamp=message.timestamp if message.timestamp is not None else int(time.time()),
+        type=message.type,
+        headers={**message.headers, SEQ_HEADER: seq},
+    )
 
 
 @dataclass
@@ -110,7 +92,9 @@ class Publisher:
         topology: Topology | None = None,
         confirm_timeout: float = 10.0,
         max_in_flight: int = 20_000,
+        on_death: Callable[[BaseException], None] | None = None,
     ) -> None:
+        """``on_death`` is called (on the dying thread) if the I/O thread ever stops on an unexpected exception."""
         self._params = params
         self._topology = topology
         self._confirm_timeout = confirm_timeout
@@ -121,13 +105,16 @@ class Publisher:
         self._pending: OrderedDict[int, _Pending] = OrderedDict()  # touched by the I/O thread only
         self._returned: dict[int, str] = {}
         self._seq = 0
-        self._connection: _BatchingConnection | None = None
+        self._connection: BatchingConnection | None = None
         self._channel: Any = None
         self._ready = threading.Event()
         self._blocked = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._on_death = on_death
+        self._refusal: str | None = None  # why the broker last closed the channel on a message, if it did
         self.fatal_error: TopologyMismatch | None = None
+        self.died_of: BaseException | None = None
 
     # ---- public, any thread -------------------------------------------------------------------------------
 
@@ -142,6 +129,11 @@ class Publisher:
     @property
     def is_connected(self) -> bool:
         return self._ready.is_set() and not self._blocked
+
+    @property
+    def is_alive(self) -> bool:
+        """False once the I/O thread has died: nothing will be published again by this publisher."""
+        return self.died_of is None
 
     def publish(self, message: OutgoingMessage) -> Future[None]:
         future: Future[None] = Future()
@@ -160,7 +152,7 @@ class Publisher:
         return future
 
     def publish_and_wait(self, message: OutgoingMessage, timeout: float | None = None) -> None:
-        """Publish and block until confirmed; raises BrokerUnavailable (or MessageUnroutable)."""
+        """Publish and block until confirmed; raises BrokerUnavailable (or a subclass) or UnpublishableMessage."""
         future = self.publish(message)
         try:
             future.result(timeout if timeout is not None else self._confirm_timeout + 1)
@@ -176,12 +168,25 @@ class Publisher:
     # ---- the I/O thread -------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._connect_and_serve()
+        except BaseException as exc:
+            # A bug (or a pika failure nobody foresaw) escaped the I/O loop. Say so loudly, fail every waiting
+            # publish, and let the owner decide: the ingress turns not-ready and exits so it is restarted.
+            self.died_of = exc
+            self._ready.clear()
+            log.critical("publisher_thread_died", error=_describe(exc), exc_info=exc)
+            self._fail_everything(f"the publisher's I/O thread died: {_describe(exc)}")
+            if self._on_death is not None:
+                self._on_death(exc)
+
+    def _connect_and_serve(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
             try:
                 if self._topology is not None:
                     declare_topology(self._params, self._topology)
-                connection = _BatchingConnection(
+                connection = BatchingConnection(
                     self._params,
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_open_error,
@@ -200,7 +205,11 @@ class Publisher:
                 if self._ready.is_set():
                     attempt = 0  # it was up: the next outage starts its backoff afresh
                 self._ready.clear()
-                self._fail_everything("the broker connection was lost")
+                refusal, self._refusal = self._refusal, None
+                self._fail_everything(
+                    "the broker connection was lost",
+                    in_flight=MessageRefused(refusal) if refusal is not None else None,
+                )
             if self._stopping.is_set():
                 break
             self._stopping.wait(backoff_delay(attempt))
@@ -238,7 +247,9 @@ class Publisher:
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         # A closed channel leaves confirms unknowable: start over on a fresh connection.
         if not self._stopping.is_set():
-            log.warning("publisher_channel_closed", reason=str(reason))
+            log.warning("publisher_channel_closed", reason=_describe(reason))
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and reason.reply_code == _PRECONDITION_FAILED:
+            self._refusal = f"the broker refused a message in flight: {_describe(reason)}"
         self._channel = None
         self._close_connection()
 
@@ -274,11 +285,18 @@ class Publisher:
                     message.exchange,
                     message.routing_key,
                     message.body,
-                    message.properties(seq),
+                    properties(message, seq),
                     mandatory=True,
                 )
             except CONNECTION_ERRORS as exc:
                 _fail(pending, BrokerUnavailable(f"publish failed: {exc}"))
+                continue
+            except Exception as exc:
+                # pika could not encode this one message (ShortStringTooLong, struct.error, an unsupported header
+                # type...). It marshals before it writes, so nothing was sent and the channel is intact: fail this
+                # message alone and keep the thread, and every other message, going.
+                log.error("message_unpublishable", message_id=_clip(message.message_id), error=_describe(exc))
+                _fail(pending, UnpublishableMessage(f"the message cannot be encoded: {_describe(exc)}"))
                 continue
             self._seq = seq
             self._pending[seq] = pending
@@ -339,7 +357,8 @@ class Publisher:
             # The loop is gone; _run fails everything left in the outbox when it notices.
             pass
 
-    def _fail_everything(self, reason: str) -> None:
+    def _fail_everything(self, reason: str, *, in_flight: BrokerUnavailable | None = None) -> None:
+        """Fail every waiting publish with ``reason``; those already sent with ``in_flight`` when given."""
         with self._lock:
             batch = list(self._outbox)
             self._outbox.clear()
@@ -347,13 +366,15 @@ class Publisher:
         for _message, pending in batch:
             _fail(pending, BrokerUnavailable(reason))
         for pending in self._pending.values():
-            _fail(pending, BrokerUnavailable(reason))
+            _fail(pending, in_flight or BrokerUnavailable(reason))
         self._pending.clear()
         self._returned.clear()
 
     def _unavailable_reason(self) -> str:
         if self.fatal_error is not None:
             return str(self.fatal_error)
+        if self.died_of is not None:
+            return f"the publisher's I/O thread died: {_describe(self.died_of)}"
         if self._blocked:
             return "the broker is blocking publishers (resource alarm)"
         return "not connected to the broker"
@@ -364,21 +385,12 @@ def _fail(pending: _Pending, error: BaseException) -> None:
         pending.future.set_exception(error)
 
 
-def emitter(publisher: Publisher, exchange: str) -> Callable[[Event], None]:
-    """A stage's output port: publish one event and return only once the broker has confirmed it.
+def _describe(exc: BaseException) -> str:
+    """The exception's type and text, clipped: pika puts the whole offending value in some messages."""
+    return _clip(f"{type(exc).__name__}: {exc}") or type(exc).__name__
 
-    The routing key is the client's name, so a downstream system can bind to just the clients it cares about.
-    """
 
-    def emit(event: Event) -> None:
-        publisher.publish_and_wait(
-            OutgoingMessage(
-                exchange=exchange,
-                routing_key=event.client,
-                body=event.to_bytes(),
-                message_id=event.invoice_id,
-                type=type(event).__name__,
-            )
-        )
-
-    return emit
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= _MAX_ERROR_TEXT:
+        return text
+    return text[:_MAX_ERROR_TEXT] + f"... ({len(text)} characters)"

@@ -12,9 +12,10 @@ from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
 from shared.consumer import Handled, InboundMessage
 from shared.delivery import parse_datetime
+from shared.emitter import emitter
 from shared.logging import configure_logging
 from shared.process import StageSpec, config_error, log_transport_notes, run_stages
-from shared.publisher import Publisher, emitter
+from shared.publisher import Publisher
 from shared.rules import RulesError, load_rules
 from shared.topology import CLASSIFIER, Topology
 from shared.wiring import docspace_client, idempotency_store

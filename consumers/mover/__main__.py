@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from consumers.mover.handler import move_invoice
 from consumers.mover.settings import MoverSettings
 from shared.consumer import Handled, InboundMessage
+from shared.emitter import emitter
 from shared.logging import configure_logging
 from shared.messages import InvoiceDetected, decode
 from shared.process import StageSpec, config_error, log_transport_notes, run_stages
-from shared.publisher import Publisher, emitter
+from shared.publisher import Publisher
 from shared.topology import MOVER, Topology
 from shared.wiring import docspace_client, idempotency_store
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 
@@ -10,7 +11,9 @@ import pytest
 
 from shared.broker import connection_parameters
 from shared.errors import BrokerUnavailable
-from shared.publisher import MessageUnroutable, OutgoingMessage, Publisher
+from shared.outgoing import OutgoingMessage
+from shared.publisher import MessageRefused, MessageUnroutable, Publisher, UnpublishableMessage
+from shared.topology import Topology
 from tests.broker import BrokerKit
 
 
@@ -81,3 +84,75 @@ def test_publishing_after_stop_fails_fast(publisher: Publisher, broker: BrokerKi
     future = publisher.publish(OutgoingMessage(exchange=broker.topology.events_exchange, routing_key="x", body=b"{}"))
     with pytest.raises(BrokerUnavailable):
         future.result(timeout=5)
+
+
+# What pika cannot encode: each fails alone, before anything reaches the socket.
+UNENCODABLE = {
+    "content type of 300 bytes": {"content_type": "application/json; x=" + "y" * 280},
+    "message id of 5,000 digits": {"message_id": "7" * 5000},
+    "routing key of 100 three-byte characters": {"routing_key": "ж" * 100 + "€" * 50},
+    "header integer of 2**63": {"headers": {"x-docspace-retry-count": 2**63}},
+    "header name of 300 bytes": {"headers": {"x" * 300: 1}},
+    "header value pika has no type for": {"headers": {"x-odd": object()}},
+}
+
+
+@pytest.mark.parametrize("fields", UNENCODABLE.values(), ids=UNENCODABLE.keys())
+def test_a_message_pika_cannot_encode_fails_alone_and_the_next_one_arrives_at_once(
+    publisher: Publisher, broker: BrokerKit, fields: dict[str, object]
+) -> None:
+    exchange = broker.topology.events_exchange
+    probe = broker.bind_probe(exchange)
+    # Back to back from one thread: the bad message shares a batch (and one socket write) with good ones.
+    before = publisher.publish(OutgoingMessage(exchange=exchange, routing_key="file.created", body=b"before"))
+    bad = publisher.publish(OutgoingMessage(**{"exchange": exchange, "routing_key": "k", "body": b"bad", **fields}))
+    after = publisher.publish(OutgoingMessage(exchange=exchange, routing_key="file.created", body=b"after"))
+    with pytest.raises(UnpublishableMessage):
+        bad.result(timeout=5)
+    before.result(timeout=5)
+    after.result(timeout=5)
+
+    started = time.monotonic()
+    publisher.publish_and_wait(OutgoingMessage(exchange=exchange, routing_key="file.created", body=b"next"))
+    assert time.monotonic() - started < 1.0
+    assert [body for _props, body in broker.get_all(probe)] == [b"before", b"after", b"next"]
+    assert publisher.is_alive and publisher.is_connected
+
+
+def test_a_message_the_broker_refuses_fails_as_refused_and_the_publisher_comes_back(
+    publisher: Publisher, broker: BrokerKit
+) -> None:
+    exchange = broker.topology.events_exchange
+    probe = broker.bind_probe(exchange)
+    # RabbitMQ closes the channel (406 PRECONDITION_FAILED) on a "CC" header that is not a list of strings.
+    refused = OutgoingMessage(exchange=exchange, routing_key="k", body=b"refused", headers={"CC": "not-a-list"})
+    with pytest.raises(MessageRefused, match="PRECONDITION_FAILED"):
+        publisher.publish_and_wait(refused)
+
+    deadline = time.monotonic() + 5
+    while not publisher.is_connected:
+        assert time.monotonic() < deadline, "the publisher did not reconnect after the refusal"
+        time.sleep(0.05)
+    publisher.publish_and_wait(OutgoingMessage(exchange=exchange, routing_key="file.created", body=b"next"))
+    assert [body for _props, body in broker.get_all(probe)] == [b"next"]
+
+
+def test_if_the_io_thread_dies_it_says_so_and_publishing_fails_fast(broker: BrokerKit) -> None:
+    # An exchange name over 255 bytes makes pika raise while declaring: nothing the loop expects, so it dies.
+    deaths: list[BaseException] = []
+    publisher = Publisher(
+        connection_parameters(broker.url, name="test-publisher-death"),
+        topology=Topology("x" * 300),
+        on_death=deaths.append,
+    ).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not deaths:
+            assert time.monotonic() < deadline, "the I/O thread did not die"
+            time.sleep(0.05)
+        assert not publisher.is_alive and not publisher.is_connected
+        future = publisher.publish(OutgoingMessage(exchange="x", routing_key="x", body=b"{}"))
+        with pytest.raises(BrokerUnavailable, match="I/O thread died"):
+            future.result(timeout=1)
+    finally:
+        publisher.stop()

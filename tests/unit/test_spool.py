@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingress.spool import Spool, SpoolFull
-from shared.publisher import OutgoingMessage
+from shared.outgoing import OutgoingMessage
 
 
 def _message(n: int, size: int = 10) -> OutgoingMessage:
