@@ -4,20 +4,55 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 import structlog
 import waitress
 from pydantic import ValidationError
 
-from ingress.app import create_app
+from ingress.app import IngressMetrics, create_app
+from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool, SpoolDrainer
 from shared.broker import connection_parameters
+from shared.health import HealthServer
 from shared.logging import configure_logging
 from shared.publisher import Publisher
 from shared.topology import Topology
+
+EXIT_OK, EXIT_THREAD_DIED, EXIT_CONFIG, EXIT_TOPOLOGY = 0, 1, 2, 3
+
+log = structlog.get_logger("ingress")
+
+
+class Lifeline:
+    """Stops the process when a thread it cannot work without dies: not ready at once, then exit code 1.
+
+    A dead publisher or spool drainer would leave the ingress answering 2xx into a spool nothing drains; an
+    orchestrator (or ``make run``'s supervisor) restarts a process that exits, and the spool survives that.
+    """
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+        self.failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def thread_died(self, name: str, error: BaseException) -> None:
+        self.failure = f"the {name} thread died: {type(error).__name__}"
+        log.critical("ingress_stopping", reason=self.failure, hint="restart the ingress; its spool is kept")
+        self._stop()
+
+
+def _stop_serving(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # waitress closes its server on this and returns from run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = IngressSettings()
     except ValidationError as exc:
         print(f"ingress: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    weak = settings.weak_secrets()
+    if weak:
+        print(f"ingress: DOCSPACE_WEBHOOK_SECRET is too weak: {'; '.join(weak)}.", file=sys.stderr)
+        return EXIT_CONFIG
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="ingress")
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under load that is a
     # log line per delivery, and the logging itself becomes the bottleneck. The latency histogram tells the story.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    log = structlog.get_logger("ingress")
 
     secrets = settings.webhook_secrets()
     if secrets:
@@ -55,7 +93,30 @@ def main(argv: list[str] | None = None) -> int:
             "--insecure-skip-signature starts without one.",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_CONFIG
+
+    signal.signal(signal.SIGTERM, _stop_serving)
+    signal.signal(signal.SIGINT, _stop_serving)
+    lifeline = Lifeline(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        return _serve(settings, verifier, lifeline)
+    except KeyboardInterrupt:
+        return EXIT_OK if lifeline.ok else EXIT_THREAD_DIED
+
+
+def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
+    metrics = IngressMetrics()
+    spool = None
+    if settings.spool_enabled:
+        try:
+            spool = Spool(
+                settings.spool_dir,
+                max_bytes=settings.spool_max_bytes,
+                on_quarantine=lambda reason: metrics.spool_quarantined.labels(reason).inc(),
+            )
+        except OSError as exc:
+            print(f"ingress: cannot open the spool in {settings.spool_dir}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
 
     topology = Topology.from_settings(settings)
     params = connection_parameters(
@@ -64,53 +125,71 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat=settings.heartbeat,
         blocked_connection_timeout=settings.blocked_connection_timeout,
     )
-    publisher = Publisher(params, topology=topology, confirm_timeout=settings.confirm_timeout).start()
-    if not publisher.wait_connected(10):
-        # Keep serving: deliveries get 503 until the broker is back, and the publisher keeps reconnecting.
-        log.warning("broker_not_connected_at_start", hint="deliveries get 503 until the broker answers")
-    if publisher.fatal_error is not None:
-        print(f"ingress: {publisher.fatal_error}", file=sys.stderr)
-        return 3
-
-    spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes) if settings.spool_enabled else None
+    publisher = Publisher(
+        params,
+        topology=topology,
+        confirm_timeout=settings.confirm_timeout,
+        on_death=lambda exc: lifeline.thread_died("publisher", exc),
+    ).start()
     drainer = (
         SpoolDrainer(
             spool,
             publish_and_wait=publisher.publish_and_wait,
             is_connected=lambda: publisher.is_connected,
             exchange=topology.events_exchange,
-        )
+            on_death=lambda exc: lifeline.thread_died("spool drainer", exc),
+        ).start()
         if spool is not None
         else None
     )
-    if drainer is not None:
-        drainer.start()
-
-    def ready() -> bool:
-        # Ready means "can take a delivery": straight to the broker, or into the spool while it has room.
-        return publisher.is_connected or (spool is not None and spool.has_room)
-
-    app = create_app(
-        verifier=verifier,
-        publish=publisher.publish,
-        exchange=topology.events_exchange,
-        max_body_bytes=settings.max_body_bytes,
-        confirm_timeout=settings.confirm_timeout,
-        retry_after_seconds=settings.retry_after_seconds,
-        is_ready=ready,
-        spool=spool,
-        on_spooled=drainer.wake if drainer is not None else None,
-    )
-    log.info("ingress_listening", host=settings.host, port=settings.port, path=WEBHOOK_PATH)
+    health = None
     try:
-        waitress.serve(app, **settings.waitress_options())
+        if not publisher.wait_connected(10):
+            # Keep serving: deliveries are spooled (or get 503) until the broker is back; the publisher reconnects.
+            log.warning("broker_not_connected_at_start", hint="deliveries are spooled or get 503 until it answers")
+        if publisher.fatal_error is not None:
+            print(f"ingress: {publisher.fatal_error}", file=sys.stderr)
+            return EXIT_TOPOLOGY
+
+        def ready() -> bool:
+            # Ready means "can take a delivery": straight to the broker, or into a spool that has room and drains.
+            if not (lifeline.ok and publisher.is_alive):
+                return False
+            return publisher.is_connected or (spool is not None and spool.has_room)
+
+        app = create_app(
+            verifier=verifier,
+            publish=publisher.publish,
+            exchange=topology.events_exchange,
+            max_body_bytes=settings.max_body_bytes,
+            confirm_timeout=settings.confirm_timeout,
+            retry_after_seconds=settings.retry_after_seconds,
+            metrics=metrics,
+            recent=RecentEvents(settings.replay_window_seconds, max_size=settings.replay_memory_size),
+            spool=spool,
+            on_spooled=drainer.wake if drainer is not None else None,
+        )
+        server = waitress.create_server(app, **settings.waitress_options())  # listens from here on
+        if settings.metrics_port:
+            # Internal only: never route this port through the reverse proxy that serves the webhook.
+            health = HealthServer(settings.metrics_port, ready, host=settings.host, registry=metrics.registry).start()
+        log.info(
+            "ingress_listening",
+            host=settings.host,
+            port=settings.port,
+            path=WEBHOOK_PATH,
+            metrics_port=health.port if health is not None else None,
+        )
+        server.run()
     finally:
+        if health is not None:
+            health.stop()
         if drainer is not None:
             drainer.stop()
         publisher.stop()
         if spool is not None:
             spool.close()
-    return 0
+    return EXIT_OK if lifeline.ok else EXIT_THREAD_DIED
 
 
 if __name__ == "__main__":

@@ -9,9 +9,13 @@ from pydantic import Field, SecretStr
 from shared.settings import CommonSettings
 
 WEBHOOK_PATH = "/docspace/webhook"
+# The ingress's own floor (DocSpace's password policy, which webhook secrets must pass, is usually stricter).
+MIN_SECRET_LENGTH = 16
 
 
 class IngressSettings(CommonSettings):
+    """Where the ingress listens, how it verifies, how long it waits for the broker, and its spool."""
+
     host: str = Field(default="0.0.0.0", description="interface to listen on")  # noqa: S104 - a server listens
     port: int = Field(default=3000, ge=1, le=65535)
     docspace_webhook_secret: SecretStr | None = Field(
@@ -31,6 +35,15 @@ class IngressSettings(CommonSettings):
     spool_enabled: bool = Field(default=True, description="keep deliveries on disk while the broker is away")
     spool_dir: str = Field(default="var/spool", description="where the spool lives (a persistent volume)")
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024, description="beyond this, 503")
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="internal port of /metrics, /healthz, /readyz; 0 = off"
+    )
+    replay_window_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="how long an accepted event id is remembered; a replay is not published; 0 = off",
+    )
+    replay_memory_size: int = Field(default=100_000, ge=1, description="at most this many event ids are remembered")
 
     def waitress_options(self) -> dict[str, Any]:
         """How waitress serves the ingress (also used by the benchmark's baseline endpoint, for a fair comparison)."""
@@ -53,3 +66,15 @@ class IngressSettings(CommonSettings):
         if self.docspace_webhook_secret is None:
             return []
         return [part.strip() for part in self.docspace_webhook_secret.get_secret_value().split(",") if part.strip()]
+
+    def weak_secrets(self) -> list[str]:
+        """One line per comma-separated secret that is too short, naming its position, never its value."""
+        if self.docspace_webhook_secret is None:
+            return []
+        parts = [part.strip() for part in self.docspace_webhook_secret.get_secret_value().split(",")]
+        problems = []
+        for number, part in enumerate(parts, start=1):
+            if len(part) < MIN_SECRET_LENGTH:
+                size = f"is {len(part)} character{'' if len(part) == 1 else 's'}" if part else "is empty"
+                problems.append(f"secret #{number} of {len(parts)} {size}; each needs at least {MIN_SECRET_LENGTH}")
+        return problems

@@ -4,62 +4,67 @@ DocSpace retries a failed delivery for about 31 s and then gives up for good. A 
 would lose invoices, so while the broker is away the ingress appends each verified delivery here (fsynced before
 it answers 2xx) and a drainer publishes them, in order, when the broker returns.
 
-Format: one append-only file of records ``[u32 header length][u32 body length][u32 crc32][header JSON][body]``
-and a checkpoint file holding the offset of the first record not yet confirmed by the broker. The checkpoint is
-replaced atomically after each confirm, so a record is published again only if the process dies between the
-broker's confirm and that write (a window of microseconds; the classifier's idempotency absorbs it).
+Files in ``SPOOL_DIR``: ``deliveries.spool``, an append-only file of records (format: ``ingress/spool_format.py``);
+``deliveries.checkpoint``, the offset of the first record the broker has not confirmed, replaced atomically after
+each confirm (so a record is published twice only if the process dies between a confirm and that write, and the
+classifier's idempotency absorbs it); and ``quarantine/``, where records that cannot be published, and damaged
+stretches of the file, are moved so they never block the records behind them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
-import struct
 import threading
-import zlib
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from ingress.facts import CONTENT_TYPE, UNKNOWN_TRIGGER
+from ingress.fields import fitting
+from ingress.spool_format import PREFIX, Damaged, Record, encode, scan
 from shared.errors import BrokerUnavailable
 from shared.outgoing import OutgoingMessage
+from shared.publisher import MessageRefused, UnpublishableMessage
 
 log = structlog.get_logger("ingress.spool")
 
-_FRAME = struct.Struct(">III")
+# The broker closing the channel on a message fails every message in flight with it; a record refused this many
+# times in a row, each time alone on the channel, is the one it refuses.
+MAX_REFUSALS = 3
 
 
 class SpoolFull(Exception):
     """No room (or no disk) for another delivery: the ingress answers 503 and DocSpace retries."""
 
 
-@dataclass(frozen=True)
-class _Record:
-    message: OutgoingMessage
-    end: int  # offset just past this record
-
-
 class Spool:
-    def __init__(self, directory: str | Path, *, max_bytes: int) -> None:
+    """The spool's files: append, read the oldest, confirm it, or move it aside into ``quarantine/``."""
+
+    def __init__(
+        self, directory: str | Path, *, max_bytes: int, on_quarantine: Callable[[str], None] | None = None
+    ) -> None:
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._log_path = self._dir / "deliveries.spool"
         self._checkpoint_path = self._dir / "deliveries.checkpoint"
+        self.quarantine_dir = self._dir / "quarantine"
         self._max_bytes = max_bytes
+        self._on_quarantine = on_quarantine
+        self._quarantined = 0
         self._lock = threading.Lock()
         self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open for the process's life
         self._size = self._log.seek(0, os.SEEK_END)
-        self._offset = min(self._read_checkpoint(), self._size)
-        self._pending, valid_end = self._scan(self._offset)
-        if valid_end < self._size:
-            # A torn record at the tail (the process died mid-write, before answering): cut it off, or every
-            # later append would sit behind it unread.
-            log.warning("spool_torn_tail_removed", bytes=self._size - valid_end)
-            self._log.truncate(valid_end)
-            self._size = valid_end
+        self._offset = self._pending = 0
+        with self._lock:
+            self._recover(self._read_checkpoint())
         if self._pending:
             log.warning("spool_recovered", pending=self._pending, path=str(self._log_path))
 
@@ -74,18 +79,7 @@ class Spool:
 
     def append(self, message: OutgoingMessage) -> None:
         """Durably add a delivery; returns only once it is on disk. Raises SpoolFull."""
-        header = json.dumps(
-            {
-                "exchange": message.exchange,
-                "routing_key": message.routing_key,
-                "message_id": message.message_id,
-                "content_type": message.content_type,
-                "headers": dict(message.headers),
-                "timestamp": message.timestamp,
-            },
-            separators=(",", ":"),
-        ).encode("utf-8")
-        frame = _FRAME.pack(len(header), len(message.body), zlib.crc32(header + message.body)) + header + message.body
+        frame = encode(message)
         with self._lock:
             if self._size + len(frame) > self._max_bytes:
                 raise SpoolFull(f"the spool holds {self._size} bytes; its limit is {self._max_bytes}")
@@ -94,70 +88,176 @@ class Spool:
                 self._log.flush()
                 os.fsync(self._log.fileno())
             except OSError as exc:
-                # A partial frame would be cut off at the next read (its length or crc does not match).
+                # Cut a partial frame off if the disk lets us; if not, it is found damaged and moved aside later.
+                with contextlib.suppress(OSError):
+                    self._log.truncate(self._size)
                 raise SpoolFull(f"the spool could not be written: {exc}") from exc
             self._size += len(frame)
             self._pending += 1
 
-    def peek(self) -> _Record | None:
-        """The oldest delivery not yet confirmed by the broker."""
+    def peek(self) -> Record | None:
+        """The oldest delivery not yet confirmed by the broker (damage in its way is moved aside first)."""
         with self._lock:
-            return self._read_at(self._offset)
+            record = self._read_at(self._offset)
+            if record is None and self._offset < self._size:
+                # The file changed under us (a disk fault, someone editing it): recover as at start-up.
+                self._recover(self._offset)
+                record = self._read_at(self._offset)
+            return record
 
-    def confirm(self, record: _Record) -> None:
+    def confirm(self, record: Record) -> None:
         """The broker confirmed ``record``: move the checkpoint past it; empty the files once all are done."""
         with self._lock:
+            # Memory first: if the disk fails below, this record is still never handed out again by this process.
             self._offset = record.end
-            self._pending -= 1
+            self._pending = max(0, self._pending - 1)
             if self._offset >= self._size:
                 # Everything is out: start the files afresh so the spool never grows without bound.
+                self._size = self._offset = self._pending = 0
                 self._log.truncate(0)
                 self._log.flush()
                 os.fsync(self._log.fileno())
-                self._size = self._offset = self._pending = 0
             self._write_checkpoint(self._offset)
+
+    def quarantine(self, record: Record, reason: str, error: str) -> Path:
+        """Move ``record`` aside (its body byte for byte, and what it was) and go on with the next one."""
+        message = record.message
+        event_id = message.headers.get("x-docspace-event-id", message.message_id)
+        path = self._write_quarantine(
+            reason,
+            message.body,
+            {
+                "reason": reason,
+                "error": error,
+                "event_id": event_id,
+                "routing_key": message.routing_key,
+                "message_id": message.message_id,
+                "content_type": message.content_type,
+                "headers": dict(message.headers),
+                "timestamp": message.timestamp,
+            },
+            suffix=".delivery",
+        )
+        log.error(
+            "spool_record_quarantined",
+            reason=reason,
+            error=error,
+            event_id=str(event_id)[:255] if event_id is not None else None,
+            path=str(path),
+            hint="the body is the delivery as DocSpace sent it; re-send it with 'invoice-pipeline send-test-event "
+            "--file' once the cause is fixed",
+        )
+        self.confirm(record)
+        return path
 
     def close(self) -> None:
         with self._lock:
             self._log.close()
 
-    def _read_at(self, offset: int) -> _Record | None:
+    # ---- under the lock -------------------------------------------------------------------------------------
+
+    def _read_at(self, offset: int) -> Record | None:
         self._log.seek(offset)
-        prefix = self._log.read(_FRAME.size)
-        if len(prefix) < _FRAME.size:
+        prefix = self._log.read(PREFIX.size)
+        if len(prefix) < PREFIX.size:
             return None
-        header_len, body_len, crc = _FRAME.unpack(prefix)
-        payload = self._log.read(header_len + body_len)
-        if len(payload) < header_len + body_len or zlib.crc32(payload) != crc:
-            log.error("spool_torn_record", offset=offset, hint="a crash mid-write; the record was never answered 2xx")
+        header_length, body_length, _crc = PREFIX.unpack(prefix)
+        if offset + PREFIX.size + header_length + body_length > self._size:
             return None
-        header: dict[str, Any] = json.loads(payload[:header_len])
-        message = OutgoingMessage(
-            exchange=header["exchange"],
-            routing_key=header["routing_key"],
-            body=payload[header_len:],
-            message_id=header["message_id"],
-            content_type=header["content_type"],
-            headers={**header["headers"], "x-spooled": True},
-            timestamp=header["timestamp"],
+        item = next(scan(prefix + self._log.read(header_length + body_length)), None)
+        return replace(item, offset=offset, end=offset + item.end) if isinstance(item, Record) else None
+
+    def _recover(self, checkpoint: int | None) -> None:
+        """Find every record and damaged stretch; move the damage after the checkpoint aside; keep the records."""
+        self._size = os.fstat(self._log.fileno()).st_size
+        items = self._scan_file()
+        starts = {item.offset for item in items} | {self._size}
+        if checkpoint is None or checkpoint not in starts:
+            log.error(
+                "spool_checkpoint_damaged",
+                checkpoint=checkpoint,
+                hint="publishing every record in the spool from the start; the stages' idempotency absorbs those "
+                "the broker already had",
+            )
+            checkpoint = 0
+        waiting = [item for item in items if item.offset >= checkpoint]
+        damaged = [item for item in waiting if isinstance(item, Damaged)]
+        records = [item for item in waiting if isinstance(item, Record)]
+        for stretch in damaged:
+            self._quarantine_stretch(stretch, torn_tail=stretch.end == self._size and stretch is waiting[-1])
+        if damaged and damaged != waiting[-1:]:
+            self._rewrite(records)
+        elif damaged:
+            self._log.truncate(damaged[0].offset)  # only a torn tail: cut it off
+            self._size = damaged[0].offset
+        self._offset = 0 if damaged and damaged != waiting[-1:] else checkpoint
+        self._pending = len(records)
+        self._write_checkpoint(self._offset)
+
+    def _scan_file(self) -> list[Record | Damaged]:
+        if self._size == 0:
+            return []
+        with mmap.mmap(self._log.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return list(scan(data))
+
+    def _quarantine_stretch(self, stretch: Damaged, *, torn_tail: bool) -> None:
+        self._log.seek(stretch.offset)
+        raw = self._log.read(stretch.end - stretch.offset)
+        path = self._write_quarantine(
+            "damaged",
+            raw,
+            {"reason": "damaged", "error": stretch.reason, "offset": stretch.offset, "length": len(raw)},
+            suffix=".bin",
         )
-        return _Record(message, offset + _FRAME.size + header_len + body_len)
+        # A torn tail is what a crash mid-append leaves (that delivery was never answered 2xx); damage before
+        # intact records is not, and deserves an operator's look.
+        (log.warning if torn_tail else log.error)(
+            "spool_torn_tail_removed" if torn_tail else "spool_damaged",
+            offset=stretch.offset,
+            bytes=len(raw),
+            error=stretch.reason,
+            path=str(path),
+        )
 
-    def _scan(self, offset: int) -> tuple[int, int]:
-        """How many whole records follow ``offset``, and where the last one ends."""
-        count, end = 0, offset
-        with self._lock:
-            record = self._read_at(offset)
-            while record is not None:
-                count, end = count + 1, record.end
-                record = self._read_at(record.end)
-        return count, end
+    def _rewrite(self, records: list[Record]) -> None:
+        """Replace the spool file with just ``records``, atomically."""
+        temporary = self._log_path.with_suffix(".rewrite")
+        with open(temporary, "wb") as handle:
+            for record in records:
+                handle.write(encode(record.message))
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._log.close()
+        os.replace(temporary, self._log_path)
+        self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open for the process's life
+        self._size = self._log.seek(0, os.SEEK_END)
 
-    def _read_checkpoint(self) -> int:
+    def _write_quarantine(self, reason: str, data: bytes, meta: dict[str, Any], *, suffix: str) -> Path:
+        self.quarantine_dir.mkdir(exist_ok=True)
+        self._quarantined += 1
+        stem = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 10**9:09d}-{self._quarantined}-{reason}"
+        path = self.quarantine_dir / (stem + suffix)
+        meta = {**meta, "quarantined_at": datetime.now(UTC).isoformat()}
+        for target, content in ((path, data), (path.with_suffix(".json"), _json_bytes(meta))):
+            with open(target, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if self._on_quarantine is not None:
+            self._on_quarantine(reason)
+        return path
+
+    def _read_checkpoint(self) -> int | None:
+        """The checkpoint's offset: 0 without one, None if it cannot be read."""
         try:
-            return int(self._checkpoint_path.read_text(encoding="ascii").strip() or 0)
+            text = self._checkpoint_path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
             return 0
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not text:
+            return 0
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
     def _write_checkpoint(self, offset: int) -> None:
         temporary = self._checkpoint_path.with_suffix(".tmp")
@@ -168,8 +268,32 @@ class Spool:
         os.replace(temporary, self._checkpoint_path)
 
 
+def _json_bytes(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
+def publishable(message: OutgoingMessage, exchange: str) -> OutgoingMessage:
+    """A spooled message as it is published now: to today's exchange, its AMQP fields fitted.
+
+    A spool written by an earlier version may hold the request's own content type, or an id longer than AMQP
+    allows; those are fixed here rather than quarantining an otherwise good delivery.
+    """
+    return replace(
+        message,
+        exchange=exchange,
+        routing_key=fitting(message.routing_key) or UNKNOWN_TRIGGER,
+        message_id=fitting(message.message_id),
+        content_type=CONTENT_TYPE,
+        headers={**message.headers, "x-spooled": True},
+    )
+
+
 class SpoolDrainer:
-    """Publishes spooled deliveries, oldest first, one confirmed publish at a time, whenever the broker is up."""
+    """Publishes spooled deliveries, oldest first, one confirmed publish at a time, whenever the broker is up.
+
+    A record the broker or pika refuses for what it is goes to quarantine; the thread itself survives any
+    exception, and ``on_death`` hears of it if it ever stops otherwise.
+    """
 
     def __init__(
         self,
@@ -179,12 +303,15 @@ class SpoolDrainer:
         is_connected: Callable[[], bool],
         exchange: str,
         idle_wait: float = 0.5,
+        on_death: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._spool = spool
         self._exchange = exchange
         self._publish = publish_and_wait
         self._is_connected = is_connected
         self._idle_wait = idle_wait
+        self._on_death = on_death
+        self._refused: tuple[int, int] = (-1, 0)  # (offset of the record, refusals in a row)
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spool-drainer", daemon=True)
@@ -202,19 +329,46 @@ class SpoolDrainer:
         self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        try:
+            while not self._stopping.is_set():
+                self._step()
+        except BaseException as exc:
+            log.critical("spool_drainer_died", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            if self._on_death is not None:
+                self._on_death(exc)
+
+    def _step(self) -> None:
+        try:
             record = self._spool.peek() if self._is_connected() else None
             if record is None:
                 self._wake.wait(self._idle_wait)
                 self._wake.clear()
-                continue
-            try:
-                # To today's events exchange: a spool written under another TOPOLOGY_PREFIX must not stall.
-                self._publish(replace(record.message, exchange=self._exchange))
-            except BrokerUnavailable as exc:
-                log.warning("spool_drain_paused", error=str(exc), pending=self._spool.depth)
-                self._stopping.wait(1.0)
-                continue
-            self._spool.confirm(record)
-            if self._spool.depth == 0:
-                log.info("spool_drained")
+                return
+            self._publish_one(record)
+        except Exception as exc:
+            # A bug or a disk fault: say so, wait a little, try again. Never a hot loop, never a dead thread.
+            log.error("spool_drain_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            self._stopping.wait(1.0)
+
+    def _publish_one(self, record: Record) -> None:
+        try:
+            self._publish(publishable(record.message, self._exchange))
+        except UnpublishableMessage as exc:
+            self._spool.quarantine(record, "unpublishable", str(exc))
+            return
+        except MessageRefused as exc:
+            offset, count = self._refused
+            count = count + 1 if offset == record.offset else 1
+            self._refused = (record.offset, count)
+            if count >= MAX_REFUSALS:
+                self._spool.quarantine(record, "refused", str(exc))
+            else:
+                log.warning("spool_record_refused", error=str(exc), attempt=count, pending=self._spool.depth)
+            return
+        except BrokerUnavailable as exc:
+            log.warning("spool_drain_paused", error=str(exc), pending=self._spool.depth)
+            self._stopping.wait(1.0)
+            return
+        self._spool.confirm(record)
+        if self._spool.depth == 0:
+            log.info("spool_drained")

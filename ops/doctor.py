@@ -263,6 +263,14 @@ def check_ingress_secret(settings: IngressSettings) -> Check:
             "DOCSPACE_WEBHOOK_SECRET is not set: the ingress refuses to start",
             "set it to the secret printed by 'invoice-pipeline docspace register-webhook'",
         )
+    weak = settings.weak_secrets()
+    if weak:
+        return Check(
+            "webhook secret",
+            "fail",
+            "DOCSPACE_WEBHOOK_SECRET: " + "; ".join(weak) + ": the ingress refuses to start",
+            "replace the short part with a long random secret (register-webhook generates one)",
+        )
     too_long = [s for s in settings.webhook_secrets() if len(s) > 50]
     if too_long:
         return Check("webhook secret", "warn", "a secret is longer than DocSpace's 50 characters", "shorten it")

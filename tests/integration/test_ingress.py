@@ -13,14 +13,16 @@ import pika
 import pytest
 import requests
 
-from ingress.app import create_app
+from ingress.app import IngressMetrics, create_app
+from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import SignatureVerifier, sign
 from shared.broker import connection_parameters
+from shared.health import HealthServer
 from shared.publisher import Publisher
 from tests.broker import BrokerKit
 from tests.fixtures import DOCSPACE_FIXTURES
-from tests.ingress_process import output, spawn_ingress
+from tests.ingress_process import free_port, output, spawn_ingress
 from tests.tcp_proxy import TcpProxy
 from tests.wsgi_server import WsgiServer
 
@@ -30,9 +32,9 @@ SIGNATURE = (DOCSPACE_FIXTURES / "file.created.sig").read_text().strip()
 
 
 class RunningIngress:
-    def __init__(self, url: str, publisher: Publisher, probe: str) -> None:
+    def __init__(self, url: str, internal: str, publisher: Publisher, probe: str) -> None:
         self.url = url + WEBHOOK_PATH
-        self.base = url
+        self.internal = internal
         self.publisher = publisher
         self.probe = probe
 
@@ -48,18 +50,23 @@ def _start_ingress(broker: BrokerKit, amqp_url: str) -> Iterator[RunningIngress]
     publisher = Publisher(params, topology=broker.topology, confirm_timeout=3).start()
     assert publisher.wait_connected(10)
     probe = broker.bind_probe(broker.topology.events_exchange)
+    metrics = IngressMetrics()
     app = create_app(
         verifier=SignatureVerifier([SECRET]),
         publish=publisher.publish,
         exchange=broker.topology.events_exchange,
         confirm_timeout=3,
         retry_after_seconds=7,
-        is_ready=lambda: publisher.is_connected,
+        metrics=metrics,
+        # Several tests post the same delivery on purpose: this ingress remembers nothing.
+        recent=RecentEvents(0),
     )
+    health = HealthServer(0, lambda: publisher.is_connected, host="127.0.0.1", registry=metrics.registry).start()
     try:
         with WsgiServer(app) as server:
-            yield RunningIngress(server.url, publisher, probe)
+            yield RunningIngress(server.url, f"http://127.0.0.1:{health.port}", publisher, probe)
     finally:
+        health.stop()
         publisher.stop()
 
 
@@ -80,7 +87,8 @@ def test_real_docspace_delivery_arrives_byte_for_byte(ingress: RunningIngress, b
     assert body == BODY
     assert properties.delivery_mode == 2
     assert properties.message_id == "138769"
-    assert properties.content_type == "application/json; charset=utf-8"
+    # The ingress's own content type: the request's header is not covered by the signature.
+    assert properties.content_type == "application/json"
     assert properties.timestamp and abs(properties.timestamp - time.time()) < 60
     assert properties.headers["x-docspace-event-id"] == "138769"
     assert properties.headers["x-docspace-trigger"] == "file.created"
@@ -139,7 +147,7 @@ def test_signed_without_trigger_is_published_as_unknown(ingress: RunningIngress,
 
 def test_bad_signatures_are_counted(ingress: RunningIngress) -> None:
     ingress.post(BODY, "sha256=00")
-    metrics = requests.get(ingress.base + "/metrics", timeout=5).text
+    metrics = requests.get(ingress.internal + "/metrics", timeout=5).text
     assert 'ingress_deliveries_total{outcome="bad_signature"} 1.0' in metrics
     assert SECRET not in metrics
 
@@ -154,14 +162,14 @@ def test_broker_down_gives_503_then_recovers_without_restart(
     response = ingress.post(BODY, SIGNATURE)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "7"
-    assert requests.get(ingress.base + "/readyz", timeout=5).status_code == 503
+    assert requests.get(ingress.internal + "/readyz", timeout=5).status_code == 503
 
     broker_proxy.up()
     deadline = time.monotonic() + 30
     while ingress.post(BODY, SIGNATURE).status_code != 200:
         assert time.monotonic() < deadline, "the ingress did not reconnect by itself"
         time.sleep(0.5)
-    assert requests.get(ingress.base + "/readyz", timeout=5).status_code == 200
+    assert requests.get(ingress.internal + "/readyz", timeout=5).status_code == 200
     # Only the deliveries that got a 2xx are in the queue.
     assert [body for _, body in broker.get_all(ingress.probe)] == [BODY, BODY]
 
@@ -217,36 +225,50 @@ def _run_ingress(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
 
 
 def test_starting_without_a_secret_fails_clearly() -> None:
-    result = _run_ingress({"PORT": "3999"})
+    result = _run_ingress({"PORT": str(free_port())})
     assert result.returncode == 2
     assert "DOCSPACE_WEBHOOK_SECRET is not set" in result.stderr
     assert "--insecure-skip-signature" in result.stderr
 
 
-def test_the_ingress_process_accepts_the_real_delivery(broker: BrokerKit) -> None:
+def test_starting_with_a_short_secret_names_it_by_position_never_by_value() -> None:
+    result = _run_ingress(
+        {"PORT": str(free_port()), "DOCSPACE_WEBHOOK_SECRET": "Long-Enough-Secret-1,abcde,Another-Long-One!"}
+    )
+    assert result.returncode == 2
+    assert "secret #2 of 3 is 5 characters" in result.stderr
+    assert "abcde" not in result.stderr and "Long-Enough" not in result.stderr
+
+
+def test_the_ingress_process_accepts_a_delivery_signed_like_docspace_signs(broker: BrokerKit) -> None:
+    # The fixture's own secret (14 characters, from DocSpace's SDK samples) is below the ingress's floor, so the
+    # process gets longer ones; the signature is computed exactly as DocSpace does (tests/unit/test_signature.py).
+    secret = "Rotated-Webhook-Secret-2027"
     probe = broker.bind_probe(broker.topology.events_exchange)
-    process, url = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": f"next-secret,{SECRET}"})
+    ingress = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": f"next-Secret-2028-xyz,{secret}"})
     try:
         response = requests.post(
-            url + WEBHOOK_PATH, data=BODY, headers={"x-docspace-signature-256": SIGNATURE}, timeout=10
+            ingress.webhook, data=BODY, headers={"x-docspace-signature-256": sign(BODY, secret)}, timeout=10
         )
         assert response.status_code == 200
         assert broker.get(probe)[1] == BODY
+        # The public port serves the webhook only; probes and metrics are on the internal one.
+        for path in ("/metrics", "/readyz", "/healthz"):
+            assert requests.get(ingress.url + path, timeout=5).status_code == 404
+            assert requests.get(ingress.internal + path, timeout=5).status_code == 200
     finally:
-        process.terminate()
-        process.wait(10)
-    stderr = output(process)
-    assert SECRET not in stderr and "next-secret" not in stderr
+        ingress.stop()
+    stderr = output(ingress.process)
+    assert secret not in stderr and "next-Secret" not in stderr
 
 
 def test_insecure_flag_starts_without_a_secret_and_says_so_loudly(broker: BrokerKit) -> None:
-    process, url = spawn_ingress(broker, {}, "--insecure-skip-signature")
+    ingress = spawn_ingress(broker, {}, "--insecure-skip-signature")
     try:
-        assert requests.post(url + WEBHOOK_PATH, data=BODY, timeout=10).status_code == 200
+        assert requests.post(ingress.webhook, data=BODY, timeout=10).status_code == 200
     finally:
-        process.terminate()
-        process.wait(10)
-    lines = [json.loads(line) for line in output(process).splitlines() if line.startswith("{")]
+        ingress.stop()
+    lines = [json.loads(line) for line in output(ingress.process).splitlines() if line.startswith("{")]
     assert {"event": "signature_check_disabled", "level": "critical"}.items() <= next(
         line for line in lines if line["event"] == "signature_check_disabled"
     ).items()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from ingress.spool import Spool, SpoolFull
+from ingress.spool import Spool, SpoolFull, publishable
+from ingress.spool_format import encode
 from shared.outgoing import OutgoingMessage
 
 
@@ -38,7 +40,7 @@ def test_records_come_back_in_order_with_their_properties(tmp_path: Path) -> Non
     drained = _drain(spool)
     assert [m.message_id for m in drained] == ["0", "1", "2", "3", "4"]
     assert drained[2].body == _message(2).body
-    assert drained[2].headers["x-docspace-event-id"] == "2" and drained[2].headers["x-spooled"] is True
+    assert drained[2].headers == _message(2).headers
     assert drained[2].routing_key == "file.uploaded" and drained[2].timestamp == 1_700_000_002
     assert spool.depth == 0
 
@@ -92,3 +94,79 @@ def test_the_files_are_emptied_once_everything_is_out(tmp_path: Path) -> None:
     assert (tmp_path / "deliveries.spool").stat().st_size == 0
     spool.append(_message(9))
     assert [m.message_id for m in _drain(spool)] == ["9"]
+
+
+def _quarantined(spool_dir: Path, suffix: str) -> list[Path]:
+    return sorted((spool_dir / "quarantine").glob(f"*{suffix}"))
+
+
+def test_damage_between_records_is_moved_aside_and_the_records_around_it_kept(tmp_path: Path) -> None:
+    reasons: list[str] = []
+    frames = [encode(_message(n)) for n in range(4)]
+    garbage = b"\x00\x00\x01\x00 this is not a record \xff" * 3
+    frames[1] = frames[1][:5] + b"\xde\xad" + frames[1][7:]  # two bytes flipped inside record 1
+    (tmp_path / "deliveries.spool").write_bytes(frames[0] + frames[1] + garbage + frames[2] + frames[3])
+
+    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=reasons.append)
+    assert spool.depth == 3
+    assert [m.message_id for m in _drain(spool)] == ["0", "2", "3"]
+    assert reasons == ["damaged"]
+    [stretch] = _quarantined(tmp_path, ".bin")
+    assert stretch.read_bytes() == frames[1] + garbage  # kept for a post-mortem
+    assert json.loads(stretch.with_suffix(".json").read_text())["reason"] == "damaged"
+
+
+@pytest.mark.parametrize("checkpoint", ["12a", "-5", "\u00b2", "99999999", "7"])
+def test_a_damaged_checkpoint_is_reported_and_no_record_is_lost(tmp_path: Path, checkpoint: str) -> None:
+    spool = Spool(tmp_path, max_bytes=1024 * 1024)
+    for n in range(3):
+        spool.append(_message(n))
+    spool.close()
+    (tmp_path / "deliveries.checkpoint").write_text(checkpoint, encoding="utf-8")
+    reopened = Spool(tmp_path, max_bytes=1024 * 1024)
+    # Not a record boundary: every record is handed out again (a duplicate at worst, never a loss).
+    assert [m.message_id for m in _drain(reopened)] == ["0", "1", "2"]
+
+
+def test_a_valid_checkpoint_after_damage_still_counts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1024 * 1024)
+    for n in range(3):
+        spool.append(_message(n))
+    first = spool.peek()
+    assert first is not None
+    spool.confirm(first)
+    spool.close()
+    with open(tmp_path / "deliveries.spool", "r+b") as log:
+        log.write(b"\xff\xff")  # damage inside the record already confirmed
+    assert [m.message_id for m in _drain(Spool(tmp_path, max_bytes=1024 * 1024))] == ["1", "2"]
+
+
+def test_a_quarantined_record_keeps_its_body_and_frees_the_way(tmp_path: Path) -> None:
+    reasons: list[str] = []
+    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=reasons.append)
+    spool.append(_message(1))
+    spool.append(_message(2))
+    first = spool.peek()
+    assert first is not None
+    path = spool.quarantine(first, "unpublishable", "ShortStringTooLong: ...")
+    assert path.read_bytes() == _message(1).body
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["event_id"] == "1" and meta["reason"] == "unpublishable"
+    assert reasons == ["unpublishable"]
+    assert [m.message_id for m in _drain(spool)] == ["2"]
+    assert [m.message_id for m in _drain(Spool(tmp_path, max_bytes=1024 * 1024))] == []
+
+
+def test_a_record_spooled_by_an_older_version_is_fitted_before_it_is_published() -> None:
+    old = OutgoingMessage(
+        exchange="old.docspace.events",
+        routing_key="ж" * 200,
+        body=b"{}",
+        message_id="7" * 5000,
+        content_type="application/json; x=" + "y" * 300,
+        headers={"x-docspace-event-id": "7" * 5000},
+    )
+    fitted = publishable(old, "docspace.events")
+    assert (fitted.exchange, fitted.routing_key, fitted.message_id) == ("docspace.events", "unknown", None)
+    assert fitted.content_type == "application/json" and fitted.body == b"{}"
+    assert fitted.headers["x-spooled"] is True

@@ -1,0 +1,245 @@
+"""The ingress's decision for each kind of delivery, through Falcon's test client with a fake publisher.
+
+Millisecond tests for every path; what needs the real broker is in tests/integration/test_ingress*.py.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from falcon import testing
+from prometheus_client import CollectorRegistry
+
+from ingress.app import IngressMetrics, create_app
+from ingress.replay import RecentEvents
+from ingress.signature import SignatureVerifier, sign
+from ingress.spool import Spool
+from shared.errors import BrokerUnavailable
+from shared.outgoing import OutgoingMessage
+from shared.publisher import MessageRefused, UnpublishableMessage
+
+SECRET = "unit-Test-Secret-0123"
+PATH = "/docspace/webhook"
+INT64_MAX = 2**63 - 1
+
+
+class FakePublisher:
+    """Implements the ingress's ``publish`` port: records each message, answers as scripted (confirm by default)."""
+
+    def __init__(self) -> None:
+        self.published: list[OutgoingMessage] = []
+        self.answers: list[BaseException | None] = []  # one per publish, then confirms
+
+    def publish(self, message: OutgoingMessage) -> Future[None]:
+        future: Future[None] = Future()
+        answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, TimeoutError):
+            return future  # never confirmed
+        if answer is None:
+            self.published.append(message)
+            future.set_result(None)
+        else:
+            future.set_exception(answer)
+        return future
+
+
+def delivery(event_id: Any = 141022, *, trigger: Any = "file.uploaded", webhook: dict[str, Any] | None = None) -> bytes:
+    document = {
+        "event": {"id": event_id, "createOn": "2026-09-18T08:14:03Z", "trigger": trigger, "triggerId": 256},
+        "payload": {"id": 3358301, "parentId": 6590431, "title": "Invoice-2026-0917.pdf", "fileEntryType": 2},
+        "webhook": webhook if webhook is not None else {"id": 2622, "name": "invoice-router"},
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Ingress:
+    def __init__(self, tmp_path: Path, *, spool: bool = False, replay_window: float = 3600) -> None:
+        self.publisher = FakePublisher()
+        self.metrics = IngressMetrics(CollectorRegistry())
+        self.spool = Spool(tmp_path / "spool", max_bytes=1024 * 1024) if spool else None
+        self.client = testing.TestClient(
+            create_app(
+                verifier=SignatureVerifier([SECRET]),
+                publish=self.publisher.publish,
+                exchange="docspace.events",
+                confirm_timeout=0.05,
+                retry_after_seconds=7,
+                metrics=self.metrics,
+                recent=RecentEvents(replay_window),
+                spool=self.spool,
+            )
+        )
+
+    def post(self, body: bytes, *, signature: str | None = None, **headers: str) -> testing.Result:
+        headers["x-docspace-signature-256"] = signature if signature is not None else sign(body, SECRET)
+        return self.client.simulate_post(PATH, body=body, headers=headers)
+
+    def counted(self, outcome: str) -> float:
+        value = self.metrics.registry.get_sample_value("ingress_deliveries_total", {"outcome": outcome})
+        return value or 0.0
+
+
+@pytest.fixture
+def ingress(tmp_path: Path) -> Ingress:
+    return Ingress(tmp_path)
+
+
+def test_a_delivery_is_published_byte_for_byte_with_the_ingress_s_own_content_type(ingress: Ingress) -> None:
+    body = delivery()
+    result = ingress.post(body, **{"Content-Type": "application/json; x=" + "y" * 300})
+    assert result.status_code == 200 and result.json == {"status": "accepted", "event_id": "141022"}
+    [message] = ingress.publisher.published
+    assert message.body == body and message.content_type == "application/json"
+    assert (message.routing_key, message.message_id) == ("file.uploaded", "141022")
+    assert message.headers["x-docspace-event-id"] == "141022" and message.headers["x-signature-verified"] is True
+    assert ingress.counted("accepted") == 1
+
+
+def test_a_replay_is_answered_200_and_not_published_again(ingress: Ingress) -> None:
+    body = delivery()
+    assert ingress.post(body).status_code == 200
+    replay = ingress.post(body)
+    assert replay.status_code == 200 and replay.json == {"status": "replayed", "event_id": "141022"}
+    # A DocSpace retry of the same event (new retry fields, new bytes) is the same event too.
+    retry = delivery(webhook={"id": 2622, "retryCount": 1, "retryOn": "2026-09-18T08:14:05Z"})
+    assert ingress.post(retry).json["status"] == "replayed"
+    assert len(ingress.publisher.published) == 1
+    assert ingress.counted("replayed") == 2
+
+
+def test_a_retry_of_a_delivery_that_was_not_accepted_is_published(ingress: Ingress) -> None:
+    ingress.publisher.answers = [BrokerUnavailable("down")]
+    first = ingress.post(delivery())
+    assert first.status_code == 503 and first.headers["Retry-After"] == "7"
+    assert ingress.post(delivery(webhook={"id": 2622, "retryCount": 1})).status_code == 200
+    assert len(ingress.publisher.published) == 1
+    assert ingress.counted("broker_unavailable") == 1 and ingress.counted("accepted") == 1
+
+
+def test_without_a_replay_window_every_delivery_is_published(tmp_path: Path) -> None:
+    ingress = Ingress(tmp_path, replay_window=0)
+    assert [ingress.post(delivery()).status_code for _ in range(3)] == [200, 200, 200]
+    assert len(ingress.publisher.published) == 3
+
+
+def test_deliveries_without_an_event_id_are_never_taken_for_replays(ingress: Ingress) -> None:
+    body = b'{"event":{"trigger":"file.uploaded"},"payload":{"id":1}}'
+    assert [ingress.post(body).json["status"] for _ in range(2)] == ["accepted", "accepted"]
+    ids = [m.message_id for m in ingress.publisher.published]
+    assert all(i and i.startswith("no-event-id-") for i in ids) and ids[0] != ids[1]
+
+
+@pytest.mark.parametrize("answer", [BrokerUnavailable("down"), TimeoutError(), MessageRefused("406")])
+def test_a_broker_that_cannot_take_it_sends_it_to_the_spool(tmp_path: Path, answer: BaseException) -> None:
+    ingress = Ingress(tmp_path, spool=True)
+    ingress.publisher.answers = [answer]
+    result = ingress.post(delivery())
+    assert result.status_code == 202 and result.json["status"] == "spooled"
+    assert ingress.spool is not None and ingress.spool.depth == 1
+    # Spooled is accepted: a replay is not spooled again.
+    assert ingress.post(delivery()).json["status"] == "replayed" and ingress.spool.depth == 1
+
+
+def test_behind_a_backlog_deliveries_queue_in_the_spool_in_order(tmp_path: Path) -> None:
+    ingress = Ingress(tmp_path, spool=True)
+    ingress.publisher.answers = [BrokerUnavailable("down")]
+    assert ingress.post(delivery(1)).status_code == 202
+    assert ingress.post(delivery(2)).status_code == 202  # not published past the one waiting
+    assert ingress.publisher.published == []
+    assert ingress.spool is not None and ingress.spool.depth == 2
+
+
+def test_a_full_spool_answers_503(tmp_path: Path) -> None:
+    ingress = Ingress(tmp_path, spool=True)
+    ingress.publisher.answers = [BrokerUnavailable("down")] * 3
+    big = delivery(1)[:-1] + b',"pad":"' + b"x" * 700_000 + b'"}'
+    assert ingress.post(big).status_code == 202
+    refused = ingress.post(delivery(2)[:-1] + b',"pad":"' + b"x" * 700_000 + b'"}')
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "7"
+
+
+def test_a_message_that_cannot_be_published_is_answered_422_and_counted(ingress: Ingress) -> None:
+    ingress.publisher.answers = [UnpublishableMessage("ShortStringTooLong")]
+    result = ingress.post(delivery())
+    assert result.status_code == 422
+    assert ingress.counted("unpublishable") == 1
+    # Not accepted, so not remembered: DocSpace's retry goes through.
+    assert ingress.post(delivery()).json["status"] == "accepted"
+
+
+@pytest.mark.parametrize("signature", [None, "", "sha256=00", "sha256=" + "ÄÖ" * 32])
+def test_a_bad_signature_is_401_and_nothing_is_published(ingress: Ingress, signature: str | None) -> None:
+    body = delivery()
+    result = ingress.client.simulate_post(
+        PATH, body=body, headers={} if signature is None else {"x-docspace-signature-256": signature}
+    )
+    assert result.status_code == 401 and ingress.publisher.published == []
+    assert ingress.counted("bad_signature") == 1
+
+
+def test_a_body_over_the_cap_is_413(ingress: Ingress) -> None:
+    body = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    assert ingress.post(body).status_code == 413
+    assert ingress.publisher.published == [] and ingress.counted("too_large") == 1
+
+
+# ---- the ways in of issue 11: values no AMQP field can hold, and values the peek may choke on ---------------
+
+
+def test_an_event_id_of_5000_digits_is_kept_out_of_the_amqp_fields(ingress: Ingress) -> None:
+    body = delivery("9" * 5000)
+    assert ingress.post(body).status_code == 200
+    [message] = ingress.publisher.published
+    assert message.body == body
+    assert message.message_id is not None and message.message_id.startswith("no-event-id-")
+    assert "x-docspace-event-id" not in message.headers
+
+
+def test_a_trigger_of_100_multibyte_characters_is_routed_as_unknown(ingress: Ingress) -> None:
+    trigger = "ж" * 100  # 100 characters, 200 bytes
+    assert ingress.post(delivery(trigger=trigger)).status_code == 200
+    [message] = ingress.publisher.published
+    assert message.routing_key == "unknown" and message.headers["x-docspace-trigger"] == "unknown"
+
+
+def test_a_trigger_that_fits_in_bytes_keeps_its_name(ingress: Ingress) -> None:
+    assert ingress.post(delivery(trigger="файл.загружен")).status_code == 200
+    assert ingress.publisher.published[0].routing_key == "файл.загружен"
+
+
+@pytest.mark.parametrize("retry_count", [2**63, 2**64 - 1, str(2**64), "9" * 4000])
+def test_a_retry_count_beyond_64_bits_is_capped(ingress: Ingress, retry_count: Any) -> None:
+    assert ingress.post(delivery(webhook={"id": 1, "retryCount": retry_count})).status_code == 200
+    assert ingress.publisher.published[0].headers["x-docspace-retry-count"] == INT64_MAX
+
+
+@pytest.mark.parametrize("odd", ["²", "--5", "5" * 5000, "٣", -(2**70)])
+@pytest.mark.parametrize("field", ["id", "retryCount"])
+def test_odd_webhook_ids_and_retry_counts_never_cost_the_delivery(ingress: Ingress, field: str, odd: Any) -> None:
+    body = delivery(webhook={"id": 2622, field: odd})
+    result = ingress.post(body)
+    assert result.status_code == 200, result.text
+    [message] = ingress.publisher.published
+    assert message.body == body and message.routing_key in {"file.uploaded", "unknown"}
+    assert all(len(str(v).encode()) <= 255 for k, v in message.headers.items() if k != "x-received-at")
+    assert -(2**63) <= message.headers["x-docspace-retry-count"] <= INT64_MAX
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json \xff", b"[]", b'{"event":1}', b"{" * 100_000, b'{"event":{"id":"\\ud800"}}']
+)
+def test_signed_bodies_the_peek_cannot_read_are_published_as_unknown(ingress: Ingress, body: bytes) -> None:
+    assert ingress.post(body).status_code == 200
+    [message] = ingress.publisher.published
+    assert message.body == body and message.routing_key == "unknown"
+
+
+def test_the_public_app_serves_only_the_webhook_path(ingress: Ingress) -> None:
+    assert ingress.client.simulate_head(PATH).status_code == 200
+    assert ingress.client.simulate_get(PATH).status_code == 200
+    for path in ("/metrics", "/healthz", "/readyz", "/"):
+        assert ingress.client.simulate_get(path).status_code == 404

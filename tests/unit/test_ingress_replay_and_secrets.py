@@ -1,0 +1,84 @@
+"""The ingress's replay memory (bounded, forgetting) and its refusal of weak webhook secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingress.replay import RecentEvents
+from ingress.settings import IngressSettings
+from ops.doctor import check_ingress_secret
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_accepted_id_is_remembered_for_the_window_only() -> None:
+    clock = Clock()
+    recent = RecentEvents(60, clock=clock)
+    assert not recent.seen("141022")
+    recent.remember("141022")
+    clock.now += 59
+    assert recent.seen("141022")
+    clock.now += 2
+    assert not recent.seen("141022")
+
+
+def test_the_memory_is_bounded_and_forgets_the_oldest_first() -> None:
+    recent = RecentEvents(3600, max_size=3, clock=Clock())
+    for n in range(5):
+        recent.remember(str(n))
+    assert len(recent) == 3
+    assert [recent.seen(str(n)) for n in range(5)] == [False, False, True, True, True]
+
+
+def test_expired_ids_are_dropped_as_new_ones_arrive() -> None:
+    clock = Clock()
+    recent = RecentEvents(10, clock=clock)
+    for n in range(100):
+        recent.remember(str(n))
+    clock.now += 11
+    recent.remember("new")
+    assert len(recent) == 1
+
+
+def test_a_window_of_zero_remembers_nothing() -> None:
+    recent = RecentEvents(0)
+    recent.remember("1")
+    assert not recent.seen("1") and len(recent) == 0
+
+
+def _settings(secret: str, monkeypatch: pytest.MonkeyPatch) -> IngressSettings:
+    monkeypatch.setenv("DOCSPACE_WEBHOOK_SECRET", secret)
+    return IngressSettings()
+
+
+@pytest.mark.parametrize(
+    ("secret", "problems"),
+    [
+        ("abc,Sixteen-chars-ok", ["secret #1 of 2 is 3 characters; each needs at least 16"]),
+        ("Sixteen-chars-ok,Another-long-one!,hunter2", ["secret #3 of 3 is 7 characters; each needs at least 16"]),
+        ("x", ["secret #1 of 1 is 1 character; each needs at least 16"]),
+        ("Sixteen-chars-ok,", ["secret #2 of 2 is empty; each needs at least 16"]),
+        ("Sixteen-chars-ok, Another-long-one!", []),
+    ],
+)
+def test_each_secret_must_be_16_characters_and_is_named_by_position_only(
+    monkeypatch: pytest.MonkeyPatch, secret: str, problems: list[str]
+) -> None:
+    found = _settings(secret, monkeypatch).weak_secrets()
+    assert found == problems
+    for part in secret.split(","):
+        if part.strip():
+            assert all(part.strip() not in line for line in found)
+
+
+def test_doctor_names_the_weak_part_never_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = check_ingress_secret(_settings("Sixteen-chars-ok,tiny-one", monkeypatch))
+    assert check.status == "fail"
+    assert "secret #2 of 2 is 8 characters" in check.detail
+    assert "tiny-one" not in check.detail + check.fix and "Sixteen-chars-ok" not in check.detail + check.fix
