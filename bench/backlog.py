@@ -100,8 +100,9 @@ def run(
             "PIPELINE_SECRET": PIPELINE_SECRET,
             "CONCURRENCY": str(concurrency),
         }
-        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", env)
-        wait_http(f"http://127.0.0.1:{port}/readyz", procs["ingress"])
+        probe_port = free_port()  # the ingress's internal port: its /readyz (the consumers get none here)
+        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", {**env, "METRICS_PORT": str(probe_port)})
+        wait_http(f"http://127.0.0.1:{probe_port}/readyz", procs["ingress"])
         sim.register_webhook(
             f"http://127.0.0.1:{port}/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"]
         )

@@ -20,6 +20,8 @@ WARMUP_SECONDS = 2
 def server(kind: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Proc]]:
     """``ingress`` (the product), ``minimal`` or ``sample`` on a free port; yields the webhook URL."""
     port = free_port()
+    # The ingress answers its probes on an internal port; the baselines answer /readyz on their only one.
+    probe_port = free_port() if kind == "ingress" else port
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     module = {"ingress": "ingress", "minimal": "bench.minimal_app", "sample": "bench.sample_receiver"}[kind]
     proc = Proc(
@@ -28,6 +30,7 @@ def server(kind: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, 
         {
             "HOST": "127.0.0.1",
             "PORT": str(port),
+            "METRICS_PORT": str(probe_port),
             "DOCSPACE_WEBHOOK_SECRET": SECRET,
             "TOPOLOGY_PREFIX": prefix,
             **(env or {}),
@@ -35,7 +38,7 @@ def server(kind: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, 
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(base + "/readyz", proc)
+        wait_http(f"http://127.0.0.1:{probe_port}/readyz", proc)
         yield base + WEBHOOK_PATH, proc
     finally:
         proc.stop()

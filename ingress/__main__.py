@@ -106,13 +106,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
     metrics = IngressMetrics()
+    recent = RecentEvents(settings.replay_window_seconds, max_size=settings.replay_memory_size)
+
+    def quarantined(reason: str, event_id: str | None) -> None:
+        metrics.spool_quarantined.labels(reason).inc()
+        if event_id is not None:
+            recent.forget(event_id)  # not delivered after all: a re-send must go through
+
     spool = None
     if settings.spool_enabled:
         try:
             spool = Spool(
                 settings.spool_dir,
                 max_bytes=settings.spool_max_bytes,
-                on_quarantine=lambda reason: metrics.spool_quarantined.labels(reason).inc(),
+                on_quarantine=quarantined,
             )
         except OSError as exc:
             print(f"ingress: cannot open the spool in {settings.spool_dir}: {exc}", file=sys.stderr)
@@ -165,7 +172,7 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
             confirm_timeout=settings.confirm_timeout,
             retry_after_seconds=settings.retry_after_seconds,
             metrics=metrics,
-            recent=RecentEvents(settings.replay_window_seconds, max_size=settings.replay_memory_size),
+            recent=recent,
             spool=spool,
             on_spooled=drainer.wake if drainer is not None else None,
         )

@@ -40,6 +40,11 @@ class RecentEvents:
             expires = self._expiry.get(event_id)
             return expires is not None and expires > self._clock()
 
+    def forget(self, event_id: str) -> None:
+        """``event_id`` was not delivered after all (its spool record was quarantined): let it through again."""
+        with self._lock:
+            self._expiry.pop(event_id, None)
+
     def remember(self, event_id: str) -> None:
         """Note that ``event_id`` was accepted now (a later acceptance renews it)."""
         if not self.enabled:

@@ -49,8 +49,13 @@ class Spool:
     """The spool's files: append, read the oldest, confirm it, or move it aside into ``quarantine/``."""
 
     def __init__(
-        self, directory: str | Path, *, max_bytes: int, on_quarantine: Callable[[str], None] | None = None
+        self,
+        directory: str | Path,
+        *,
+        max_bytes: int,
+        on_quarantine: Callable[[str, str | None], None] | None = None,
     ) -> None:
+        """``on_quarantine(reason, event_id)`` hears of each record or damaged stretch moved aside."""
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._log_path = self._dir / "deliveries.spool"
@@ -125,6 +130,7 @@ class Spool:
         event_id = message.headers.get("x-docspace-event-id", message.message_id)
         path = self._write_quarantine(
             reason,
+            str(event_id) if event_id is not None else None,
             message.body,
             {
                 "reason": reason,
@@ -205,6 +211,7 @@ class Spool:
         raw = self._log.read(stretch.end - stretch.offset)
         path = self._write_quarantine(
             "damaged",
+            None,
             raw,
             {"reason": "damaged", "error": stretch.reason, "offset": stretch.offset, "length": len(raw)},
             suffix=".bin",
@@ -232,7 +239,9 @@ class Spool:
         self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open for the process's life
         self._size = self._log.seek(0, os.SEEK_END)
 
-    def _write_quarantine(self, reason: str, data: bytes, meta: dict[str, Any], *, suffix: str) -> Path:
+    def _write_quarantine(
+        self, reason: str, event_id: str | None, data: bytes, meta: dict[str, Any], *, suffix: str
+    ) -> Path:
         self.quarantine_dir.mkdir(exist_ok=True)
         self._quarantined += 1
         stem = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 10**9:09d}-{self._quarantined}-{reason}"
@@ -244,7 +253,7 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
         if self._on_quarantine is not None:
-            self._on_quarantine(reason)
+            self._on_quarantine(reason, event_id)
         return path
 
     def _read_checkpoint(self) -> int | None:

@@ -67,6 +67,7 @@ def run_demo() -> int:
     webhook_secret = secrets.token_urlsafe(24)
     pipeline_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
     ingress_port = int(os.environ.get("PORT", "3000"))
+    ingress_metrics_port = _port(int(os.environ.get("METRICS_PORT") or 9100))
     sim = DocSpaceSimulator(api_key="sk-demo-" + secrets.token_hex(16), port=_port(8090), move_delay=0.5).start()
     mail = MailCatcher(_port(1025), lambda m, to: say(f"  📧 mail catcher: to {', '.join(to)}: {m['Subject']}")).start()
     pipeline = PipelineReceiver(
@@ -105,11 +106,17 @@ def run_demo() -> int:
         "PIPELINE_URL": pipeline.url,
         "PIPELINE_SECRET": pipeline_secret,
     }
-    children = [spec.__class__(spec.name, spec.argv, env) for spec in pipeline_children()]
+    # The ingress's probes and metrics are on an internal port of their own; the consumers serve none here.
+    children = [
+        spec.__class__(spec.name, spec.argv, {**env, "METRICS_PORT": str(ingress_metrics_port)})
+        if spec.name == "ingress"
+        else spec.__class__(spec.name, spec.argv, {**env, "METRICS_PORT": "0"})
+        for spec in pipeline_children()
+    ]
     supervisor = Supervisor(children, on_line=on_line).start()
     ingress_url = f"http://127.0.0.1:{ingress_port}"
     try:
-        wait_for_pipeline(ingress_url, logs.started, supervisor)
+        wait_for_pipeline(f"http://127.0.0.1:{ingress_metrics_port}", logs.started, supervisor)
     except RuntimeError as exc:
         say(f"✗ the pipeline did not start: {exc}")
         supervisor.stop()

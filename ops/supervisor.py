@@ -139,9 +139,12 @@ def pipeline_children() -> list[ChildSpec]:
 
 
 def wait_for_pipeline(
-    ingress_url: str, started: Callable[[], set[str]], supervisor: Supervisor, timeout: float = 30
+    ingress_internal_url: str, started: Callable[[], set[str]], supervisor: Supervisor, timeout: float = 30
 ) -> None:
-    """Block until the ingress is ready and every consumer has started consuming; raise RuntimeError if not."""
+    """Block until the ingress is ready and every consumer has started consuming; raise RuntimeError if not.
+
+    ``ingress_internal_url`` is the ingress's internal base URL (``METRICS_PORT``), where its ``/readyz`` is.
+    """
     import requests  # only the supervisor's readiness check needs HTTP
 
     deadline = time.monotonic() + timeout
@@ -149,7 +152,7 @@ def wait_for_pipeline(
         if supervisor.fatal is not None:
             raise RuntimeError(supervisor.fatal)
         try:
-            ready = requests.get(ingress_url + "/readyz", timeout=1).status_code == 200
+            ready = requests.get(ingress_internal_url + "/readyz", timeout=1).status_code == 200
         except requests.ConnectionError:
             ready = False
         if ready and {"classifier", "mover", "notifier"} <= started():

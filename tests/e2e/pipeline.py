@@ -52,23 +52,17 @@ def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) 
         "SPOOL_DIR": str(tmp_path / "spool"),
         **env,
     }
-    # Each consumer serves /metrics on a port of its own; the ingress serves it on its webhook port.
-    metrics_ports = {name: free_port() for name in ("classifier", "mover", "notifier")}
+    # Each process serves /metrics (and its probes) on an internal port of its own.
+    metrics_ports = {name: free_port() for name in ("ingress", "classifier", "mover", "notifier")}
     specs = [
-        replace(
-            spec,
-            env={**full_env, **({"METRICS_PORT": str(metrics_ports[spec.name])} if spec.name in metrics_ports else {})},
-        )
-        for spec in pipeline_children()
+        replace(spec, env={**full_env, "METRICS_PORT": str(metrics_ports[spec.name])}) for spec in pipeline_children()
     ]
     supervisor = Supervisor(specs, on_line=logs.add).start()
     url = f"http://127.0.0.1:{port}"
-    metrics_urls = {"ingress": f"{url}/metrics"} | {
-        name: f"http://127.0.0.1:{metrics_port}/metrics" for name, metrics_port in metrics_ports.items()
-    }
+    metrics_urls = {name: f"http://127.0.0.1:{metrics_port}/metrics" for name, metrics_port in metrics_ports.items()}
     try:
         try:
-            wait_for_pipeline(url, logs.started, supervisor)
+            wait_for_pipeline(f"http://127.0.0.1:{metrics_ports['ingress']}", logs.started, supervisor)
         except RuntimeError as exc:
             raise AssertionError(f"{exc}\n{logs.dump()}") from exc
         yield RunningPipeline(url, logs, supervisor, tmp_path / "spool", metrics_urls)

@@ -46,6 +46,13 @@ def test_expired_ids_are_dropped_as_new_ones_arrive() -> None:
     assert len(recent) == 1
 
 
+def test_a_forgotten_id_goes_through_again() -> None:
+    recent = RecentEvents(60, clock=Clock())
+    recent.remember("1")
+    recent.forget("1")
+    assert not recent.seen("1")
+
+
 def test_a_window_of_zero_remembers_nothing() -> None:
     recent = RecentEvents(0)
     recent.remember("1")

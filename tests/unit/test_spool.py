@@ -101,16 +101,16 @@ def _quarantined(spool_dir: Path, suffix: str) -> list[Path]:
 
 
 def test_damage_between_records_is_moved_aside_and_the_records_around_it_kept(tmp_path: Path) -> None:
-    reasons: list[str] = []
+    reasons: list[tuple[str, str | None]] = []
     frames = [encode(_message(n)) for n in range(4)]
     garbage = b"\x00\x00\x01\x00 this is not a record \xff" * 3
     frames[1] = frames[1][:5] + b"\xde\xad" + frames[1][7:]  # two bytes flipped inside record 1
     (tmp_path / "deliveries.spool").write_bytes(frames[0] + frames[1] + garbage + frames[2] + frames[3])
 
-    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=reasons.append)
+    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=lambda *args: reasons.append(args))
     assert spool.depth == 3
     assert [m.message_id for m in _drain(spool)] == ["0", "2", "3"]
-    assert reasons == ["damaged"]
+    assert reasons == [("damaged", None)]
     [stretch] = _quarantined(tmp_path, ".bin")
     assert stretch.read_bytes() == frames[1] + garbage  # kept for a post-mortem
     assert json.loads(stretch.with_suffix(".json").read_text())["reason"] == "damaged"
@@ -142,8 +142,8 @@ def test_a_valid_checkpoint_after_damage_still_counts(tmp_path: Path) -> None:
 
 
 def test_a_quarantined_record_keeps_its_body_and_frees_the_way(tmp_path: Path) -> None:
-    reasons: list[str] = []
-    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=reasons.append)
+    reasons: list[tuple[str, str | None]] = []
+    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=lambda *args: reasons.append(args))
     spool.append(_message(1))
     spool.append(_message(2))
     first = spool.peek()
@@ -152,7 +152,7 @@ def test_a_quarantined_record_keeps_its_body_and_frees_the_way(tmp_path: Path) -
     assert path.read_bytes() == _message(1).body
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["event_id"] == "1" and meta["reason"] == "unpublishable"
-    assert reasons == ["unpublishable"]
+    assert reasons == [("unpublishable", "1")]
     assert [m.message_id for m in _drain(spool)] == ["2"]
     assert [m.message_id for m in _drain(Spool(tmp_path, max_bytes=1024 * 1024))] == []
 
