@@ -31,6 +31,9 @@ def server(kind: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, 
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "METRICS_PORT": str(probe_port),
+            # wrk sends one signed body over and over: with the replay memory on, every request after the first
+            # would be answered as a replay without reaching the broker, and the run would measure nothing.
+            "REPLAY_WINDOW_SECONDS": "0",
             "DOCSPACE_WEBHOOK_SECRET": SECRET,
             "TOPOLOGY_PREFIX": prefix,
             **(env or {}),

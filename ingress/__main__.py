@@ -18,7 +18,8 @@ from ingress.app import IngressMetrics, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
-from ingress.spool import Spool, SpoolDrainer
+from ingress.spool import Spool
+from ingress.spool_drainer import SpoolDrainer
 from shared.broker import connection_parameters
 from shared.health import HealthServer
 from shared.logging import configure_logging

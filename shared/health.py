@@ -1,4 +1,4 @@
-"""A consumer process's HTTP side: ``/healthz`` (alive), ``/readyz`` (connected to the broker), ``/metrics``."""
+"""A process's internal HTTP side on ``METRICS_PORT``: ``/healthz`` (alive), ``/readyz`` (ready), ``/metrics``."""
 
 from __future__ import annotations
 

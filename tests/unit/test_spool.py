@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingress.spool import Spool, SpoolFull, publishable
+from ingress.spool import Spool, SpoolFull
+from ingress.spool_drainer import publishable
 from ingress.spool_format import encode
 from shared.outgoing import OutgoingMessage
 

@@ -1,0 +1,85 @@
+"""The drainer's decisions with a scripted publish: what it quarantines, what it waits out, and that it never dies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ingress.spool import Spool
+from ingress.spool_drainer import MAX_REFUSALS, SpoolDrainer
+from shared.errors import BrokerUnavailable
+from shared.outgoing import OutgoingMessage
+from shared.publisher import MessageRefused, UnpublishableMessage
+
+
+def _message(n: int) -> OutgoingMessage:
+    return OutgoingMessage(
+        exchange="old.events", routing_key="file.uploaded", body=f"{n}".encode(), message_id=str(n), headers={}
+    )
+
+
+class ScriptedPublish:
+    """``publish_and_wait`` whose answers are scripted per message id; records what was published."""
+
+    def __init__(self, script: dict[str, list[BaseException]]) -> None:
+        self.script = script
+        self.published: list[OutgoingMessage] = []
+
+    def __call__(self, message: OutgoingMessage) -> None:
+        failures = self.script.get(message.message_id or "", [])
+        if failures:
+            raise failures.pop(0)
+        self.published.append(message)
+
+
+def _drain(tmp_path: Path, publish: ScriptedPublish, count: int) -> tuple[Spool, list[str]]:
+    quarantined: list[str] = []
+    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=lambda reason, _id: quarantined.append(reason))
+    for n in range(count):
+        spool.append(_message(n))
+    deaths: list[BaseException] = []
+    drainer = SpoolDrainer(
+        spool,
+        publish_and_wait=publish,
+        is_connected=lambda: True,
+        exchange="docspace.events",
+        idle_wait=0.01,
+        on_death=deaths.append,
+    ).start()
+    _until(lambda: spool.depth == 0)
+    drainer.stop()
+    assert deaths == []
+    return spool, quarantined
+
+
+def _until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_an_unpublishable_record_is_quarantined_at_once_and_the_rest_published(tmp_path: Path) -> None:
+    publish = ScriptedPublish({"1": [UnpublishableMessage("ShortStringTooLong")]})
+    _spool, quarantined = _drain(tmp_path, publish, 3)
+    assert [m.message_id for m in publish.published] == ["0", "2"]
+    assert quarantined == ["unpublishable"]
+    assert {m.exchange for m in publish.published} == {"docspace.events"}  # today's exchange
+
+
+def test_a_record_is_quarantined_only_after_repeated_refusals(tmp_path: Path) -> None:
+    publish = ScriptedPublish(
+        {"0": [MessageRefused("406")] * (MAX_REFUSALS - 1), "1": [MessageRefused("406")] * MAX_REFUSALS}
+    )
+    _spool, quarantined = _drain(tmp_path, publish, 3)
+    # Record 0 was a bystander of someone else's refusal and went through; record 1 is the one refused.
+    assert [m.message_id for m in publish.published] == ["0", "2"]
+    assert quarantined == ["refused"]
+
+
+def test_an_outage_is_waited_out_and_a_surprise_does_not_kill_the_thread(tmp_path: Path) -> None:
+    publish = ScriptedPublish({"0": [BrokerUnavailable("down"), RuntimeError("a bug")]})
+    _spool, quarantined = _drain(tmp_path, publish, 2)
+    assert [m.message_id for m in publish.published] == ["0", "1"]
+    assert quarantined == []
