@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from ingress.spool_format import Damaged, Record, decode_at, encode, scan
 from shared.outgoing import OutgoingMessage
 
-BUDGET = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The suite's bounded profile (tests/conftest.py) sets how many examples; HYPOTHESIS_PROFILE=fuzz runs more.
+BUDGET = settings(suppress_health_check=[HealthCheck.too_slow])
 
 messages = st.builds(
     OutgoingMessage,
