@@ -90,7 +90,10 @@ def configure_logging(*, fmt: str = "auto", level: str = "INFO", process: str | 
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_json_line)
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Rich's tracebacks print every frame's local variables by default, and a local may be a secret.
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if as_json else [*shared, renderer],
