@@ -61,10 +61,20 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
         heartbeat=settings.heartbeat,
         blocked_connection_timeout=settings.blocked_connection_timeout,
     )
-    publisher = Publisher(params, topology=topology).start()
+    failures: list[BaseException] = []
+    consumers: list[StageConsumer] = []
+
+    def publisher_died(exc: BaseException) -> None:
+        # Without its publisher a stage can neither emit follow-ups nor park retries: every message would be
+        # requeued over and over. Stop consuming and exit non-zero so the orchestrator restarts the process.
+        failures.append(exc)
+        for consumer in consumers:
+            consumer.stop()
+
+    publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
     concurrency = getattr(settings, "concurrency", 4)
-    consumers = [
+    consumers += [
         StageConsumer(
             params,
             topology=topology,
@@ -91,8 +101,6 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-
-    failures: list[BaseException] = []
 
     def run(consumer: StageConsumer) -> None:
         try:
