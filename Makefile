@@ -26,9 +26,11 @@ bench: $(INSTALLED)
 		|| { echo "make bench needs wrk: install it (apt-get install wrk, brew install wrk)"; exit 1; }
 	$(PY) -m bench
 
+## make lint: ruff (lint + format check), then mypy (strict for the production code: [tool.mypy] in pyproject.toml)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

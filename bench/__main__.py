@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         out += _latency_table(res2)
     if "3" in args.sections:
         out += _section("3. End to end, delivery -> e-mail, DocSpace API latency 20 ms, no portal rate limit")
-        runs = [_timed(lambda c=c: backlog.run(sizes[c], c)) for c in CONCURRENCY_LEVELS]
+        runs = [_timed(functools.partial(backlog.run, sizes[c], c)) for c in CONCURRENCY_LEVELS]
         out += _backlog_table(runs)
     if "4" in args.sections:
         out += _section("4. Same, portal enforcing DocSpace's limits (1,500 req/min per user, 15 writes, 429)")

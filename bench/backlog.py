@@ -198,4 +198,5 @@ def _count_moves_and_429s(sim: DocSpaceSimulator, moves: Counter[str], rejected:
             rejected[rejection.status] += 1
         return latency, rejection
 
+    # Counts the simulator's rejections by wrapping its own check on this instance (Faults has no hook for it).
     sim.faults.check = counted_check  # type: ignore[method-assign]

@@ -118,7 +118,7 @@ def create_app(
     recent: RecentEvents | None = None,
     spool: Spool | None = None,
     on_spooled: Callable[[], None] | None = None,
-) -> falcon.App:
+) -> falcon.App[falcon.Request, falcon.Response]:
     metrics = metrics if metrics is not None else IngressMetrics()
     if spool is not None:
         metrics.spool_depth.set_function(lambda: spool.depth)

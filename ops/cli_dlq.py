@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
@@ -46,10 +46,13 @@ def _sweep(
     ) as progress:
         for stage in names:
             task = progress.add_task(f"{verb} {stage}", total=None)
-            done += queues.sweep(
-                stage, decide, progress=lambda n, total, task=task: progress.update(task, completed=n, total=total)
-            )
+            done += queues.sweep(stage, decide, progress=_reporter(progress, task))
     return done
+
+
+def _reporter(progress: Progress, task: TaskID) -> Callable[[int, int], None]:
+    """What ``sweep`` calls after each message: move ``task``'s bar."""
+    return lambda n, total: progress.update(task, completed=n, total=total)
 
 
 def _matches(letter: DeadLetter, reason: str | None, since: datetime | None, ident: str | None) -> bool:

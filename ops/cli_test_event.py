@@ -32,11 +32,7 @@ def send_test_event(
             "[red]DOCSPACE_WEBHOOK_SECRET is not set[/red]: the test event is signed with it, like DocSpace does."
         )
         raise typer.Exit(EXIT_CONFIG)
-    if file is not None:
-        body = file.read_bytes()
-    else:
-        ids = {k: v for k, v in {"file_id": file_id, "folder_id": folder_id}.items() if v is not None}
-        body = sample_delivery(**ids)
+    body = file.read_bytes() if file is not None else sample_delivery(file_id=file_id, folder_id=folder_id)
     target = url or f"http://127.0.0.1:{settings.port}{WEBHOOK_PATH}"
     try:
         resp = post_delivery(target, body, secrets[0])

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import methodcaller
 from typing import Any, Literal
 
 import pika
@@ -59,10 +60,10 @@ def check_broker(params: pika.ConnectionParameters, topology: Topology) -> Itera
         missing: list[str] = []
         depths: dict[str, int] = {}
         for exchange in topology.exchanges():
-            if not _passive(connection, lambda ch, name=exchange.name: ch.exchange_declare(name, passive=True)):
+            if not _passive(connection, methodcaller("exchange_declare", exchange.name, passive=True)):
                 missing.append(f"exchange {exchange.name}")
         for queue in topology.queues():
-            frame = _passive(connection, lambda ch, name=queue.name: ch.queue_declare(name, passive=True))
+            frame = _passive(connection, methodcaller("queue_declare", queue.name, passive=True))
             if not frame:
                 missing.append(f"queue {queue.name}")
             elif queue.name.endswith(".dlq"):

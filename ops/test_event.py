@@ -11,14 +11,21 @@ import requests
 from ingress.signature import sign
 
 SIGNATURE_HEADER = "x-docspace-signature-256"
+SAMPLE_FILE_ID = 3358285
+SAMPLE_FOLDER_ID = 6590430
 
 
-def sample_delivery(*, file_id: int = 3358285, folder_id: int = 6590430, title: str = "Invoice-TEST-0001.pdf") -> bytes:
+def sample_delivery(
+    *, file_id: int | None = None, folder_id: int | None = None, title: str = "Invoice-TEST-0001.pdf"
+) -> bytes:
     """A realistic ``file.uploaded`` body (contract §1.3): camelCase, defaults left out, a fresh event id.
 
-    The default file id does not exist on a real portal, so the classifier will dead-letter it as
-    ``docspace_not_found``: that proves ingress -> broker -> classifier. Pass a real file's ids to go further.
+    The default file id (``SAMPLE_FILE_ID``, when ``file_id`` is None) does not exist on a real portal, so the
+    classifier will dead-letter it as ``docspace_not_found``: that proves ingress -> broker -> classifier. Pass a
+    real file's ids to go further.
     """
+    file_id = SAMPLE_FILE_ID if file_id is None else file_id
+    folder_id = SAMPLE_FOLDER_ID if folder_id is None else folder_id
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     user = "514c7ed5-3141-4448-af92-008bcb707042"
     body = {

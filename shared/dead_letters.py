@@ -226,7 +226,9 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str | bytes) and _text(value).isdigit():  # type: ignore[union-attr]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
 

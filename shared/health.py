@@ -16,7 +16,7 @@ StartResponse = Callable[..., Any]
 
 def health_app(is_ready: Callable[[], bool], registry: CollectorRegistry = REGISTRY) -> Callable[..., Iterable[bytes]]:
     """A WSGI app: the two probes answer JSON, every other path is prometheus_client's exposition."""
-    metrics = make_wsgi_app(registry)
+    metrics: Callable[..., Iterable[bytes]] = make_wsgi_app(registry)  # typed here: prometheus_client says Callable
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -30,7 +30,7 @@ def health_app(is_ready: Callable[[], bool], registry: CollectorRegistry = REGIS
                 "503 Service Unavailable",
                 {"status": "unavailable", "reason": "not connected to the broker"},
             )
-        return metrics(environ, start_response)  # type: ignore[no-any-return]
+        return metrics(environ, start_response)
 
     return app
 

@@ -18,13 +18,14 @@ import uuid
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 import redis
 
 from shared.errors import TransientError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Claim(Enum):
@@ -39,16 +40,16 @@ class StoreUnavailable(TransientError):
     reason = "idempotency_store_unavailable"
 
 
-def _unavailable_on(*errors: type[BaseException]) -> Callable[[F], F]:
-    def wrap(method: F) -> F:
+def _unavailable_on(*errors: type[BaseException]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def wrap(method: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(method)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return method(*args, **kwargs)
             except errors as exc:
                 raise StoreUnavailable(f"the idempotency store failed: {exc}") from exc
 
-        return guarded  # type: ignore[return-value]
+        return guarded
 
     return wrap
 

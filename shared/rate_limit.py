@@ -86,11 +86,11 @@ class RateLimiter:
         process for good. A non-finite or negative value is junk and pauses for one second, as a 429 without
         any hint does.
         """
-        seconds = cap_pause(seconds, self._max_pause) if seconds >= 0 else None
-        if seconds is None:
-            seconds = 1.0
+        capped = cap_pause(seconds, self._max_pause) if seconds >= 0 else None
+        if capped is None:
+            capped = 1.0
         with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+            self._paused_until = max(self._paused_until, self._clock() + capped)
 
     def _wait_for_rate(self, budget: float) -> None:
         with self._lock:

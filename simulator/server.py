@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import falcon
-from waitress import create_server, wasyncore
+from waitress import wasyncore
+from waitress.server import create_server
 
 from simulator import admin, api, settings_api
 from simulator.faults import Faults
@@ -151,8 +152,12 @@ class DocSpaceSimulator:
         Built from fault rules (one per route shape), so ``faults.remove(id)`` or ``faults.clear()`` undo it.
         """
         rid = str(room_id)
-        paths = (f"/api/2.0/files/folder/{rid}", f"/api/2.0/files/folder/{rid}/*", f"/api/2.0/files/{rid}")
-        paths += (f"/api/2.0/files/{rid}/*",)
+        paths = (
+            f"/api/2.0/files/folder/{rid}",
+            f"/api/2.0/files/folder/{rid}/*",
+            f"/api/2.0/files/{rid}",
+            f"/api/2.0/files/{rid}/*",
+        )
         return [
             self.faults.add(path=path, error_rate=1.0, error_status=403, error_message="Access denied")
             for path in paths

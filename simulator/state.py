@@ -128,7 +128,7 @@ class Operation:
         return out
 
 
-EventSink = Callable[[str, dict[str, Any]], None]
+EventSink = Callable[[str, dict[str, Any]], object]  # what it returns is ignored
 
 
 class Portal:

@@ -81,7 +81,7 @@ class BrokerKit:
         raise AssertionError(f"no message on {queue} within {timeout}s")
 
     def get_all(self, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
-        messages = []
+        messages: list[tuple[pika.BasicProperties, bytes]] = []
         with _channel(self) as channel:
             while True:
                 method, properties, body = channel.basic_get(queue, auto_ack=True)

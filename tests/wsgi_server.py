@@ -13,7 +13,8 @@ class WsgiServer:
         self._server = waitress.server.create_server(
             app, host="127.0.0.1", port=0, threads=threads, max_request_body_size=max_request_body_size
         )
-        self.url = f"http://127.0.0.1:{self._server.effective_port}"
+        # waitress sets effective_port in BaseWSGIServer.__init__; types-waitress leaves it out.
+        self.url = f"http://127.0.0.1:{self._server.effective_port}"  # type: ignore[union-attr]
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> WsgiServer:

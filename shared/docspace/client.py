@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import requests
@@ -49,7 +50,13 @@ ROOMS_ROOT_FOLDER_TYPE = 14
 FILE_FIELDS = "id,title,folderId,version,fileExst,pureContentLength,webUrl,createdBy,created,updated,rootFolderType"
 
 
-_MISSING = object()  # a cache miss, as distinct from a cached None ("not in a room")
+class _Missing(enum.Enum):
+    """A room-cache miss, as distinct from a cached None ("not in a room"); an enum so the type checker narrows it."""
+
+    MISSING = enum.auto()
+
+
+_MISSING: Final = _Missing.MISSING
 
 
 def _path_id(value: str | int) -> str:
@@ -245,7 +252,7 @@ class DocSpaceClient:
                 return cached
             return self._look_up_room(key)
 
-    def _cached_room(self, key: str) -> Room | object | None:
+    def _cached_room(self, key: str) -> Room | Literal[_Missing.MISSING] | None:
         with self._room_lock:
             if key in self._room_cache:
                 self._room_cache.move_to_end(key)

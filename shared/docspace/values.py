@@ -58,7 +58,9 @@ def _file_info(dto: dict[str, Any]) -> FileInfo:
     ext = dto.get("fileExst")
     if not isinstance(ext, str) or not ext:
         ext = os.path.splitext(title)[1]
-    created_by = dto.get("createdBy") if isinstance(dto.get("createdBy"), dict) else {}
+    created_by = dto.get("createdBy")
+    if not isinstance(created_by, dict):
+        created_by = {}
     uploaded_by = created_by.get("displayName") or created_by.get("id")
     size = dto.get("pureContentLength")
     version = dto.get("version")
@@ -115,7 +117,7 @@ def _webhook_config(dto: dict[str, Any], status: Any) -> WebhookConfig:
         uri=str(dto.get("uri") or ""),
         enabled=bool(dto.get("enabled", False)),  # left out when false (WhenWritingDefault)
         ssl=bool(dto.get("ssl", False)),
-        triggers=int(triggers) if isinstance(triggers, int) or str(triggers).isdigit() else 0,
+        triggers=int(triggers) if isinstance(triggers, int) else int(str(triggers)) if str(triggers).isdigit() else 0,
         created_on=parse_datetime(dto.get("createdOn")),
         last_success_on=parse_datetime(dto.get("lastSuccessOn")),
         last_failure_on=parse_datetime(dto.get("lastFailureOn")),

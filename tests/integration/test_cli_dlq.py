@@ -40,7 +40,7 @@ class BrokenThenFixedStage:
         self.thread = threading.Thread(target=self.consumer.run, daemon=True)
 
     def handle(self, message: InboundMessage) -> Handled:
-        structlog.contextvars.bind_contextvars(file_id=message.message_id.replace("evt", "file"))
+        structlog.contextvars.bind_contextvars(file_id=str(message.message_id).replace("evt", "file"))
         if self.broken:
             raise PermanentError("403 on the room", reason="docspace_access_denied")
         self.processed.append(message)
@@ -65,7 +65,7 @@ def publish(broker: BrokerKit, exchange: str, routing_key: str, body: bytes, **p
         exchange,
         routing_key,
         body,
-        pika.BasicProperties(delivery_mode=2, **props),  # type: ignore[arg-type]
+        pika.BasicProperties(delivery_mode=2, **props),
     )
     connection.close()
 

@@ -74,7 +74,9 @@ def test_doctor_names_the_unreadable_room_and_the_missing_webhook_then_passes_on
     code = main(["docspace", "register-webhook", "--url", webhook_receiver.url, "--name", "invoices"])
     out = capsys.readouterr().out
     assert code == 0, out
-    secret = re.search(r"^DOCSPACE_WEBHOOK_SECRET=(\S+)$", out, re.M).group(1)  # type: ignore[union-attr]
+    printed = re.search(r"^DOCSPACE_WEBHOOK_SECRET=(\S+)$", out, re.M)
+    assert printed, out
+    secret = printed.group(1)
     assert len(secret) <= 50 and re.search(r"[A-Z]", secret) and re.search(r"[a-z]", secret)
     assert re.search(r"\d", secret) and re.search(r"[^A-Za-z0-9]", secret) and "," not in secret
     config = next(iter(docspace_sim.webhooks.configs.values()))

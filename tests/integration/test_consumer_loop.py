@@ -150,7 +150,7 @@ def test_a_permanent_error_dead_letters_at_once(harness: Any, broker: BrokerKit)
 
 
 def test_a_bug_is_dead_lettered_not_looped(harness: Any, broker: BrokerKit) -> None:
-    h = harness(lambda m: {}["missing"])
+    h = harness(lambda m: dict[str, Handled]()["missing"])
     h.send(b"{}")
     h.wait_for_outcomes(1)
     properties, _ = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
@@ -162,9 +162,9 @@ def test_a_bug_is_dead_lettered_not_looped(harness: Any, broker: BrokerKit) -> N
 
 def test_retry_after_skips_to_a_long_enough_step(broker: BrokerKit) -> None:
     queues = broker.topology.stage(CLASSIFIER)  # delays 0.2, 0.4, 0.8
-    assert queues.retry_queue_for(1)[1] == 0.2
-    assert queues.retry_queue_for(1, retry_after=0.3)[1] == 0.4
-    assert queues.retry_queue_for(1, retry_after=60)[1] == 0.8
+    assert queues.retry_queue_for(1) == (queues.retries[0], 0.2)
+    assert queues.retry_queue_for(1, retry_after=0.3) == (queues.retries[1], 0.4)
+    assert queues.retry_queue_for(1, retry_after=60) == (queues.retries[2], 0.8)
     assert queues.retry_queue_for(4) is None
 
 

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -39,10 +40,10 @@ def client_room(docspace_sim: DocSpaceSimulator) -> dict[str, str]:
     return {"room": room, "uploads": uploads, "incoming": incoming}
 
 
-def make_client(sim: DocSpaceSimulator, **kw: object) -> DocSpaceClient:
-    opts: dict[str, object] = {"move_deadline": 3.0, "poll_interval": 0.02, "poll_max_interval": 0.2}
+def make_client(sim: DocSpaceSimulator, **kw: Any) -> DocSpaceClient:
+    opts: dict[str, Any] = {"move_deadline": 3.0, "poll_interval": 0.02, "poll_max_interval": 0.2}
     opts.update(kw)
-    return DocSpaceClient(sim.base_url, sim.api_key, **opts)  # type: ignore[arg-type]
+    return DocSpaceClient(sim.base_url, sim.api_key, **opts)
 
 
 # --- get_file ---------------------------------------------------------------------------------------------

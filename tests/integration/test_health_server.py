@@ -62,7 +62,7 @@ def test_the_notifier_process_serves_its_probes_and_metrics(broker: BrokerKit, t
             except requests.ConnectionError:
                 return False
 
-        assert wait_until(ready, 20), process.stderr.read() if process.poll() is not None else "not ready"
+        assert wait_until(ready, 20), process.communicate()[1] if process.poll() is not None else "not ready"
         assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
         metrics = requests.get(base + "/metrics", timeout=5).text
         assert "stage_messages_total" in metrics and "stage_handling_seconds" in metrics

@@ -49,9 +49,9 @@ def test_a_burst_from_many_threads_is_confirmed_and_arrives_once_each(publisher:
 
     bodies = [body for _props, body in broker.get_all(probe)]
     assert len(bodies) == 400 and len(set(bodies)) == 400
-    for thread in range(16):  # one thread's messages keep their order, however they were batched
-        mine = [b for b in bodies if b.startswith(f"{thread}:".encode())]
-        assert mine == [f"{thread}:{n}".encode() for n in range(25)]
+    for sender in range(16):  # one thread's messages keep their order, however they were batched
+        mine = [b for b in bodies if b.startswith(f"{sender}:".encode())]
+        assert mine == [f"{sender}:{n}".encode() for n in range(25)]
 
 
 def test_in_one_batch_only_the_unroutable_messages_fail(publisher: Publisher, broker: BrokerKit) -> None:

@@ -29,7 +29,7 @@ def known_keys(model: type[BaseModel]) -> set[str]:
 def check(model: type[BaseModel], data: dict[str, Any]) -> Any:
     """Validate strictly via the SDK and insist every key the simulator sends is one the SDK knows."""
     assert set(data) <= known_keys(model), f"keys unknown to {model.__name__}: {set(data) - known_keys(model)}"
-    parsed = model.from_dict(data)  # type: ignore[attr-defined]
+    parsed = model.from_dict(data)  # type: ignore[attr-defined]  # every SDK model has it; BaseModel does not
     assert parsed is not None
     return parsed
 

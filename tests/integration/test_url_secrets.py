@@ -51,7 +51,7 @@ class FailingEndpoint:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(status)
                 if 300 <= status < 400:
-                    self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}{self.path}")
+                    self.send_header("Location", f"http://127.0.0.1:{endpoint.port}{self.path}")
                 self.send_header("Retry-After", "inf")
                 self.send_header("Content-Length", "4")
                 self.end_headers()

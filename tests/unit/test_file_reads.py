@@ -62,11 +62,11 @@ def test_webhooks_that_arrive_together_wait_for_one_read() -> None:
     calls: list[str] = []
 
     class SlowDocSpace(FakeDocSpace):
-        def get_file(self, file_id: str) -> FileInfo:
+        def get_file(self, file_id: str, modified_on: str | None = None) -> FileInfo:
             calls.append(file_id)
             started.set()
             release.wait(5)
-            return super().get_file(file_id)
+            return super().get_file(file_id, modified_on)
 
     docspace = SlowDocSpace()
     docspace.add_file("7", "Invoice-7.pdf", folder_id="101")
@@ -83,4 +83,5 @@ def test_webhooks_that_arrive_together_wait_for_one_read() -> None:
 
 
 def test_room_lookups_pass_through(docspace: FakeDocSpace) -> None:
-    assert SharedFileReads(docspace).find_room("101").id == "100"
+    room = SharedFileReads(docspace).find_room("101")
+    assert room is not None and room.id == "100"

@@ -331,7 +331,7 @@ def test_open_store_redis_prefixes_the_namespace(redis_namespace: str) -> None:
     try:
         assert isinstance(s, RedisStore)
         assert s.claim("k", lease_seconds=30) is Claim.ACQUIRED
-        assert client.get(f"invoice-pipeline:{redis_namespace}k").startswith("pending")
+        assert str(client.get(f"invoice-pipeline:{redis_namespace}k")).startswith("pending")
     finally:
         s.close()
         client.close()

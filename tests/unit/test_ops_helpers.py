@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import typer
@@ -43,8 +44,8 @@ def test_dead_letter_ids_are_stable_and_tell_stages_apart() -> None:
     assert dead_letter_id("notifier.email", "inv", b"x") != dead_letter_id("notifier.pipeline", "inv", b"x")
 
 
-def hook(**kw: object) -> WebhookConfig:
-    base: dict[str, object] = {
+def hook(**kw: Any) -> WebhookConfig:
+    base: dict[str, Any] = {
         "id": "2621",
         "name": "invoice-pipeline",
         "uri": "https://hooks.example.com/docspace/webhook",
@@ -57,7 +58,7 @@ def hook(**kw: object) -> WebhookConfig:
         "last_failure_content": None,
         "last_status": 200,
     }
-    return WebhookConfig(**{**base, **kw})  # type: ignore[arg-type]
+    return WebhookConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize(

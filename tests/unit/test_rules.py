@@ -217,4 +217,4 @@ def test_rules_are_frozen() -> None:
     rules = Rules(clients=(ClientRule(name="acme", room_id="1", manager_email="ann@acme.example"),))
 
     with pytest.raises(ValueError, match="frozen"):
-        rules.clients[0].name = "other"  # type: ignore[misc]
+        rules.clients[0].name = "other"  # type: ignore[misc]  # assigning to a frozen model is what this test tries
