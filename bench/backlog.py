@@ -21,6 +21,8 @@ UNLIMITED = "1000000"
 
 @dataclass
 class BacklogResult:
+    """One backlog run: how many invoices, how fast they drained, and the DocSpace calls they cost."""
+
     invoices: int
     concurrency: int
     drained: int

@@ -36,6 +36,8 @@ end
 
 @dataclass(frozen=True)
 class LoadResult:
+    """What one wrk run measured: requests, errors and latency percentiles."""
+
     requests: int
     seconds: float
     errors: int  # non-2xx/3xx answers, connect/read/write errors and timeouts

@@ -33,6 +33,8 @@ WEBHOOK_FAILING_ALARM = timedelta(days=1)
 
 @dataclass(frozen=True)
 class Check:
+    """One line of the doctor's report: a component, its status, what was seen and how to fix it."""
+
     component: str
     status: Status
     detail: str

@@ -22,12 +22,16 @@ FATAL_EXIT_CODES = {2, 3}
 
 @dataclass(frozen=True)
 class ChildSpec:
+    """One child process: its name, its argv and the environment it adds."""
+
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
 
 
 class Supervisor:
+    """Starts the children, hands on their output line by line, restarts a crashed one and stops them all together."""
+
     def __init__(
         self,
         specs: Sequence[ChildSpec],

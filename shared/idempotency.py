@@ -29,6 +29,8 @@ R = TypeVar("R")
 
 
 class Claim(Enum):
+    """What ``claim`` found for a key: ours to do, someone else's in progress, or already done."""
+
     ACQUIRED = "acquired"  # ours: do the work, then complete() or release()
     IN_PROGRESS = "in_progress"  # someone else holds a live lease
     DONE = "done"  # already done: skip
@@ -55,10 +57,14 @@ def _unavailable_on(*errors: type[BaseException]) -> Callable[[Callable[P, R]], 
 
 
 class AlreadyInProgress(TransientError):
+    """Another worker holds a live lease on this key: retry later, when it has finished or let go."""
+
     reason = "in_progress_elsewhere"
 
 
 class IdempotencyStore(Protocol):
+    """Once-only bookkeeping per key, with leases (port; SQLite and Redis adapters below)."""
+
     def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim: ...
     def complete(self, key: str) -> None: ...
     def release(self, key: str, owner: str | None = None) -> None: ...

@@ -37,6 +37,8 @@ EXIT_TOPOLOGY = 3
 
 @dataclass(frozen=True)
 class StageSpec:
+    """A stage a consumer process runs: the stage's name and its handler."""
+
     stage: str
     handler: Handler
 

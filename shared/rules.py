@@ -67,6 +67,8 @@ class ClientRule(BaseModel):
 
 
 class Rules(BaseModel):
+    """The rules file: the watched clients, no two with the same name or room."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     clients: tuple[ClientRule, ...] = Field(min_length=1)

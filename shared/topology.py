@@ -29,18 +29,24 @@ DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
 
 @dataclass(frozen=True)
 class Exchange:
+    """An exchange the topology declares."""
+
     name: str
     type: str
 
 
 @dataclass(frozen=True)
 class Binding:
+    """A queue's binding to an exchange by routing key."""
+
     exchange: str
     routing_key: str
 
 
 @dataclass(frozen=True)
 class Queue:
+    """A queue the topology declares, with its arguments and bindings."""
+
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     bindings: tuple[Binding, ...] = ()

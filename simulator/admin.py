@@ -38,18 +38,24 @@ class _Base:
 
 
 class Rooms(_Base):
+    """``POST /_sim/rooms``: create a room."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = _doc(req)
         _out(resp, {"id": self.sim.create_room(doc["title"], room_type=int(doc.get("roomType", 5)))}, 201)
 
 
 class Folders(_Base):
+    """``POST /_sim/folders``: create a folder."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = _doc(req)
         _out(resp, {"id": self.sim.create_folder(doc["parentId"], doc["title"])}, 201)
 
 
 class Files(_Base):
+    """``POST /_sim/files``: upload a file (which fires its webhooks)."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = _doc(req)
         fid = self.sim.upload_file(
@@ -59,6 +65,8 @@ class Files(_Base):
 
 
 class FileItem(_Base):
+    """``/_sim/files/{file_id}``: read a file; PUT can lock or unlock it and save a new version."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, file_id: str) -> None:
         _out(resp, self.sim.file(file_id))
 
@@ -72,11 +80,15 @@ class FileItem(_Base):
 
 
 class FolderItem(_Base):
+    """``GET /_sim/folders/{folder_id}``: a folder's files and subfolders."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, folder_id: str) -> None:
         _out(resp, {"files": self.sim.files_in(folder_id), "folders": self.sim.subfolders(folder_id)})
 
 
 class Webhooks(_Base):
+    """``POST /_sim/webhooks``: register a webhook."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = _doc(req)
         cid = self.sim.register_webhook(
@@ -90,11 +102,15 @@ class Webhooks(_Base):
 
 
 class Redeliver(_Base):
+    """``POST /_sim/redeliver/{event_id}``: send a past delivery again."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
         _out(resp, {"id": self.sim.redeliver(event_id)}, 201)
 
 
 class Deliveries(_Base):
+    """``GET /_sim/deliveries``: every webhook delivery attempt and its answer."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         out = [
             {
@@ -113,6 +129,8 @@ class Deliveries(_Base):
 
 
 class Calls(_Base):
+    """``/_sim/calls``: API calls counted per route; DELETE resets the counts."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _out(resp, {"counts": self.sim.call_counts()})
 
@@ -122,17 +140,23 @@ class Calls(_Base):
 
 
 class ConsumeOperations(_Base):
+    """``POST /_sim/operations/consume``: take the finished operations' once-only reports."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         _out(resp, {"consumed": self.sim.consume_operation_reports()})
 
 
 class WaitIdle(_Base):
+    """``POST /_sim/wait-idle``: wait until queued moves have finished and webhook deliveries settled."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         timeout = float(_doc(req).get("timeout", 60.0))
         _out(resp, {"idle": self.sim.wait_idle(timeout)})
 
 
 class FaultsResource(_Base):
+    """``/_sim/faults``: read, configure and clear the injected faults."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _out(resp, self.sim.faults.describe())
 
@@ -149,6 +173,8 @@ class FaultsResource(_Base):
 
 
 class Info(_Base):
+    """``GET /_sim``: the simulator's base URL, its well-known folder ids and its rooms."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _out(
             resp,

@@ -36,6 +36,8 @@ def id_list(value: Any) -> list[Any]:
 
 
 class FileResource:
+    """``GET files/file/{fileId}``: one file."""
+
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
 
@@ -45,6 +47,8 @@ class FileResource:
 
 
 class FolderResource:
+    """``GET files/folder/{folderId}``: one folder."""
+
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
 
@@ -60,6 +64,8 @@ class FolderResource:
 
 
 class FolderPathResource:
+    """``GET files/folder/{folderId}/path``: the breadcrumbs from the root down."""
+
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
 
@@ -122,6 +128,8 @@ class ContentsResource:
 
 
 class SubfoldersResource:
+    """``GET files/{folderId}/subfolders``: a folder's subfolders."""
+
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
 

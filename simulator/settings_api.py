@@ -20,6 +20,8 @@ def _triggers(value: Any) -> int:
 
 
 class WebhookConfigResource:
+    """``settings/webhook``: list, create and update webhook configs."""
+
     def __init__(self, portal: Portal, sender: WebhookSender) -> None:
         self.portal, self.sender = portal, sender
 
@@ -60,6 +62,8 @@ class WebhookConfigResource:
 
 
 class WebhookEnableResource(WebhookConfigResource):
+    """``PUT settings/webhook/enable``: switch a webhook on or off."""
+
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = body(req)
         if doc.get("id") is None:
@@ -68,6 +72,8 @@ class WebhookEnableResource(WebhookConfigResource):
 
 
 class WebhookItemResource(WebhookConfigResource):
+    """``DELETE settings/webhook/{id}``: remove a webhook."""
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, config_id: str) -> None:
         send(req, resp, self._dto(self.sender.delete(config_id)))
 
@@ -90,6 +96,8 @@ class WebhookRetryResource(WebhookConfigResource):
 
 
 class WebhookLogResource:
+    """``GET settings/webhooks/log``: the delivery log, filtered by config, event, status or trigger."""
+
     def __init__(self, sender: WebhookSender) -> None:
         self.sender = sender
 

@@ -70,6 +70,8 @@ def size_text(size: int) -> str:
 
 @dataclass
 class Folder:
+    """A folder or room in the simulated portal."""
+
     id: int
     title: str
     parent_id: int | None
@@ -82,6 +84,8 @@ class Folder:
 
 @dataclass
 class File:
+    """A file in the simulated portal."""
+
     id: int
     title: str
     folder_id: int
@@ -95,6 +99,8 @@ class File:
 
 @dataclass
 class Operation:
+    """A file operation (a move) in progress or finished, as ``fileops`` reports it."""
+
     id: str
     owner: str
     hold: bool

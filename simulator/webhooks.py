@@ -104,6 +104,8 @@ def sign(body: bytes, secret: str) -> str:
 
 @dataclass
 class WebhookConfig:
+    """A registered webhook: where it posts, its secret and its trigger mask."""
+
     id: int
     name: str
     uri: str

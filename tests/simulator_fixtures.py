@@ -46,6 +46,8 @@ def docspace_client(docspace_sim: DocSpaceSimulator) -> Iterator[DocSpaceClient]
 
 @dataclass
 class ReceivedRequest:
+    """One request a ``WebhookReceiver`` got."""
+
     method: str
     path: str
     headers: dict[str, str]

@@ -9,6 +9,8 @@ import waitress.server
 
 
 class WsgiServer:
+    """A WSGI app on waitress in a background thread, on a free loopback port."""
+
     def __init__(self, app: Any, *, threads: int = 8, max_request_body_size: int = 1024 * 1024 + 1) -> None:
         self._server = waitress.server.create_server(
             app, host="127.0.0.1", port=0, threads=threads, max_request_body_size=max_request_body_size

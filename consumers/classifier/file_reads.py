@@ -24,6 +24,8 @@ _LOCK_STRIPES = 64
 
 
 class DocSpaceFiles(Protocol):
+    """The DocSpace reads the classifier needs (port; ``DocSpaceClient`` is the real one)."""
+
     def get_file(self, file_id: str) -> FileInfo: ...
     def find_room(self, folder_id: str) -> Room | None: ...
 

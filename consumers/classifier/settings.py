@@ -11,6 +11,8 @@ from shared.settings import DocSpaceSettings, StageSettings, split_csv
 
 
 class ClassifierSettings(DocSpaceSettings, StageSettings):
+    """The classifier's settings, from the environment."""
+
     # The classifier and the mover usually share one API key, and DocSpace counts per key. Per invoice the classifier
     # makes one call (the file read) and the mover two: a third of the 1,500 here, a margin kept.
     docspace_rate_limit_per_minute: int = Field(

@@ -10,6 +10,8 @@ from shared.settings import DocSpaceSettings, StageSettings
 
 
 class MoverSettings(DocSpaceSettings, StageSettings):
+    """The mover's settings, from the environment."""
+
     # The classifier and the mover usually share one API key, and DocSpace counts per key. Per invoice the mover
     # makes two calls (the move, its poll) and the classifier one: two thirds of the 1,500 here, a margin kept.
     docspace_rate_limit_per_minute: int = Field(

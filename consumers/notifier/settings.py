@@ -9,6 +9,8 @@ from shared.transport import check_smtp_login, check_url
 
 
 class NotifierSettings(StageSettings):
+    """The notifier's settings (SMTP, the pipeline endpoint), from the environment."""
+
     smtp_host: str | None = Field(default=None, description="SMTP server; unset = e-mail off")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

@@ -18,6 +18,8 @@ from tests.mail_fixtures import free_port
 
 @dataclass
 class RunningPipeline:
+    """The four processes of an end-to-end test, their logs, metrics and spool."""
+
     url: str
     logs: LogCollector
     supervisor: Supervisor

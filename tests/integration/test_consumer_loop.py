@@ -20,6 +20,8 @@ from tests.broker import BrokerKit
 
 
 class Harness:
+    """A ``StageConsumer`` on the real broker around a test's handler, recording what it saw and decided."""
+
     def __init__(self, broker: BrokerKit, handler: Callable[[InboundMessage], Handled | None]) -> None:
         self.broker = broker
         self.seen: list[InboundMessage] = []
