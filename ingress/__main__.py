@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import structlog
-import waitress
+import waitress.server
 from pydantic import ValidationError
 
 from ingress.app import IngressMetrics, create_app
@@ -177,7 +177,7 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
             spool=spool,
             on_spooled=drainer.wake if drainer is not None else None,
         )
-        server = waitress.create_server(app, **settings.waitress_options())  # listens from here on
+        server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
         if settings.metrics_port:
             # Internal only: never route this port through the reverse proxy that serves the webhook.
             health = HealthServer(settings.metrics_port, ready, host=settings.host, registry=metrics.registry).start()

@@ -33,6 +33,8 @@ class Buffer(Protocol):
 
 @dataclass(frozen=True)
 class Record:
+    """One readable record: the message it holds and where it lies in the spool file."""
+
     message: OutgoingMessage
     offset: int
     end: int  # offset just past this record

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from pika.adapters.select_connection import SelectConnection
 
 
-class BatchingConnection(SelectConnection):
+# pika ships no type hints, so SelectConnection is Any to mypy; subclassing it is the point of this class.
+class BatchingConnection(SelectConnection):  # type: ignore[misc]
     """Inside :meth:`one_write`, frames are held and written together when the block ends; outside, as pika does."""
 
     _held: list[bytes] | None = None

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
@@ -39,7 +40,10 @@ class IngressProcess:
     def webhook(self) -> str:
         return self.url + WEBHOOK_PATH
 
-    def post(self, body: bytes, secret: str | None, *, timeout: float = 15, **headers: str) -> requests.Response:
+    def post(
+        self, body: bytes, secret: str | None, *, timeout: float = 15, headers: Mapping[str, str] | None = None
+    ) -> requests.Response:
+        headers = dict(headers or {})
         if secret is not None:
             headers["x-docspace-signature-256"] = sign(body, secret)
         return requests.post(self.webhook, data=body, headers=headers, timeout=timeout)

@@ -30,6 +30,7 @@ def test_every_frame_of_a_publish_passes_through_it_and_arrives_in_order(broker:
     probe = broker.bind_probe(broker.topology.events_exchange)
     held: list[int] = []
     done = threading.Event()
+    connection: BatchingConnection  # built below, once the callbacks it calls exist
 
     def on_channel(channel: pika.channel.Channel) -> None:
         with connection.one_write():
@@ -43,10 +44,12 @@ def test_every_frame_of_a_publish_passes_through_it_and_arrives_in_order(broker:
     def on_open(conn: pika.connection.Connection) -> None:
         conn.channel(on_open_callback=on_channel)
 
+    def on_close(_conn: pika.connection.Connection, _reason: Exception) -> None:
+        done.set()
+        connection.ioloop.stop()
+
     connection = BatchingConnection(
-        pika.URLParameters(broker.url),
-        on_open_callback=on_open,
-        on_close_callback=lambda _conn, _reason: (done.set(), connection.ioloop.stop()),
+        pika.URLParameters(broker.url), on_open_callback=on_open, on_close_callback=on_close
     )
     timer = threading.Timer(10, lambda: connection.ioloop.add_callback_threadsafe(connection.ioloop.stop))
     timer.start()

@@ -32,6 +32,8 @@ SIGNATURE = (DOCSPACE_FIXTURES / "file.created.sig").read_text().strip()
 
 
 class RunningIngress:
+    """A running ingress: its webhook and internal URLs, its publisher and the probe queue for what it publishes."""
+
     def __init__(self, url: str, internal: str, publisher: Publisher, probe: str) -> None:
         self.url = url + WEBHOOK_PATH
         self.internal = internal

@@ -53,7 +53,7 @@ WAYS_IN: dict[str, tuple[bytes, dict[str, str]]] = {
 def test_no_way_in_stops_intake(ingress: IngressProcess, broker: BrokerKit) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
     for n, (case, (body, headers)) in enumerate(WAYS_IN.items()):
-        response = ingress.post(body, SECRET, **headers)
+        response = ingress.post(body, SECRET, headers=headers)
         assert response.status_code == 200, f"{case}: {response.status_code} {response.text}"
         properties, received = broker.get(probe, timeout=2)
         assert received == body, case
@@ -67,7 +67,7 @@ def test_no_way_in_stops_intake(ingress: IngressProcess, broker: BrokerKit) -> N
         assert ingress.ready() == 200, case
     # A replay of a signed delivery, with a hostile header this time: answered, not published again.
     body, _ = WAYS_IN["Content-Type of 300 bytes"]
-    replay = ingress.post(body, SECRET, **LONG_CONTENT_TYPE)
+    replay = ingress.post(body, SECRET, headers=LONG_CONTENT_TYPE)
     assert replay.status_code == 200 and replay.json()["status"] == "replayed"
     assert broker.depth(probe) == 0
     assert ingress.metric("ingress_deliveries_total", outcome="replayed") == 1

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -99,7 +100,7 @@ UNENCODABLE = {
 
 @pytest.mark.parametrize("fields", UNENCODABLE.values(), ids=UNENCODABLE.keys())
 def test_a_message_pika_cannot_encode_fails_alone_and_the_next_one_arrives_at_once(
-    publisher: Publisher, broker: BrokerKit, fields: dict[str, object]
+    publisher: Publisher, broker: BrokerKit, fields: dict[str, Any]
 ) -> None:
     exchange = broker.topology.events_exchange
     probe = broker.bind_probe(exchange)

@@ -57,6 +57,8 @@ def delivery(event_id: Any = 141022, *, trigger: Any = "file.uploaded", webhook:
 
 
 class Ingress:
+    """The Falcon app under ``falcon.testing`` with a fake publisher, its metrics and (optionally) a spool."""
+
     def __init__(self, tmp_path: Path, *, spool: bool = False, replay_window: float = 3600) -> None:
         self.publisher = FakePublisher()
         self.metrics = IngressMetrics(CollectorRegistry())

@@ -10,6 +10,8 @@ from ops.doctor import check_ingress_secret
 
 
 class Clock:
+    """A clock the test moves by hand."""
+
     def __init__(self) -> None:
         self.now = 1000.0
 
