@@ -24,6 +24,7 @@ import structlog
 
 from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay
 from shared.errors import BrokerUnavailable, PermanentError, TransientError
+from shared.ids import small_count
 from shared.outgoing import OutgoingMessage
 from shared.publisher import SEQ_HEADER, Publisher
 from shared.topology import StageQueues, Topology
@@ -164,7 +165,7 @@ class StageConsumer:
             message_id=properties.message_id,
             headers=headers,
             redelivered=bool(method.redelivered),
-            attempt=int(headers.get(ATTEMPT_HEADER, 1)),
+            attempt=small_count(headers.get(ATTEMPT_HEADER)) or 1,  # a header anyone can set: never trusted to parse
         )
         settle = partial(self._settle_threadsafe, connection, channel, method.delivery_tag)
         future = self._pool.submit(self._work, delivery, properties, settle)

@@ -31,6 +31,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER
 from shared.delivery import parse_datetime
+from shared.ids import small_count
 from shared.publisher import SEQ_HEADER
 from shared.topology import Topology
 
@@ -102,7 +103,11 @@ def describe(stage: str, properties: pika.BasicProperties, body: bytes) -> DeadL
     headers = dict(properties.headers or {})
     death = _first_death(headers)
     reason = _text(headers.get("x-reason")) or (_text(death.get("reason")) if death else None) or "unknown"
-    attempts = _int(headers.get("x-attempts")) or _int(headers.get(ATTEMPT_HEADER)) or _int(death.get("count"))
+    attempts = (
+        small_count(headers.get("x-attempts"))
+        or small_count(headers.get(ATTEMPT_HEADER))
+        or small_count(death.get("count"))
+    )
     last = _when(headers.get("x-last-failure")) or _when(death.get("time"))
     return DeadLetter(
         id=dead_letter_id(stage, properties.message_id, body),
@@ -139,7 +144,7 @@ def replay_properties(properties: pika.BasicProperties, now: datetime | None = N
     key = original_routing_key(properties.headers or {})
     if key:
         headers[ROUTING_KEY_HEADER] = key
-    headers[REPLAYS_HEADER] = (_int(headers.get(REPLAYS_HEADER)) or 0) + 1
+    headers[REPLAYS_HEADER] = (small_count(headers.get(REPLAYS_HEADER)) or 0) + 1
     headers["x-replayed-at"] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     replayed = copy.copy(properties)
     replayed.headers = headers
@@ -219,18 +224,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 def _when(value: Any) -> datetime | None:

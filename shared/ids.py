@@ -13,7 +13,7 @@ import math
 import re
 import unicodedata
 
-__all__ = ["MAX_ID_LENGTH", "MAX_NUMERIC_ID", "InvalidId", "parse_id"]
+__all__ = ["MAX_ID_LENGTH", "MAX_NUMERIC_ID", "InvalidId", "parse_id", "small_count"]
 
 # Long enough for any third-party id DocSpace builds from a storage path; short enough that a percent-encoded id
 # (at most 4 UTF-8 bytes x 3 characters per code point) keeps the request line under the common 8 KiB limit.
@@ -83,3 +83,22 @@ def _third_party(text: str) -> str:
 def _show(text: str) -> str:
     """Enough of a bad id to recognise it in a dead letter, with control characters made visible."""
     return repr(text[:40] + ("…" if len(text) > 40 else ""))
+
+
+def small_count(value: object, *, max_digits: int = 18) -> int | None:
+    """A non-negative count given as an int or a string of ASCII digits (at most ``max_digits``); else ``None``.
+
+    For numbers read from places anyone can write (message headers, API answers): ``"²".isdigit()`` is true but
+    ``int("²")`` raises, and ``int()`` of a 5,000-digit string raises too. 18 digits always fit in int64.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_NUMERIC_ID else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= max_digits:
+            return int(text)
+    return None

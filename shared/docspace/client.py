@@ -368,9 +368,9 @@ class DocSpaceClient:
         fid, dest = _path_id(file_id), _path_id(dest_folder_id)
         deadline = time.monotonic() + self._move_deadline
         body = {
-            "fileIds": [int(fid) if fid.isdigit() else fid],
+            "fileIds": [int(fid) if fid.isascii() and fid.isdigit() else fid],
             "folderIds": [],
-            "destFolderId": int(dest) if dest.isdigit() else dest,
+            "destFolderId": int(dest) if dest.isascii() and dest.isdigit() else dest,
             "conflictResolveType": conflict,
             "deleteAfter": False,
             "content": False,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.delivery import parse_datetime
+from shared.ids import small_count
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def _sid(value: Any) -> str:
 
 def _id_sort_key(value: str) -> tuple[int, int, str]:
     # Numeric ids compare as numbers so "the lowest id" is the same in every process.
-    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+    number = small_count(value, max_digits=19)
+    return (0, number, "") if number is not None else (1, 0, value)
 
 
 def _file_info(dto: dict[str, Any]) -> FileInfo:
@@ -69,7 +71,7 @@ def _file_info(dto: dict[str, Any]) -> FileInfo:
         id=_sid(dto.get("id")),
         title=title,
         folder_id=_sid(dto.get("folderId")) if dto.get("folderId") is not None else "",
-        version=int(version) if isinstance(version, int | str) and str(version).isdigit() else 1,
+        version=small_count(version) or 1,
         extension=ext.lower(),
         size=int(size) if isinstance(size, int) and not isinstance(size, bool) else None,
         web_url=dto.get("webUrl") or None,
@@ -117,7 +119,7 @@ def _webhook_config(dto: dict[str, Any], status: Any) -> WebhookConfig:
         uri=str(dto.get("uri") or ""),
         enabled=bool(dto.get("enabled", False)),  # left out when false (WhenWritingDefault)
         ssl=bool(dto.get("ssl", False)),
-        triggers=int(triggers) if isinstance(triggers, int) else int(str(triggers)) if str(triggers).isdigit() else 0,
+        triggers=small_count(triggers) or 0,
         created_on=parse_datetime(dto.get("createdOn")),
         last_success_on=parse_datetime(dto.get("lastSuccessOn")),
         last_failure_on=parse_datetime(dto.get("lastFailureOn")),
