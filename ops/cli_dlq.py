@@ -1,4 +1,4 @@
-"""``invoice-pipeline dlq``: list, show, replay and purge dead letters (see shared/dead_letters.py for how)."""
+"""``invoice-pipeline dlq``: list, show, replay and purge dead letters (see ops/dead_letters.py for how)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
-from shared.dead_letters import DeadLetter, DeadLetterQueues, Decision
+from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision
 from shared.settings import CommonSettings
 
 app = typer.Typer(

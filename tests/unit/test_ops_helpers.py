@@ -10,9 +10,9 @@ import pytest
 import typer
 
 from ops.cli_common import parse_since
+from ops.dead_letters import dead_letter_id
 from ops.doctor import _check_webhook
 from ops.webhook_setup import generate_secret, trigger_names
-from shared.dead_letters import dead_letter_id
 from shared.docspace import WebhookConfig
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.dead_letters import describe, replay_properties
+from ops.dead_letters import describe, replay_properties
 from shared.docspace.values import _file_info, _id_sort_key, _webhook_config
 from shared.ids import small_count
 
