@@ -40,7 +40,7 @@ def load_settings(cls: type[S]) -> S:
         raise typer.Exit(EXIT_CONFIG) from None
 
 
-def broker_parameters(settings: CommonSettings) -> pika.ConnectionParameters:
+def broker_parameters(settings: CommonSettings) -> list[pika.URLParameters]:
     return connection_parameters(
         settings.amqp_url.get_secret_value(),
         name="invoice-pipeline-cli",

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from shared.broker import BrokerNodes
 from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER
 from shared.delivery import parse_datetime
 from shared.ids import small_count
@@ -155,7 +156,7 @@ def replay_properties(properties: pika.BasicProperties, now: datetime | None = N
 class DeadLetterQueues:
     """The dead-letter queues of one topology, over one short-lived connection per operation."""
 
-    def __init__(self, params: pika.ConnectionParameters, topology: Topology) -> None:
+    def __init__(self, params: pika.ConnectionParameters | BrokerNodes, topology: Topology) -> None:
         self._params = params
         self._topology = topology
 

@@ -16,7 +16,7 @@ import requests
 
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, trigger_names
-from shared.broker import CONNECTION_ERRORS
+from shared.broker import CONNECTION_ERRORS, BrokerNodes, node_names
 from shared.docspace import DocSpaceAccessDenied, DocSpaceClient, DocSpaceNotFound, WebhookConfig
 from shared.errors import StageError
 from shared.messages import IncomingFolder
@@ -44,21 +44,29 @@ class Check:
 # --- broker -------------------------------------------------------------------------------------------------
 
 
-def check_broker(params: pika.ConnectionParameters, topology: Topology) -> Iterator[Check]:
-    """Reachable, the topology declared (passive declares only: the doctor never creates anything), dead letters."""
+def check_broker(params: pika.ConnectionParameters | BrokerNodes, topology: Topology) -> Iterator[Check]:
+    """Reachable, the topology declared (passive declares only: the doctor never creates anything), dead letters.
+
+    With several nodes (a cluster) every node is tried on its own as well: one that does not answer is a warning,
+    since the processes fail over to the others.
+    """
+    nodes = [params] if isinstance(params, pika.ConnectionParameters) else list(params)
     try:
-        connection = pika.BlockingConnection(params)
+        connection = pika.BlockingConnection(nodes)
     except CONNECTION_ERRORS as exc:
         yield Check(
             "broker",
             "fail",
-            f"cannot connect to {params.host}:{params.port}: {type(exc).__name__} {exc}".strip(),
-            "start RabbitMQ, or set AMQP_URL (user, password, host, vhost)",
+            f"cannot connect to {node_names(nodes)}: {type(exc).__name__} {exc}".strip(),
+            "start RabbitMQ, or set AMQP_URL (user, password, host, vhost; several nodes comma-separated)",
         )
         yield Check("topology", "skip", "broker unreachable")
         return
     try:
-        yield Check("broker", "ok", f"connected to {params.host}:{params.port} vhost {params.virtual_host}")
+        node = connection._impl.params  # the node pika settled on
+        yield Check("broker", "ok", f"connected to {node.host}:{node.port} vhost {node.virtual_host}")
+        if len(nodes) > 1:
+            yield _cluster_nodes(nodes)
         missing: list[str] = []
         depths: dict[str, int] = {}
         for exchange in topology.exchanges():
@@ -97,6 +105,23 @@ def check_broker(params: pika.ConnectionParameters, topology: Topology) -> Itera
     finally:
         if connection.is_open:
             connection.close()
+
+
+def _cluster_nodes(nodes: list[pika.ConnectionParameters]) -> Check:
+    silent: list[str] = []
+    for node in nodes:
+        try:
+            pika.BlockingConnection(node).close()
+        except CONNECTION_ERRORS as exc:
+            silent.append(f"{node.host}:{node.port} ({type(exc).__name__})")
+    if not silent:
+        return Check("cluster nodes", "ok", f"all {len(nodes)} nodes answer")
+    return Check(
+        "cluster nodes",
+        "warn",
+        f"{len(nodes) - len(silent)} of {len(nodes)} answer; not: {', '.join(silent)}",
+        "the processes use the other nodes meanwhile; restart the node, or check `rabbitmqctl cluster_status`",
+    )
 
 
 def _passive(connection: pika.BlockingConnection, declare: Callable[[Any], Any]) -> Any:

@@ -25,6 +25,7 @@ from ops.console import echo, say
 from ops.demo import MailCatcher, PipelineReceiver
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
+from shared.broker import connection_parameters
 from shared.redact import safe_url
 from shared.settings import DEFAULT_AMQP_URL
 from shared.topology import Topology
@@ -184,10 +185,7 @@ def _supervise(supervisor: Supervisor) -> int:
 
 def _fresh_demo_topology(amqp_url: str, prefix: str) -> None:
     """The demo's queues hold nothing worth keeping: start them afresh, so a demo never meets an older layout."""
-    params = pika.URLParameters(amqp_url)
-    params.connection_attempts = 1
-    params.socket_timeout = 3
-    connection = pika.BlockingConnection(params)
+    connection = pika.BlockingConnection(connection_parameters(amqp_url, name="invoice-pipeline-demo"))
     try:
         Topology(prefix).delete(connection.channel())
     finally:

@@ -1,9 +1,10 @@
 """The consumer loop every stage runs: worker threads, acks after the outcome is safe, retries and dead letters.
 
 Stage code never sees pika: it gets a :class:`InboundMessage` and either returns (done, or an explicit skip), or raises
-``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back) or
-``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers). Anything else is
-a bug: its traceback is logged and the message is dead-lettered with reason ``bug``.
+``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
+``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
+(not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
+Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -22,8 +23,8 @@ import pika
 import pika.exceptions
 import structlog
 
-from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay
-from shared.errors import BrokerUnavailable, PermanentError, TransientError
+from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
+from shared.errors import BrokerUnavailable, Deferred, PermanentError, TransientError
 from shared.ids import small_count
 from shared.outgoing import OutgoingMessage
 from shared.publisher import SEQ_HEADER, Publisher
@@ -68,7 +69,7 @@ class StageConsumer:
 
     def __init__(
         self,
-        params: pika.ConnectionParameters,
+        params: pika.ConnectionParameters | BrokerNodes,
         *,
         topology: Topology,
         stage: str,
@@ -105,13 +106,13 @@ class StageConsumer:
         attempt = 0
         while not self._stopping.is_set():
             try:
+                # Given a cluster's nodes, pika connects to the first that answers: failover is the next connect.
                 connection = pika.BlockingConnection(self._params)
             except CONNECTION_ERRORS as exc:
                 log.warning("broker_unreachable", stage=self.queues.stage, error=str(exc) or type(exc).__name__)
             else:
                 try:
                     self._consume(connection)
-                    attempt = 0
                 except pika.exceptions.ChannelClosedByBroker as exc:
                     if exc.reply_code == 406:
                         raise TopologyMismatch(f"the broker refused the topology: {exc.reply_text}") from exc
@@ -119,6 +120,8 @@ class StageConsumer:
                 except CONNECTION_ERRORS as exc:
                     log.warning("consumer_connection_lost", stage=self.queues.stage, error=str(exc))
                 finally:
+                    if self._connected.is_set():
+                        attempt = 0  # it was consuming: this outage starts its backoff afresh
                     self._connected.clear()
                     if connection.is_open:
                         with contextlib.suppress(*CONNECTION_ERRORS):
@@ -215,6 +218,12 @@ class StageConsumer:
             return handled.outcome, handled.reason, dict(handled.details)
         except TransientError as exc:
             return self._retry(delivery, properties, exc), exc.reason, {"error": str(exc)}
+        except Deferred as exc:
+            if _deferrals(delivery) >= MAX_DEFERRALS:
+                error = TransientError(f"deferred {MAX_DEFERRALS} times: {exc}", reason=exc.reason)
+                return self._retry(delivery, properties, error), exc.reason, {"error": str(error)}
+            self._defer(delivery, properties, exc)
+            return "deferred", exc.reason, {"deferred_s": round(exc.delay, 1)}
         except PermanentError as exc:
             self._dead_letter(delivery, properties, exc.reason, str(exc))
             return "dead_lettered", exc.reason, {"error": str(exc)}
@@ -250,6 +259,17 @@ class StageConsumer:
         self._publisher.publish_and_wait(_copy(properties, delivery, exchange="", routing_key=queue, headers=headers))
         structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=delivery.attempt + 1)
         return "retried"
+
+    def _defer(self, delivery: InboundMessage, properties: pika.BasicProperties, deferral: Deferred) -> None:
+        """Park the message for ``deferral.delay`` seconds; it comes back to the work queue at the same attempt."""
+        headers = {
+            **delivery.headers,
+            ROUTING_KEY_HEADER: delivery.routing_key,
+            DEFERRALS_HEADER: _deferrals(delivery) + 1,
+            "x-last-reason": deferral.reason,
+        }
+        message = _copy(properties, delivery, exchange="", routing_key=self.queues.parked, headers=headers)
+        self._publisher.publish_and_wait(replace(message, expiration_ms=max(1, round(deferral.delay * 1000))))
 
     def _dead_letter(self, delivery: InboundMessage, properties: pika.BasicProperties, reason: str, error: str) -> None:
         now = _now()
@@ -295,6 +315,11 @@ def _copy(
         timestamp=properties.timestamp,
         type=properties.type,
     )
+
+
+def _deferrals(delivery: InboundMessage) -> int:
+    # A header anyone can set: never trusted to parse.
+    return small_count(delivery.headers.get(DEFERRALS_HEADER)) or 0
 
 
 def _now() -> str:

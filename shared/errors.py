@@ -34,6 +34,21 @@ class TransientError(StageError):
         self.retry_after = retry_after
 
 
+class Deferred(StageError):
+    """Not a failure: the message must wait ``delay`` seconds and then be handled as if it had just arrived.
+
+    For a claim a live worker holds (it comes back when the lease would run out) and a spent daily quota (it comes
+    back when the quota resets). It waits in the stage's parking queue in the broker, never in memory, and does
+    not spend an attempt of the retry ladder.
+    """
+
+    reason = "deferred"
+
+    def __init__(self, message: str, *, delay: float, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.delay = delay
+
+
 class BrokerUnavailable(TransientError):
     """The broker could not take or confirm a message (down, blocked, nack, unroutable)."""
 

@@ -24,3 +24,4 @@ class OutgoingMessage:
     headers: Mapping[str, Any] = field(default_factory=dict)
     timestamp: int | None = None
     type: str | None = None
+    expiration_ms: int | None = None  # a per-message TTL: how long a parked message waits

@@ -23,7 +23,7 @@ import structlog
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
-from shared.broker import CONNECTION_ERRORS, TopologyMismatch, backoff_delay, declare_topology
+from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay, declare_topology
 from shared.errors import BrokerUnavailable, PermanentError
 from shared.frame_batching import BatchingConnection
 from shared.outgoing import OutgoingMessage
@@ -68,6 +68,7 @@ def properties(message: OutgoingMessage, seq: int) -> pika.BasicProperties:
     """The AMQP properties of ``message``, tagged with its publish sequence number on this channel."""
     return pika.BasicProperties(
         delivery_mode=pika.DeliveryMode.Persistent,
+        expiration=str(message.expiration_ms) if message.expiration_ms is not None else None,
         content_type=message.content_type,
         message_id=message.message_id,
         timestamp=message.timestamp if message.timestamp is not None else int(time.time()),
@@ -87,7 +88,7 @@ class Publisher:
 
     def __init__(
         self,
-        params: pika.ConnectionParameters,
+        params: pika.ConnectionParameters | BrokerNodes,
         *,
         topology: Topology | None = None,
         confirm_timeout: float = 10.0,
@@ -95,7 +96,9 @@ class Publisher:
         on_death: Callable[[BaseException], None] | None = None,
     ) -> None:
         """``on_death`` is called (on the dying thread) if the I/O thread ever stops on an unexpected exception."""
-        self._params = params
+        # One node, or the nodes of a cluster: each connection goes to the next node in turn.
+        self._nodes = [params] if isinstance(params, pika.ConnectionParameters) else list(params)
+        self._node_index = 0
         self._topology = topology
         self._confirm_timeout = confirm_timeout
         self._max_in_flight = max_in_flight
@@ -182,12 +185,16 @@ class Publisher:
 
     def _connect_and_serve(self) -> None:
         attempt = 0
+        untried = len(self._nodes)  # nodes left to try before backing off
         while not self._stopping.is_set():
+            params = self._nodes[self._node_index % len(self._nodes)]
+            self._node_index += 1
+            untried -= 1
             try:
                 if self._topology is not None:
-                    declare_topology(self._params, self._topology)
+                    declare_topology(params, self._topology)
                 connection = BatchingConnection(
-                    self._params,
+                    params,
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_open_error,
                     on_close_callback=self._on_connection_closed,
@@ -204,6 +211,7 @@ class Publisher:
                 self._connection = None
                 if self._ready.is_set():
                     attempt = 0  # it was up: the next outage starts its backoff afresh
+                    untried = len(self._nodes) - 1  # ... at once on the next node, if there is one
                 self._ready.clear()
                 refusal, self._refusal = self._refusal, None
                 self._fail_everything(
@@ -212,6 +220,9 @@ class Publisher:
                 )
             if self._stopping.is_set():
                 break
+            if untried > 0:
+                continue  # another node of the cluster may answer: try it without waiting
+            untried = len(self._nodes)
             self._stopping.wait(backoff_delay(attempt))
             attempt += 1
         self._fail_everything("the publisher is stopping")

@@ -40,7 +40,8 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True, hide_input_in_errors=True)
 
     amqp_url: SecretStr = Field(
-        default=SecretStr(DEFAULT_AMQP_URL), description="broker URL; may hold a password, so kept secret"
+        default=SecretStr(DEFAULT_AMQP_URL),
+        description="broker URL, or the URLs of a cluster's nodes comma-separated; may hold a password, so secret",
     )
     topology_prefix: str = Field(
         default="", description="prepended to every exchange and queue name (test isolation, staging)"
@@ -62,9 +63,10 @@ class CommonSettings(BaseSettings):
     )
     idempotency_ttl_days: float = Field(default=30.0, gt=0, description="how long a done invoice is remembered")
     claim_lease_seconds: float = Field(
-        default=90.0,
-        gt=0,
-        description="how long a worker holds an invoice before others may assume it died (longer than one attempt)",
+        default=15.0,
+        ge=3,
+        description="a claim's lease, renewed every third of it while its worker lives: a dead worker's invoices "
+        "are taken over within this",
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
@@ -78,6 +80,15 @@ class CommonSettings(BaseSettings):
         le=86400,
         description="the longest pause a Retry-After or X-RateLimit-Reset from DocSpace or the pipeline may impose",
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_nodes(cls, value: SecretStr) -> SecretStr:
+        urls = [url.strip() for url in value.get_secret_value().split(",") if url.strip()]
+        if not urls or not all(url.startswith(("amqp://", "amqps://")) for url in urls):
+            # Never echo the value: it may hold a password.
+            raise ValueError("AMQP_URL must be one or more amqp:// or amqps:// URLs, comma-separated")
+        return value
 
     @field_validator("retry_delays", mode="before")
     @classmethod

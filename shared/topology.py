@@ -2,6 +2,11 @@
 
 Changing an existing queue's arguments makes RabbitMQ refuse the declaration (PRECONDITION_FAILED): a changed
 queue needs a new name. That refusal is a deployment bug, so processes exit on it instead of retrying.
+
+Every queue is a quorum queue, so a cluster replicates all of them and any node can declare them while another
+is down (a classic queue lives on one node: while that node is away its messages are out of reach and declaring
+it elsewhere fails). The replica count is the broker's ``quorum_cluster_size`` (3 by default): one replica on
+each node of a three-node cluster, so any one node may fail.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class StageQueues:
     retries: tuple[str, ...]
     dead_letters: str
     delays: tuple[float, ...]
+    parked: str  # messages that must wait (a claim held elsewhere, a spent daily quota), each for its own time
 
     def retry_queue_for(self, attempt: int, retry_after: float | None = None) -> tuple[str, float] | None:
         """The delay queue for the given 1-based attempt, or None when the ladder is spent.
@@ -108,9 +114,9 @@ class Topology:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
         work = self.prefix + stage
         # The delay is part of the name: a changed RETRY_DELAYS declares new queues instead of clashing
-        # with the TTL of the old ones.
-        retries = tuple(f"{work}.retry.{i + 1}.{_millis(d)}ms" for i, d in enumerate(self.retry_delays))
-        return StageQueues(stage, work, retries, f"{work}.dlq", self.retry_delays)
+        # with the TTL of the old ones. (Before they were quorum queues they were called <queue>.retry.N.<ms>ms.)
+        retries = tuple(f"{work}.delay.{i + 1}.{_millis(d)}ms" for i, d in enumerate(self.retry_delays))
+        return StageQueues(stage, work, retries, f"{work}.dlq", self.retry_delays, f"{work}.parked")
 
     def exchanges(self) -> list[Exchange]:
         return [
@@ -148,17 +154,9 @@ class Topology:
                 )
             )
             for retry_queue, delay in zip(names.retries, names.delays, strict=True):
-                queues.append(
-                    Queue(
-                        retry_queue,
-                        {
-                            "x-message-ttl": _millis(delay),
-                            # Expired messages go back to the work queue through the default exchange.
-                            "x-dead-letter-exchange": "",
-                            "x-dead-letter-routing-key": names.work,
-                        },
-                    )
-                )
+                queues.append(Queue(retry_queue, {**_returns_to(names.work), "x-message-ttl": _millis(delay)}))
+            # No queue-wide TTL: each parked message carries its own expiration (a lease's rest, a quota's reset).
+            queues.append(Queue(names.parked, _returns_to(names.work)))
             queues.append(
                 Queue(
                     names.dead_letters,
@@ -188,6 +186,21 @@ class Topology:
             channel.queue_delete(queue.name)
         for exchange in self.exchanges():
             channel.exchange_delete(exchange.name)
+
+
+def _returns_to(work_queue: str) -> dict[str, Any]:
+    """A waiting room: expired messages go back to ``work_queue`` through the default exchange.
+
+    At-least-once dead-lettering (which needs ``reject-publish``) keeps a message in the waiting room until the
+    work queue has confirmed it, so a node failure in between cannot lose it.
+    """
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": work_queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
 
 
 def _millis(seconds: float) -> int:

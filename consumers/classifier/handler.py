@@ -11,7 +11,7 @@ import structlog
 from shared.consumer import Handled
 from shared.delivery import InvalidDelivery, parse_delivery
 from shared.docspace import FileInfo, Room
-from shared.idempotency import IdempotencyStore, run_once
+from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceDetected, invoice_id_for
 from shared.rules import Rules
 
@@ -41,7 +41,7 @@ def classify_delivery(
     triggers: Collection[str],
     emit: Callable[[InvoiceDetected], None],
     store: IdempotencyStore,
-    lease_seconds: float = 90.0,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
     delivered_at: datetime | None = None,
 ) -> Handled:
     """Decide one delivery. Every return names its reason; bad input raises InvalidDelivery (dead-lettered)."""

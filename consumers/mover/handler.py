@@ -10,7 +10,7 @@ import structlog
 
 from shared.consumer import Handled
 from shared.docspace import MoveResult
-from shared.idempotency import IdempotencyStore, run_once
+from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceDetected, InvoiceReceived
 
 log = structlog.get_logger("mover")
@@ -30,7 +30,7 @@ def move_invoice(
     emit: Callable[[InvoiceReceived], None],
     store: IdempotencyStore,
     conflict: str = "Duplicate",
-    lease_seconds: float = 90.0,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> Handled:
     """Move the file, then publish InvoiceReceived; the input is acked only after that publish is confirmed.
 

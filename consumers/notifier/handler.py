@@ -7,7 +7,7 @@ import structlog
 from consumers.notifier.mailer import Mailer
 from consumers.notifier.pipeline import PipelineTrigger
 from shared.consumer import Handled
-from shared.idempotency import IdempotencyStore, run_once
+from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceReceived
 
 
@@ -18,7 +18,11 @@ def _bind(invoice: InvoiceReceived) -> None:
 
 
 def email_manager(
-    invoice: InvoiceReceived, *, mailer: Mailer | None, store: IdempotencyStore, lease_seconds: float = 90.0
+    invoice: InvoiceReceived,
+    *,
+    mailer: Mailer | None,
+    store: IdempotencyStore,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> Handled:
     """Send the manager one e-mail per invoice.
 
@@ -39,7 +43,11 @@ def email_manager(
 
 
 def trigger_pipeline(
-    invoice: InvoiceReceived, *, pipeline: PipelineTrigger | None, store: IdempotencyStore, lease_seconds: float = 90.0
+    invoice: InvoiceReceived,
+    *,
+    pipeline: PipelineTrigger | None,
+    store: IdempotencyStore,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> Handled:
     """POST the invoice to the processing pipeline once; the invoice id is also the receiver's idempotency key."""
     _bind(invoice)

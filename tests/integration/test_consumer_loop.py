@@ -12,8 +12,8 @@ import pytest
 import structlog
 
 from shared.broker import connection_parameters
-from shared.consumer import Handled, InboundMessage, StageConsumer
-from shared.errors import PermanentError, TransientError
+from shared.consumer import MAX_DEFERRALS, Handled, InboundMessage, StageConsumer
+from shared.errors import Deferred, PermanentError, TransientError
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER
 from tests.broker import BrokerKit
@@ -110,6 +110,42 @@ def test_transient_failures_climb_the_ladder_then_succeed(harness: Any, broker: 
     assert [m.attempt for m in h.seen] == [1, 2, 3]
     assert {m.routing_key for m in h.seen} == {"file.uploaded"}
     assert all(m.body == b"body" for m in h.seen)
+
+
+def test_a_deferred_message_waits_in_the_parking_queue_and_comes_back_at_the_same_attempt(
+    harness: Any, broker: BrokerKit
+) -> None:
+    def busy_elsewhere(message: InboundMessage) -> Handled:
+        if message.headers.get("x-deferrals", 0) < 2:
+            raise Deferred("held by another worker", delay=0.5, reason="in_progress_elsewhere")
+        return Handled("accepted")
+
+    h = harness(busy_elsewhere)
+    started = time.monotonic()
+    h.send(b"body")
+    h.wait_for_outcomes(3)
+    elapsed = time.monotonic() - started
+    assert h.outcomes == [
+        ("deferred", "in_progress_elsewhere"),
+        ("deferred", "in_progress_elsewhere"),
+        ("accepted", None),
+    ]
+    assert elapsed >= 1.0  # two half-second waits, spent in the broker
+    assert [m.attempt for m in h.seen] == [1, 1, 1]  # not an attempt of the retry ladder
+    assert [m.headers.get("x-deferrals") for m in h.seen] == [None, 1, 2]
+    assert {m.routing_key for m in h.seen} == {"file.uploaded"}
+    assert broker.depth(broker.topology.stage(CLASSIFIER).parked) == 0
+
+
+def test_a_message_deferred_without_end_falls_to_the_retry_ladder(harness: Any, broker: BrokerKit) -> None:
+    def forever(_message: InboundMessage) -> Handled:
+        raise Deferred("held by another worker", delay=0.05, reason="in_progress_elsewhere")
+
+    h = harness(forever)
+    h.send(b"body", **{"x-deferrals": MAX_DEFERRALS - 1})
+    h.wait_for_outcomes(5)
+    assert h.outcomes[0] == ("deferred", "in_progress_elsewhere")
+    assert h.outcomes[1:] == [("retried", "in_progress_elsewhere")] * 3 + [("dead_lettered", "in_progress_elsewhere")]
 
 
 def test_a_spent_ladder_dead_letters_with_the_story(harness: Any, broker: BrokerKit) -> None:

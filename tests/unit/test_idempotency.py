@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.errors import TransientError
+from shared.errors import Deferred, TransientError
 from shared.idempotency import (
     AlreadyInProgress,
     Claim,
     IdempotencyStore,
+    LeaseKeeper,
     RedisStore,
     SqliteStore,
     StoreUnavailable,
@@ -26,6 +27,19 @@ from shared.idempotency import (
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 THREADS = 16
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when a test says so: leases expire without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture
@@ -169,25 +183,38 @@ def test_run_once_runs_the_work_then_reports_duplicates(store: SqliteStore) -> N
     assert done == [1]
 
 
-def test_run_once_raises_already_in_progress_while_another_holds_the_lease(store: SqliteStore) -> None:
+def test_run_once_defers_while_another_holds_the_lease_until_its_lease_would_run_out(store: SqliteStore) -> None:
     store.claim("k", lease_seconds=30)
     done: list[int] = []
 
     with pytest.raises(AlreadyInProgress) as raised:
         run_once(store, "k", lambda: done.append(1), lease_seconds=30)
 
-    assert isinstance(raised.value, TransientError)
+    # Not a failure: it waits in the broker for the holder's lease, without spending an attempt of the ladder.
+    assert isinstance(raised.value, Deferred)
+    assert not isinstance(raised.value, TransientError)
     assert raised.value.reason == "in_progress_elsewhere"
-    assert raised.value.retry_after == 5.0
+    assert 29.5 < raised.value.delay <= 30.5
     assert done == []
 
 
-def test_run_once_retry_after_is_capped_by_a_short_lease(store: SqliteStore) -> None:
-    store.claim("k", lease_seconds=30)
+def test_run_once_defers_for_what_is_left_of_the_holders_lease(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SqliteStore(tmp_path / "left.sqlite3", ttl_seconds=3600, clock=clock)
+    store.claim("k", lease_seconds=15, owner="holder")
+    clock.advance(11)
 
     with pytest.raises(AlreadyInProgress) as raised:
-        run_once(store, "k", lambda: None, lease_seconds=2)
-    assert raised.value.retry_after == 2
+        run_once(store, "k", lambda: None, lease_seconds=15)
+    assert raised.value.delay == pytest.approx(4.5)  # 4 s left, and half a second to be sure
+
+
+def test_run_once_defers_no_longer_than_its_own_lease(store: SqliteStore) -> None:
+    store.claim("k", lease_seconds=300)
+
+    with pytest.raises(AlreadyInProgress) as raised:
+        run_once(store, "k", lambda: None, lease_seconds=5)
+    assert raised.value.delay == pytest.approx(5.5)
 
 
 def test_run_once_releases_the_claim_when_the_work_fails(store: SqliteStore) -> None:
@@ -402,3 +429,81 @@ def test_an_unreachable_store_is_a_transient_failure_not_a_bug() -> None:
     assert isinstance(raised.value, TransientError)
     assert raised.value.reason == "idempotency_store_unavailable"
     assert ran == []  # nothing is done without a claim
+
+
+# --- leases: renewed while the worker lives, taken over soon after it dies ---------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def clocked_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[IdempotencyStore, FakeClock]]:
+    """Both backends on a clock the test moves."""
+    clock = FakeClock()
+    if request.param == "sqlite":
+        backend: IdempotencyStore = SqliteStore(tmp_path / "clocked.sqlite3", ttl_seconds=3600, clock=clock)
+    else:
+        namespace = request.getfixturevalue("redis_namespace")
+        backend = RedisStore(REDIS_URL, ttl_seconds=3600, namespace=namespace, clock=clock)
+    yield backend, clock
+    backend.close()
+
+
+def test_a_lease_expires_on_the_stores_clock(clocked_store: tuple[IdempotencyStore, FakeClock]) -> None:
+    store, clock = clocked_store
+    assert store.claim("k", lease_seconds=15, owner="dead") is Claim.ACQUIRED
+    clock.advance(14.9)
+    assert store.claim("k", lease_seconds=15, owner="next") is Claim.IN_PROGRESS
+    assert store.lease_left("k") == pytest.approx(0.1, abs=0.01)
+    clock.advance(0.2)
+    assert store.lease_left("k") is None
+    assert store.claim("k", lease_seconds=15, owner="next") is Claim.ACQUIRED
+
+
+def test_renewing_keeps_a_live_workers_claim(clocked_store: tuple[IdempotencyStore, FakeClock]) -> None:
+    store, clock = clocked_store
+    store.claim("k", lease_seconds=15, owner="alive")
+    for _ in range(10):  # a minute and a half of work, a beat every five seconds
+        clock.advance(5)
+        assert store.renew("k", "alive", lease_seconds=15) is True
+    assert store.claim("k", lease_seconds=15, owner="other") is Claim.IN_PROGRESS
+    assert store.lease_left("k") == pytest.approx(15, abs=0.01)
+
+
+def test_a_renewal_never_revives_a_claim_that_is_gone_or_someone_elses(
+    clocked_store: tuple[IdempotencyStore, FakeClock],
+) -> None:
+    store, clock = clocked_store
+    store.claim("k", lease_seconds=15, owner="slow")
+    clock.advance(16)  # its lease ran out (the store was away, say) ...
+    assert store.claim("k", lease_seconds=15, owner="fresh") is Claim.ACQUIRED  # ... and another took over
+    assert store.renew("k", "slow", lease_seconds=15) is False
+    assert store.lease_left("k") == pytest.approx(15, abs=0.01)
+
+    store.complete("k")
+    assert store.renew("k", "fresh", lease_seconds=15) is False  # done stays done
+    assert store.claim("k", lease_seconds=15) is Claim.DONE
+    assert store.renew("never-claimed", "x", lease_seconds=15) is False
+
+
+def test_the_lease_keeper_renews_while_the_work_runs(either_store: IdempotencyStore) -> None:
+    """Real time, short lease: the work outlasts three leases and nobody else gets the claim meanwhile."""
+    seen: list[Claim] = []
+
+    def slow_work() -> None:
+        for _ in range(6):
+            time.sleep(0.2)
+            seen.append(either_store.claim("k", lease_seconds=0.3, owner="intruder"))
+
+    assert run_once(either_store, "k", slow_work, lease_seconds=0.3) is True
+    assert seen == [Claim.IN_PROGRESS] * 6
+    assert either_store.claim("k", lease_seconds=0.3) is Claim.DONE
+
+
+def test_the_lease_keeper_stops_with_the_work(either_store: IdempotencyStore) -> None:
+    either_store.claim("k", lease_seconds=0.3, owner="me")
+    with LeaseKeeper(either_store, "k", "me", lease_seconds=0.3) as keeper:
+        time.sleep(0.35)
+    renewed = keeper.renewals
+    assert renewed >= 2
+    time.sleep(0.5)
+    assert keeper.renewals == renewed
+    assert either_store.claim("k", lease_seconds=5, owner="next") is Claim.ACQUIRED  # the lease ran out
