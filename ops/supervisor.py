@@ -56,6 +56,10 @@ class Supervisor:
         self._watcher.start()
         return self
 
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self._specs]
+
     def process(self, name: str) -> subprocess.Popen[str]:
         return self._processes[name]
 
@@ -132,23 +136,35 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def pipeline_children() -> list[ChildSpec]:
-    """The four processes of the pipeline, each started exactly as in production."""
-    return [
-        ChildSpec("ingress", python_module("ingress")),
-        ChildSpec("classifier", python_module("consumers.classifier")),
-        ChildSpec("mover", python_module("consumers.mover")),
-        ChildSpec("notifier", python_module("consumers.notifier")),
-    ]
+CONSUMERS = {"classifier": "consumers.classifier", "mover": "consumers.mover", "notifier": "consumers.notifier"}
+
+
+def pipeline_children(replicas: int = 1) -> list[ChildSpec]:
+    """The four processes of the pipeline, each started exactly as in production.
+
+    With ``replicas`` > 1 each stage runs that many times (``classifier-1``, ``classifier-2``...), as several hosts
+    would run it: the ingress stays one (a load balancer would spread DocSpace's deliveries over several).
+    """
+    children = [ChildSpec("ingress", python_module("ingress"))]
+    for name, module in CONSUMERS.items():
+        names = [name] if replicas == 1 else [f"{name}-{n}" for n in range(1, replicas + 1)]
+        children += [ChildSpec(child, python_module(module)) for child in names]
+    return children
 
 
 def wait_for_pipeline(
-    ingress_internal_url: str, started: Callable[[], set[str]], supervisor: Supervisor, timeout: float = 30
+    ingress_internal_url: str,
+    started: Callable[[], set[str]],
+    supervisor: Supervisor,
+    timeout: float = 30,
+    consumers: set[str] | None = None,
 ) -> None:
     """Block until the ingress is ready and every consumer has started consuming; raise RuntimeError if not.
 
     ``ingress_internal_url`` is the ingress's internal base URL (``METRICS_PORT``), where its ``/readyz`` is.
+    ``consumers`` names the consumer processes to wait for (the replicas' names, when stages run several times).
     """
+    consumers = consumers if consumers is not None else set(CONSUMERS)
     import requests  # only the supervisor's readiness check needs HTTP
 
     deadline = time.monotonic() + timeout
@@ -159,7 +175,7 @@ def wait_for_pipeline(
             ready = requests.get(ingress_internal_url + "/readyz", timeout=1).status_code == 200
         except requests.ConnectionError:
             ready = False
-        if ready and {"classifier", "mover", "notifier"} <= started():
+        if ready and consumers <= started():
             return
         time.sleep(0.1)
     raise RuntimeError(f"the pipeline was not ready within {timeout:.0f}s")

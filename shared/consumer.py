@@ -33,6 +33,10 @@ from shared.topology import StageQueues, Topology
 log = structlog.get_logger(__name__)
 
 ATTEMPT_HEADER = "x-attempt"
+DEFERRALS_HEADER = "x-deferrals"
+# A message deferred this often is stuck behind something that never ends (a claim renewed for hours): from then
+# on it is a transient failure, so the retry ladder bounds it and an operator sees it in the dead-letter queue.
+MAX_DEFERRALS = 100
 ROUTING_KEY_HEADER = "x-original-routing-key"
 # The ids handlers bind to the log context; copied into dead-letter headers so an operator can find the invoice.
 ID_KEYS = ("event_id", "file_id", "invoice_id")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
+from shared.topology import STAGES
 from tests.broker import BrokerKit
-from tests.mail_fixtures import free_port
+from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, free_port
 
 
 @dataclass
@@ -38,8 +41,13 @@ class RunningPipeline:
 
 
 @contextmanager
-def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) -> Iterator[RunningPipeline]:
-    """Start ingress, classifier, mover and notifier as separate processes, on this test's topology."""
+def running_pipeline(
+    broker: BrokerKit, env: Mapping[str, str], tmp_path: Path, *, replicas: int = 1
+) -> Iterator[RunningPipeline]:
+    """Start ingress, classifier, mover and notifier as separate processes, on this test's topology.
+
+    With ``replicas`` > 1 every stage runs that many times, named ``mover-1``, ``mover-2``...
+    """
     port = free_port()
     logs = LogCollector()
     full_env = {
@@ -55,18 +63,44 @@ def running_pipeline(broker: BrokerKit, env: Mapping[str, str], tmp_path: Path) 
         **env,
     }
     # Each process serves /metrics (and its probes) on an internal port of its own.
-    metrics_ports = {name: free_port() for name in ("ingress", "classifier", "mover", "notifier")}
-    specs = [
-        replace(spec, env={**full_env, "METRICS_PORT": str(metrics_ports[spec.name])}) for spec in pipeline_children()
-    ]
+    children = pipeline_children(replicas)
+    metrics_ports = {spec.name: free_port() for spec in children}
+    specs = [replace(spec, env={**full_env, "METRICS_PORT": str(metrics_ports[spec.name])}) for spec in children]
     supervisor = Supervisor(specs, on_line=logs.add).start()
     url = f"http://127.0.0.1:{port}"
     metrics_urls = {name: f"http://127.0.0.1:{metrics_port}/metrics" for name, metrics_port in metrics_ports.items()}
     try:
         try:
-            wait_for_pipeline(f"http://127.0.0.1:{metrics_ports['ingress']}", logs.started, supervisor)
+            wait_for_pipeline(
+                f"http://127.0.0.1:{metrics_ports['ingress']}",
+                logs.started,
+                supervisor,
+                timeout=30 * replicas,
+                consumers=set(metrics_ports) - {"ingress"},
+            )
         except RuntimeError as exc:
             raise AssertionError(f"{exc}\n{logs.dump()}") from exc
         yield RunningPipeline(url, logs, supervisor, tmp_path / "spool", metrics_urls)
     finally:
         supervisor.stop()
+
+
+def assert_exactly_once(
+    sim: Any,
+    files: list[str],
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    pipeline: RunningPipeline,
+    broker_kit: BrokerKit,
+) -> None:
+    """Every file moved into Incoming, e-mailed once and sent to the pipeline once; every dead-letter queue empty."""
+    expected = {f"{file_id}:v1" for file_id in files}
+    mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
+    calls = collections.Counter(r.headers["webhook-id"] for r in pipeline_receiver.requests if r.status < 300)
+    assert set(mails) == expected and max(mails.values()) == 1, mails.most_common(3)
+    assert set(calls) == expected and max(calls.values()) == 1, calls.most_common(3)
+    for file_id in files:
+        folder = sim.file(file_id)["folderId"]
+        assert sim.folder_title(folder) == "Incoming", (file_id, folder)
+    for stage in STAGES:
+        assert broker_kit.depth(broker_kit.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))

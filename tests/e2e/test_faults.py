@@ -6,7 +6,6 @@ shared RabbitMQ (which other processes use too) is never stopped or disturbed.""
 
 from __future__ import annotations
 
-import collections
 import json
 import signal
 import threading
@@ -19,7 +18,7 @@ import pytest
 
 from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
-from tests.e2e.pipeline import RunningPipeline, running_pipeline
+from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, running_pipeline
 from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
 from tests.tcp_proxy import TcpProxy
 
@@ -29,7 +28,6 @@ SECRET = "chaos-Webhook-Secret!1"
 PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # Long enough, in total, to outlast the 20 s mail and pipeline outages and an expired claim lease.
 LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
-STAGES = ("classifier", "mover", "notifier.email", "notifier.pipeline")
 
 
 def _env(sim, smtp_server: SmtpTestServer, pipeline_receiver: PipelineReceiver, rules: Path) -> dict[str, str]:
@@ -66,26 +64,6 @@ def _two_clients(sim, tmp_path: Path) -> tuple[list[str], Path]:
         encoding="utf-8",
     )
     return folders, rules
-
-
-def _assert_exactly_once(
-    sim,
-    files: list[str],
-    smtp_server: SmtpTestServer,
-    pipeline_receiver: PipelineReceiver,
-    pipeline: RunningPipeline,
-    broker_kit,
-) -> None:
-    expected = {f"{file_id}:v1" for file_id in files}
-    mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
-    calls = collections.Counter(r.headers["webhook-id"] for r in pipeline_receiver.requests if r.status < 300)
-    assert set(mails) == expected and max(mails.values()) == 1, mails.most_common(3)
-    assert set(calls) == expected and max(calls.values()) == 1, calls.most_common(3)
-    for file_id in files:
-        folder = sim.file(file_id)["folderId"]
-        assert sim.folder_title(folder) == "Incoming", (file_id, folder)
-    for stage in STAGES:
-        assert broker_kit.depth(broker_kit.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))
 
 
 @contextmanager
@@ -156,7 +134,7 @@ def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
         time.sleep(3)  # room for a late duplicate to show itself
 
         assert all(pipeline.supervisor.restarts(name) >= 1 for name in ("classifier", "mover", "notifier"))
-        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
+        assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
 
 
 def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_accepted(
@@ -197,4 +175,4 @@ def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_a
         # Every delivery the ingress answered 2xx was processed: each upload's invoice arrived, once.
         assert len(accepted) >= 2 * len(files)
         assert pipeline.logs.events("ingress", "delivery_spooled"), "the outage should have been spooled"
-        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
+        assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)

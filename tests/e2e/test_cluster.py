@@ -1,0 +1,147 @@
+"""Beyond one machine: the whole pipeline, two replicas of every stage, on a three-node RabbitMQ cluster that loses
+the node leading its work queues (``kill -9``, restarted later) and then a second node (stopped gracefully).
+
+The cluster is private to this module (its own node names, ports, files and cookie): the machine's RabbitMQ on
+5672 is never touched. The stages share Redis, as replicas on several hosts would.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import redis
+
+from shared.topology import MOVER, STAGES, Topology
+from simulator import DocSpaceSimulator
+from tests.broker import BrokerKit, new_prefix
+from tests.e2e.pipeline import assert_exactly_once, running_pipeline
+from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+from tests.rabbit_cluster import RabbitCluster, installed, running_cluster
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "cluster-Webhook-Secret!1"
+PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+INVOICES = 300
+LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitCluster]:
+    """Three clustered nodes from the installed rabbitmq-server (about 30 s to start), torn down after the module."""
+    if not installed():
+        reason = "rabbitmq-server is not installed: the cluster test starts nodes of its own"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with running_cluster(tmp_path_factory.mktemp("rabbit-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_topology(rabbit_cluster: RabbitCluster) -> Iterator[Topology]:
+    """A topology declared through the first node, so that node leads every work queue (quorum leaders start
+    where they are declared); the Redis keys of its prefix are deleted afterwards."""
+    topology = Topology(new_prefix(), retry_delays=LADDER, delivery_limit=20)
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_cluster.nodes[0].url))
+    topology.declare(connection.channel())
+    connection.close()
+    yield topology
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"invoice-pipeline:{topology.prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def test_three_hundred_invoices_arrive_exactly_once_while_the_cluster_loses_a_node_twice(
+    rabbit_cluster: RabbitCluster,
+    cluster_topology: Topology,
+    docspace_sim: DocSpaceSimulator,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    cluster, topology, sim = rabbit_cluster, cluster_topology, docspace_sim
+    work_queues = {topology.stage(stage).work for stage in STAGES}
+    leaders = cluster.leaders(cluster.nodes[0], work_queues)
+    assert set(leaders) == work_queues and len(set(leaders.values())) == 1, leaders
+    leader = cluster.node_named(leaders[topology.stage(MOVER).work])
+    # Every work queue has a replica on each node (the broker's default group size, 3).
+    for queue in work_queues:
+        assert len(cluster.members(leader, queue)) == 3, cluster.members(leader, queue)
+    graceful, survivor = (node for node in cluster.nodes if node is not leader)
+
+    room = sim.create_room("Acme Ltd")
+    uploads = sim.create_folder(room, "Uploads")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "anna@acme.example"\n', encoding="utf-8"
+    )
+    sim.faults.add(path="/api/*", latency=0.02)  # long enough for the faults to meet messages in flight
+    env = {
+        "AMQP_URL": ",".join(cluster.urls),  # every process knows every node; each starts at a random one
+        "IDEMPOTENCY_URL": REDIS_URL,
+        "DOCSPACE_WEBHOOK_SECRET": SECRET,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "DOCSPACE_TIMEOUT": "5",
+        "INVOICE_RULES_FILE": str(rules),
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "MAIL_FROM": "invoices@pipeline.example",
+        "PIPELINE_URL": pipeline_receiver.url,
+        "PIPELINE_SECRET": PIPELINE_SECRET,
+        "CONCURRENCY": "4",
+        "HEARTBEAT": "5",
+    }
+    files: list[str] = []
+
+    def upload(count: int) -> None:
+        for _ in range(count):
+            files.append(sim.upload_file(uploads, f"Invoice-{len(files):04d}.pdf"))
+
+    def mailed() -> int:
+        return len(smtp_server.messages)
+
+    broker = BrokerKit(survivor.url, topology)  # the test's own view, through the node that never goes away
+    started = time.monotonic()
+    with running_pipeline(broker, env, tmp_path, replicas=2) as pipeline:
+        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
+        upload(INVOICES // 4)
+        assert wait_until(lambda: mailed() >= 20, timeout=120), pipeline.logs.dump(80)
+
+        cluster.kill(leader)  # kill -9 of the Erlang VM leading every work queue, with invoices in flight
+        killed_at = mailed()
+        upload(INVOICES // 4)
+        assert wait_until(lambda: mailed() >= killed_at + 50, timeout=180), pipeline.logs.dump(80)
+
+        cluster.restart(leader)  # it rejoins as a follower
+        upload(INVOICES // 4)
+        assert wait_until(lambda: mailed() >= INVOICES // 2 + 20, timeout=180), pipeline.logs.dump(80)
+
+        cluster.stop_node(graceful)  # a second node leaves, politely
+        upload(INVOICES - len(files))
+
+        assert wait_until(lambda: mailed() >= INVOICES, timeout=300), pipeline.logs.dump(120)
+        assert wait_until(
+            lambda: len([r for r in pipeline_receiver.requests if r.status < 300]) >= INVOICES, timeout=120
+        ), pipeline.logs.dump(80)
+        assert sim.wait_idle(30)
+        time.sleep(3)  # room for a late duplicate to show itself
+        elapsed = time.monotonic() - started
+
+        names = pipeline.supervisor.names
+        for name in names:
+            assert pipeline.supervisor.process(name).poll() is None, f"{name} died"
+            assert pipeline.supervisor.restarts(name) == 0, f"{name} was restarted"
+        assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
+        # The processes failed over by themselves: more connections were opened than there are processes.
+        assert len(pipeline.logs.events(None, "publisher_connected")) > len(names)
+    print(f"cluster test: {INVOICES} invoices in {elapsed:.0f} s through a kill -9, a restart and a graceful stop")
