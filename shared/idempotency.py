@@ -364,11 +364,15 @@ class RedisStore:
         self._redis.close()
 
 
+def is_redis_url(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
 def open_store(url: str, *, ttl_seconds: float, namespace: str = "") -> IdempotencyStore:
     """``sqlite:///relative/path.sqlite3``, ``sqlite:////absolute/path``, or ``redis://host:6379/0``."""
     if url.startswith("sqlite:///"):
         return SqliteStore(url.removeprefix("sqlite:///"), ttl_seconds=ttl_seconds)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         return RedisStore(url, ttl_seconds=ttl_seconds, namespace=f"invoice-pipeline:{namespace}")
     # Name only the scheme: the rest of a URL may carry a password (and a URL that lost its scheme, a user name).
     scheme = f"{url.split('://', 1)[0]}://…" if "://" in url else "a value without a scheme"

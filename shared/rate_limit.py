@@ -5,26 +5,82 @@ and answers 429 beyond. The limiter spaces requests evenly (GCRA, a leaky bucket
 60-second window ever holds more than ``per_minute`` plus that burst, caps writes in flight with a semaphore, and
 makes every thread of the process wait out a 429's ``Retry-After`` together instead of each finding it out alone.
 
-One limiter is shared by all worker threads of one process. The portal counts per *user* (API key), not per
-process: when several processes or replicas use the same key, each must be given its share of the limit
-(e.g. classifier and mover with one key: 480 + 940 per minute, not 1,420 each).
+DocSpace also allows each user 10,000 POST/PUT requests a day. The limiter counts its writes per quota period
+(``docspace_write_quota_used``) and, once a 429 says the day's writes are spent, refuses writes until the reset
+with ``WriteQuotaSpent`` (a deferral: the invoice waits in the broker) while reads go on.
+
+This limiter is shared by all worker threads of one process. The portal counts per *user* (API key), not per
+process: when several processes or replicas use the same key without Redis, each must be given its share of the
+limit (e.g. classifier and mover with one key: 480 + 940 per minute, not 1,420 each). With Redis, every process
+on one key shares one limit instead (``shared.redis_limiter``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
-from shared.errors import TransientError
-from shared.retry_after import DEFAULT_MAX_PAUSE, cap_pause
+from prometheus_client import Gauge
+
+from shared.errors import Deferred, TransientError
+from shared.retry_after import DEFAULT_MAX_PAUSE, cap_pause, retry_after_from
+
+QUOTA_METHODS = frozenset({"POST", "PUT"})  # what the daily write quota counts
+# A 429 for the per-minute window never asks for more than a minute; a longer wait means the day's quota.
+MINUTE_WINDOW = 60.0
+
+WRITE_QUOTA_USED = Gauge(
+    "docspace_write_quota_used", "DocSpace writes (POST/PUT) counted in the current quota period (a day)"
+)
+WRITE_QUOTA_LIMIT = Gauge("docspace_write_quota_limit", "DocSpace writes (POST/PUT) allowed per quota period")
 
 
 class RateLimitWait(TransientError):
     """Waiting for a slot would take longer than ``max_wait``: give the message back to the retry ladder."""
 
     reason = "docspace_rate_limit_wait"
+
+
+class WriteQuotaSpent(Deferred):
+    """DocSpace's daily write quota is spent: the invoice waits in the broker until it resets; reads go on."""
+
+    reason = "docspace_write_quota_spent"
+
+
+class Limiter(Protocol):
+    """What the DocSpace client asks of a limiter: this process's own (``RateLimiter``) or one shared in Redis."""
+
+    def slot(self, method: str) -> AbstractContextManager[None]: ...
+    def pause(self, seconds: float) -> None: ...
+    def write_quota_spent(self, method: str, headers: Mapping[str, str]) -> WriteQuotaSpent | None: ...
+    def writes_used(self) -> int: ...
+
+
+def counts_against_quota(method: str) -> bool:
+    return method.upper() in QUOTA_METHODS
+
+
+def quota_rejection(
+    method: str, headers: Mapping[str, str], daily_writes: int, period: float = 86_400.0
+) -> float | None:
+    """Seconds until the write quota resets, when a 429 on ``method`` says the day's writes are spent; else None.
+
+    DocSpace names the limit that was hit in ``X-RateLimit-Limit``; a write refused with the daily quota's number
+    there, or with a wait longer than the per-minute window can ask for, is the daily quota. Its reset may be
+    hours away, and waiting it out is parking in the broker, not silencing the process: it is capped at one
+    quota period, not at ``MAX_PAUSE_SECONDS``.
+    """
+    if not counts_against_quota(method):
+        return None
+    wait = retry_after_from(headers, cap=period)
+    limit = headers.get("X-RateLimit-Limit", "").strip()
+    if limit == str(daily_writes) or (wait is not None and wait > MINUTE_WINDOW):
+        return wait if wait is not None else MINUTE_WINDOW
+    return None
 
 
 class RateLimiter:
@@ -42,7 +98,10 @@ class RateLimiter:
         burst_seconds: float = 1.0,
         max_wait: float = 20.0,
         max_pause: float = DEFAULT_MAX_PAUSE,
+        daily_writes: int = 10_000,
+        quota_period: float = 86_400.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if per_minute < 1 or max_concurrent_writes < 1:
@@ -61,12 +120,21 @@ class RateLimiter:
         self._paused_until = 0.0
         self._writes = threading.BoundedSemaphore(max_concurrent_writes)
         self.waited_seconds = 0.0  # total time callers spent waiting, for metrics and the benchmark
+        self.daily_writes = daily_writes
+        self._period = quota_period
+        self._wall_clock = wall_clock
+        self._anchor = 0.0  # a period starts at anchor + k * period: UTC midnight until DocSpace says otherwise
+        self._window = -math.inf
+        self._written = 0
+        self._spent_until = 0.0  # wall-clock time the write quota resets, once a 429 said it is spent
 
     @contextmanager
     def slot(self, method: str) -> Iterator[None]:
         """Hold a slot for one request: wait for the rate, and for a write slot when ``method`` is not GET."""
         write = method.upper() not in ("GET", "HEAD")
         started = self._clock()
+        if counts_against_quota(method):
+            self._count_write()
         if write and not self._writes.acquire(timeout=self._max_wait):
             raise RateLimitWait(
                 f"no DocSpace write slot within {self._max_wait:g}s ({self.max_concurrent_writes} in flight)",
@@ -91,6 +159,43 @@ class RateLimiter:
             capped = 1.0
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + capped)
+
+    def write_quota_spent(self, method: str, headers: Mapping[str, str]) -> WriteQuotaSpent | None:
+        """A 429 came back: when it says the day's writes are spent, remember until when and return the deferral.
+
+        Only writes are held back from then on (every thread of the process, without asking DocSpace again);
+        reads go on. Any other 429 returns None and is paused out as before.
+        """
+        reset = quota_rejection(method, headers, self.daily_writes, self._period)
+        if reset is None:
+            return None
+        with self._lock:
+            now = self._wall_clock()
+            self._spent_until = max(self._spent_until, now + reset)
+            self._anchor = self._spent_until  # DocSpace's own period boundary: count from there on
+            self._roll(now)
+            self._written = max(self._written, self.daily_writes)
+        return WriteQuotaSpent(f"DocSpace's write quota is spent; it resets in {reset:.0f}s", delay=reset)
+
+    def writes_used(self) -> int:
+        """Writes counted in the current quota period."""
+        with self._lock:
+            self._roll(self._wall_clock())
+            return self._written
+
+    def _count_write(self) -> None:
+        with self._lock:
+            now = self._wall_clock()
+            if now < self._spent_until:
+                wait = self._spent_until - now
+                raise WriteQuotaSpent(f"DocSpace's write quota is spent; it resets in {wait:.0f}s", delay=wait)
+            self._roll(now)
+            self._written += 1
+
+    def _roll(self, now: float) -> None:
+        window = self._anchor + math.floor((now - self._anchor) / self._period) * self._period
+        if window != self._window:
+            self._window, self._written = window, 0
 
     def _wait_for_rate(self, budget: float) -> None:
         with self._lock:

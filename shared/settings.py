@@ -117,6 +117,19 @@ class DocSpaceSettings(CommonSettings):
     docspace_max_concurrent_writes: int = Field(
         default=12, ge=1, description="non-GET DocSpace requests in flight at once (its share of 15)"
     )
+    # With Redis (IDEMPOTENCY_URL=redis://...) every process and replica on one key shares one limit instead.
+    docspace_shared_rate_limit_per_minute: int = Field(
+        default=1450, ge=1, description="with Redis: DocSpace requests per minute for all processes on the key together"
+    )
+    docspace_shared_max_concurrent_writes: int = Field(
+        default=14, ge=1, description="with Redis: non-GET DocSpace requests in flight on the key, all processes"
+    )
+    docspace_daily_write_quota: int = Field(
+        default=10_000, ge=1, description="DocSpace's POST/PUT requests allowed per key and day (its 429 names it)"
+    )
+    docspace_write_quota_period: float = Field(
+        default=86_400.0, ge=1, description="seconds in DocSpace's write-quota period: a day (tests shorten it)"
+    )
 
     @field_validator("docspace_api_host")
     @classmethod

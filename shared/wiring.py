@@ -2,29 +2,66 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import redis
+
 from shared.docspace import DocSpaceClient
-from shared.idempotency import IdempotencyStore, open_store
-from shared.rate_limit import RateLimiter
+from shared.idempotency import IdempotencyStore, is_redis_url, open_store
+from shared.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter
+from shared.redis_limiter import RedisRateLimiter, limiter_key
 from shared.settings import CommonSettings, DocSpaceSettings
 
 
 def docspace_client(settings: DocSpaceSettings, *, pool_size: int = 4, **options: Any) -> DocSpaceClient:
-    """A client whose one rate limiter is shared by all the process's threads."""
+    """A client whose one rate limiter is shared by all the process's threads (and, with Redis, all replicas)."""
     return DocSpaceClient(
         settings.docspace_api_host,
         settings.docspace_api_key,
         timeout=(3.05, settings.docspace_timeout),
         pool_size=pool_size,
         max_pause=settings.max_pause_seconds,
-        limiter=RateLimiter(
-            settings.docspace_rate_limit_per_minute,
-            settings.docspace_max_concurrent_writes,
-            max_pause=settings.max_pause_seconds,
-        ),
+        limiter=rate_limiter(settings),
         **options,
     )
+
+
+def rate_limiter(settings: DocSpaceSettings) -> Limiter:
+    """With Redis as the store, one limit for every process on the key; with SQLite, this process's share."""
+    url = settings.idempotency_url.get_secret_value()
+    limiter: Limiter
+    if is_redis_url(url):
+        limiter = RedisRateLimiter(
+            redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True),
+            limiter_key(settings.docspace_api_host, settings.docspace_api_key.get_secret_value()),
+            settings.docspace_shared_rate_limit_per_minute,
+            settings.docspace_shared_max_concurrent_writes,
+            daily_writes=settings.docspace_daily_write_quota,
+            quota_period=settings.docspace_write_quota_period,
+            # A write's lease outlasts the longest a write can take, so only a dead process's lease lapses.
+            write_lease=3.05 + settings.docspace_timeout + 30,
+            max_pause=settings.max_pause_seconds,
+        )
+    else:
+        limiter = RateLimiter(
+            settings.docspace_rate_limit_per_minute,
+            settings.docspace_max_concurrent_writes,
+            daily_writes=settings.docspace_daily_write_quota,
+            quota_period=settings.docspace_write_quota_period,
+            max_pause=settings.max_pause_seconds,
+        )
+    WRITE_QUOTA_LIMIT.set(settings.docspace_daily_write_quota)
+    WRITE_QUOTA_USED.set_function(lambda: _or_nan(limiter.writes_used))
+    return limiter
+
+
+def _or_nan(read: Any) -> float:
+    # A scrape while Redis is away shows "unknown", and must not fail the whole /metrics page.
+    try:
+        return float(read())
+    except redis.RedisError:
+        return math.nan
 
 
 def idempotency_store(settings: CommonSettings) -> IdempotencyStore:

@@ -45,11 +45,14 @@ class FaultRule:
 
 @dataclass
 class RateLimit:
-    """DocSpace's limiter (contract §3.3), per API key: sliding-window requests/minute, concurrent writes."""
+    """DocSpace's limiter (contract §3.3), per API key: sliding-window requests/minute, concurrent writes, and
+    (when set) POST/PUT per day, in fixed "days" from when the limit was set."""
 
     requests_per_minute: int = 1500
     max_concurrent_writes: int = 15
     retry_after: float = 1.0
+    writes_per_day: int | None = None  # POST/PUT per key and "day" (DocSpace: 10,000); None = not enforced
+    day_seconds: float = 86_400.0  # a short "day" lets a test see the quota reset
 
 
 class Faults:
@@ -64,6 +67,8 @@ class Faults:
         self.rate_limit: RateLimit | None = None
         self._window: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._writes: dict[str, int] = collections.defaultdict(int)
+        self._day_start = time.monotonic()
+        self._day_writes: dict[tuple[str, int], int] = collections.defaultdict(int)
 
     def seed(self, seed: int) -> None:
         with self._lock:
@@ -90,6 +95,8 @@ class Faults:
         with self._lock:
             self.rate_limit = RateLimit(**kw) if kw else None
             self._window.clear()
+            self._day_start = time.monotonic()  # the first "day" starts now
+            self._day_writes.clear()
 
     def clear(self) -> None:
         with self._lock:
@@ -150,10 +157,18 @@ class Faults:
         if len(window) >= rl.requests_per_minute:
             wait = max(window[0] + 60 - t, rl.retry_after)
             return self._too_many(wait, limit=rl.requests_per_minute)
+        day_key = None
+        if rl.writes_per_day is not None and method in ("POST", "PUT"):
+            day, into = divmod(t - self._day_start, rl.day_seconds)
+            day_key = (key, int(day))
+            if self._day_writes[day_key] >= rl.writes_per_day:
+                return self._too_many(rl.day_seconds - into, limit=rl.writes_per_day)
         if method != "GET":
             if self._writes[key] >= rl.max_concurrent_writes:
                 return self._too_many(rl.retry_after, limit=rl.max_concurrent_writes)
             self._writes[key] += 1
+        if day_key is not None:
+            self._day_writes[day_key] += 1
         window.append(t)
         return None
 

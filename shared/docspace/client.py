@@ -39,7 +39,7 @@ from shared.docspace.values import (
     _webhook_delivery,
 )
 from shared.ids import InvalidId, parse_id
-from shared.rate_limit import RateLimiter
+from shared.rate_limit import Limiter
 from shared.redact import safe_url, scrub
 from shared.retry_after import DEFAULT_MAX_PAUSE, retry_after_from
 
@@ -107,7 +107,7 @@ class DocSpaceClient:
         max_retry_after: float = 10.0,
         rate_limit_retries: int = 2,
         max_pause: float = DEFAULT_MAX_PAUSE,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.shown_url = safe_url(self.base_url)  # for logs and messages: no userinfo or path
@@ -164,6 +164,10 @@ class DocSpaceClient:
             except requests.RequestException as exc:
                 raise DocSpaceUnavailable(f"DocSpace {method} {path} failed: {self._scrub(exc)}") from None
             status = resp.status_code
+            if status == 429 and self._limiter is not None:
+                spent = self._limiter.write_quota_spent(method, resp.headers)
+                if spent is not None:
+                    raise spent  # the day's writes are used up: this invoice waits for the reset; reads go on
             if status == 429:
                 wait = retry_after_from(resp.headers, cap=self._max_pause)
                 if self._limiter is not None:

@@ -16,6 +16,7 @@ import pika
 import pytest
 import redis
 
+from shared.redis_limiter import limiter_key
 from shared.topology import MOVER, STAGES, Topology
 from simulator import DocSpaceSimulator
 from tests.broker import BrokerKit, new_prefix
@@ -45,7 +46,7 @@ def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitC
 
 
 @pytest.fixture
-def cluster_topology(rabbit_cluster: RabbitCluster) -> Iterator[Topology]:
+def cluster_topology(rabbit_cluster: RabbitCluster, docspace_sim: DocSpaceSimulator) -> Iterator[Topology]:
     """A topology declared through the first node, so that node leads every work queue (quorum leaders start
     where they are declared); the Redis keys of its prefix are deleted afterwards."""
     topology = Topology(new_prefix(), retry_delays=LADDER, delivery_limit=20)
@@ -55,6 +56,7 @@ def cluster_topology(rabbit_cluster: RabbitCluster) -> Iterator[Topology]:
     yield topology
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"invoice-pipeline:{topology.prefix}*"))
+    keys += list(client.scan_iter(match=limiter_key(docspace_sim.base_url, docspace_sim.api_key) + "*"))
     if keys:
         client.delete(*keys)
     client.close()

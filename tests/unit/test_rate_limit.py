@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from shared.rate_limit import RateLimiter, RateLimitWait
+from shared.errors import Deferred
+from shared.rate_limit import RateLimiter, RateLimitWait, WriteQuotaSpent
 
 
 class FakeClock:
@@ -134,3 +135,73 @@ def test_the_cap_is_a_setting() -> None:
     limit.pause(3600.0)
     send(limit, clock)
     assert clock.sent[1] - clock.sent[0] == pytest.approx(7.0)
+
+
+# --- the daily write quota ---------------------------------------------------------------------------------------
+
+
+class WallClock:
+    """Wall-clock seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # a whole number of days since the epoch: a period starts here
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def quota_limiter(wall: WallClock, daily_writes: int = 10, period: float = 60.0) -> RateLimiter:
+    return RateLimiter(60_000, 5, daily_writes=daily_writes, quota_period=period, wall_clock=wall)
+
+
+SPENT = {"Retry-After": "42", "X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "42"}
+
+
+def test_writes_are_counted_per_quota_period_and_reads_are_not() -> None:
+    wall = WallClock()
+    limit = quota_limiter(wall)
+    for method in ("PUT", "POST", "GET", "GET", "PUT"):
+        with limit.slot(method):
+            pass
+    assert limit.writes_used() == 3
+    wall.now += 60  # the next period
+    assert limit.writes_used() == 0
+
+
+def test_a_429_naming_the_daily_quota_holds_back_writes_until_the_reset_but_never_reads() -> None:
+    wall = WallClock()
+    limit = quota_limiter(wall)
+
+    spent = limit.write_quota_spent("PUT", SPENT)
+
+    assert isinstance(spent, WriteQuotaSpent) and isinstance(spent, Deferred)
+    assert spent.delay == 42 and spent.reason == "docspace_write_quota_spent"
+    assert limit.writes_used() == 10  # shown as spent
+    wall.now += 30
+    with pytest.raises(WriteQuotaSpent) as held, limit.slot("PUT"):
+        pass
+    assert held.value.delay == pytest.approx(12)
+    with limit.slot("GET"):  # reads go on: the quota is for writes
+        pass
+    wall.now += 12
+    with limit.slot("PUT"):  # reset: DocSpace's own period starts here
+        pass
+    assert limit.writes_used() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "is_quota"),
+    [
+        ("PUT", {"Retry-After": "42", "X-RateLimit-Limit": "10"}, True),  # names the quota
+        ("POST", {"Retry-After": "3600"}, True),  # longer than the minute window can ask
+        ("PUT", {"Retry-After": "1", "X-RateLimit-Limit": "1500"}, False),  # the per-minute window
+        ("PUT", {"Retry-After": "1", "X-RateLimit-Limit": "15"}, False),  # concurrent writes
+        ("GET", {"Retry-After": "3600", "X-RateLimit-Limit": "10"}, False),  # reads never spend the quota
+    ],
+)
+def test_which_429s_mean_the_daily_quota(method: str, headers: dict[str, str], is_quota: bool) -> None:
+    limit = quota_limiter(WallClock())
+    assert (limit.write_quota_spent(method, headers) is not None) is is_quota
+    if not is_quota:
+        with limit.slot("PUT"):  # nothing was held back
+            pass

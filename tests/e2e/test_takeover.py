@@ -1,0 +1,90 @@
+"""Fast takeover: a mover killed while it holds four invoices loses them to the next worker within one lease.
+
+The claim lease is renewed while its worker lives (default 15 s, a beat every 5 s), so a dead worker's claims lapse
+within 15 s; the redelivered invoices wait in the parking queue exactly until then, not up a retry ladder.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.topology import MOVER
+from simulator import DocSpaceSimulator
+from tests.broker import BrokerKit
+from tests.e2e.pipeline import running_pipeline
+from tests.mail_fixtures import SmtpTestServer, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "takeover-Webhook-Secret!1"
+HELD = 4
+TAKEOVER_LIMIT = 30.0
+
+
+def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirty_seconds(
+    broker: BrokerKit, docspace_sim: DocSpaceSimulator, smtp_server: SmtpTestServer, tmp_path: Path
+) -> None:
+    sim = docspace_sim
+    room = sim.create_room("Acme Ltd")
+    uploads = sim.create_folder(room, "Uploads")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "anna@acme.example"\n', encoding="utf-8"
+    )
+    env = {
+        "DOCSPACE_WEBHOOK_SECRET": SECRET,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "DOCSPACE_TIMEOUT": "60",
+        "INVOICE_RULES_FILE": str(rules),
+        "SMTP_HOST": smtp_server.host,
+        "SMTP_PORT": str(smtp_server.port),
+        "MAIL_FROM": "invoices@pipeline.example",
+        "CONCURRENCY": str(HELD),
+        # CLAIM_LEASE_SECONDS is left at its default: the test is about what an operator gets out of the box.
+    }
+    moved: collections.Counter[str] = collections.Counter()
+    fire = sim.portal.on_event
+
+    def count_moves(trigger: str, payload: dict) -> None:  # type: ignore[type-arg]
+        if trigger == "file.moved":
+            moved[str(payload.get("id"))] += 1
+        fire(trigger, payload)
+
+    sim.portal.on_event = count_moves
+    # The mover's first look for the room's Incoming folder hangs: it holds its four claims and has written nothing.
+    stall = sim.faults.add(method="GET", path=f"/api/2.0/files/{room}", latency=120)
+    with running_pipeline(broker, env, tmp_path) as pipeline:
+        sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
+        files = [sim.upload_file(uploads, f"Invoice-{n}.pdf") for n in range(HELD)]
+        assert wait_until(
+            lambda: (
+                pipeline.metric("classifier", "stage_messages_total", outcome="accepted") >= HELD
+                and broker.depth(broker.topology.stage(MOVER).work) == 0
+            ),
+            timeout=30,
+        ), pipeline.logs.dump(40)
+        time.sleep(1.0)  # every one of the four is claimed and waiting on DocSpace
+        assert not smtp_server.messages and not moved
+
+        pipeline.supervisor.kill("mover", signal.SIGKILL)
+        killed_at = time.monotonic()
+        sim.faults.remove(stall)
+
+        assert wait_until(lambda: len(smtp_server.messages) >= HELD, timeout=60), pipeline.logs.dump(60)
+        takeover = time.monotonic() - killed_at
+        time.sleep(2)  # room for a late duplicate
+        mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
+        assert mails == {f"{file_id}:v1": 1 for file_id in files}
+        assert moved == {file_id: 1 for file_id in files}
+        assert takeover < TAKEOVER_LIMIT, f"took {takeover:.1f}s"
+        # They waited for the dead worker's lease in the parking queue, not on the retry ladder.
+        waits = pipeline.logs.events("mover", "message_handled", outcome="deferred", reason="in_progress_elsewhere")
+        assert waits and not pipeline.logs.events("mover", "message_handled", outcome="retried")
+        assert broker.depth(broker.topology.stage(MOVER).dead_letters) == 0
+    print(f"takeover: {HELD} invoices of a SIGKILLed mover announced {takeover:.1f}s after the kill")

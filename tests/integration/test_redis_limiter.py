@@ -1,0 +1,172 @@
+"""The DocSpace limit shared in Redis: several limiters on one key (as replicas on several hosts) keep one budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from shared.docspace import DocSpaceClient
+from shared.idempotency import StoreUnavailable
+from shared.rate_limit import WriteQuotaSpent
+from shared.redis_limiter import RedisRateLimiter, limiter_key
+from simulator import DocSpaceSimulator
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def key() -> Iterator[str]:
+    """A limit of this test's own; its keys are deleted afterwards."""
+    name = f"test-limit-{uuid.uuid4().hex}:"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{name}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def replicas(key: str, n: int, per_minute: int, writes: int, **options: float) -> list[RedisRateLimiter]:
+    """``n`` limiters, each with its own connection, as ``n`` processes on different hosts would have."""
+    return [
+        RedisRateLimiter(redis.Redis.from_url(REDIS_URL, decode_responses=True), key, per_minute, writes, **options)
+        for _ in range(n)
+    ]
+
+
+def test_three_replicas_together_keep_one_rate(key: str) -> None:
+    limiters = replicas(key, 3, per_minute=1200, writes=5)  # 20/s for the key, a one-second burst
+    sent: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 3.0
+
+    def hammer(limiter: RedisRateLimiter) -> None:
+        while time.monotonic() < stop:
+            with limiter.slot("GET"), lock:
+                sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=hammer, args=(lim,)) for lim in limiters for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    # Three seconds at 20/s after a burst of 20: about 80 in all, whatever the number of replicas.
+    assert 60 <= len(sent) <= 20 * 3 + 20 + 12, len(sent)
+    sent.sort()
+    for start in sent:  # after the burst, no second holds much more than 20
+        in_second = sum(1 for t in sent if start + 1.5 <= t < start + 2.5)
+        assert in_second <= 20 + 2
+
+
+def test_writes_in_flight_are_capped_across_replicas(key: str) -> None:
+    limiters = replicas(key, 3, per_minute=60_000, writes=2)
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def write(limiter: RedisRateLimiter) -> None:
+        nonlocal inside, most
+        with limiter.slot("PUT"):
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.15)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=write, args=(lim,)) for lim in limiters for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert most == 2
+
+
+def test_a_crashed_writer_cannot_leak_its_slot(key: str) -> None:
+    crashed, survivor = replicas(key, 2, per_minute=60_000, writes=1, write_lease=0.5, max_wait=5)
+    held = crashed.slot("PUT")
+    held.__enter__()  # the process dies here: its lease is never given back ...
+    started = time.monotonic()
+    with survivor.slot("PUT"):  # ... and lapses on its own
+        waited = time.monotonic() - started
+    assert 0.3 <= waited <= 2.0
+
+
+def test_a_429_pauses_every_replica_on_the_key(key: str) -> None:
+    first, second = replicas(key, 2, per_minute=60_000, writes=5)
+    first.pause(0.5)
+    started = time.monotonic()
+    with second.slot("GET"):
+        pass
+    assert time.monotonic() - started >= 0.4
+
+
+def test_a_spent_write_quota_parks_every_replicas_writes_but_no_reads(key: str) -> None:
+    first, second = replicas(key, 2, per_minute=60_000, writes=5, daily_writes=10, quota_period=2.0)
+    for _ in range(3):
+        with first.slot("PUT"):
+            pass
+    with second.slot("POST"):
+        pass
+    assert first.writes_used() == second.writes_used() == 4  # one count per key, whoever wrote
+
+    spent = first.write_quota_spent("PUT", {"Retry-After": "1", "X-RateLimit-Limit": "10"})
+    assert isinstance(spent, WriteQuotaSpent) and spent.delay == 1
+    assert second.writes_used() == 10
+    with pytest.raises(WriteQuotaSpent) as held, second.slot("PUT"):
+        pass
+    assert 0 < held.value.delay <= 1
+    with second.slot("GET"):  # reads are never held back by the quota
+        pass
+    time.sleep(1.1)
+    with second.slot("PUT"):  # the reset DocSpace named: a new period
+        pass
+    assert first.writes_used() == 1
+
+
+def test_redis_away_is_a_transient_failure_never_an_unlimited_call() -> None:
+    dead = RedisRateLimiter(redis.Redis.from_url("redis://127.0.0.1:1/0"), "k:", 60, 1)  # nothing on port 1
+    with pytest.raises(StoreUnavailable), dead.slot("GET"):
+        pytest.fail("a request went out without the shared limit")
+
+
+def test_replicas_on_one_key_stay_under_the_portals_limit(key: str, docspace_sim: DocSpaceSimulator) -> None:
+    """Three clients, three limiters, one key: the simulator's limiter never has to say 429."""
+    docspace_sim.faults.set_rate_limit(requests_per_minute=1500, max_concurrent_writes=2, retry_after=1)
+    docspace_sim.faults.add(method="PUT", path="/api/2.0/files/fileops/move", latency=0.2)
+    room = docspace_sim.create_room("Client A")
+    uploads = docspace_sim.create_folder(room, "Uploads")
+    incoming = docspace_sim.create_folder(room, "Incoming")
+    files = [docspace_sim.upload_file(uploads, f"Invoice-{i}.pdf") for i in range(9)]
+    clients = [
+        DocSpaceClient(docspace_sim.base_url, docspace_sim.api_key, poll_interval=0.05, limiter=limiter)
+        for limiter in replicas(key, 3, per_minute=1400, writes=2)
+    ]
+    errors: list[BaseException] = []
+
+    def move(client: DocSpaceClient, file_id: str) -> None:
+        try:
+            client.move_file(file_id, incoming)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=move, args=(clients[i % 3], f)) for i, f in enumerate(files)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert docspace_sim.call_count("PUT", "/api/2.0/files/fileops/move") == 9  # not one 429
+
+
+def test_the_limit_is_named_by_portal_and_key_without_the_key_itself() -> None:
+    name = limiter_key("https://portal.example", "sk-s3cr3t")
+    assert "s3cr3t" not in name
+    assert name == limiter_key("https://portal.example/", "sk-s3cr3t")
+    assert name != limiter_key("https://other.example", "sk-s3cr3t")
+    assert name != limiter_key("https://portal.example", "sk-other")
