@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import backlog, ingress_bench, wrk
+from bench import latency as steady_latency
+from bench.procs import REDIS_URL
 
 CONNECTION_LEVELS = (1, 16, 64)
 CONCURRENCY_LEVELS = (1, 4, 16)
+REPLICA_LEVELS = (1, 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: short load runs, 500-invoice backlog")
     parser.add_argument("-n", "--invoices", type=int, help="backlog size at concurrency 16 (default 5000; quick 500)")
     parser.add_argument(
-        "--sections", default="1234", help="which sections to run, e.g. 12 (ingress only) or 34 (backlogs only)"
+        "--sections",
+        default="123456",
+        help="which sections to run, e.g. 12 (ingress only), 34 (backlogs only), 56 (replicas, latency, takeover)",
     )
     args = parser.parse_args(argv)
     if not wrk.available() and set(args.sections) & {"1", "2"}:
@@ -34,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     # minute, and every level is compared on its steady drain rate (10th to 90th percentile of arrivals).
     sizes = {1: max(min(n // 25, 200), 40), 4: max(min(n // 6, 800), 100), 16: n}
     limited_n = max(min(n // 3, 1500), 200) if not args.quick else 300
+    shared_n = 300 if args.quick else 1000
+    steady_seconds = 30.0 if args.quick else 120.0
 
     started = time.monotonic()
     out: list[str] = []
@@ -53,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         out += _section("4. Same, portal enforcing DocSpace's limits (1,500 req/min per user, 15 writes, 429)")
         limited = backlog.run(limited_n, 16, portal_limit=True, shares=(480, 940))
         out += _limit_table(limited)
+    if "5" in args.sections:
+        out += _section("5. One DocSpace limit shared in Redis: 1 vs 3 replicas of classifier and mover, same key")
+        shared = [backlog.run(shared_n, 16, portal_limit=True, replicas=r, redis_url=REDIS_URL) for r in REPLICA_LEVELS]
+        out += _shared_table(shared)
+    if "6" in args.sections:
+        out += _section(
+            f"6. Upload to inbox at 5 invoices/s for {steady_seconds:.0f} s, DocSpace 50 ms per call, under its limits"
+        )
+        steady = [steady_latency.steady(rate=5.0, seconds=steady_seconds, replicas=r) for r in REPLICA_LEVELS]
+        out += _latency_rows(steady)
+        out += _takeover_rows(steady_latency.takeover())
     out.append("")
     out.append(f"total bench time {time.monotonic() - started:.0f} s; 2 cores shared by broker, load and pipeline")
     print("\n".join(out))
@@ -148,6 +166,50 @@ def _limit_table(r: backlog.BacklogResult) -> list[str]:
     ]
     rows += _once_details([r])
     return rows
+
+
+def _shared_table(runs: list[backlog.BacklogResult]) -> list[str]:
+    rows = [
+        "each process on one API key, one shared limit of 1,450 req/min and 14 writes (Redis); concurrency 16",
+        f"{'replicas':>8} {'invoices':>8} | {'drain inv/min':>13} {'allowed/min':>11} {'share':>6} | "
+        f"{'429s':>5} {'calls/inv':>9} | once",
+    ]
+    for r in runs:
+        allowed = 1500 / r.calls_per_invoice if r.calls_per_invoice else 0.0
+        drain = r.steady_per_s * 60
+        rows.append(
+            f"{r.replicas:>8} {r.invoices:>8} | {drain:>13.0f} {allowed:>11.0f} {drain / allowed:>6.0%} | "
+            f"{r.rejected_429:>5} {r.calls_per_invoice:>9.2f} | {_once(r)}"
+        )
+    good = all(r.rejected_429 == 0 and r.steady_per_s * 60 * r.calls_per_invoice >= 0.9 * 1500 for r in runs)
+    rows.append(f"target: zero 429s, a drain within 10% of what the limit allows, at each replica count: {_ok(good)}")
+    rows += _once_details(runs)
+    return rows
+
+
+def _latency_rows(runs: list[steady_latency.LatencyResult]) -> list[str]:
+    rows = [f"{'replicas':>8} {'invoices':>8} | {'p50':>7} {'p99':>7} {'max':>7} | {'429s':>5} | once"]
+    for r in runs:
+        rows.append(
+            f"{r.replicas:>8} {r.invoices:>8} | {r.percentile(0.5):>6.2f}s {r.percentile(0.99):>6.2f}s "
+            f"{max(r.latencies, default=float('nan')):>6.2f}s | {r.rejected_429:>5} | "
+            f"{'yes' if r.exactly_once else 'NO'}"
+        )
+    rows.append("from DocSpace's first successful delivery of an upload's webhook to the manager's e-mail arriving")
+    for r in runs:
+        rows.append(
+            f"  replicas={r.replicas}: e-mails/invoice {dict(r.mails_per_invoice)}, moves/invoice "
+            f"{dict(r.moves_per_invoice)}, messages left in queues {sum(r.left_in_queues.values())}"
+        )
+    return rows
+
+
+def _takeover_rows(r: steady_latency.TakeoverResult) -> list[str]:
+    once = r.mails_per_invoice == {1: r.held}
+    return [
+        f"takeover: a mover SIGKILLed while holding {r.held} invoices; all {r.held} e-mailed {r.seconds:.1f} s after "
+        f"the kill (claim lease 15 s, renewed every 5 s) ({_ok(r.seconds < 30 and once)}: < 30 s, once each)"
+    ]
 
 
 def _once(r: backlog.BacklogResult) -> str:

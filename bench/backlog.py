@@ -8,9 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from bench.payload import SECRET
 from bench.procs import LOG_DIR, Proc, delete_topology, free_port, queue_depths, wait_consumers, wait_http
 from bench.sinks import MailSink, PipelineSink
+from shared.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
 
 CLIENTS = 10
@@ -37,6 +40,7 @@ class BacklogResult:
     moves_per_invoice: Counter[int] = field(default_factory=Counter)
     deliveries_failed: int = 0
     left_in_queues: dict[str, int] = field(default_factory=dict)
+    replicas: int = 1
 
     @property
     def calls_per_invoice(self) -> float:
@@ -60,10 +64,15 @@ def run(
     latency: float = 0.02,
     portal_limit: bool = False,
     shares: tuple[int, int] = (480, 940),
+    replicas: int = 1,
+    redis_url: str | None = None,
     timeout: float = 1200,
 ) -> BacklogResult:
     """Queue ``invoices`` uploads' webhooks (two each: file.created + file.uploaded) behind the ingress, then start
-    the classifier, mover and notifier and time the drain to the last e-mail."""
+    the classifier, mover and notifier and time the drain to the last e-mail.
+
+    ``replicas`` runs the classifier and the mover that many times; with ``redis_url`` the processes keep their
+    claims and one shared DocSpace limit in Redis instead of SQLite and per-process ``shares``."""
     sim = DocSpaceSimulator(threads=64, webhook_threads=8, move_delay=0.1, seed=7).start()
     moves: Counter[str] = Counter()
     rejected = Counter[int]()
@@ -88,7 +97,7 @@ def run(
         port = free_port()
         env = {
             "TOPOLOGY_PREFIX": prefix,
-            "IDEMPOTENCY_URL": f"sqlite:///{(run_dir / 'idempotency.sqlite3').resolve()}",
+            "IDEMPOTENCY_URL": redis_url or f"sqlite:///{(run_dir / 'idempotency.sqlite3').resolve()}",
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "DOCSPACE_WEBHOOK_SECRET": SECRET,
@@ -120,18 +129,25 @@ def run(
         sim.reset_calls()
         classifier_share, mover_share = (str(s) for s in shares) if portal_limit else (UNLIMITED, UNLIMITED)
         started = time.monotonic()
-        procs["classifier"] = Proc(
-            f"{prefix}classifier", "consumers.classifier", {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": classifier_share}
-        )
-        procs["mover"] = Proc(
-            f"{prefix}mover", "consumers.mover", {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": mover_share}
-        )
+        if not portal_limit:
+            env["DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE"] = UNLIMITED
+        for n in range(1, replicas + 1):
+            suffix = "" if replicas == 1 else f"-{n}"
+            procs[f"classifier{suffix}"] = Proc(
+                f"{prefix}classifier{suffix}",
+                "consumers.classifier",
+                {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": classifier_share},
+            )
+            procs[f"mover{suffix}"] = Proc(
+                f"{prefix}mover{suffix}", "consumers.mover", {**env, "DOCSPACE_RATE_LIMIT_PER_MINUTE": mover_share}
+            )
         procs["notifier"] = Proc(f"{prefix}notifier", "consumers.notifier", env)
+        first = "" if replicas == 1 else "-1"
         wait_consumers(
             prefix,
             {
-                "classifier": procs["classifier"],
-                "mover": procs["mover"],
+                "classifier": procs[f"classifier{first}"],
+                "mover": procs[f"mover{first}"],
                 "notifier.email": procs["notifier"],
                 "notifier.pipeline": procs["notifier"],
             },
@@ -165,6 +181,7 @@ def run(
             moves_per_invoice=_histogram(moves, invoices),
             deliveries_failed=failed,
             left_in_queues={name: depth for name, depth in queue_depths(prefix).items() if depth},
+            replicas=replicas,
         )
     finally:
         for proc in procs.values():
@@ -173,6 +190,20 @@ def run(
         pipeline.stop()
         sim.stop()
         delete_topology(prefix)
+        if redis_url is not None:
+            forget_redis_keys(redis_url, prefix, sim)
+
+
+def forget_redis_keys(redis_url: str, prefix: str, sim: DocSpaceSimulator) -> None:
+    """Delete a run's claims and its limit from Redis, so the next run starts clean."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"invoice-pipeline:{prefix}*"))
+        keys += list(client.scan_iter(match=limiter_key(sim.base_url, sim.api_key) + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _histogram(per_key: Counter[str], expected: int) -> Counter[int]:

@@ -18,6 +18,8 @@ from shared.settings import DEFAULT_AMQP_URL, CommonSettings
 from shared.topology import Topology
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+# The replica sections share claims and the DocSpace limit in Redis, as replicas on several hosts would.
+REDIS_URL = "redis://127.0.0.1:6379/14"
 LOG_DIR = Path("var/bench")
 
 

@@ -21,15 +21,18 @@ class MailSink:
         self.host, self.port = "127.0.0.1", port
         self.per_invoice: Counter[str] = Counter()
         self.arrivals: list[float] = []
+        self.first_at: dict[str, float] = {}  # invoice id -> wall-clock time its first notice arrived
         self._lock = threading.Lock()
         sink = self
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 match = _INVOICE_HEADER.search(envelope.original_content or envelope.content or b"")
+                invoice = match.group(1).decode() if match else "?"
                 with sink._lock:
-                    sink.per_invoice[match.group(1).decode() if match else "?"] += 1
+                    sink.per_invoice[invoice] += 1
                     sink.arrivals.append(time.monotonic())
+                    sink.first_at.setdefault(invoice, time.time())
                 return "250 OK"
 
         self._controller = Controller(Handler(), hostname=self.host, port=port, enable_SMTPUTF8=True)

@@ -485,25 +485,25 @@ def test_a_renewal_never_revives_a_claim_that_is_gone_or_someone_elses(
 
 
 def test_the_lease_keeper_renews_while_the_work_runs(either_store: IdempotencyStore) -> None:
-    """Real time, short lease: the work outlasts three leases and nobody else gets the claim meanwhile."""
+    """Real time, a one-second lease: the work outlasts it twice over and nobody else gets the claim meanwhile."""
     seen: list[Claim] = []
 
     def slow_work() -> None:
-        for _ in range(6):
-            time.sleep(0.2)
-            seen.append(either_store.claim("k", lease_seconds=0.3, owner="intruder"))
+        for _ in range(5):
+            time.sleep(0.5)
+            seen.append(either_store.claim("k", lease_seconds=1.0, owner="intruder"))
 
-    assert run_once(either_store, "k", slow_work, lease_seconds=0.3) is True
-    assert seen == [Claim.IN_PROGRESS] * 6
-    assert either_store.claim("k", lease_seconds=0.3) is Claim.DONE
+    assert run_once(either_store, "k", slow_work, lease_seconds=1.0) is True
+    assert seen == [Claim.IN_PROGRESS] * 5
+    assert either_store.claim("k", lease_seconds=1.0) is Claim.DONE
 
 
 def test_the_lease_keeper_stops_with_the_work(either_store: IdempotencyStore) -> None:
-    either_store.claim("k", lease_seconds=0.3, owner="me")
-    with LeaseKeeper(either_store, "k", "me", lease_seconds=0.3) as keeper:
-        time.sleep(0.35)
+    either_store.claim("k", lease_seconds=0.6, owner="me")
+    with LeaseKeeper(either_store, "k", "me", lease_seconds=0.6) as keeper:
+        time.sleep(0.9)
     renewed = keeper.renewals
-    assert renewed >= 2
-    time.sleep(0.5)
+    assert renewed >= 1
+    time.sleep(0.9)  # longer than a lease: a renewal still on the wire at the exit has lapsed too
     assert keeper.renewals == renewed
-    assert either_store.claim("k", lease_seconds=5, owner="next") is Claim.ACQUIRED  # the lease ran out
+    assert either_store.claim("k", lease_seconds=5, owner="next") is Claim.ACQUIRED
