@@ -14,6 +14,7 @@ from pathlib import Path
 import pika
 import requests
 
+from shared.broker import connection_parameters
 from shared.settings import DEFAULT_AMQP_URL, CommonSettings
 from shared.topology import Topology
 
@@ -85,7 +86,7 @@ def topology(prefix: str) -> Topology:
 def wait_consumers(prefix: str, stages: Mapping[str, Proc], timeout: float = 30) -> None:
     """Block until every stage's work queue has a consumer."""
     top = topology(prefix)
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection = pika.BlockingConnection(connection_parameters(AMQP_URL, name="bench"))
     try:
         channel = connection.channel()
         deadline = time.monotonic() + timeout
@@ -108,7 +109,7 @@ def wait_consumers(prefix: str, stages: Mapping[str, Proc], timeout: float = 30)
 def queue_depths(prefix: str) -> dict[str, int]:
     """Messages left in every queue of the topology (work, retry and dead-letter queues)."""
     top = topology(prefix)
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection = pika.BlockingConnection(connection_parameters(AMQP_URL, name="bench"))
     depths: dict[str, int] = {}
     try:
         channel = connection.channel()
@@ -123,7 +124,7 @@ def queue_depths(prefix: str) -> dict[str, int]:
 
 
 def delete_topology(prefix: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection = pika.BlockingConnection(connection_parameters(AMQP_URL, name="bench"))
     try:
         topology(prefix).delete(connection.channel())
     finally:

@@ -76,10 +76,10 @@ def quota_rejection(
     """
     if not counts_against_quota(method):
         return None
-    wait = retry_after_from(headers, cap=period)
+    wait = retry_after_from(headers, cap=math.inf)  # junk (inf, nan, negative) is still None
     limit = headers.get("X-RateLimit-Limit", "").strip()
     if limit == str(daily_writes) or (wait is not None and wait > MINUTE_WINDOW):
-        return wait if wait is not None else MINUTE_WINDOW
+        return min(wait, period) if wait is not None else min(MINUTE_WINDOW, period)
     return None
 
 

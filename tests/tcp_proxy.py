@@ -19,6 +19,7 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self.accepted = 0  # connections forwarded so far: which "node" a client chose
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     @classmethod
@@ -69,6 +70,7 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._sockets.update((client, upstream))
+                self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 

@@ -205,3 +205,11 @@ def test_which_429s_mean_the_daily_quota(method: str, headers: dict[str, str], i
     if not is_quota:
         with limit.slot("PUT"):  # nothing was held back
             pass
+
+
+def test_a_quota_reset_is_parked_for_at_most_one_period_and_junk_for_a_minute() -> None:
+    limit = RateLimiter(60_000, 5, daily_writes=10_000, quota_period=86_400, wall_clock=WallClock())
+    far = limit.write_quota_spent("PUT", {"Retry-After": str(3 * 86_400)})
+    assert far is not None and far.delay == 86_400
+    junk = limit.write_quota_spent("PUT", {"Retry-After": "inf", "X-RateLimit-Limit": "10000"})
+    assert junk is not None and junk.delay == 60
