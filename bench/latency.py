@@ -106,8 +106,9 @@ def steady(
             "PIPELINE_URL": pipeline.url,
             "PIPELINE_SECRET": PIPELINE_SECRET,
         }
-        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", env)
-        wait_http(f"http://127.0.0.1:{port}/readyz", procs["ingress"])
+        probe_port = free_port()  # the ingress's internal port: its /readyz
+        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", {**env, "METRICS_PORT": str(probe_port)})
+        wait_http(f"http://127.0.0.1:{probe_port}/readyz", procs["ingress"])
         sim.register_webhook(
             f"http://127.0.0.1:{port}/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"]
         )
@@ -214,8 +215,9 @@ def takeover(*, held: int = 4) -> TakeoverResult:
             "MAIL_FROM": "invoices@pipeline.example",
             "CONCURRENCY": str(held),
         }
-        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", env)
-        wait_http(f"http://127.0.0.1:{port}/readyz", procs["ingress"])
+        probe_port = free_port()  # the ingress's internal port: its /readyz
+        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", {**env, "METRICS_PORT": str(probe_port)})
+        wait_http(f"http://127.0.0.1:{probe_port}/readyz", procs["ingress"])
         sim.register_webhook(
             f"http://127.0.0.1:{port}/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"]
         )

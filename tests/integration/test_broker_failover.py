@@ -15,7 +15,8 @@ import pytest
 
 from shared.broker import connection_parameters
 from shared.consumer import Handled, InboundMessage, StageConsumer
-from shared.publisher import OutgoingMessage, Publisher
+from shared.outgoing import OutgoingMessage
+from shared.publisher import Publisher
 from shared.topology import CLASSIFIER
 from tests.broker import BrokerKit
 from tests.tcp_proxy import TcpProxy
