@@ -35,6 +35,8 @@ from simulator import DocSpaceSimulator
 
 @dataclass
 class LatencyResult:
+    """One steady-rate run: each invoice's time from DocSpace's delivery to the e-mail, and the exactly-once tally."""
+
     replicas: int
     rate: float
     invoices: int
@@ -178,6 +180,8 @@ def steady(
 
 @dataclass
 class TakeoverResult:
+    """How long after a mover's SIGKILL the invoices it held were e-mailed, and how often each was."""
+
     held: int
     seconds: float  # SIGKILL -> the last of the held invoices e-mailed
     mails_per_invoice: Counter[int]

@@ -57,6 +57,8 @@ def _free_range(size: int) -> int:
 
 @dataclass
 class Node:
+    """One node of the private cluster: its Erlang name, its ports, its directory and its server process."""
+
     name: str  # e.g. n1-3f9a2c@localhost
     amqp_port: int
     dist_port: int

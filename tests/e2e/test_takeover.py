@@ -10,6 +10,7 @@ import collections
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
     moved: collections.Counter[str] = collections.Counter()
     fire = sim.portal.on_event
 
-    def count_moves(trigger: str, payload: dict) -> None:  # type: ignore[type-arg]
+    def count_moves(trigger: str, payload: dict[str, Any]) -> None:
         if trigger == "file.moved":
             moved[str(payload.get("id"))] += 1
         fire(trigger, payload)

@@ -10,6 +10,7 @@ import collections
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -63,7 +64,7 @@ def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_
     moved: collections.Counter[str] = collections.Counter()
     fire = sim.portal.on_event
 
-    def count_moves(trigger: str, payload: dict) -> None:  # type: ignore[type-arg]
+    def count_moves(trigger: str, payload: dict[str, Any]) -> None:
         if trigger == "file.moved":
             moved[str(payload.get("id"))] += 1
         fire(trigger, payload)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pika
 import pytest
 
 from shared.broker import connection_parameters
@@ -25,7 +26,7 @@ from tests.tcp_proxy import TcpProxy
 class FirstNode(random.Random):
     """Makes ``connection_parameters`` start at the first node listed, so the test knows where a client goes."""
 
-    def randrange(self, *args: object, **kwargs: object) -> int:  # type: ignore[override]
+    def randrange(self, *args: object, **kwargs: object) -> int:
         return 0
 
 
@@ -37,7 +38,7 @@ def two_nodes(broker: BrokerKit) -> Iterator[tuple[TcpProxy, TcpProxy]]:
     second.close()
 
 
-def nodes(broker: BrokerKit, first: TcpProxy, second: TcpProxy, name: str) -> list:  # type: ignore[type-arg]
+def nodes(broker: BrokerKit, first: TcpProxy, second: TcpProxy, name: str) -> list[pika.URLParameters]:
     url = f"{first.proxied(broker.url)},{second.proxied(broker.url)}"
     return connection_parameters(url, name=name, heartbeat=5, rng=FirstNode())
 

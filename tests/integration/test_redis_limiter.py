@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -31,7 +32,7 @@ def key() -> Iterator[str]:
     client.close()
 
 
-def replicas(key: str, n: int, per_minute: int, writes: int, **options: float) -> list[RedisRateLimiter]:
+def replicas(key: str, n: int, per_minute: int, writes: int, **options: Any) -> list[RedisRateLimiter]:
     """``n`` limiters, each with its own connection, as ``n`` processes on different hosts would have."""
     return [
         RedisRateLimiter(redis.Redis.from_url(REDIS_URL, decode_responses=True), key, per_minute, writes, **options)

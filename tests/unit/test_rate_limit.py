@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ class FakeClock:
             self.now += seconds
 
 
-def limiter(clock: FakeClock, per_minute: int = 600, writes: int = 2, **kw: float) -> RateLimiter:
+def limiter(clock: FakeClock, per_minute: int = 600, writes: int = 2, **kw: Any) -> RateLimiter:
     return RateLimiter(per_minute, writes, clock=clock, sleep=clock.sleep, **kw)
 
 
