@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Everything the suite and `make run` need, with hashes: see requirements/ (make lock refreshes them).
+LOCKS := requirements/build.txt requirements/runtime.txt requirements/demo.txt requirements/dev.txt
+LOCK_FLAGS ?=
+COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 $(LOCK_FLAGS)
 
-.PHONY: run test lint bench clean
+.PHONY: run test compose-test lock contract lint bench clean
 
-$(INSTALLED): pyproject.toml
+# Dependencies only from the lock (pip checks every hash), then the project itself without dependencies.
+$(INSTALLED): pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements/build.txt -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(INSTALLED)
 
 ## make run: the whole pipeline on the local broker (demo DocSpace + mail catcher unless DOCSPACE_API_HOST is set)
@@ -19,6 +25,22 @@ run: $(INSTALLED)
 ## make test: the whole suite, against the real broker, SMTP server and DocSpace simulator
 test: $(INSTALLED)
 	$(PY) -m pytest
+
+## make compose-test: docker-compose.yml for real: images, the demo stack, a delivery through the proxy, doctor,
+## a broker outage across an ingress restart, Prometheus and promtool (starts a Docker engine if none runs)
+compose-test: $(INSTALLED)
+	$(PY) -m pytest tests/compose -m compose -p no:cacheprovider
+
+## make lock: re-resolve requirements/*.txt from pyproject.toml (LOCK_FLAGS=--upgrade to move to newer versions)
+lock: $(INSTALLED)
+	$(COMPILE) -o requirements/build.txt requirements/build.in
+	$(COMPILE) -o requirements/runtime.txt pyproject.toml
+	$(COMPILE) -o requirements/demo.txt --extra demo -c requirements/runtime.txt pyproject.toml
+	$(COMPILE) -o requirements/dev.txt --extra test --extra demo -c requirements/runtime.txt pyproject.toml
+
+## make contract: regenerate the AsyncAPI document and JSON Schemas in contract/ from shared/messages.py
+contract: $(INSTALLED)
+	$(PY) -m contract.generate
 
 ## make bench: the performance benchmark, the product beside its baselines (installs wrk with apt-get if missing)
 bench: $(INSTALLED)
