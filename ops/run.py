@@ -22,7 +22,6 @@ import pika
 import pika.exceptions
 
 from ops.console import echo, say
-from ops.demo import MailCatcher, PipelineReceiver
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
 from shared.broker import connection_parameters
@@ -30,6 +29,9 @@ from shared.redact import safe_url
 from shared.settings import DEFAULT_AMQP_URL
 from shared.topology import Topology
 from simulator import DocSpaceSimulator
+from simulator.demo import INVOICE_TITLE, MANAGER_EMAIL, PHOTO_TITLE, ROOM_TITLE, seed_demo, upload_demo_files
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 
 STATE_DIR = Path("var")
 
@@ -70,20 +72,25 @@ def run_demo() -> int:
     ingress_port = int(os.environ.get("PORT", "3000"))
     ingress_metrics_port = _port(int(os.environ.get("METRICS_PORT") or 9100))
     sim = DocSpaceSimulator(api_key="sk-demo-" + secrets.token_hex(16), port=_port(8090), move_delay=0.5).start()
-    mail = MailCatcher(_port(1025), lambda m, to: say(f"  📧 mail catcher: to {', '.join(to)}: {m['Subject']}")).start()
+    mail = MailCatcher(
+        _port(1025),
+        lambda m, to: say(f"  📧 mail catcher: to {', '.join(to)}: {m['Subject']}"),
+        http_port=_port(8025),
+    ).start()
     pipeline = PipelineReceiver(
         _port(8091),
         pipeline_secret,
-        lambda h, _b, ok: say(
-            f"  🔗 pipeline receiver: invoice {h.get('webhook-id')}, signature {'ok' if ok else 'BAD'}"
+        lambda call: say(
+            f"  🔗 pipeline receiver: invoice {call.headers.get('webhook-id')}, "
+            f"signature {'ok' if call.valid else 'BAD'}"
         ),
     ).start()
 
-    room = sim.create_room("Acme Ltd")
-    november = sim.create_folder(sim.create_folder(sim.create_folder(room, "Uploads"), "2026"), "November")
+    portal = seed_demo(sim)
+    room = portal.room_id
     rules = STATE_DIR / "demo-rules.toml"
     rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "anna@acme.example"\n'
+        f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "{MANAGER_EMAIL}"\n'
         'incoming_folder = "Incoming"\n',
         encoding="utf-8",
     )
@@ -123,16 +130,15 @@ def run_demo() -> int:
         supervisor.stop()
         return 1
 
-    say(f"\n▶ Demo portal {sim.base_url}: room 'Acme Ltd' ({room}), manager anna@acme.example")
+    say(f"\n▶ Demo portal {sim.base_url}: room '{ROOM_TITLE}' ({room}), manager {MANAGER_EMAIL}")
     sim.register_webhook(ingress_url + "/docspace/webhook", webhook_secret, triggers=["file.created", "file.uploaded"])
-    invoice = sim.upload_file(november, "Invoice-2026-0042.pdf")
-    sim.upload_file(november, "Team photo.jpg")
-    say("▶ Uploaded Uploads/2026/November/Invoice-2026-0042.pdf and Team photo.jpg\n")
+    invoice = upload_demo_files(sim, portal)
+    say(f"▶ Uploaded Uploads/2026/November/{INVOICE_TITLE} and {PHOTO_TITLE}; the mail catcher shows {mail.http_url}\n")
     _report(sim, logs, mail, pipeline, room, invoice)
     say(
         f"\nThe pipeline keeps running. Upload more with:\n"
         f"  curl -s -X POST {sim.base_url}/_sim/files -H 'Content-Type: application/json' "
-        f'-d \'{{"folderId": {november}, "title": "Invoice-0043.pdf"}}\'\n'
+        f'-d \'{{"folderId": {portal.upload_folder_id}, "title": "Invoice-0043.pdf"}}\'\n'
         "Ctrl-C stops everything."
     )
     try:
@@ -147,19 +153,19 @@ def _report(
     sim: DocSpaceSimulator, logs: LogCollector, mail: MailCatcher, pipeline: PipelineReceiver, room: str, invoice: str
 ) -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (mail.messages and pipeline.calls and _decision(logs, "Team photo.jpg")):
+    while time.monotonic() < deadline and not (mail.messages and pipeline.calls and _decision(logs, PHOTO_TITLE)):
         time.sleep(0.2)
     folder_id = str(sim.file(invoice)["folderId"])
     incoming = [str(f["id"]) for f in sim.subfolders(room) if f["title"] == "Incoming"]
     say("━━ What happened ━━")
     if folder_id in incoming:
-        say(f"  ✓ moved:     Invoice-2026-0042.pdf → Acme Ltd/Incoming (folder {folder_id})")
+        say(f"  ✓ moved:     {INVOICE_TITLE} → {ROOM_TITLE}/Incoming (folder {folder_id})")
     else:
-        say(f"  ✗ not moved: Invoice-2026-0042.pdf is still in folder {folder_id}")
-    say(f"  {'✓' if mail.messages else '✗'} e-mailed:  {len(mail.messages)} message(s) to anna@acme.example")
+        say(f"  ✗ not moved: {INVOICE_TITLE} is still in folder {folder_id}")
+    say(f"  {'✓' if mail.messages else '✗'} e-mailed:  {len(mail.messages)} message(s) to {MANAGER_EMAIL}")
     say(f"  {'✓' if pipeline.calls else '✗'} pipeline:  {len(pipeline.calls)} signed call(s)")
-    reason = _decision(logs, "Team photo.jpg")
-    say(f"  {'✓' if reason else '✗'} skipped:   Team photo.jpg ({reason or 'no decision logged yet'})")
+    reason = _decision(logs, PHOTO_TITLE)
+    say(f"  {'✓' if reason else '✗'} skipped:   {PHOTO_TITLE} ({reason or 'no decision logged yet'})")
 
 
 def _decision(logs: LogCollector, title: str) -> str | None:

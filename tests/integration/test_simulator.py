@@ -503,7 +503,7 @@ def test_the_cli_runs_a_seeded_simulator() -> None:
         path = requests.get(
             f"{base_url}/api/2.0/files/folder/{room_id}/path", headers={"Authorization": "Bearer sk-cli"}, timeout=5
         ).json()["response"]
-        assert path[-1]["title"] == "Demo Client" and path[-1]["roomType"] == 5
+        assert path[-1]["title"] == "Acme Ltd" and path[-1]["roomType"] == 5
     finally:
         proc.terminate()
         assert proc.wait(10) == 0

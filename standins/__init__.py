@@ -1,0 +1,1 @@
+"""Stand-ins for the outside world the pipeline talks to (beside the DocSpace simulator): mail and the pipeline."""
