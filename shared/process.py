@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from shared.broker import TopologyMismatch, connection_parameters
@@ -29,6 +29,8 @@ HANDLING = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+# Alive but not working (broker lost, a stage not consuming) shows here; `up` only shows a dead process.
+READY = Gauge("stage_ready", "1 while every stage of this process consumes and can publish: what /readyz answers")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -89,12 +91,13 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
         for spec in specs
     ]
     metrics_port = getattr(settings, "metrics_port", 0)
-    # Ready means every stage consumes and follow-up events can be published.
-    health = (
-        HealthServer(metrics_port, lambda: publisher.is_connected and all(c.is_connected for c in consumers)).start()
-        if metrics_port
-        else None
-    )
+
+    def ready() -> bool:
+        # Ready means every stage consumes and follow-up events can be published.
+        return publisher.is_connected and all(c.is_connected for c in consumers)
+
+    READY.set_function(lambda: 1.0 if ready() else 0.0)
+    health = HealthServer(metrics_port, ready).start() if metrics_port else None
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
