@@ -1,0 +1,339 @@
+"""docker-compose.yml for real: the demo stack up, an invoice through it once, doctor, an outage, Prometheus.
+
+Run by ``make compose-test`` (and so by ``.ci/run``). Installs Docker from Debian's packages when missing, starts
+its own engine when none runs, builds the stand-in images (deploy/ci-images.sh) and the pipeline's, and leaves
+nothing running. A new service in the file is covered by adding nothing: every container must turn healthy,
+every Prometheus target must be up, every recorded signal and dashboard query must return data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from ingress.signature import sign
+from ops.test_event import post_delivery, sample_delivery
+from simulator.demo import INVOICE_TITLE, PHOTO_TITLE, UPLOAD_PATH
+from tests.compose.engine import ROOT, compose_command, docker_engine, free_ports, install_missing, run
+from tests.compose.stack import PROFILES, PUBLISHED, REPORT, Stack, wait_for
+
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(1500)]
+
+DEMO_ENV = dict(
+    line.split("=", 1)
+    for line in (ROOT / "deploy/demo.env").read_text("utf-8").splitlines()
+    if line and not line.startswith("#")
+)
+WEBHOOK = "/docspace/webhook"
+INGRESS_METRICS_PORT = 3000  # where the ingress serves /metrics inside the compose network
+CLASSIFIER_METRICS_PORT = 9101
+# Grafana's own variables, as Grafana would fill them in for a dashboard showing the last hour.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
+
+
+def _expected_services() -> set[str]:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))["services"]
+    return {name for name, spec in services.items() if set(spec.get("profiles", [])) <= set(PROFILES)}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    install_missing()
+    timings["install"] = time.monotonic() - started
+    compose = compose_command()
+    assert compose is not None
+    with docker_engine() as own_engine:
+        ports = dict(zip(PUBLISHED.values(), free_ports(len(PUBLISHED)), strict=True))
+        project = f"invoice-pipeline-test-{os.getpid()}"
+        env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": project,
+            "PIPELINE_ENV_FILE": "deploy/demo.env",  # the demo's wiring, whatever a local .env says
+            **{var: f"127.0.0.1:{ports[service]}" for var, service in PUBLISHED.items()},
+        }
+        s = Stack(compose=compose, project=project, ports=ports, env=env, timings=timings)
+        try:
+            mark = time.monotonic()
+            run(["deploy/ci-images.sh"], env=env, timeout=900)
+            timings["stand-in images"] = time.monotonic() - mark
+            mark = time.monotonic()
+            s.dc("build", timeout=900)
+            timings["pipeline images"] = time.monotonic() - mark
+            mark = time.monotonic()
+            s.dc("up", "-d", "--no-build")
+            s.wait_healthy(timeout=240)
+            timings["up until healthy"] = time.monotonic() - mark
+            s.timings["healthy at"] = time.monotonic()
+            yield s
+        finally:
+            mark = time.monotonic()
+            if s.dc("ps", "-q", check=False).stdout.strip():
+                logs = s.dc("logs", "--no-color", "--tail=40", check=False).stdout
+                print(f"\n--- last lines of every container\n{logs[-20000:]}")
+            s.dc("down", "-v", "--remove-orphans", "-t", "10", check=False)
+            timings["down"] = time.monotonic() - mark
+            left = run(
+                ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], env=env
+            ).stdout.split()
+            volumes = run(
+                ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"], env=env
+            ).stdout.split()
+            timings["total"] = time.monotonic() - started
+            REPORT.update({k: round(v, 1) for k, v in timings.items() if k != "healthy at"})
+            REPORT["engine started by the test"] = own_engine
+            assert not left, f"containers left behind: {left}"
+            assert not volumes, f"volumes left behind: {volumes}"
+
+
+def _sim(stack: Stack, method: str, path: str, doc: dict[str, Any] | None = None) -> Any:
+    resp = requests.request(method, stack.url("simulator", f"/_sim{path}"), json=doc, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _mails_about(stack: Stack, title: str) -> list[dict[str, Any]]:
+    return [m for m in stack.get("mailcatcher", "/api/messages") if title in m["subject"]]
+
+
+def _calls_about(stack: Stack, file_id: str) -> list[dict[str, Any]]:
+    return [c for c in stack.get("pipeline-receiver", "/api/calls") if c["body"].get("file_id") == file_id]
+
+
+def _incoming_id(stack: Stack) -> str:
+    room = DEMO_ENV["CLIENT_ROOM_ID"]
+    folders = _sim(stack, "GET", f"/folders/{room}")["folders"]
+    return next(str(f["id"]) for f in folders if f["title"] == "Incoming")
+
+
+def _demo_invoice(stack: Stack) -> dict[str, Any]:
+    return next(
+        f for f in _sim(stack, "GET", f"/folders/{_incoming_id(stack)}")["files"] if f["title"] == INVOICE_TITLE
+    )
+
+
+def _upload_folder(stack: Stack) -> int:
+    folder = int(DEMO_ENV["CLIENT_ROOM_ID"])
+    for title in UPLOAD_PATH:
+        folder = next(f["id"] for f in _sim(stack, "GET", f"/folders/{folder}")["folders"] if f["title"] == title)
+    return folder
+
+
+def _went_through_once(stack: Stack, title: str, file_id: str, timeout: float = 90) -> None:
+    """Moved into Incoming, e-mailed once, sent to the pipeline once with a valid signature."""
+    wait_for(f"{title} e-mailed and sent", lambda: _mails_about(stack, title) and _calls_about(stack, file_id), timeout)
+    time.sleep(3)  # a duplicate, if there were one, would land within this
+    assert str(_sim(stack, "GET", f"/files/{file_id}")["folderId"]) == _incoming_id(stack)
+    mails = _mails_about(stack, title)
+    assert len(mails) == 1, mails
+    assert mails[0]["to"] == [DEMO_ENV["MANAGER_EMAIL"]]
+    calls = _calls_about(stack, file_id)
+    assert len(calls) == 1, calls
+    assert calls[0]["valid_signature"] is True
+    assert calls[0]["body"]["title"] == title
+
+
+def test_the_rules_and_the_prometheus_config_pass_promtool(stack: Stack) -> None:
+    check = stack.dc(
+        "run", "--rm", "--no-deps", "--entrypoint", "promtool", "prometheus",
+        "check", "config", "/etc/prometheus/prometheus.yml",
+    )  # fmt: skip
+    assert "SUCCESS" in check.stdout + check.stderr
+    tests = stack.dc(
+        "run", "--rm", "--no-deps", "--entrypoint", "promtool", "prometheus",
+        "test", "rules", "/etc/prometheus/tests/invoice-pipeline-test.yml",
+    )  # fmt: skip
+    assert "SUCCESS" in tests.stdout + tests.stderr
+
+
+def test_every_service_of_the_demo_runs_healthy(stack: Stack) -> None:
+    assert set(stack.containers()) == _expected_services()
+    assert not stack.unhealthy()
+
+
+def test_the_demo_invoice_reaches_the_mail_catcher_within_a_minute_once(stack: Stack) -> None:
+    invoice = _demo_invoice(stack)
+    _went_through_once(stack, INVOICE_TITLE, str(invoice["id"]), timeout=60)
+    # The simulator's upload started when the stack was healthy; a newcomer sees the mail well within a minute.
+    assert time.monotonic() - stack.timings["healthy at"] < 60
+    page = requests.get(stack.url("mailcatcher", "/"), timeout=10)
+    assert INVOICE_TITLE in page.text
+    photo = [f for f in _sim(stack, "GET", f"/folders/{_upload_folder(stack)}")["files"] if f["title"] == PHOTO_TITLE]
+    assert photo, "the photo stays where it was uploaded"
+    assert not _mails_about(stack, PHOTO_TITLE)
+
+
+def test_a_signed_delivery_through_the_proxy_is_accepted_and_the_invoice_handled_once(stack: Stack) -> None:
+    secret = DEMO_ENV["DOCSPACE_WEBHOOK_SECRET"]
+    invoice = _demo_invoice(stack)
+    # DocSpace delivering the same upload again (a retry): accepted, and still one mail, one pipeline call.
+    body = sample_delivery(file_id=int(invoice["id"]), folder_id=_upload_folder(stack))
+    resp = post_delivery(stack.url("proxy", WEBHOOK), body, secret)
+    assert resp.status_code == 200, resp.text
+    _went_through_once(stack, INVOICE_TITLE, str(invoice["id"]))
+    # A file that does not exist: accepted, then dead-lettered by the classifier (docspace_not_found).
+    assert post_delivery(stack.url("proxy", WEBHOOK), sample_delivery(), secret).status_code == 200
+
+
+def test_the_proxy_forwards_only_the_webhook_and_caps_what_it_reads(stack: Stack) -> None:
+    url = stack.url("proxy", WEBHOOK)
+    assert requests.head(url, timeout=10).status_code == 200  # DocSpace's check of the URL
+    forged = sample_delivery()
+    headers = {"x-docspace-signature-256": sign(forged, "not-the-secret")}
+    resp = requests.post(url, data=forged, headers=headers, timeout=10)
+    assert resp.status_code == 401
+    for path in ("/metrics", "/readyz", "/healthz", "/", "/docspace/webhook/../metrics"):
+        assert requests.get(stack.url("proxy", path), timeout=10).status_code == 404, path
+    too_big = b"{" + b" " * (1024 * 1024 + 10) + b"}"
+    assert requests.post(url, data=too_big, timeout=10).status_code == 413
+    assert requests.delete(url, timeout=10).status_code == 403
+
+
+def test_a_transient_docspace_failure_is_retried_and_the_invoice_still_arrives_once(stack: Stack) -> None:
+    # DocSpace answers 503 to file reads: the classifier puts the delivery on its retry ladder, not in a hot loop.
+    _sim(
+        stack,
+        "POST",
+        "/faults",
+        {"rules": [{"method": "GET", "path": "/api/2.0/files/file/*", "error_rate": 1.0, "error_status": 503}]},
+    )
+    try:
+        uploaded = _sim(stack, "POST", "/files", {"folderId": _upload_folder(stack), "title": "Invoice-2026-0043.pdf"})
+        wait_for(
+            "the classifier to retry",
+            lambda: 'outcome="retried"' in stack.metrics_text("classifier", CLASSIFIER_METRICS_PORT),
+            60,
+        )
+    finally:
+        _sim(stack, "DELETE", "/faults")
+    _went_through_once(stack, "Invoice-2026-0043.pdf", str(uploaded["id"]))
+
+
+def test_doctor_in_the_ingress_container_says_ready(stack: Stack) -> None:
+    doctor = stack.dc("run", "--rm", "ingress", "invoice-pipeline", "doctor", timeout=120)
+    assert "READY" in doctor.stdout and "NOT READY" not in doctor.stdout, doctor.stdout
+
+
+def test_a_delivery_spooled_while_rabbitmq_is_stopped_survives_an_ingress_restart(stack: Stack) -> None:
+    mark = time.monotonic()
+    stack.dc("stop", "-t", "10", "rabbitmq")  # the stack's own broker container, never the machine's
+    uploaded = _sim(stack, "POST", "/files", {"folderId": _upload_folder(stack), "title": "Invoice-2026-0044.pdf"})
+    file_id = str(uploaded["id"])
+
+    def spooled() -> bool:
+        answers = [d["status"] for d in _sim(stack, "GET", "/deliveries") if f'"id":{file_id}' in _body(d)]
+        return bool(answers) and all(status == 202 for status in answers) and len(answers) == 2
+
+    wait_for("both deliveries of the upload answered 202 (spooled)", spooled, 60)
+    assert stack.metric("ingress", INGRESS_METRICS_PORT, "ingress_spool_depth") == 2.0
+
+    stack.dc("restart", "-t", "10", "ingress")
+    stack.wait_healthy({"ingress"}, timeout=120)
+    # The new container found the spool on its volume: the deliveries are still waiting for the broker.
+    assert stack.metric("ingress", INGRESS_METRICS_PORT, "ingress_spool_depth") == 2.0
+    assert not _mails_about(stack, "Invoice-2026-0044.pdf")
+
+    stack.dc("start", "rabbitmq")
+    _went_through_once(stack, "Invoice-2026-0044.pdf", file_id, timeout=180)
+    drained = lambda: stack.metric("ingress", INGRESS_METRICS_PORT, "ingress_spool_depth") == 0.0  # noqa: E731
+    wait_for("the spool drained", drained, 30)
+    stack.wait_healthy(timeout=180)
+    stack.timings["broker outage + restart"] = time.monotonic() - mark
+
+
+def _body(delivery: dict[str, Any]) -> str:
+    import base64
+
+    return re.sub(r"\s", "", base64.b64decode(delivery["body"]).decode("utf-8", "replace"))
+
+
+def _prom(stack: Stack, query: str) -> list[dict[str, Any]]:
+    doc = stack.get("prometheus", f"/api/v1/query?query={requests.utils.quote(query)}")
+    assert doc["status"] == "success", doc
+    return doc["data"]["result"]
+
+
+def _dashboard_queries() -> list[str]:
+    queries = []
+    for path in sorted((ROOT / "deploy/grafana/dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text("utf-8"))["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                for variable, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                queries.append(expr)
+    return queries
+
+
+def _rules() -> list[dict[str, Any]]:
+    rules = []
+    for path in sorted((ROOT / "deploy/prometheus/rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text("utf-8"))["groups"]:
+            rules.extend(group["rules"])
+    return rules
+
+
+def test_prometheus_scrapes_every_service_and_every_query_returns_data(stack: Stack) -> None:
+    mark = time.monotonic()
+
+    def targets_up() -> bool:
+        active = stack.get("prometheus", "/api/v1/targets")["data"]["activeTargets"]
+        return bool(active) and all(t["health"] == "up" for t in active)
+
+    wait_for("every Prometheus target up", targets_up, 90, interval=2)
+    jobs = {t["labels"]["job"] for t in stack.get("prometheus", "/api/v1/targets")["data"]["activeTargets"]}
+    assert {"ingress", "consumers", "rabbitmq", "prometheus"} <= jobs
+
+    records = [rule["record"] for rule in _rules() if "record" in rule]
+    queries = _dashboard_queries() + records
+    # Rates need two scrapes after the last event, recording rules one evaluation: give them a few intervals.
+    deadline = time.monotonic() + 120
+    while (empty := [q for q in queries if not _prom(stack, q)]) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert not empty, f"no data for: {empty}"
+
+    # Every alert expression evaluates (data or not: a healthy stack fires nothing but the dead letter it was sent).
+    for rule in _rules():
+        if "alert" in rule:
+            _prom(stack, rule["expr"])
+    groups = stack.get("prometheus", "/api/v1/rules")["data"]["groups"]
+    broken = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] == "err"]
+    assert not broken, broken
+    alerts = {a["labels"]["alertname"] for a in stack.get("prometheus", "/api/v1/alerts")["data"]["alerts"]}
+    assert alerts <= {"DeadLettersWaiting"}, alerts
+    stack.timings["prometheus checks"] = time.monotonic() - mark
+
+
+def test_the_production_image_carries_no_test_code_and_stays_small(stack: Stack) -> None:
+    image = "docspace-invoice-pipeline:latest"
+    listing = run(
+        ["docker", "run", "--rm", "--entrypoint", "sh", image, "-c",
+         "id -u; ls /opt/venv/lib/python*/site-packages; python -c 'import simulator' 2>&1 | tail -1"],
+        env=stack.env,
+    ).stdout  # fmt: skip
+    uid, *rest = listing.split("\n")
+    assert uid.strip() != "0", "the image must not run as root"
+    installed = set("\n".join(rest).split())
+    for forbidden in ("simulator", "standins", "tests", "aiosmtpd", "pytest", "bench"):
+        assert forbidden not in installed, f"{forbidden} is in the production image"
+    assert "No module named 'simulator'" in listing
+    size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", image], env=stack.env).stdout)
+    stack.timings["image MB"] = size / 1e6
+    assert size < 200 * 1000 * 1000, f"{image} is {size / 1e6:.0f} MB"
+
+
+def test_compose_file_avoids_what_compose_v1_and_the_legacy_builder_reject() -> None:
+    text = (ROOT / "docker-compose.yml").read_text("utf-8")
+    assert not re.search(r"^name:", text, re.MULTILINE), "compose v1 rejects a top-level name:"
+    for dockerfile in [ROOT / "Dockerfile", *Path(ROOT / "deploy/ci-images").glob("*.Dockerfile")]:
+        assert "--mount" not in dockerfile.read_text("utf-8"), f"{dockerfile.name}: RUN --mount needs BuildKit"
