@@ -1,0 +1,87 @@
+"""The README's example subscriber runs as printed: it binds its own queue and prints each invoice published."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pika
+
+from shared.messages import InvoiceReceived
+from tests.broker import BrokerKit
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _example() -> str:
+    text = README.read_text("utf-8")
+    match = re.search(r'```python\n("""Example downstream subscriber.*?)```', text, re.DOTALL)
+    assert match, "the README's example subscriber is gone"
+    code = match.group(1)
+    assert len(code.strip().splitlines()) <= 25, "the example is meant to stay short"
+    return code
+
+
+def test_the_readme_subscriber_receives_an_invoice(broker: BrokerKit) -> None:
+    prefix = broker.topology.prefix
+    queue = f"{prefix}accounting.invoices"
+    # The same code, under this test's names, so it shares nothing with other tests.
+    code = _example().replace('"invoice.received"', repr(broker.topology.received_exchange))
+    code = code.replace('"accounting.invoices"', repr(queue))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, "AMQP_URL": broker.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        connection = broker.connect()
+        channel = connection.channel()
+        _wait_for_queue(channel, queue, proc)
+        event = InvoiceReceived(
+            invoice_id="18910:v1",
+            file_id="18910",
+            title="Invoice-2026-0042.pdf",
+            extension=".pdf",
+            client="acme",
+            room_id="18906",
+            manager_email="anna@acme.example",
+            folder_id="18912",
+            web_url="https://portal.example/doceditor?fileid=18910",
+            moved_at=datetime.now(UTC),
+        )
+        channel.basic_publish(broker.topology.received_exchange, "acme", event.to_bytes())
+        line = _read_line(proc, timeout=15)
+        assert line == "18910:v1 Invoice-2026-0042.pdf (acme) https://portal.example/doceditor?fileid=18910"
+        channel.queue_delete(queue)
+        connection.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_for_queue(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str, proc) -> None:
+    deadline = datetime.now(UTC).timestamp() + 15
+    while datetime.now(UTC).timestamp() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            channel.connection.channel().queue_declare(queue, passive=True)
+            return
+        except pika.exceptions.ChannelClosedByBroker:
+            channel.connection.sleep(0.2)
+    raise AssertionError("the example never declared its queue")
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline().strip()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines, f"no line from the example within {timeout} s"
+    return lines[0]
