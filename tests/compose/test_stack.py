@@ -309,8 +309,10 @@ def test_prometheus_scrapes_every_service_and_every_query_returns_data(stack: St
     groups = stack.get("prometheus", "/api/v1/rules")["data"]["groups"]
     broken = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] == "err"]
     assert not broken, broken
-    alerts = {a["labels"]["alertname"] for a in stack.get("prometheus", "/api/v1/alerts")["data"]["alerts"]}
-    assert alerts <= {"DeadLettersWaiting"}, alerts
+    # (Alerts pending from the broker outage above may still be listed; none of them may have fired.)
+    alerts = stack.get("prometheus", "/api/v1/alerts")["data"]["alerts"]
+    firing = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+    assert firing <= {"DeadLettersWaiting"}, firing
     stack.timings["prometheus checks"] = time.monotonic() - mark
 
 
