@@ -43,7 +43,7 @@ def test_the_readme_subscriber_receives_an_invoice(broker: BrokerKit) -> None:
     try:
         connection = broker.connect()
         channel = connection.channel()
-        _wait_for_queue(channel, queue, proc)
+        _wait_for_consumer(channel, queue, proc)
         event = InvoiceReceived(
             invoice_id="18910:v1",
             file_id="18910",
@@ -66,16 +66,18 @@ def test_the_readme_subscriber_receives_an_invoice(broker: BrokerKit) -> None:
         proc.wait(10)
 
 
-def _wait_for_queue(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str, proc) -> None:
+def _wait_for_consumer(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str, proc) -> None:
+    """Until the example consumes: by then its queue is declared and bound, so a publish reaches it."""
     deadline = datetime.now(UTC).timestamp() + 15
     while datetime.now(UTC).timestamp() < deadline:
         assert proc.poll() is None, proc.stderr.read()
         try:
-            channel.connection.channel().queue_declare(queue, passive=True)
-            return
+            if channel.connection.channel().queue_declare(queue, passive=True).method.consumer_count:
+                return
         except pika.exceptions.ChannelClosedByBroker:
-            channel.connection.sleep(0.2)
-    raise AssertionError("the example never declared its queue")
+            pass  # not declared yet
+        channel.connection.sleep(0.2)
+    raise AssertionError("the example never started consuming")
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
