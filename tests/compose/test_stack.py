@@ -34,7 +34,7 @@ DEMO_ENV = dict(
     if line and not line.startswith("#")
 )
 WEBHOOK = "/docspace/webhook"
-INGRESS_METRICS_PORT = 3000  # where the ingress serves /metrics inside the compose network
+INGRESS_METRICS_PORT = 9100  # the ingress's internal METRICS_PORT on the compose network
 CLASSIFIER_METRICS_PORT = 9101
 # Grafana's own variables, as Grafana would fill them in for a dashboard showing the last hour.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
