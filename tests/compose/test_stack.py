@@ -285,6 +285,10 @@ def _rules() -> list[dict[str, Any]]:
 
 def test_prometheus_scrapes_every_service_and_every_query_returns_data(stack: Stack) -> None:
     mark = time.monotonic()
+    # The ingress restarted above and counts from zero: a refused delivery for the webhook-failing signal to see.
+    forged = sample_delivery()
+    headers = {"x-docspace-signature-256": sign(forged, "not-the-secret")}
+    assert requests.post(stack.url("proxy", WEBHOOK), data=forged, headers=headers, timeout=10).status_code == 401
 
     def targets_up() -> bool:
         active = stack.get("prometheus", "/api/v1/targets")["data"]["activeTargets"]
