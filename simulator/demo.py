@@ -15,6 +15,8 @@ PHOTO_TITLE = "Team photo.jpg"
 
 @dataclass(frozen=True)
 class DemoPortal:
+    """Where the demo's uploads go."""
+
     room_id: str
     upload_folder_id: str  # Uploads/2026/November: an invoice three folders deep, as clients file them
 

@@ -48,6 +48,8 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
 
 @dataclass
 class Stack:
+    """One running project of docker-compose.yml: its compose command, published ports and environment."""
+
     compose: list[str]
     project: str
     ports: dict[str, int]  # service -> published port on 127.0.0.1

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,7 +259,7 @@ def _body(delivery: dict[str, Any]) -> str:
 
 
 def _prom(stack: Stack, query: str) -> list[dict[str, Any]]:
-    doc = stack.get("prometheus", f"/api/v1/query?query={requests.utils.quote(query)}")
+    doc = stack.get("prometheus", f"/api/v1/query?query={urllib.parse.quote(query)}")
     assert doc["status"] == "success", doc
     return doc["data"]["result"]
 

@@ -82,7 +82,9 @@ def _wait_for_consumer(channel: pika.adapters.blocking_connection.BlockingChanne
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline().strip()), daemon=True)
+    stdout = proc.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline().strip()), daemon=True)
     reader.start()
     reader.join(timeout)
     assert lines, f"no line from the example within {timeout} s"

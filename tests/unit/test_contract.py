@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import yaml
 
 from contract import generate
+from ops.dead_letters import FAILURE_HEADERS, REPLAYS_HEADER
 from shared.consumer import ROUTING_KEY_HEADER
-from shared.dead_letters import FAILURE_HEADERS, REPLAYS_HEADER
 from shared.messages import InvoiceReceived
 from shared.topology import Topology
 

@@ -70,6 +70,6 @@ def test_the_build_tools_are_locked_too() -> None:
 
 def test_known_advisories_are_below_the_floors() -> None:
     floors = {canonicalize_name(r.name): r.specifier for r in _declared("demo")}
-    assert not floors["waitress"].contains("3.0.0")
-    assert not floors["requests"].contains("2.32.3")
-    assert not floors["aiosmtpd"].contains("1.4.4")
+    assert not floors[canonicalize_name("waitress")].contains("3.0.0")
+    assert not floors[canonicalize_name("requests")].contains("2.32.3")
+    assert not floors[canonicalize_name("aiosmtpd")].contains("1.4.4")
