@@ -15,9 +15,10 @@ import pika.exceptions
 import requests
 
 from ingress.settings import WEBHOOK_PATH, IngressSettings
-from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, trigger_names
+from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, register_command, trigger_names
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, node_names
 from shared.docspace import DocSpaceAccessDenied, DocSpaceClient, DocSpaceNotFound, WebhookConfig
+from shared.docspace.admin import find_pipeline_webhook
 from shared.errors import StageError
 from shared.messages import IncomingFolder
 from shared.redact import safe_url
@@ -226,15 +227,10 @@ def _check_incoming(client: DocSpaceClient, name: str, room_id: str, incoming: I
 
 def _check_webhook(configs: list[WebhookConfig], webhook_url: str | None, now: datetime | None = None) -> Check:
     now = now or datetime.now(UTC)
-    if webhook_url:
-        candidates = [c for c in configs if c.uri.rstrip("/") == webhook_url.rstrip("/")]
-    else:
-        candidates = [c for c in configs if c.uri.rstrip("/").endswith(WEBHOOK_PATH)]
-    register = "invoice-pipeline docspace register-webhook --url https://<public host>" + WEBHOOK_PATH
-    if not candidates:
+    config = find_pipeline_webhook(configs, path=WEBHOOK_PATH, url=webhook_url)
+    if config is None:
         where = webhook_url or f"a URL ending in {WEBHOOK_PATH}"
-        return Check("webhook", "fail", f"no webhook registered for {where}", register)
-    config = next((c for c in candidates if c.enabled), candidates[0])
+        return Check("webhook", "fail", f"no webhook registered for {where}", register_command(webhook_url))
     what = f"{config.id} '{config.name}' -> {safe_url(config.uri, path=True)}"
     if not config.enabled:
         return Check(

@@ -212,3 +212,29 @@ class RateLimiter:
             self.waited_seconds += wait
         if wait > 0:
             self._sleep(wait)
+
+
+class WithinShare:
+    """A process's own share inside a limit shared with others (the reconciler's budget in the key's Redis limit).
+
+    Every call waits for a slot of ``own`` (this process's rate) and then of ``shared`` (the key's, counted for
+    every process on it), so the process never takes more than its share and the key never more than its limit.
+    """
+
+    def __init__(self, own: RateLimiter, shared: Limiter) -> None:
+        self.own, self.shared = own, shared
+
+    @contextmanager
+    def slot(self, method: str) -> Iterator[None]:
+        with self.own.slot(method), self.shared.slot(method):
+            yield
+
+    def pause(self, seconds: float) -> None:
+        self.own.pause(seconds)
+        self.shared.pause(seconds)
+
+    def write_quota_spent(self, method: str, headers: Mapping[str, str]) -> WriteQuotaSpent | None:
+        return self.shared.write_quota_spent(method, headers)
+
+    def writes_used(self) -> int:
+        return self.shared.writes_used()

@@ -1,4 +1,4 @@
-"""Builds, from a process's settings, the adapters several processes share: the DocSpace client, the store."""
+"""Builds, from a process's settings, the adapters several processes share: the DocSpace client, the stores."""
 
 from __future__ import annotations
 
@@ -7,28 +7,45 @@ from typing import Any
 
 import redis
 
+from shared.checkpoints import Checkpoints, open_checkpoints
 from shared.docspace import DocSpaceClient
 from shared.idempotency import IdempotencyStore, is_redis_url, open_store
-from shared.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter
+from shared.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
 from shared.redis_limiter import RedisRateLimiter, limiter_key
 from shared.settings import CommonSettings, DocSpaceSettings
 
 
-def docspace_client(settings: DocSpaceSettings, *, pool_size: int = 4, **options: Any) -> DocSpaceClient:
-    """A client whose one rate limiter is shared by all the process's threads (and, with Redis, all replicas)."""
+def docspace_client(
+    settings: DocSpaceSettings,
+    *,
+    pool_size: int = 4,
+    per_minute: int | None = None,
+    process: str | None = None,
+    **options: Any,
+) -> DocSpaceClient:
+    """A client whose one rate limiter is shared by all the process's threads (and, with Redis, all replicas).
+
+    ``per_minute`` caps this process at its own share inside that limit (the reconciler's budget); ``process``
+    names the caller in its ``User-Agent``.
+    """
     return DocSpaceClient(
         settings.docspace_api_host,
         settings.docspace_api_key,
         timeout=(3.05, settings.docspace_timeout),
         pool_size=pool_size,
         max_pause=settings.max_pause_seconds,
-        limiter=rate_limiter(settings),
+        limiter=rate_limiter(settings, per_minute=per_minute),
+        user_agent=f"invoice-pipeline/{process}" if process else None,
         **options,
     )
 
 
-def rate_limiter(settings: DocSpaceSettings) -> Limiter:
-    """With Redis as the store, one limit for every process on the key; with SQLite, this process's share."""
+def rate_limiter(settings: DocSpaceSettings, *, per_minute: int | None = None) -> Limiter:
+    """With Redis as the store, one limit for every process on the key; with SQLite, this process's share.
+
+    ``per_minute`` is a process's own cap (the reconciler's budget): its whole rate with SQLite, and a cap within
+    the key's shared limit with Redis.
+    """
     url = settings.idempotency_url.get_secret_value()
     limiter: Limiter
     if is_redis_url(url):
@@ -43,9 +60,12 @@ def rate_limiter(settings: DocSpaceSettings) -> Limiter:
             write_lease=3.05 + settings.docspace_timeout + 30,
             max_pause=settings.max_pause_seconds,
         )
+        if per_minute is not None:
+            own = RateLimiter(per_minute, settings.docspace_max_concurrent_writes, max_pause=settings.max_pause_seconds)
+            limiter = WithinShare(own, limiter)
     else:
         limiter = RateLimiter(
-            settings.docspace_rate_limit_per_minute,
+            per_minute or settings.docspace_rate_limit_per_minute,
             settings.docspace_max_concurrent_writes,
             daily_writes=settings.docspace_daily_write_quota,
             quota_period=settings.docspace_write_quota_period,
@@ -71,3 +91,8 @@ def idempotency_store(settings: CommonSettings) -> IdempotencyStore:
         ttl_seconds=settings.idempotency_ttl_days * 86400,
         namespace=settings.topology_prefix,
     )
+
+
+def checkpoints(settings: CommonSettings) -> Checkpoints:
+    """Checkpoints and leases in the idempotency store's place, under the same prefix."""
+    return open_checkpoints(settings.idempotency_url.get_secret_value(), namespace=settings.topology_prefix)

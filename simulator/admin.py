@@ -101,6 +101,14 @@ class Webhooks(_Base):
         _out(resp, {"id": cid}, 201)
 
 
+class WebhookItem(_Base):
+    def on_put(self, req: falcon.Request, resp: falcon.Response, config_id: str) -> None:
+        doc = _doc(req)
+        if doc.get("ageDays") is not None:
+            self.sim.age_webhook(config_id, float(doc["ageDays"]))
+        _out(resp, {"id": int(config_id)})
+
+
 class Redeliver(_Base):
     """``POST /_sim/redeliver/{event_id}``: send a past delivery again."""
 
@@ -132,7 +140,15 @@ class Calls(_Base):
     """``/_sim/calls``: API calls counted per route; DELETE resets the counts."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _out(resp, {"counts": self.sim.call_counts()})
+        caller = req.get_param("caller")
+        _out(
+            resp,
+            {
+                "counts": self.sim.call_counts(caller),
+                "callers": self.sim.calls.callers(),
+                "rateLimited": self.sim.call_count(caller=caller, rate_limited=True),
+            },
+        )
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.sim.reset_calls()
@@ -195,6 +211,7 @@ def add_routes(app: falcon.App, sim: DocSpaceSimulator) -> None:
     app.add_route("/_sim/files", Files(sim))
     app.add_route("/_sim/files/{file_id}", FileItem(sim))
     app.add_route("/_sim/webhooks", Webhooks(sim))
+    app.add_route("/_sim/webhooks/{config_id}", WebhookItem(sim))
     app.add_route("/_sim/redeliver/{event_id}", Redeliver(sim))
     app.add_route("/_sim/deliveries", Deliveries(sim))
     app.add_route("/_sim/calls", Calls(sim))

@@ -110,6 +110,7 @@ class ContentsResource:
                 folders = [d for d in folders if value in d.title.lower()]
                 files = [f for f in files if value in f.title.lower()]
             entries: list[Any] = [*folders, *files]
+            entries = _sorted(entries, req.get_param("sortBy"), req.get_param("sortOrder"))
             page = entries[start : start + count]
             send(
                 req,
@@ -125,6 +126,36 @@ class ContentsResource:
                     "new": 0,
                 },
             )
+
+
+# SortedByType names the API takes for ``sortBy`` (case-insensitive), and the entry attribute each orders by.
+SORT_KEYS = {"datetime": "updated", "dateandtime": "updated", "dateandtimecreation": "created", "az": "title"}
+
+
+def _sorted(entries: list[Any], sort_by: str | None, sort_order: str | None) -> list[Any]:
+    """``sortBy``/``sortOrder`` as DocSpace applies them; folders stay before files, as in the real listing.
+
+    ``DateAndTime`` orders by the last modification, ``DateAndTimeCreation`` by creation. Ties keep id order
+    so paging through equal times stays stable.
+    """
+    if not sort_by:
+        return entries
+    attribute = SORT_KEYS.get(sort_by.strip().lower())
+    if attribute is None:
+        raise ApiError(400, f"The value '{sort_by}' is not valid for SortedByType.")
+    descending = (sort_order or "ascending").strip().lower() in ("descending", "desc", "1")
+
+    def key(entry: Any) -> Any:
+        value = getattr(entry, attribute)
+        return value.casefold() if isinstance(value, str) else value
+
+    folders = [e for e in entries if isinstance(e, Folder)]
+    files = [e for e in entries if not isinstance(e, Folder)]
+    ordered = []
+    for group in (folders, files):
+        by_id = sorted(group, key=lambda e: e.id, reverse=descending)
+        ordered += sorted(by_id, key=key, reverse=descending)
+    return ordered
 
 
 class SubfoldersResource:

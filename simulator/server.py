@@ -213,6 +213,14 @@ class DocSpaceSimulator:
         )
         return cfg.id
 
+    def age_webhook(self, config_id: int | str, days: float) -> None:
+        """Pretend the webhook was created, and last delivered successfully, ``days`` ago.
+
+        DocSpace disables a webhook whose next delivery fails when its last success (or creation) is more than
+        3 days old: this is how a test or the demo gets there without waiting three days.
+        """
+        self.webhooks.age(config_id, days)
+
     def redeliver(self, event_id: int | str) -> int:
         """Manual redelivery: a new event id, the same event and payload."""
         return self.webhooks.redeliver(event_id)
@@ -241,13 +249,28 @@ class DocSpaceSimulator:
 
     # --- calls -----------------------------------------------------------------------------------------
 
-    def call_count(self, method: str | None = None, path: str | None = None) -> int:
-        """Calls received matching ``method`` and ``path`` (an fnmatch glob or a route template)."""
-        return self.calls.count(method, path)
+    def call_count(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        *,
+        caller: str | None = None,
+        rate_limited: bool | None = None,
+    ) -> int:
+        """Calls received matching ``method`` and ``path`` (an fnmatch glob or a route template).
 
-    def call_counts(self) -> dict[str, int]:
-        """Calls per ``"METHOD /route/{template}"``."""
-        return self.calls.counts()
+        ``caller`` narrows them to one ``User-Agent`` (each pipeline process sends its own); ``rate_limited``
+        to the calls answered (True) or not answered (False) with 429.
+        """
+        return self.calls.count(method, path, caller=caller, rate_limited=rate_limited)
+
+    def call_counts(self, caller: str | None = None) -> dict[str, int]:
+        """Calls per ``"METHOD /route/{template}"`` (of one ``User-Agent`` when ``caller`` is given)."""
+        return self.calls.counts(caller)
+
+    def call_times(self, caller: str | None = None) -> list[float]:
+        """When each call (of ``caller``) arrived, in ``time.monotonic()`` seconds, oldest first."""
+        return self.calls.times(caller)
 
     def reset_calls(self) -> None:
         self.calls.reset()

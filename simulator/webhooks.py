@@ -34,6 +34,7 @@ TRIGGERS: dict[str, int] = {
     "folder.downloaded": 34359738368,
 }  # fmt: skip
 TRUSTED_DAYS = 3
+TIMEOUT_MESSAGE = "The request was canceled due to the configured HttpClient.Timeout"
 
 
 def triggers_mask(triggers: int | str | Sequence[str] | None) -> int:
@@ -315,6 +316,16 @@ class WebhookSender:
             cfg.modified_on = datetime.now(UTC)
             return cfg
 
+    def age(self, config_id: Any, days: float) -> WebhookConfig:
+        """Move the config's creation and last success ``days`` into the past (see DocSpace's 3-day rule)."""
+        cfg = self.get(config_id)
+        with self._lock:
+            then = datetime.now(UTC) - timedelta(days=days)
+            cfg.created_on = then
+            if cfg.last_success_on is not None:
+                cfg.last_success_on = then
+            return cfg
+
     def delete(self, config_id: Any) -> WebhookConfig:
         cfg = self.get(config_id)
         with self._lock:
@@ -442,14 +453,18 @@ class WebhookSender:
                 return
             cfg.last_failure_on, cfg.last_failure_content = last_failure or (datetime.now(UTC), "")
             trusted_since = cfg.last_success_on or cfg.created_on
-            if status not in (0, 500) and datetime.now(UTC) - trusted_since > timedelta(days=TRUSTED_DAYS):
+            # An HttpRequestException (any non-2xx answer, or no answer at all: connection refused, DNS, TLS;
+            # status 0) disables a webhook untrusted for 3 days; a timeout (recorded as 500) does not
+            # (contract §1.5).
+            timed_out = (last_failure or (None, ""))[1].startswith(TIMEOUT_MESSAGE)
+            if not timed_out and datetime.now(UTC) - trusted_since > timedelta(days=TRUSTED_DAYS):
                 cfg.enabled = False
 
     def _post(self, uri: str, body: bytes, headers: dict[str, str]) -> tuple[bool, int, str, dict[str, str]]:
         try:
             resp = self._http.post(uri, data=body, headers=headers, timeout=self.send_timeout, allow_redirects=False)
         except requests.Timeout as exc:
-            return False, 500, f"The request was canceled due to the configured HttpClient.Timeout: {exc}", {}
+            return False, 500, f"{TIMEOUT_MESSAGE}: {exc}", {}
         except requests.RequestException as exc:
             return False, 0, f"Connection failed: {exc}", {}
         if 200 <= resp.status_code < 300:

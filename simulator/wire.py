@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
@@ -72,28 +73,65 @@ def bearer(req: falcon.Request) -> str | None:
     return token.strip() or None
 
 
+@dataclass(frozen=True)
+class Call:
+    """One API call: what was asked, by whom (its ``User-Agent``), when, and whether it was refused with 429."""
+
+    method: str
+    path: str
+    template: str | None
+    caller: str
+    at: float
+    rate_limited: bool = False
+
+
 class CallLog:
-    """Every API call the simulator received, for assertions like "the cache saved a path call"."""
+    """Every API call the simulator received, for assertions like "the cache saved a path call".
+
+    Calls are kept per caller (the ``User-Agent`` header), so a test can check one process's share of a key's
+    calls, e.g. the reconciler's, while the stages use the same key.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.calls: list[tuple[str, str, str | None]] = []
+        self.calls: list[Call] = []
 
-    def add(self, method: str, path: str, template: str | None) -> None:
+    def add(
+        self, method: str, path: str, template: str | None, caller: str = "", *, rate_limited: bool = False
+    ) -> None:
         with self._lock:
-            self.calls.append((method, path, template))
+            self.calls.append(Call(method, path, template, caller, time.monotonic(), rate_limited))
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, caller: str | None = None) -> dict[str, int]:
         with self._lock:
-            return dict(Counter(f"{m} {t or p}" for m, p, t in self.calls))
+            return dict(Counter(f"{c.method} {c.template or c.path}" for c in self.calls if caller in (None, c.caller)))
 
-    def count(self, method: str | None = None, pattern: str | None = None) -> int:
+    def count(
+        self,
+        method: str | None = None,
+        pattern: str | None = None,
+        *,
+        caller: str | None = None,
+        rate_limited: bool | None = None,
+    ) -> int:
         with self._lock:
             return sum(
                 1
-                for m, p, t in self.calls
-                if method in (None, m) and (pattern is None or fnmatch.fnmatchcase(p, pattern) or t == pattern)
+                for c in self.calls
+                if method in (None, c.method)
+                and caller in (None, c.caller)
+                and rate_limited in (None, c.rate_limited)
+                and (pattern is None or fnmatch.fnmatchcase(c.path, pattern) or c.template == pattern)
             )
+
+    def times(self, caller: str | None = None) -> list[float]:
+        """When each call arrived (monotonic seconds), oldest first: for checking a caller's rate."""
+        with self._lock:
+            return [c.at for c in self.calls if caller in (None, c.caller)]
+
+    def callers(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(c.caller for c in self.calls))
 
     def reset(self) -> None:
         with self._lock:
@@ -112,15 +150,19 @@ class Gate:
         if not req.path.startswith("/api/"):
             return
         template = getattr(req, "uri_template", None)
-        self.calls.add(req.method, req.path, template)
+        caller = req.get_header("User-Agent") or ""
         key = bearer(req)
         if key != self.api_key:
             # The default ASP.NET challenge: 401 with an empty body.
+            self.calls.add(req.method, req.path, template, caller)
             resp.status = 401
             resp.data = b""
             resp.complete = True
             return
         latency, rejection = self.faults.check(req.method, req.path, template, key)
+        self.calls.add(
+            req.method, req.path, template, caller, rate_limited=rejection is not None and rejection.status == 429
+        )
         if latency:
             time.sleep(latency)
         if rejection is not None:

@@ -8,7 +8,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from shared.docspace import DocSpaceNotFound, FileInfo, MoveResult, Room
+from shared.docspace import DocSpaceNotFound, DocSpaceRejected, FileInfo, MoveResult, Room, WebhookConfig
+from shared.docspace.admin import ListedFile, LoggedDelivery
 from shared.errors import BrokerUnavailable
 from shared.messages import InvoiceReceived
 
@@ -161,3 +162,101 @@ class FakePipeline(_Scripted):
     def trigger(self, invoice: InvoiceReceived) -> None:
         self._record("trigger", invoice.invoice_id)
         self.triggered.append(invoice)
+
+
+class FakePortal(_Scripted):
+    """Implements the reconciler's Portal: webhooks, a delivery log (newest first) and rooms' files by date.
+
+    ``enable_refused`` makes ``enable_webhook`` answer like DocSpace when its HEAD to the URL fails.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.webhooks: list[WebhookConfig] = []
+        self.log: list[LoggedDelivery] = []
+        self.room_files: defaultdict[str, list[ListedFile]] = defaultdict(list)
+        self.enable_refused = False
+
+    def add_webhook(
+        self, *, enabled: bool = True, uri: str = "https://hooks.example/docspace/webhook"
+    ) -> WebhookConfig:
+        config = WebhookConfig(
+            id=str(2621 + len(self.webhooks)),
+            name="invoice-pipeline",
+            uri=uri,
+            enabled=enabled,
+            ssl=True,
+            triggers=384,
+            created_on=None,
+            last_success_on=None,
+            last_failure_on=None,
+            last_failure_content=None,
+            last_status=None,
+        )
+        self.webhooks.append(config)
+        return config
+
+    def add_file(self, room_id: str, file_id: str, title: str, *, at: datetime, version: int = 1) -> ListedFile:
+        listed = ListedFile(
+            id=file_id,
+            title=title,
+            folder_id=f"{room_id}-uploads",
+            version=version,
+            extension=("." + title.rsplit(".", 1)[-1]).lower(),
+            created=at,
+            updated=at,
+            created_by="3f1d2c4e-8b7a-4c21-9e55-0a6b7c8d9e10",
+            updated_by="3f1d2c4e-8b7a-4c21-9e55-0a6b7c8d9e10",
+            root_id="18902",
+            root_folder_type=14,
+        )
+        self.room_files[room_id].append(listed)
+        return listed
+
+    def add_failure(self, log_id: int, *, trigger: int, at: datetime, file_id: str, status: int = 0) -> None:
+        body = (
+            f'{{"event":{{"id":{log_id},"createOn":"{at:%Y-%m-%dT%H:%M:%SZ}","trigger":"{_TRIGGER_NAME[trigger]}"}},'
+            f'"payload":{{"id":{file_id},"parentId":6590431,"title":"Invoice-{file_id}.pdf","fileEntryType":2}},'
+            f'"webhook":{{"id":2621,"retryCount":5}}}}'
+        )
+        self.log.append(LoggedDelivery(id=log_id, trigger=trigger, created=at, status=status, request_payload=body))
+
+    # --- Portal ---
+
+    def list_webhooks(self) -> list[WebhookConfig]:
+        self._record("list_webhooks")
+        return list(self.webhooks)
+
+    def enable_webhook(self, config: WebhookConfig) -> WebhookConfig:
+        self._record("enable_webhook", config.id)
+        if self.enable_refused:
+            raise DocSpaceRejected("DocSpace PUT settings/webhook/enable -> 400: webhook URL not available")
+        enabled = dataclasses.replace(config, enabled=True)
+        self.webhooks = [enabled if c.id == config.id else c for c in self.webhooks]
+        return enabled
+
+    def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = 100) -> list[LoggedDelivery]:
+        self._record("failed_deliveries", config_id, start)
+        rows = sorted(self.log, key=lambda r: r.id, reverse=True)
+        return rows[start : start + count]
+
+    def files_by_date(self, folder_id: str, *, start: int = 0, count: int = 100) -> list[ListedFile]:
+        self._record("files_by_date", folder_id, start)
+        files = sorted(self.room_files[folder_id], key=lambda f: (f.updated, f.id), reverse=True)
+        return files[start : start + count]
+
+
+_TRIGGER_NAME = {128: "file.created", 256: "file.uploaded", 512: "file.updated"}
+
+
+class MemoryAnnouncer:
+    """The reconciler's ``announce`` port: collects what would have been published."""
+
+    def __init__(self) -> None:
+        self.announced: list[Any] = []
+
+    def __call__(self, item: Any) -> None:
+        self.announced.append(item)
+
+    def file_ids(self) -> list[str | None]:
+        return [a.file_id for a in self.announced]

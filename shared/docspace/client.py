@@ -108,6 +108,7 @@ class DocSpaceClient:
         rate_limit_retries: int = 2,
         max_pause: float = DEFAULT_MAX_PAUSE,
         limiter: Limiter | None = None,
+        user_agent: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.shown_url = safe_url(self.base_url)  # for logs and messages: no userinfo or path
@@ -123,6 +124,9 @@ class DocSpaceClient:
         self._session = requests.Session()
         self._session.auth = _BearerAuth(api_key if isinstance(api_key, SecretStr) else SecretStr(api_key))
         self._session.headers.update({"Accept": "application/json"})
+        if user_agent:
+            # Names the process in the portal's logs (and lets the simulator count each process's calls).
+            self._session.headers["User-Agent"] = user_agent
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -147,6 +151,11 @@ class DocSpaceClient:
         self._session.close()
 
     # --- HTTP ---------------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """One call through this client's transport (rate limit, 429 handling, typed errors): the envelope's
+        ``response``. For the modules that add calls of their own on top of this client (``admin``)."""
+        return self._request(method, path, params=params, json=json)
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         """One API call, returning the envelope's ``response``; maps failures onto the typed errors."""

@@ -1,0 +1,1 @@
+"""The reconciler: recovers what DocSpace could not deliver (webhook health, delivery log, room scan)."""

@@ -1,0 +1,110 @@
+"""Composition root of the reconciler: ``python -m consumers.reconciler`` runs a cycle every RECONCILE_INTERVAL."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import uuid
+from types import FrameType
+
+import structlog
+from pydantic import ValidationError
+
+from consumers.reconciler import metrics
+from consumers.reconciler.announce import broker_announcer
+from consumers.reconciler.handler import reconcile
+from consumers.reconciler.settings import ReconcilerSettings, knobs_for
+from shared.broker import connection_parameters
+from shared.docspace.admin import PortalAdmin
+from shared.health import HealthServer
+from shared.logging import configure_logging
+from shared.process import EXIT_OK, EXIT_TOPOLOGY, config_error
+from shared.publisher import Publisher
+from shared.rules import RulesError, load_rules
+from shared.topology import Topology
+from shared.wiring import checkpoints, docspace_client, idempotency_store
+
+log = structlog.get_logger("reconciler")
+
+
+def main() -> int:
+    try:
+        settings = ReconcilerSettings()
+        rules = load_rules(
+            rules_file=settings.invoice_rules_file,
+            client_room_id=settings.client_room_id,
+            incoming_folder_id=settings.incoming_folder_id,
+            manager_email=settings.manager_email,
+        )
+    except (ValidationError, RulesError) as exc:
+        return config_error("reconciler", exc)
+    configure_logging(fmt=settings.log_format, level=settings.log_level, process="reconciler")
+    # Its own limiter at its share of the key: however many rooms, it never takes more.
+    client = docspace_client(settings, pool_size=2, per_minute=settings.budget_per_minute, process="reconciler")
+    portal = PortalAdmin(client)
+    store = idempotency_store(settings)
+    marks = checkpoints(settings)
+    topology = Topology.from_settings(settings)
+    params = connection_parameters(
+        settings.amqp_url.get_secret_value(),
+        name="reconciler",
+        heartbeat=settings.heartbeat,
+        blocked_connection_timeout=settings.blocked_connection_timeout,
+    )
+    publisher = Publisher(params, topology=topology).start()
+    announce = broker_announcer(publisher, topology.events_exchange)
+    knobs = knobs_for(settings)
+    owner = f"reconciler-{uuid.uuid4().hex[:12]}"
+    metrics.prepare(settings.reconcile_interval)
+    health = None
+    if settings.metrics_port:
+        health = HealthServer(settings.metrics_port, lambda: publisher.is_connected).start()
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "reconciler_started",
+        interval=settings.reconcile_interval,
+        grace=settings.reconcile_grace,
+        budget_per_minute=settings.budget_per_minute,
+        calls_per_cycle=settings.calls_per_cycle,
+        rooms=len(rules.clients),
+    )
+    try:
+        # A first cycle waits (briefly) for the broker, so a fresh start does not begin with a failed cycle.
+        publisher.wait_connected(10)
+        while not stopping.is_set():
+            started = time.monotonic()
+            if publisher.fatal_error is not None:
+                log.critical("topology_mismatch", error=str(publisher.fatal_error))
+                return EXIT_TOPOLOGY
+            report = reconcile(
+                portal=portal,
+                rules=rules,
+                store=store,
+                checkpoints=marks,
+                announce=announce,
+                knobs=knobs,
+                owner=owner,
+            )
+            metrics.observe(report)
+            stopping.wait(max(settings.reconcile_interval - (time.monotonic() - started), 0.0))
+        return EXIT_OK
+    finally:
+        publisher.stop()
+        if health is not None:
+            health.stop()
+        client.close()
+        store.close()
+        marks.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

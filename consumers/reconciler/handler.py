@@ -1,0 +1,270 @@
+"""The reconciler's business logic: one cycle checks the webhook, recovers failed deliveries, scans the rooms.
+
+``reconcile`` runs a cycle under a lease in the checkpoint store, so two replicas never work at once and a
+cycle another replica finished recently is not repeated. Every failure is typed (``StageError``): the cycle
+stops, says why in its report, keeps the progress it made, and the next cycle carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, Progress, State
+from consumers.reconciler.recovery import DeliveryLog, recover_failed_deliveries
+from consumers.reconciler.scan import RoomListing, scan_rooms
+from shared.checkpoints import Checkpoints
+from shared.docspace.admin import find_pipeline_webhook, register_command
+from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
+from shared.docspace.values import WebhookConfig
+from shared.errors import StageError
+from shared.idempotency import IdempotencyStore, StoreUnavailable
+from shared.rules import Rules
+
+log = structlog.get_logger("reconciler")
+
+STATE = "reconciler.state"
+LAST_RUN = "reconciler.last_run"
+LEASE = "reconciler.cycle"
+
+
+class WebhookAdmin(Protocol):
+    def list_webhooks(self) -> list[WebhookConfig]: ...
+    def enable_webhook(self, config: WebhookConfig) -> WebhookConfig: ...
+
+
+class Portal(WebhookAdmin, DeliveryLog, RoomListing, Protocol):
+    """Everything the reconciler asks DocSpace (``shared.docspace.admin.PortalAdmin``)."""
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """A cycle's settings (from ``ReconcilerSettings``, or the CLI's)."""
+
+    interval: timedelta
+    grace: timedelta
+    log_settle: timedelta
+    overlap: timedelta
+    triggers: Collection[str]
+    webhook_path: str
+    webhook_url: str | None = None
+    webhook_id: str | None = None
+    calls_per_cycle: int | None = None  # None: no cap (the rate limiter still spaces the calls)
+    lease: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class WebhookHealth:
+    state: str  # enabled, reenabled, disabled, missing, unknown
+    config: WebhookConfig | None = None
+
+
+def check_webhook(
+    *, webhooks: WebhookAdmin, knobs: Knobs, budget: Budget, report: CycleReport, dry_run: bool = False
+) -> WebhookHealth:
+    """Find the pipeline's webhook; re-enable it if DocSpace disabled it. Missing: say how to register it again.
+
+    The webhook is never re-created here: a new one would need a new secret, which the ingress does not have.
+    Enabling makes DocSpace send ``HEAD`` to the URL first; while the ingress does not answer, DocSpace
+    refuses (400) and the next cycle tries again.
+    """
+    budget.spend()  # the webhook check always runs: one call, and the most important one
+    try:
+        configs = webhooks.list_webhooks()
+    except DocSpaceAccessDenied as exc:
+        log.warning(
+            "webhook_unchecked",
+            reason="the API key cannot read webhook settings (needs a global scope, *:write)",
+            error=str(exc),
+        )
+        report.findings.append(Finding("webhook", "-", "-", "not checked", "the API key lacks a global scope"))
+        return WebhookHealth("unknown")
+    config = find_pipeline_webhook(configs, path=knobs.webhook_path, url=knobs.webhook_url, config_id=knobs.webhook_id)
+    where = knobs.webhook_url or knobs.webhook_id or f"a URL ending in {knobs.webhook_path}"
+    if config is None:
+        fix = register_command(knobs.webhook_url)
+        log.critical("webhook_missing", looked_for=where, fix=fix, hint="DocSpace deletes a webhook answered 410")
+        report.findings.append(Finding("webhook", "-", where, "missing", f"register it again: {fix}"))
+        return WebhookHealth("missing")
+    if config.enabled:
+        report.findings.append(Finding("webhook", config.id, config.uri, "enabled"))
+        return WebhookHealth("enabled", config)
+    if dry_run:
+        report.findings.append(Finding("webhook", config.id, config.uri, "would re-enable", "disabled by DocSpace"))
+        return WebhookHealth("disabled", config)
+    budget.spend()
+    try:
+        webhooks.enable_webhook(config)
+    except DocSpaceRejected as exc:
+        log.critical(
+            "webhook_disabled",
+            webhook_id=config.id,
+            url=config.uri,
+            error=str(exc),
+            hint="DocSpace's HEAD to the URL failed: the ingress is not reachable yet; tried again next cycle",
+        )
+        report.findings.append(Finding("webhook", config.id, config.uri, "still disabled", str(exc)))
+        return WebhookHealth("disabled", config)
+    log.critical(
+        "webhook_reenabled",
+        webhook_id=config.id,
+        url=config.uri,
+        disabled_after=str(config.last_failure_content or ""),
+        hint="DocSpace had disabled it after failed deliveries; what it missed is recovered by this reconciler",
+    )
+    report.findings.append(Finding("webhook", config.id, config.uri, "re-enabled", "DocSpace had disabled it"))
+    return WebhookHealth("reenabled", config)
+
+
+def reconcile(
+    *,
+    portal: Portal,
+    rules: Rules,
+    store: IdempotencyStore,
+    checkpoints: Checkpoints,
+    announce: Announce,
+    knobs: Knobs,
+    owner: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    dry_run: bool = False,
+    since: datetime | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CycleReport:
+    """One cycle. ``dry_run`` changes nothing anywhere; ``since`` backfills from then (an operator's request);
+    ``force`` runs even if another replica finished a cycle less than an interval ago."""
+    report = CycleReport(started_at=clock(), dry_run=dry_run)
+    if not dry_run and not checkpoints.hold(LEASE, owner, seconds=knobs.lease.total_seconds()):
+        report.not_run = "another reconciler is running a cycle"
+        log.info("reconcile_not_run", reason=report.not_run)
+        return report
+    state: State | None = None
+    budget = Budget(knobs.calls_per_cycle)
+    try:
+        state = State.from_json(checkpoints.load(STATE))
+        recent = state.last_cycle_at is not None and report.started_at - state.last_cycle_at < knobs.interval * 0.8
+        if recent and not (force or dry_run or since is not None):
+            report.not_run = "another reconciler finished a cycle less than an interval ago"
+            log.info("reconcile_not_run", reason=report.not_run)
+            return report
+        if state.first_run_at is None:
+            # The history floor: nothing uploaded before the first run is announced unless asked (--since).
+            state.first_run_at = report.started_at
+            log.info("reconciler_first_run", history_floor=report.started_at.isoformat())
+        floor = since or state.first_run_at
+        _cycle(
+            portal=portal,
+            rules=rules,
+            store=store,
+            announce=announce,
+            knobs=knobs,
+            state=state,
+            floor=floor,
+            budget=budget,
+            report=report,
+            dry_run=dry_run,
+            since=since,
+            progress=progress,
+        )
+    except StageError as exc:
+        report.error = f"{exc.reason}: {exc}"
+        log.error("reconcile_failed", reason=exc.reason, error=str(exc))
+    finally:
+        report.calls = budget.spent
+        report.finished_at = clock()
+        # Never save a state that was not read (the store failed): it would wipe the real checkpoint.
+        if not dry_run and report.not_run is None and state is not None:
+            _save(checkpoints, state, report, backfill=since is not None)
+        if not dry_run:
+            with contextlib.suppress(StoreUnavailable):
+                checkpoints.release(LEASE, owner)
+    if report.ok:
+        log.info(
+            "reconcile_done",
+            webhook=report.webhook,
+            recovered=dict(report.recovered),
+            skipped=dict(report.skipped),
+            files_scanned=report.files_scanned,
+            rooms=f"{report.rooms_scanned}/{report.rooms_total}",
+            scan_complete=report.scan_complete,
+            calls=report.calls,
+            dry_run=dry_run,
+        )
+    return report
+
+
+def _cycle(
+    *,
+    portal: Portal,
+    rules: Rules,
+    store: IdempotencyStore,
+    announce: Announce,
+    knobs: Knobs,
+    state: State,
+    floor: datetime,
+    budget: Budget,
+    report: CycleReport,
+    dry_run: bool,
+    since: datetime | None,
+    progress: Progress | None,
+) -> None:
+    steps = 2 + len(rules.clients)
+    if progress is not None:
+        progress("webhook", 0, steps)
+    health = check_webhook(webhooks=portal, knobs=knobs, budget=budget, report=report, dry_run=dry_run)
+    report.webhook = health.state
+    if progress is not None:
+        progress("delivery log", 1, steps)
+    if health.config is not None:
+        recover_failed_deliveries(
+            health.config.id,
+            deliveries=portal,
+            state=state,
+            store=store,
+            announce=announce,
+            triggers=knobs.triggers,
+            floor=floor,
+            now=report.started_at,
+            settle=knobs.log_settle,
+            budget=budget,
+            report=report,
+            dry_run=dry_run,
+            keep_checkpoint=since is None,
+        )
+    scan_rooms(
+        listing=portal,
+        rules=rules,
+        state=state,
+        store=store,
+        announce=announce,
+        floor=floor,
+        now=report.started_at,
+        grace=knobs.grace,
+        overlap=knobs.overlap,
+        budget=budget,
+        report=report,
+        since=since,
+        dry_run=dry_run,
+        progress=None if progress is None else lambda what, done, total: progress(what, 2 + done, 2 + total),
+    )
+
+
+def _save(checkpoints: Checkpoints, state: State, report: CycleReport, *, backfill: bool) -> None:
+    """Keep the progress made, even by a cycle that failed half-way; a store that fails now is only logged.
+
+    A backfill (``--since``) is not a regular cycle: the service's next cycle still runs on time.
+    """
+    if report.error is None and not backfill:
+        state.last_cycle_at = report.started_at  # replicas compare cycle starts, so one runs per interval
+    try:
+        checkpoints.save(STATE, state.to_json())
+        checkpoints.save(LAST_RUN, report.to_json())
+    except StoreUnavailable as exc:
+        log.error("reconcile_checkpoint_not_saved", error=str(exc))
+        if report.error is None:
+            report.error = f"{exc.reason}: {exc}"

@@ -1,0 +1,46 @@
+"""The reconciler's Prometheus metrics, set from each cycle's report."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from consumers.reconciler.model import CycleReport
+
+WEBHOOK_ENABLED = Gauge(
+    "reconciler_webhook_enabled", "1 when the pipeline's webhook is enabled, 0 when disabled or missing, -1 unknown"
+)
+RECOVERED = Counter(
+    "reconciler_recovered", "Deliveries the reconciler fed back into the pipeline, by where it found them", ["source"]
+)
+FILES_SCANNED = Counter("reconciler_files_scanned", "Files the room scan looked at (inside its windows)")
+LAST_SUCCESS = Gauge("reconciler_last_success_timestamp_seconds", "When the last successful cycle finished (Unix time)")
+INTERVAL = Gauge("reconciler_interval_seconds", "RECONCILE_INTERVAL: the alert on stale runs compares against it")
+CYCLES = Counter("reconciler_cycles", "Reconcile cycles by outcome (ok, failed, not_run)", ["outcome"])
+
+_WEBHOOK = {"enabled": 1, "reenabled": 1, "disabled": 0, "missing": 0, "unknown": -1}
+
+
+def prepare(interval_seconds: float) -> None:
+    """Export every series from the start, so dashboards and alerts see zeros rather than nothing."""
+    INTERVAL.set(interval_seconds)
+    WEBHOOK_ENABLED.set(-1)
+    for source in ("delivery_log", "room_scan"):
+        RECOVERED.labels(source)
+    for outcome in ("ok", "failed", "not_run"):
+        CYCLES.labels(outcome)
+
+
+def observe(report: CycleReport) -> None:
+    if report.webhook in _WEBHOOK:
+        WEBHOOK_ENABLED.set(_WEBHOOK[report.webhook])
+    for source, count in report.recovered.items():
+        RECOVERED.labels(source).inc(count)
+    FILES_SCANNED.inc(report.files_scanned)
+    if report.not_run is not None:
+        CYCLES.labels("not_run").inc()
+    elif report.error is not None:
+        CYCLES.labels("failed").inc()
+    else:
+        CYCLES.labels("ok").inc()
+        if report.finished_at is not None:
+            LAST_SUCCESS.set(report.finished_at.timestamp())

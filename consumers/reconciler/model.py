@@ -1,0 +1,191 @@
+"""The reconciler's values: what a cycle announces, finds and reports, its call budget, and its checkpoint state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from shared.delivery import parse_datetime
+
+Source = Literal["delivery_log", "room_scan"]
+# (what is being done, how many done, how many in all) for a progress bar; the service passes none.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A delivery for ``docspace.events``, in DocSpace's shape, marked with where the reconciler found it."""
+
+    body: bytes
+    trigger: str
+    event_id: str
+    source: Source
+    file_id: str | None = None
+    log_id: int | None = None
+
+
+Announce = Callable[[Announcement], None]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of a cycle's account: the webhook's state, a recovered delivery, an announced file."""
+
+    kind: Literal["webhook", "delivery", "file"]
+    ref: str  # webhook id, delivery-log id or file id
+    what: str  # the webhook's URL or the file's title
+    action: str  # what was done (or, in a dry run, what would be)
+    detail: str = ""
+
+
+@dataclass
+class Budget:
+    """The DocSpace calls a cycle may still make; ``None`` = no cap (the rate limiter still spaces them)."""
+
+    calls: int | None
+    spent: int = 0
+
+    def spend(self) -> bool:
+        """Take one call; False (and nothing taken) when the budget is used up."""
+        if self.calls is not None and self.spent >= self.calls:
+            return False
+        self.spent += 1
+        return True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.calls is not None and self.spent >= self.calls
+
+
+@dataclass
+class CycleReport:
+    """What one cycle found and did; logged, counted in metrics, saved for ``doctor``, shown by the CLI."""
+
+    started_at: datetime
+    finished_at: datetime | None = None
+    dry_run: bool = False
+    webhook: str = "unchecked"  # enabled, reenabled, disabled, missing, unknown (the key cannot tell)
+    findings: list[Finding] = field(default_factory=list)
+    recovered: Counter[str] = field(default_factory=Counter)  # by source
+    skipped: Counter[str] = field(default_factory=Counter)  # why files and deliveries were left alone
+    files_scanned: int = 0
+    deliveries_seen: int = 0
+    rooms_scanned: int = 0
+    rooms_total: int = 0
+    calls: int = 0
+    scan_complete: bool = False  # every room's window covered this cycle (else the next cycle goes on)
+    not_run: str | None = None  # why the cycle did nothing (another replica holds the lease, ran recently)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.not_run is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "webhook": self.webhook,
+            "recovered": dict(self.recovered),
+            "skipped": dict(self.skipped),
+            "files_scanned": self.files_scanned,
+            "deliveries_seen": self.deliveries_seen,
+            "rooms_scanned": self.rooms_scanned,
+            "rooms_total": self.rooms_total,
+            "calls": self.calls,
+            "scan_complete": self.scan_complete,
+            "error": self.error,
+            "findings": [
+                {"kind": f.kind, "ref": f.ref, "what": f.what, "action": f.action, "detail": f.detail}
+                for f in self.findings[:50]  # enough for doctor; the log has them all
+            ],
+        }
+
+
+@dataclass
+class ScanPass:
+    """A room's scan window being walked newest first: ``offset`` entries done, down to ``cursor``."""
+
+    lower: datetime
+    upper: datetime
+    offset: int = 0
+    cursor: datetime | None = None
+
+
+@dataclass
+class RoomProgress:
+    scanned_until: datetime | None = None  # every change up to here (minus the overlap) has been looked at
+    current: ScanPass | None = None  # a pass the budget interrupted, continued next cycle
+
+
+@dataclass
+class State:
+    """The checkpoint: the first run (the history floor), the delivery log's position, each room's scan."""
+
+    first_run_at: datetime | None = None
+    log_config_id: str | None = None
+    log_after_id: int | None = None  # every failed delivery with an id up to here is dealt with
+    rooms: dict[str, RoomProgress] = field(default_factory=dict)
+    next_room: int = 0  # round robin: the room the next cycle starts with
+    last_cycle_at: datetime | None = None  # when the last successful cycle started
+
+    def room(self, room_id: str) -> RoomProgress:
+        return self.rooms.setdefault(room_id, RoomProgress())
+
+    def to_json(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "version": 1,
+            "first_run_at": when(self.first_run_at),
+            "log_config_id": self.log_config_id,
+            "log_after_id": self.log_after_id,
+            "next_room": self.next_room,
+            "last_cycle_at": when(self.last_cycle_at),
+            "rooms": {
+                room_id: {
+                    "scanned_until": when(p.scanned_until),
+                    "current": None
+                    if p.current is None
+                    else {
+                        "lower": when(p.current.lower),
+                        "upper": when(p.current.upper),
+                        "offset": p.current.offset,
+                        "cursor": when(p.current.cursor),
+                    },
+                }
+                for room_id, p in self.rooms.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | None) -> State:
+        """Tolerant: a missing or damaged part starts afresh (the history floor keeps that safe)."""
+        if not isinstance(doc, dict):
+            return cls()
+        rooms: dict[str, RoomProgress] = {}
+        for room_id, raw in (doc.get("rooms") or {}).items():
+            if not isinstance(raw, dict):
+                continue
+            current = raw.get("current")
+            scan_pass = None
+            if isinstance(current, dict):
+                lower, upper = parse_datetime(current.get("lower")), parse_datetime(current.get("upper"))
+                offset = current.get("offset")
+                if lower and upper and isinstance(offset, int):
+                    scan_pass = ScanPass(lower, upper, offset, parse_datetime(current.get("cursor")))
+            rooms[str(room_id)] = RoomProgress(parse_datetime(raw.get("scanned_until")), scan_pass)
+        after = doc.get("log_after_id")
+        next_room = doc.get("next_room")
+        return cls(
+            first_run_at=parse_datetime(doc.get("first_run_at")),
+            log_config_id=doc.get("log_config_id") if isinstance(doc.get("log_config_id"), str) else None,
+            log_after_id=after if isinstance(after, int) and not isinstance(after, bool) else None,
+            rooms=rooms,
+            next_room=next_room if isinstance(next_room, int) and next_room >= 0 else 0,
+            last_cycle_at=parse_datetime(doc.get("last_cycle_at")),
+        )

@@ -1,0 +1,69 @@
+"""The reconciler's settings: how often it runs, how long it waits for the webhook path, its share of the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from consumers.classifier.settings import ClassifierSettings
+from consumers.reconciler.handler import Knobs
+from ingress.settings import WEBHOOK_PATH
+
+
+class ReconcilerSettings(ClassifierSettings):
+    """The classifier's rules and triggers (the reconciler judges files exactly as the classifier does), plus its own.
+
+    ``DOCSPACE_RATE_LIMIT_PER_MINUTE`` is not used here: the reconciler's rate is its budget share of the key.
+    """
+
+    reconcile_interval: float = Field(default=300.0, ge=1, description="seconds between two cycles")
+    reconcile_grace: float = Field(
+        default=600.0, ge=0, description="the room scan leaves files younger than this to the webhook path"
+    )
+    reconcile_log_settle: float = Field(
+        default=60.0, ge=0, description="a failed delivery younger than this may still be retried by DocSpace"
+    )
+    reconcile_scan_overlap: float = Field(
+        default=300.0, ge=0, description="each scan starts this long before the last one ended (clock skew)"
+    )
+    reconcile_budget_share: float = Field(
+        default=0.05, gt=0, le=1, description="the reconciler's share of the API key's requests per minute"
+    )
+    docspace_key_rate_limit: int = Field(
+        default=1500, ge=1, description="the portal's requests per minute per API key (DocSpace: 1,500)"
+    )
+    docspace_webhook_url: str | None = Field(
+        default=None, description="the URL the pipeline's webhook points at (default: any ending /docspace/webhook)"
+    )
+    docspace_webhook_id: str | None = Field(default=None, description="or the webhook's id in DocSpace")
+
+    @property
+    def budget_per_minute(self) -> int:
+        return max(1, int(self.reconcile_budget_share * self.docspace_key_rate_limit))
+
+    @property
+    def calls_per_cycle(self) -> int:
+        """A cycle spends at most one interval's worth of its budget; what is left over waits for the next."""
+        return max(3, int(self.budget_per_minute * self.reconcile_interval / 60))
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(seconds=self.reconcile_interval)
+
+
+def knobs_for(settings: ReconcilerSettings, *, capped: bool = True) -> Knobs:
+    """A cycle's knobs; ``capped=False`` (the operator's one-off run) lets a cycle finish whatever it costs."""
+    return Knobs(
+        interval=settings.interval,
+        grace=timedelta(seconds=settings.reconcile_grace),
+        log_settle=timedelta(seconds=settings.reconcile_log_settle),
+        overlap=timedelta(seconds=settings.reconcile_scan_overlap),
+        triggers=frozenset(settings.classifier_triggers),
+        webhook_path=WEBHOOK_PATH,
+        webhook_url=settings.docspace_webhook_url,
+        webhook_id=settings.docspace_webhook_id,
+        calls_per_cycle=settings.calls_per_cycle if capped else None,
+        # Longer than a cycle can take (its calls are spaced over one interval), so it only lapses if we die.
+        lease=settings.interval * 2 + timedelta(minutes=1),
+    )

@@ -1,0 +1,442 @@
+"""The reconciler's cycle with fakes for DocSpace and the broker, and real SQLite stores: webhook health,
+delivery-log recovery, the room scan, checkpoints, budget, leases, backfills and dry runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, reconcile
+from consumers.reconciler.model import State
+from shared.checkpoints import SqliteCheckpoints
+from shared.delivery import parse_delivery
+from shared.docspace import DocSpaceAccessDenied
+from shared.errors import BrokerUnavailable
+from shared.idempotency import SqliteStore, StoreUnavailable
+from shared.rules import ClientRule, Rules
+from tests.fakes import FakePortal, MemoryAnnouncer
+
+T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+CREATED, UPLOADED, UPDATED = 128, 256, 512
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def checkpoints(tmp_path: Path) -> Iterator[SqliteCheckpoints]:
+    c = SqliteCheckpoints(tmp_path / "idem.sqlite3")
+    yield c
+    c.close()
+
+
+def rules_for(*rooms: str) -> Rules:
+    return Rules(
+        clients=tuple(
+            ClientRule(name=f"client{room}", room_id=room, manager_email=f"m{room}@example.com") for room in rooms
+        )
+    )
+
+
+def knobs(**overrides: object) -> Knobs:
+    values: dict[str, object] = {
+        "interval": timedelta(minutes=5),
+        "grace": timedelta(minutes=10),
+        "log_settle": timedelta(minutes=1),
+        "overlap": timedelta(minutes=5),
+        "triggers": frozenset({"file.created", "file.uploaded"}),
+        "webhook_path": "/docspace/webhook",
+    }
+    return Knobs(**(values | overrides))  # type: ignore[arg-type]
+
+
+class Reconciler:
+    """One replica: the same stores and portal as the others, its own lease owner."""
+
+    def __init__(self, portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock, **kw):
+        self.portal, self.store, self.checkpoints, self.clock = portal, store, checkpoints, clock
+        self.announcer = MemoryAnnouncer()
+        self.rules = kw.pop("rules", rules_for("100"))
+        self.knobs = kw.pop("knobs", knobs())
+        self.owner = kw.pop("owner", "replica-a")
+
+    def run(self, **kw):
+        return reconcile(
+            portal=self.portal,
+            rules=self.rules,
+            store=self.store,
+            checkpoints=self.checkpoints,
+            announce=self.announcer,
+            knobs=self.knobs,
+            owner=self.owner,
+            clock=self.clock,
+            **kw,
+        )
+
+
+@pytest.fixture
+def portal() -> FakePortal:
+    p = FakePortal()
+    p.add_webhook()
+    return p
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def rec(portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock) -> Reconciler:
+    return Reconciler(portal, store, checkpoints, clock)
+
+
+# --- webhook health ------------------------------------------------------------------------------------------
+
+
+def test_an_enabled_webhook_is_left_alone(rec: Reconciler, portal: FakePortal) -> None:
+    report = rec.run()
+    assert report.ok and report.webhook == "enabled"
+    assert portal.calls_to("enable_webhook") == []
+
+
+def test_a_disabled_webhook_is_enabled_again_once_docspace_reaches_the_ingress(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    portal.webhooks = []
+    portal.add_webhook(enabled=False)
+    portal.enable_refused = True  # DocSpace's HEAD to the ingress fails
+    first = rec.run()
+    assert first.ok and first.webhook == "disabled"
+    assert [f.action for f in first.findings if f.kind == "webhook"] == ["still disabled"]
+
+    portal.enable_refused = False
+    clock.advance(minutes=5)
+    second = rec.run()
+    assert second.webhook == "reenabled"
+    assert portal.calls_to("enable_webhook") == [("2621",), ("2621",)]
+    assert portal.webhooks[0].enabled
+
+
+def test_a_missing_webhook_is_reported_with_the_command_and_never_recreated(
+    rec: Reconciler, portal: FakePortal
+) -> None:
+    portal.webhooks = []
+    portal.add_webhook(uri="https://other.example/elsewhere")
+    report = rec.run()
+    assert report.webhook == "missing"
+    finding = next(f for f in report.findings if f.kind == "webhook")
+    assert "invoice-pipeline docspace register-webhook --url" in finding.detail
+    # No delivery log (no config to read it for), no create; no listing either on a first run (nothing is old enough).
+    assert [name for name, _ in portal.calls] == ["list_webhooks"]
+
+
+def test_a_key_without_global_scope_still_scans_the_rooms(rec: Reconciler, portal: FakePortal, clock: Clock) -> None:
+    portal.fail_next("list_webhooks", DocSpaceAccessDenied("DocSpace GET settings/webhook -> 403: Access denied"))
+    rec.run()  # the first run sets the history floor
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    portal.fail_next("list_webhooks", DocSpaceAccessDenied("DocSpace GET settings/webhook -> 403: Access denied"))
+    report = rec.run()
+    assert report.ok and report.webhook == "unknown"
+    assert rec.announcer.file_ids() == ["5001"]
+
+
+# --- delivery-log recovery -----------------------------------------------------------------------------------
+
+
+def test_failed_deliveries_are_fed_back_once_as_docspace_sent_them(
+    rec: Reconciler, portal: FakePortal, clock: Clock, store: SqliteStore
+) -> None:
+    rec.run()  # first run: the history floor is now
+    portal.add_failure(138800, trigger=CREATED, at=clock.now + timedelta(seconds=10), file_id="5001")
+    portal.add_failure(138801, trigger=UPLOADED, at=clock.now + timedelta(seconds=10), file_id="5001", status=503)
+    portal.add_failure(138802, trigger=UPDATED, at=clock.now + timedelta(seconds=20), file_id="5001")
+    clock.advance(minutes=5)
+    report = rec.run()
+    assert report.recovered["delivery_log"] == 2
+    assert report.skipped["delivery_wrong_trigger"] == 1
+    announced = rec.announcer.announced
+    assert [(a.log_id, a.trigger, a.source) for a in announced] == [
+        (138801, "file.uploaded", "delivery_log"),
+        (138800, "file.created", "delivery_log"),
+    ]
+    # The exact body DocSpace logged, which the classifier parses like any delivery.
+    assert announced[0].body == portal.log[1].request_payload.encode()
+    assert parse_delivery(announced[0].body).file_id == "5001"
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138802
+
+    clock.advance(minutes=5)
+    again = rec.run()
+    assert again.recovered["delivery_log"] == 0 and len(rec.announcer.announced) == 2
+    assert store.is_done("reconciler:log:138800")
+
+
+def test_a_failure_docspace_may_still_retry_waits_and_holds_the_checkpoint(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    clock.advance(minutes=5)
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now - timedelta(minutes=2), file_id="5001")
+    portal.add_failure(138801, trigger=UPLOADED, at=clock.now - timedelta(seconds=5), file_id="5002")
+    portal.add_failure(138802, trigger=UPLOADED, at=clock.now - timedelta(minutes=3), file_id="5003")  # ids vs times
+    report = rec.run()
+    assert sorted(a.file_id for a in rec.announcer.announced) == ["5001", "5003"]
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138800  # below the unsettled 138801
+    assert report.ok
+
+    clock.advance(minutes=5)
+    rec.run()
+    assert sorted(a.file_id for a in rec.announcer.announced) == ["5001", "5002", "5003"]
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138802
+
+
+def test_failures_from_before_the_first_run_are_history(rec: Reconciler, portal: FakePortal, clock: Clock) -> None:
+    portal.add_failure(138000, trigger=UPLOADED, at=clock.now - timedelta(days=40), file_id="4001")
+    portal.add_failure(138001, trigger=UPLOADED, at=clock.now - timedelta(minutes=10), file_id="4002")
+    rec.run()
+    clock.advance(minutes=5)
+    rec.run()
+    assert rec.announcer.announced == []
+
+
+def test_the_log_is_paged_to_the_checkpoint(rec: Reconciler, portal: FakePortal, clock: Clock) -> None:
+    rec.run()
+    for i in range(250):
+        portal.add_failure(200000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    clock.advance(minutes=5)
+    portal.calls.clear()
+    rec.run()
+    assert sorted(int(a.file_id) for a in rec.announcer.announced) == list(range(6000, 6250))
+    pages = [args for args in portal.calls_to("failed_deliveries")]
+    assert [start for _, start in pages] == [0, 90, 180]  # each page starts a little early (rows may leave)
+
+
+def test_a_broker_failure_stops_the_cycle_and_nothing_is_lost(
+    rec: Reconciler, portal: FakePortal, clock: Clock, store: SqliteStore
+) -> None:
+    rec.run()
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id="5001")
+    clock.advance(minutes=5)
+
+    def broken(_item: object) -> None:
+        raise BrokerUnavailable("not connected to the broker")
+
+    announcer, rec.announcer = rec.announcer, broken  # type: ignore[assignment]
+    failed = rec.run()
+    assert failed.error is not None and failed.error.startswith("broker_unavailable")
+    assert not store.is_done("reconciler:log:138800")
+    rec.announcer = announcer
+    clock.advance(minutes=5)
+    assert rec.run().recovered["delivery_log"] == 1
+
+
+# --- room scan -----------------------------------------------------------------------------------------------
+
+
+def test_files_from_before_the_first_run_are_never_announced(rec: Reconciler, portal: FakePortal, clock: Clock) -> None:
+    portal.add_file("100", "4001", "Invoice-old.pdf", at=clock.now - timedelta(days=300))
+    portal.add_file("100", "4002", "Invoice-yesterday.pdf", at=clock.now - timedelta(hours=20))
+    for _ in range(3):
+        rec.run()
+        clock.advance(minutes=30)
+    assert rec.announcer.announced == []
+
+
+def test_an_invoice_no_delivery_announced_is_announced_once_in_docspaces_shape(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-0042.pdf", at=clock.now + timedelta(minutes=1))
+    portal.add_file("100", "5002", "Team photo.jpg", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=5)
+    assert rec.run().recovered["room_scan"] == 0  # still inside the grace period: the webhook path's turn
+    clock.advance(minutes=10)
+    report = rec.run()
+    assert report.recovered["room_scan"] == 1
+    [item] = rec.announcer.announced
+    assert (item.file_id, item.trigger, item.source) == ("5001", "file.uploaded", "room_scan")
+    delivery = parse_delivery(item.body)
+    assert (delivery.trigger, delivery.file_id, delivery.folder_id, delivery.entry_type) == (
+        "file.uploaded",
+        "5001",
+        "100-uploads",
+        2,
+    )
+    assert delivery.created_on == T0 + timedelta(minutes=1)
+    for _ in range(3):
+        clock.advance(minutes=5)
+        rec.run()
+    assert len(rec.announcer.announced) == 1
+
+
+def test_processed_and_edited_invoices_are_not_announced(
+    rec: Reconciler, portal: FakePortal, clock: Clock, store: SqliteStore
+) -> None:
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    portal.add_file("100", "5002", "Invoice-2.pdf", at=clock.now + timedelta(minutes=1), version=2)
+    store.mark("classifier:5001:v1")  # the webhook path handled it
+    store.mark("routed-file:5002")  # v1 was routed; v2 is an edit (file.updated), not a new invoice
+    clock.advance(minutes=20)
+    report = rec.run()
+    assert rec.announcer.announced == []
+    assert report.skipped["file_already_processed"] == 1
+    assert report.skipped["file_edited_after_routing"] == 1
+
+
+def test_a_restart_continues_from_the_checkpoint(
+    portal: FakePortal, store: SqliteStore, tmp_path: Path, clock: Clock
+) -> None:
+    first = SqliteCheckpoints(tmp_path / "checkpoints.sqlite3")
+    rec = Reconciler(portal, store, first, clock)
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    rec.run()
+    first.close()
+
+    portal.calls.clear()
+    again = SqliteCheckpoints(tmp_path / "checkpoints.sqlite3")  # a new process, the same store
+    restarted = Reconciler(portal, store, again, clock)
+    portal.add_file("100", "5002", "Invoice-2.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    report = restarted.run()
+    assert restarted.announcer.file_ids() == ["5002"]  # not 5001 again, and 5002 not missed
+    assert report.files_scanned == 1  # the window starts at the last scan minus the overlap, not at the floor
+    again.close()
+
+
+def test_a_room_with_many_changes_is_paged_and_resumed_where_the_budget_stopped(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
+    rec.run()
+    for i in range(450):
+        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+    clock.advance(minutes=30)
+    cycles = 0
+    while len(rec.announcer.announced) < 450 and cycles < 10:
+        rec.run(force=True)
+        clock.advance(minutes=5)
+        cycles += 1
+    assert sorted(int(f) for f in rec.announcer.file_ids()) == list(range(7000, 7450))
+    # One page per cycle: 100 files, then 80 more each (a resumed pass re-reads 20 in case entries moved).
+    assert cycles == 6
+
+
+def test_fifty_rooms_share_one_budget_and_a_scan_continues_next_cycle(
+    store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    portal = FakePortal()
+    portal.add_webhook()
+    rooms = [str(100 + i) for i in range(50)]
+    rec = Reconciler(portal, store, checkpoints, clock, rules=rules_for(*rooms), knobs=knobs(calls_per_cycle=12))
+    rec.run()
+    for room in rooms:
+        portal.add_file(room, f"{room}1", "Invoice-A.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    reports = []
+    while len(rec.announcer.announced) < 50 and len(reports) < 10:
+        portal.calls.clear()
+        reports.append(rec.run(force=True))
+        assert len(portal.calls) <= 12  # never more than its budget, however many rooms
+        clock.advance(minutes=5)
+    assert sorted(rec.announcer.file_ids()) == sorted(f"{room}1" for room in rooms)
+    assert len(reports) == 5  # 50 rooms at 10 per cycle (the webhook and the log take 2 of the 12)
+    assert [r.rooms_scanned for r in reports] == [10] * 5
+    assert not any(r.scan_complete for r in reports)  # no cycle reached every room: each went on from the last
+
+
+# --- replicas, backfill, dry run -----------------------------------------------------------------------------
+
+
+def test_two_replicas_never_run_a_cycle_at_once_nor_one_after_the_other(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    a = Reconciler(portal, store, checkpoints, clock, owner="replica-a")
+    b = Reconciler(portal, store, checkpoints, clock, owner="replica-b")
+    assert checkpoints.hold("reconciler.cycle", "replica-a", seconds=60)  # a is mid-cycle
+    assert b.run().not_run == "another reconciler is running a cycle"
+    checkpoints.release("reconciler.cycle", "replica-a")
+    assert a.run().ok
+    clock.advance(minutes=1)
+    assert b.run().not_run == "another reconciler finished a cycle less than an interval ago"
+    clock.advance(minutes=4)
+    assert b.run().ok
+
+
+def test_since_backfills_exactly_what_the_dry_run_lists_and_the_dry_run_changes_nothing(
+    rec: Reconciler, portal: FakePortal, clock: Clock, store: SqliteStore
+) -> None:
+    rec.run()  # the service's first run: the history floor
+    portal.add_file("100", "4001", "Invoice-a.pdf", at=clock.now - timedelta(days=2))
+    portal.add_file("100", "4002", "Invoice-b.pdf", at=clock.now - timedelta(hours=5))
+    portal.add_file("100", "4003", "Invoice-c.pdf", at=clock.now - timedelta(days=5))  # before --since
+    portal.add_file("100", "4004", "Team.jpg", at=clock.now - timedelta(hours=5))
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now - timedelta(days=1), file_id="4005")
+    store.mark("classifier:4002:v1")
+    clock.advance(minutes=1)
+    before = rec.checkpoints.load(STATE)
+    since = clock.now - timedelta(days=3)
+
+    dry = rec.run(since=since, dry_run=True)
+    listed = sorted((f.kind, f.ref) for f in dry.findings if f.action.startswith("would"))
+    assert listed == [("delivery", "138800"), ("file", "4001")]
+    assert rec.announcer.announced == []
+    assert rec.checkpoints.load(STATE) == before
+    assert not store.is_done("reconciler:announced:4001:v1")
+
+    real = rec.run(since=since)
+    announced = sorted((f.kind, f.ref) for f in real.findings if f.action in ("announced", "recovered"))
+    assert announced == listed
+    assert sorted(a.file_id for a in rec.announcer.announced) == ["4001", "4005"]
+    assert State.from_json(rec.checkpoints.load(STATE)).rooms == State.from_json(before).rooms
+
+
+def test_a_dry_run_would_re_enable_but_does_not(rec: Reconciler, portal: FakePortal) -> None:
+    portal.webhooks = []
+    portal.add_webhook(enabled=False)
+    report = rec.run(dry_run=True)
+    assert [f.action for f in report.findings if f.kind == "webhook"] == ["would re-enable"]
+    assert portal.calls_to("enable_webhook") == []
+    assert rec.checkpoints.load(LAST_RUN) is None
+
+
+def test_an_unreadable_checkpoint_store_is_never_overwritten(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock)
+    rec.run()
+    saved = checkpoints.load(STATE)
+
+    class FlakyCheckpoints:
+        def load(self, name: str) -> None:
+            raise StoreUnavailable("the checkpoint store failed: database is locked")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(checkpoints, name)
+
+    rec.checkpoints = FlakyCheckpoints()  # type: ignore[assignment]
+    clock.advance(minutes=5)
+    report = rec.run()
+    assert report.error is not None and report.error.startswith("idempotency_store_unavailable")
+    assert checkpoints.load(STATE) == saved
+
+
+def test_the_state_survives_a_round_trip() -> None:
+    state = State(first_run_at=T0, log_config_id="2621", log_after_id=138800, next_room=3, last_cycle_at=T0)
+    state.room("100").scanned_until = T0
+    assert State.from_json(state.to_json()) == state
+    assert State.from_json({"rooms": {"1": "junk"}, "log_after_id": "x"}) == State()
