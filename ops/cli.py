@@ -1,4 +1,4 @@
-"""The ``invoice-pipeline`` command: dead letters, DocSpace webhook setup, health checks and test events."""
+"""The ``invoice-pipeline`` command: dead letters, DocSpace webhook setup, health checks, test events, reconcile."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import typer
 
 from ops import cli_dlq, cli_docspace
 from ops.cli_doctor import doctor
+from ops.cli_reconcile import reconcile
 from ops.cli_test_event import send_test_event
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(cli_docspace.app, name="docspace")
 app.command()(doctor)
 app.command("send-test-event")(send_test_event)
+app.command()(reconcile)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -13,6 +14,8 @@ from rich.table import Table
 
 from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
+from consumers.reconciler.handler import LAST_RUN
+from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, topology
 from ops.doctor import (
@@ -21,12 +24,14 @@ from ops.doctor import (
     check_docspace,
     check_ingress_secret,
     check_pipeline,
+    check_reconciler,
     check_smtp,
     check_transport,
 )
+from shared.idempotency import StoreUnavailable
 from shared.rules import Rules, RulesError, load_rules
 from shared.settings import CommonSettings, DocSpaceSettings, explain
-from shared.wiring import docspace_client
+from shared.wiring import checkpoints, docspace_client
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -39,7 +44,7 @@ def doctor(
         typer.Option(help="the public URL the webhook should point at (default: any URL ending in /docspace/webhook)"),
     ] = None,
 ) -> None:
-    """Check the broker, DocSpace (key, rooms, Incoming folders, webhook), SMTP and the pipeline URL."""
+    """Check the broker, DocSpace (key, rooms, Incoming folders, webhook), the reconciler, SMTP and the pipeline URL."""
     out = console()
     with console(stderr=True).status("checking the pipeline's dependencies..."):
         checks = list(_run(webhook_url))
@@ -90,6 +95,8 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
         with docspace_client(docspace) as client:
             yield from check_docspace(client, rules, webhook_url)
 
+    yield _reconciler()
+
     notifier, error = _settings(NotifierSettings)
     if notifier is None:
         yield Check("notifier config", "fail", error, "fix the notifier settings")
@@ -104,6 +111,25 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
         yield check_pipeline(notifier.pipeline_url, timeout=min(notifier.pipeline_timeout, 10.0))
         transport_notes += notifier.transport_notes()
     yield check_transport(transport_notes)
+
+
+def _reconciler() -> Check:
+    settings, error = _settings(ReconcilerSettings)
+    if settings is None:
+        return Check("reconciler", "skip", error)
+    url = settings.idempotency_url.get_secret_value()
+    # A diagnosis must not create the store: an SQLite file that is not there means nothing ran here.
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return check_reconciler(None, settings.reconcile_interval)
+    try:
+        marks = checkpoints(settings)
+        try:
+            last_run = marks.load(LAST_RUN)
+        finally:
+            marks.close()
+    except StoreUnavailable as exc:
+        return Check("reconciler", "fail", str(exc), "check IDEMPOTENCY_URL and that the store answers")
+    return check_reconciler(last_run, settings.reconcile_interval)
 
 
 def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:

@@ -17,6 +17,7 @@ import requests
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, register_command, trigger_names
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, node_names
+from shared.delivery import parse_datetime
 from shared.docspace import DocSpaceAccessDenied, DocSpaceClient, DocSpaceNotFound, WebhookConfig
 from shared.docspace.admin import find_pipeline_webhook
 from shared.errors import StageError
@@ -273,6 +274,42 @@ def _failing_since(config: WebhookConfig) -> datetime | None:
     if failure is None or (config.last_success_on is not None and config.last_success_on >= failure):
         return None
     return config.last_success_on or config.created_on or failure
+
+
+# --- reconciler ---------------------------------------------------------------------------------------------
+
+
+def check_reconciler(last_run: dict[str, Any] | None, interval: float, now: datetime | None = None) -> Check:
+    """The reconciler's last cycle, from the checkpoint store: when, and what it found."""
+    now = now or datetime.now(UTC)
+    if last_run is None:
+        return Check(
+            "reconciler",
+            "warn",
+            "no reconcile run recorded: deliveries DocSpace gives up on are not recovered",
+            "run the reconciler (python -m consumers.reconciler, the compose service) or invoice-pipeline reconcile",
+        )
+    finished = parse_datetime(last_run.get("finished_at"))
+    recovered = last_run.get("recovered") or {}
+    found = (
+        f"webhook {last_run.get('webhook', '?')}, {recovered.get('delivery_log', 0)} deliveries recovered from "
+        f"the log, {recovered.get('room_scan', 0)} invoices announced by the room scan, "
+        f"{last_run.get('files_scanned', 0)} files in {last_run.get('rooms_scanned', 0)}/"
+        f"{last_run.get('rooms_total', 0)} rooms"
+    )
+    when = f"last run {finished:%Y-%m-%d %H:%M:%S} UTC" if finished else "last run at an unknown time"
+    if last_run.get("error"):
+        return Check(
+            "reconciler", "fail", f"{when} failed: {last_run['error']}", "see the reconciler's log; it retries"
+        )
+    if finished is None or (now - finished).total_seconds() > 3 * interval:
+        return Check(
+            "reconciler",
+            "fail",
+            f"{when}: no successful run for 3 intervals ({interval:g}s each)",
+            "is the reconciler running? see its log",
+        )
+    return Check("reconciler", "ok", f"{when}: {found}")
 
 
 # --- ingress, SMTP, pipeline ----------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class Supervisor:
         self._processes: dict[str, subprocess.Popen[str]] = {}
         self._restarts: dict[str, int] = {}
         self._stopping = threading.Event()
+        self._paused: set[str] = set()
         self.fatal: str | None = None
         self._watcher = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
@@ -66,6 +67,24 @@ class Supervisor:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one child (fault tests); the watcher restarts it."""
         self._processes[name].send_signal(sig)
+
+    def pause(self, name: str, timeout: float = 20.0) -> None:
+        """Stop one child (SIGTERM, as a deploy would) and keep it stopped until :meth:`resume`."""
+        self._paused.add(name)
+        process = self._processes[name]
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def resume(self, name: str) -> None:
+        """Start a paused child again."""
+        spec = next(spec for spec in self._specs if spec.name == name)
+        self._spawn(spec)
+        self._paused.discard(name)
 
     def restarts(self, name: str) -> int:
         return self._restarts.get(name, 0)
@@ -112,6 +131,8 @@ class Supervisor:
         restart_at: dict[str, float] = {}
         while not self._stopping.wait(0.2):
             for spec in self._specs:
+                if spec.name in self._paused:
+                    continue
                 if spec.name in restart_at:
                     if time.monotonic() >= restart_at[spec.name]:
                         del restart_at[spec.name]
@@ -139,16 +160,21 @@ def python_module(module: str, *args: str) -> list[str]:
 CONSUMERS = {"classifier": "consumers.classifier", "mover": "consumers.mover", "notifier": "consumers.notifier"}
 
 
-def pipeline_children(replicas: int = 1) -> list[ChildSpec]:
-    """The four processes of the pipeline, each started exactly as in production.
+def pipeline_children(replicas: int = 1, *, reconcilers: int = 1) -> list[ChildSpec]:
+    """The pipeline's processes, each started exactly as in production: the ingress, the stages, the reconciler.
 
     With ``replicas`` > 1 each stage runs that many times (``classifier-1``, ``classifier-2``...), as several hosts
     would run it: the ingress stays one (a load balancer would spread DocSpace's deliveries over several).
+    ``reconcilers`` is how many reconcilers run (``reconciler``, ``reconciler-2``...; one is enough).
     """
     children = [ChildSpec("ingress", python_module("ingress"))]
     for name, module in CONSUMERS.items():
         names = [name] if replicas == 1 else [f"{name}-{n}" for n in range(1, replicas + 1)]
         children += [ChildSpec(child, python_module(module)) for child in names]
+    children += [
+        ChildSpec("reconciler" + (f"-{n + 1}" if n else ""), python_module("consumers.reconciler"))
+        for n in range(reconcilers)
+    ]
     return children
 
 

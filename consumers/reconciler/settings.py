@@ -10,6 +10,8 @@ from consumers.classifier.settings import ClassifierSettings
 from consumers.reconciler.handler import Knobs
 from ingress.settings import WEBHOOK_PATH
 
+MIN_CALLS_PER_CYCLE = 5
+
 
 class ReconcilerSettings(ClassifierSettings):
     """The classifier's rules and triggers (the reconciler judges files exactly as the classifier does), plus its own.
@@ -44,8 +46,12 @@ class ReconcilerSettings(ClassifierSettings):
 
     @property
     def calls_per_cycle(self) -> int:
-        """A cycle spends at most one interval's worth of its budget; what is left over waits for the next."""
-        return max(3, int(self.budget_per_minute * self.reconcile_interval / 60))
+        """A cycle spends at most one interval's worth of its budget; what is left over waits for the next.
+
+        At least enough for the webhook (list, enable), one page of the log and one room, so a short interval
+        never starves the scan; the rate limiter still keeps the calls to the share (the cycle takes longer).
+        """
+        return max(MIN_CALLS_PER_CYCLE, int(self.budget_per_minute * self.reconcile_interval / 60))
 
     @property
     def interval(self) -> timedelta:

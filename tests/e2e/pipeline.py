@@ -1,4 +1,4 @@
-"""Runs the four real pipeline processes for an end-to-end test, and reads what they logged and counted."""
+"""Runs the real pipeline processes for an end-to-end test, and reads what they logged and counted."""
 
 from __future__ import annotations
 
@@ -42,11 +42,12 @@ class RunningPipeline:
 
 @contextmanager
 def running_pipeline(
-    broker: BrokerKit, env: Mapping[str, str], tmp_path: Path, *, replicas: int = 1
+    broker: BrokerKit, env: Mapping[str, str], tmp_path: Path, *, replicas: int = 1, reconcilers: int = 0
 ) -> Iterator[RunningPipeline]:
     """Start ingress, classifier, mover and notifier as separate processes, on this test's topology.
 
     With ``replicas`` > 1 every stage runs that many times, named ``mover-1``, ``mover-2``...
+    ``reconcilers`` adds that many reconciler processes (``reconciler``, ``reconciler-2``, ...) on the same store.
     """
     port = free_port()
     logs = LogCollector()
@@ -63,7 +64,7 @@ def running_pipeline(
         **env,
     }
     # Each process serves /metrics (and its probes) on an internal port of its own.
-    children = pipeline_children(replicas)
+    children = pipeline_children(replicas, reconcilers=reconcilers)
     metrics_ports = {spec.name: free_port() for spec in children}
     specs = [replace(spec, env={**full_env, "METRICS_PORT": str(metrics_ports[spec.name])}) for spec in children]
     supervisor = Supervisor(specs, on_line=logs.add).start()
@@ -76,7 +77,8 @@ def running_pipeline(
                 logs.started,
                 supervisor,
                 timeout=30 * replicas,
-                consumers=set(metrics_ports) - {"ingress"},
+                # The reconcilers consume no queue: they are running once started.
+                consumers={name for name in metrics_ports if name != "ingress" and not name.startswith("reconciler")},
             )
         except RuntimeError as exc:
             raise AssertionError(f"{exc}\n{logs.dump()}") from exc

@@ -44,6 +44,8 @@ def portal_env(
         "MAIL_FROM": "invoices@pipeline.example",
         "PIPELINE_URL": pipeline_receiver.url,
         "PIPELINE_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        # The test's own store: doctor reads the reconciler's last run from it.
+        "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -1,0 +1,249 @@
+"""No invoice left behind: the real pipeline processes and the reconciler, the real broker, the simulator speaking
+DocSpace's webhook contract, a real SMTP server and pipeline receiver.
+
+The ingress is made unreachable the way production loses it (a deploy, a firewall, DNS): DocSpace's requests
+go through a TCP proxy that refuses connections while it is down.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from simulator import DocSpaceSimulator
+from tests.broker import BrokerKit
+from tests.e2e.pipeline import RunningPipeline, running_pipeline
+from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "reconcile-Webhook-Secret!1"
+PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+STAGES = ("classifier", "mover", "notifier.email", "notifier.pipeline")
+
+
+def _rules(sim: DocSpaceSimulator, tmp_path: Path, rooms: int = 1) -> tuple[list[str], list[str], Path]:
+    ids, folders, text = [], [], []
+    for i in range(rooms):
+        room = sim.create_room(f"Client {i}")
+        ids.append(room)
+        folders.append(sim.create_folder(room, "Uploads"))
+        text.append(f'[[clients]]\nname = "client{i}"\nroom_id = "{room}"\nmanager_email = "m{i}@client.example"\n')
+    rules = tmp_path / "rules.toml"
+    rules.write_text("\n".join(text), encoding="utf-8")
+    return ids, folders, rules
+
+
+def _env(sim: DocSpaceSimulator, smtp: SmtpTestServer, receiver: PipelineReceiver, rules: Path, **reconcile: str):
+    return {
+        "DOCSPACE_WEBHOOK_SECRET": SECRET,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "INVOICE_RULES_FILE": str(rules),
+        "SMTP_HOST": smtp.host,
+        "SMTP_PORT": str(smtp.port),
+        "MAIL_FROM": "invoices@pipeline.example",
+        "PIPELINE_URL": receiver.url,
+        "PIPELINE_SECRET": PIPELINE_SECRET,
+        "CONCURRENCY": "8",
+        # Short test intervals leave a cycle a few calls of the default 5%: give it 20% of the key (300/min).
+        "RECONCILE_BUDGET_SHARE": "0.2",
+        **{key.upper(): value for key, value in reconcile.items()},
+    }
+
+
+@contextmanager
+def _pipeline_behind_a_proxy(
+    broker: BrokerKit, env: dict[str, str], tmp_path: Path, *, reconcilers: int = 1
+) -> Iterator[tuple[RunningPipeline, TcpProxy, str]]:
+    """The pipeline with its reconciler(s); DocSpace reaches the ingress only through the returned proxy."""
+    with running_pipeline(broker, env, tmp_path, reconcilers=reconcilers) as pipeline:
+        port = int(pipeline.url.rsplit(":", 1)[1])
+        proxy = TcpProxy("127.0.0.1", port)
+        try:
+            yield pipeline, proxy, f"http://127.0.0.1:{proxy.port}/docspace/webhook"
+        finally:
+            proxy.close()
+
+
+def _wait_first_run(pipeline: RunningPipeline, name: str = "reconciler") -> None:
+    assert wait_until(lambda: pipeline.logs.events(name, "reconcile_done"), 30), pipeline.logs.dump(60)
+
+
+def _assert_exactly_once(
+    sim: DocSpaceSimulator,
+    files: list[str],
+    smtp: SmtpTestServer,
+    receiver: PipelineReceiver,
+    broker: BrokerKit,
+    pipeline: RunningPipeline,
+) -> None:
+    expected = {f"{file_id}:v1" for file_id in files}
+    mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp.messages)
+    calls = collections.Counter(r.headers["webhook-id"] for r in receiver.requests if r.status < 300)
+    assert set(mails) == expected and max(mails.values()) == 1, mails.most_common(3)
+    assert set(calls) == expected and max(calls.values()) == 1, calls.most_common(3)
+    assert sim.call_count("PUT", "/api/2.0/files/fileops/move") == len(files)
+    for file_id in files:
+        assert sim.folder_title(sim.file(file_id)["folderId"]) == "Incoming", file_id
+    for stage in STAGES:
+        assert broker.depth(broker.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))
+
+
+def test_an_ingress_down_for_two_minutes_loses_no_invoice(
+    broker: BrokerKit,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    """DocSpace's real schedule (1+2+4+8+16 s, then it gives up), 20 uploads while the ingress is unreachable."""
+    interval, settle = 20, 32
+    # DocSpace's own sender: its real retry delays and its 10 parallel delivery slots.
+    with DocSpaceSimulator(move_delay=0.03, webhook_threads=10, seed=7) as sim:
+        _rooms, folders, rules = _rules(sim, tmp_path)
+        env = _env(
+            sim,
+            smtp_server,
+            pipeline_receiver,
+            rules,
+            reconcile_interval=str(interval),
+            reconcile_log_settle=str(settle),
+            reconcile_grace="60",
+        )
+        with _pipeline_behind_a_proxy(broker, env, tmp_path) as (pipeline, proxy, url):
+            _wait_first_run(pipeline)
+            sim.register_webhook(url, SECRET, triggers=["file.created", "file.uploaded"])
+            files = [sim.upload_file(folders[0], "Invoice-before.pdf")]
+            assert wait_until(lambda: len(smtp_server.messages) >= 1, 20), pipeline.logs.dump(60)
+
+            proxy.down()
+            down_at = time.monotonic()
+            for i in range(20):
+                files.append(sim.upload_file(folders[0], f"Invoice-{i:02d}.pdf"))
+                time.sleep(max(down_at + 5.5 * (i + 1) - time.monotonic(), 0))
+            time.sleep(max(down_at + 120 - time.monotonic(), 0))
+            proxy.up()
+            up_at = time.monotonic()
+
+            assert wait_until(lambda: len(smtp_server.messages) >= 21, interval + 30), pipeline.logs.dump(80)
+            assert pipeline_receiver.wait_for(21, timeout=10), pipeline.logs.dump(80)
+            all_done_after = time.monotonic() - up_at
+            assert sim.wait_idle(60)
+            time.sleep(interval + 2)  # one more cycle: nothing more may happen
+            _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
+
+            recovered = pipeline.metric("reconciler", "reconciler_recovered_total", source="delivery_log")
+            print(
+                f"\nall 21 invoices done {all_done_after:.1f}s after the ingress returned; {recovered:.0f} "
+                "deliveries recovered from DocSpace's log"
+            )
+            assert all_done_after <= interval + 5
+            assert recovered >= 20  # both triggers of most uploads failed for good; the classifier kept one each
+            assert pipeline.metric("reconciler", "reconciler_webhook_enabled") == 1
+
+
+def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_found(
+    broker: BrokerKit,
+    docspace_sim: DocSpaceSimulator,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    sim = docspace_sim
+    _rooms, folders, rules = _rules(sim, tmp_path)
+    env = _env(
+        sim,
+        smtp_server,
+        pipeline_receiver,
+        rules,
+        reconcile_interval="2",
+        reconcile_grace="3",
+        reconcile_log_settle="1",
+        reconcile_scan_overlap="5",
+    )
+    with _pipeline_behind_a_proxy(broker, env, tmp_path) as (pipeline, proxy, url):
+        _wait_first_run(pipeline)
+        config_id = sim.register_webhook(url, SECRET, triggers=["file.created", "file.uploaded"])
+        proxy.down()
+        sim.age_webhook(config_id, days=4)  # no success for more than 3 days: the next failure disables it
+        files = [sim.upload_file(folders[0], "Invoice-A.pdf")]
+        assert wait_until(lambda: not sim.webhooks.get(config_id).enabled, 10)
+        files += [sim.upload_file(folders[0], "Invoice-B.pdf"), sim.upload_file(folders[0], "Invoice-C.pdf")]
+
+        # While DocSpace still cannot reach the ingress: A from DocSpace's log, B and C by the room scan.
+        assert wait_until(lambda: len(smtp_server.messages) >= 3, 30), pipeline.logs.dump(80)
+        assert pipeline.logs.events("reconciler", "webhook_disabled")  # said loudly, every cycle
+        assert not sim.webhooks.get(config_id).enabled
+        sources = collections.Counter(e["source"] for e in pipeline.logs.events("reconciler", "delivery_recovered"))
+        assert sources["room_scan"] == 2 and sources["delivery_log"] >= 1, sources
+
+        proxy.up()
+        assert wait_until(lambda: sim.webhooks.get(config_id).enabled, 15), pipeline.logs.dump(40)
+        assert [e["level"] for e in pipeline.logs.events("reconciler", "webhook_reenabled")] == ["critical"]
+        assert wait_until(lambda: pipeline.metric("reconciler", "reconciler_webhook_enabled") == 1, 10)
+        files.append(sim.upload_file(folders[0], "Invoice-D.pdf"))  # the webhook path again
+        assert wait_until(lambda: len(smtp_server.messages) >= 4, 20), pipeline.logs.dump(80)
+        assert pipeline_receiver.wait_for(4, timeout=10)
+        assert sim.wait_idle(10)
+        time.sleep(5)  # two more cycles
+        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
+
+
+def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_twice(
+    broker: BrokerKit,
+    docspace_sim: DocSpaceSimulator,
+    smtp_server: SmtpTestServer,
+    pipeline_receiver: PipelineReceiver,
+    tmp_path: Path,
+) -> None:
+    sim = docspace_sim
+    _rooms, folders, rules = _rules(sim, tmp_path, rooms=4)
+    env = _env(
+        sim,
+        smtp_server,
+        pipeline_receiver,
+        rules,
+        reconcile_interval="2",
+        reconcile_grace="5",
+        reconcile_log_settle="2",
+        reconcile_scan_overlap="30",
+    )
+    with _pipeline_behind_a_proxy(broker, env, tmp_path, reconcilers=2) as (pipeline, _proxy, url):
+        _wait_first_run(pipeline)
+        sim.register_webhook(url, SECRET, triggers=["file.created", "file.uploaded"])
+        files = [sim.upload_file(folders[i % 4], f"Invoice-{i:03d}.pdf") for i in range(100)]
+        assert wait_until(lambda: len(smtp_server.messages) >= 100, 90), pipeline.logs.dump(60)
+        assert pipeline_receiver.wait_for(100, timeout=30)
+
+        def cycles() -> int:
+            return len(pipeline.logs.events(None, "reconcile_done"))
+
+        # Five cycles that see every one of the 100 files (all older than the grace period by then).
+        time.sleep(5)
+        start = cycles()
+        assert wait_until(lambda: cycles() >= start + 5, 30), pipeline.logs.dump(40)
+        assert sim.wait_idle(10)
+        time.sleep(1)
+        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
+
+        by_process = collections.Counter(
+            name for name, record in pipeline.logs.records if record.get("event") == "reconcile_done"
+        )
+        not_run = pipeline.logs.events(None, "reconcile_not_run")
+        assert set(by_process) == {"reconciler", "reconciler-2"} or not_run, by_process
+        assert not_run  # the second replica found the cycle done (or running) and stood back
+        scanned = sum(
+            pipeline.metric(name, "reconciler_files_scanned_total") for name in ("reconciler", "reconciler-2")
+        )
+        assert scanned >= 100
+        announced = len(pipeline.logs.events(None, "delivery_recovered"))
+        print(
+            f"\n{cycles()} cycles by two reconcilers, {len(not_run)} stood back, {scanned:.0f} files looked at, "
+            f"{announced} announced again (each absorbed by the classifier)"
+        )
