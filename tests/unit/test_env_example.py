@@ -7,6 +7,7 @@ from pathlib import Path
 from consumers.classifier.settings import ClassifierSettings
 from consumers.mover.settings import MoverSettings
 from consumers.notifier.settings import NotifierSettings
+from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ def _documented() -> set[str]:
 
 def test_every_setting_is_in_env_example() -> None:
     settings = set()
-    for cls in (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings):
+    for cls in (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings, ReconcilerSettings):
         settings |= {name.upper() for name in cls.model_fields}
     missing = settings - _documented()
     assert not missing, f".env.example lacks {sorted(missing)}"
