@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge
 
 from consumers.reconciler.model import CycleReport
@@ -13,7 +15,10 @@ RECOVERED = Counter(
     "reconciler_recovered", "Deliveries the reconciler fed back into the pipeline, by where it found them", ["source"]
 )
 FILES_SCANNED = Counter("reconciler_files_scanned", "Files the room scan looked at (inside its windows)")
-LAST_SUCCESS = Gauge("reconciler_last_success_timestamp_seconds", "When the last successful cycle finished (Unix time)")
+LAST_SUCCESS = Gauge(
+    "reconciler_last_success_timestamp_seconds",
+    "When the last successful cycle finished (Unix time); the process's start until the first one",
+)
 INTERVAL = Gauge("reconciler_interval_seconds", "RECONCILE_INTERVAL: the alert on stale runs compares against it")
 CYCLES = Counter("reconciler_cycles", "Reconcile cycles by outcome (ok, failed, not_run)", ["outcome"])
 
@@ -24,6 +29,8 @@ def prepare(interval_seconds: float) -> None:
     """Export every series from the start, so dashboards and alerts see zeros rather than nothing."""
     INTERVAL.set(interval_seconds)
     WEBHOOK_ENABLED.set(-1)
+    # A reconciler that just started is not stale: its age counts from its start until a cycle succeeds.
+    LAST_SUCCESS.set(time.time())
     for source in ("delivery_log", "room_scan"):
         RECOVERED.labels(source)
     for outcome in ("ok", "failed", "not_run"):

@@ -150,11 +150,12 @@ def test_the_rules_and_the_prometheus_config_pass_promtool(stack: Stack) -> None
         "check", "config", "/etc/prometheus/prometheus.yml",
     )  # fmt: skip
     assert "SUCCESS" in check.stdout + check.stderr
-    tests = stack.dc(
-        "run", "--rm", "--no-deps", "--entrypoint", "promtool", "prometheus",
-        "test", "rules", "/etc/prometheus/tests/invoice-pipeline-test.yml",
-    )  # fmt: skip
-    assert "SUCCESS" in tests.stdout + tests.stderr
+    for test_file in sorted(p.name for p in (ROOT / "deploy/prometheus/tests").glob("*.yml")):
+        tests = stack.dc(
+            "run", "--rm", "--no-deps", "--entrypoint", "promtool", "prometheus",
+            "test", "rules", f"/etc/prometheus/tests/{test_file}",
+        )  # fmt: skip
+        assert "SUCCESS" in tests.stdout + tests.stderr, test_file
 
 
 def test_every_service_of_the_demo_runs_healthy(stack: Stack) -> None:
@@ -297,7 +298,7 @@ def test_prometheus_scrapes_every_service_and_every_query_returns_data(stack: St
 
     wait_for("every Prometheus target up", targets_up, 90, interval=2)
     jobs = {t["labels"]["job"] for t in stack.get("prometheus", "/api/v1/targets")["data"]["activeTargets"]}
-    assert {"ingress", "consumers", "rabbitmq", "prometheus"} <= jobs
+    assert {"ingress", "consumers", "reconciler", "rabbitmq", "prometheus"} <= jobs
 
     records = [rule["record"] for rule in _rules() if "record" in rule]
     queries = _dashboard_queries() + records

@@ -232,12 +232,9 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
         time.sleep(1)
         _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
 
-        by_process = collections.Counter(
-            name for name, record in pipeline.logs.records if record.get("event") == "reconcile_done"
-        )
+        # Two replicas, one cycle at a time: each time, one of them found the cycle done (or running) and stood back.
         not_run = pipeline.logs.events(None, "reconcile_not_run")
-        assert set(by_process) == {"reconciler", "reconciler-2"} or not_run, by_process
-        assert not_run  # the second replica found the cycle done (or running) and stood back
+        assert not_run
         scanned = sum(
             pipeline.metric(name, "reconciler_files_scanned_total") for name in ("reconciler", "reconciler-2")
         )

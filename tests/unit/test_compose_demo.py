@@ -9,6 +9,7 @@ import yaml
 from consumers.classifier.settings import ClassifierSettings
 from consumers.mover.settings import MoverSettings
 from consumers.notifier.settings import NotifierSettings
+from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 from simulator import DocSpaceSimulator
 from simulator.demo import MANAGER_EMAIL, seed_demo
@@ -32,7 +33,7 @@ def test_the_room_the_demo_settings_name_is_the_one_the_simulator_seeds() -> Non
 def test_every_process_accepts_the_demo_settings(monkeypatch) -> None:
     for name, value in _demo_env().items():
         monkeypatch.setenv(name, value)
-    for settings in (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings):
+    for settings in (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings, ReconcilerSettings):
         settings()
 
 
@@ -48,7 +49,7 @@ def test_the_stand_ins_stay_in_the_demo_profile_and_out_of_the_production_image(
     for name in ("simulator", "mailcatcher", "pipeline-receiver"):
         assert services[name]["profiles"] == ["demo"]
         assert services[name]["build"]["target"] == "demo"
-    for name in ("ingress", "classifier", "mover", "notifier"):
+    for name in ("ingress", "classifier", "mover", "notifier", "reconciler"):
         assert "profiles" not in services[name]
         assert services[name]["build"]["target"] == "runtime"
 
