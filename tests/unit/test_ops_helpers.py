@@ -11,7 +11,7 @@ import typer
 
 from ops.cli_common import parse_since
 from ops.dead_letters import dead_letter_id
-from ops.doctor import _check_webhook
+from ops.doctor import _check_webhook, check_reconciler
 from ops.webhook_setup import generate_secret, trigger_names
 from shared.docspace import WebhookConfig
 
@@ -78,4 +78,19 @@ def hook(**kw: Any) -> WebhookConfig:
 )
 def test_the_webhook_verdict(config: WebhookConfig, status: str, words: str) -> None:
     check = _check_webhook([config], None, NOW)
+    assert check.status == status and words in check.detail, check
+
+
+@pytest.mark.parametrize(
+    ("last_run", "status", "words"),
+    [
+        (None, "warn", "no reconcile run recorded"),
+        ({"finished_at": (NOW - timedelta(minutes=2)).isoformat(), "webhook": "enabled", "recovered": {"room_scan": 2}},
+         "ok", "2 invoices announced by the room scan"),
+        ({"finished_at": (NOW - timedelta(minutes=16)).isoformat(), "webhook": "enabled"}, "fail", "3 intervals"),
+        ({"finished_at": NOW.isoformat(), "error": "docspace_unavailable: 503"}, "fail", "failed: docspace_"),
+    ],
+)  # fmt: skip
+def test_doctor_reports_the_reconcilers_last_run(last_run: dict | None, status: str, words: str) -> None:
+    check = check_reconciler(last_run, 300, now=NOW)
     assert check.status == status and words in check.detail, check
