@@ -20,7 +20,7 @@ from shared.broker import connection_parameters
 from shared.docspace.admin import PortalAdmin
 from shared.health import HealthServer
 from shared.logging import configure_logging
-from shared.process import EXIT_OK, EXIT_TOPOLOGY, config_error
+from shared.process import EXIT_OK, EXIT_TOPOLOGY, config_error, log_transport_notes
 from shared.publisher import Publisher
 from shared.rules import RulesError, load_rules
 from shared.topology import Topology
@@ -41,6 +41,7 @@ def main() -> int:
     except (ValidationError, RulesError) as exc:
         return config_error("reconciler", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="reconciler")
+    log_transport_notes(settings.transport_notes())
     # Its own limiter at its share of the key: however many rooms, it never takes more.
     client = docspace_client(settings, pool_size=2, per_minute=settings.budget_per_minute, process="reconciler")
     portal = PortalAdmin(client)

@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.delivery import parse_datetime
-from shared.docspace.client import DocSpaceClient
+from shared.docspace.client import DocSpaceClient, _path_id
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.values import WebhookConfig, _sid, _webhook_config
+from shared.ids import InvalidId, parse_id
 
 # WebhookTrigger flags (contract §2.1): the log reports a delivery's trigger as one of these integers.
 FILE_CREATED = 128
@@ -133,7 +134,7 @@ class PortalAdmin:
             "PUT",
             "settings/webhook/enable",
             json={
-                "id": _numeric_or_text(config.id),
+                "id": _numeric_or_text(_path_id(config.id)),
                 "enabled": True,
                 # [Required] on the DTO although enabling changes neither (contract §2.2).
                 "name": config.name,
@@ -156,7 +157,7 @@ class PortalAdmin:
             "GET",
             "settings/webhooks/log",
             params={
-                "configId": config_id,
+                "configId": _path_id(config_id),
                 "groupStatus": FAILED_DELIVERIES,
                 "count": max(1, min(count, PAGE_SIZE)),
                 "startIndex": max(start, 0),
@@ -175,7 +176,7 @@ class PortalAdmin:
         """
         content = self._client.request(
             "GET",
-            f"files/{quote(_sid(folder_id), safe='')}",
+            f"files/{quote(_path_id(folder_id), safe='')}",
             params={
                 "filterType": FILES_ONLY,
                 "withSubFolders": "true",
@@ -186,7 +187,8 @@ class PortalAdmin:
             },
         )
         files = content.get("files") if isinstance(content, dict) else None
-        return [_listed_file(f) for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+        listed = (_listed_file(f) for f in files if isinstance(f, dict)) if isinstance(files, list) else ()
+        return [f for f in listed if f is not None]
 
 
 def _numeric(value: str) -> int:
@@ -225,16 +227,21 @@ def _user_id(value: Any) -> str | None:
     return str(value["id"]) if isinstance(value, dict) and value.get("id") else None
 
 
-def _listed_file(dto: dict[str, Any]) -> ListedFile:
+def _listed_file(dto: dict[str, Any]) -> ListedFile | None:
+    """None for an entry whose ids are not DocSpace ids: it could not be announced (the classifier refuses it)."""
+    try:
+        file_id, folder_id = parse_id(dto.get("id")), parse_id(dto.get("folderId"))
+    except InvalidId:
+        return None
     title = str(dto.get("title") or "")
     ext = dto.get("fileExst")
     if not isinstance(ext, str) or not ext:
         ext = "." + title.rsplit(".", 1)[-1] if "." in title else ""
     rft = dto.get("rootFolderType")
     return ListedFile(
-        id=_sid(dto.get("id")),
+        id=file_id,
         title=title,
-        folder_id=_sid(dto.get("folderId")) if dto.get("folderId") is not None else "",
+        folder_id=folder_id,
         version=_int(dto.get("version")) or 1,
         extension=ext.lower(),
         created=parse_datetime(dto.get("created")),

@@ -47,9 +47,11 @@ PROCESSES = {
     "classifier": [sys.executable, "-m", "consumers.classifier"],
     "mover": [sys.executable, "-m", "consumers.mover"],
     "notifier": [sys.executable, "-m", "consumers.notifier"],
+    "reconciler": [sys.executable, "-m", "consumers.reconciler"],
     "cli dlq list": [CLI, "dlq", "list"],
     "cli docspace webhooks": [CLI, "docspace", "webhooks"],
     "cli send-test-event": [CLI, "send-test-event"],
+    "cli reconcile": [CLI, "reconcile", "--dry-run"],
 }
 
 
@@ -73,7 +75,7 @@ def test_a_secret_pasted_into_a_number_setting_is_named_not_shown(name: str) -> 
     assert_no_secret(output)
 
 
-@pytest.mark.parametrize("name", ["classifier", "mover", "cli docspace webhooks"])
+@pytest.mark.parametrize("name", ["classifier", "mover", "reconciler", "cli docspace webhooks", "cli reconcile"])
 def test_a_check_over_the_whole_docspace_settings_shows_no_secret(name: str) -> None:
     # A model-level check: pydantic's input for it is every setting the class read, the API key included.
     code, output = run(PROCESSES[name], DOCSPACE_API_HOST=f"http://user:{URL_PASSWORD}@portal.example")
