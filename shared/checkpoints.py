@@ -20,6 +20,8 @@ from shared.idempotency import StoreUnavailable
 
 
 class Checkpoints(Protocol):
+    """Named JSON checkpoints and named leases, shared by every process on the same store."""
+
     def load(self, name: str) -> dict[str, Any] | None: ...
     def save(self, name: str, value: dict[str, Any]) -> None: ...
     def hold(self, name: str, owner: str, *, seconds: float) -> bool:

@@ -102,6 +102,8 @@ class Webhooks(_Base):
 
 
 class WebhookItem(_Base):
+    """``PUT /_sim/webhooks/{id}`` with ``ageDays``: make a webhook look that old (DocSpace's 3-day rule)."""
+
     def on_put(self, req: falcon.Request, resp: falcon.Response, config_id: str) -> None:
         doc = _doc(req)
         if doc.get("ageDays") is not None:

@@ -258,5 +258,5 @@ class MemoryAnnouncer:
     def __call__(self, item: Any) -> None:
         self.announced.append(item)
 
-    def file_ids(self) -> list[str | None]:
-        return [a.file_id for a in self.announced]
+    def file_ids(self) -> list[str]:
+        return [str(a.file_id) for a in self.announced]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from consumers.reconciler.model import Announce, Announcement
-from shared.publisher import OutgoingMessage, Publisher
+from shared.outgoing import OutgoingMessage
+from shared.publisher import Publisher
 
 
 def broker_announcer(publisher: Publisher, exchange: str) -> Announce:

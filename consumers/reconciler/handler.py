@@ -34,6 +34,8 @@ LEASE = "reconciler.cycle"
 
 
 class WebhookAdmin(Protocol):
+    """The pipeline's webhook on the portal: list them, enable one."""
+
     def list_webhooks(self) -> list[WebhookConfig]: ...
     def enable_webhook(self, config: WebhookConfig) -> WebhookConfig: ...
 
@@ -60,6 +62,8 @@ class Knobs:
 
 @dataclass(frozen=True)
 class WebhookHealth:
+    """What the webhook check found, and the webhook itself when there is one."""
+
     state: str  # enabled, reenabled, disabled, missing, unknown
     config: WebhookConfig | None = None
 

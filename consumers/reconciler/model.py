@@ -117,6 +117,8 @@ class ScanPass:
 
 @dataclass
 class RoomProgress:
+    """How far one room's scan got."""
+
     scanned_until: datetime | None = None  # every change up to here (minus the overlap) has been looked at
     current: ScanPass | None = None  # a pass the budget interrupted, continued next cycle
 

@@ -27,6 +27,8 @@ PAGE_OVERLAP = 10
 
 
 class DeliveryLog(Protocol):
+    """DocSpace's delivery log: one webhook's failed deliveries, newest first, a page at a time."""
+
     def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE) -> list[LoggedDelivery]: ...
 
 

@@ -37,6 +37,8 @@ RESUME_MARGIN = 20
 
 
 class RoomListing(Protocol):
+    """A room's files, its whole subtree, most recently changed first, a page at a time."""
+
     def files_by_date(self, folder_id: str, *, start: int = 0, count: int = PAGE_SIZE) -> list[ListedFile]: ...
 
 

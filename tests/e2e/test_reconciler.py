@@ -74,7 +74,7 @@ def _pipeline_behind_a_proxy(
 
 def _wait_first_run(pipeline: RunningPipeline) -> None:
     """The first cycle (by whichever reconciler took it) sets the history floor: uploads come after it."""
-    assert wait_until(lambda: pipeline.logs.events(None, "reconcile_done"), 30), pipeline.logs.dump(60)
+    assert wait_until(lambda: bool(pipeline.logs.events(None, "reconcile_done")), 30), pipeline.logs.dump(60)
 
 
 def _assert_exactly_once(

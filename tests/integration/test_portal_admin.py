@@ -32,7 +32,8 @@ def test_the_webhook_is_found_and_a_disabled_one_enabled_once_docspace_can_reach
     docspace_sim.webhooks.enable(config_id, False)
     found = find_pipeline_webhook(admin.list_webhooks(), path="/docspace/webhook")
     assert found is not None and found.id == str(config_id) and not found.enabled
-    assert find_pipeline_webhook(admin.list_webhooks(), path="/x", config_id=str(other)).id == str(other)
+    by_id = find_pipeline_webhook(admin.list_webhooks(), path="/x", config_id=str(other))
+    assert by_id is not None and by_id.id == str(other)
 
     webhook_receiver.head_status = 503  # the ingress is not answering yet
     with pytest.raises(DocSpaceRejected, match="webhook URL not available"):

@@ -56,7 +56,7 @@ def test_fifty_rooms_never_take_more_than_the_reconcilers_share(
         [ChildSpec("reconciler", python_module("consumers.reconciler"), env)], on_line=logs.add, restart=False
     ).start()
     try:
-        assert wait_until(lambda: logs.events("reconciler", "reconcile_done"), 20), logs.dump()
+        assert wait_until(lambda: bool(logs.events("reconciler", "reconcile_done")), 20), logs.dump()
         files = {sim.upload_file(folder, "Invoice-2026-11.pdf") for folder in folders}
         sim.reset_calls()
         started = time.monotonic()

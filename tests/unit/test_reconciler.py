@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, reconcile
-from consumers.reconciler.model import State
+from consumers.reconciler.model import CycleReport, State
 from shared.checkpoints import SqliteCheckpoints
 from shared.delivery import parse_delivery
 from shared.docspace import DocSpaceAccessDenied
@@ -24,6 +24,8 @@ CREATED, UPLOADED, UPDATED = 128, 256, 512
 
 
 class Clock:
+    """A clock the test moves by hand."""
+
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
 
@@ -347,7 +349,7 @@ def test_fifty_rooms_share_one_budget_and_a_scan_continues_next_cycle(
     for room in rooms:
         portal.add_file(room, f"{room}1", "Invoice-A.pdf", at=clock.now + timedelta(minutes=1))
     clock.advance(minutes=20)
-    reports = []
+    reports: list[CycleReport] = []
     while len(rec.announcer.announced) < 50 and len(reports) < 10:
         portal.calls.clear()
         reports.append(rec.run(force=True))
