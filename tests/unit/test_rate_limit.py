@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.errors import Deferred
-from shared.rate_limit import RateLimiter, RateLimitWait, WriteQuotaSpent
+from shared.rate_limit import RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
 
 
 class FakeClock:
@@ -214,3 +214,19 @@ def test_a_quota_reset_is_parked_for_at_most_one_period_and_junk_for_a_minute() 
     assert far is not None and far.delay == 86_400
     junk = limit.write_quota_spent("PUT", {"Retry-After": "inf", "X-RateLimit-Limit": "10000"})
     assert junk is not None and junk.delay == 60
+
+
+def test_a_share_within_a_shared_limit_keeps_to_the_share_and_counts_in_both() -> None:
+    clock = FakeClock()
+    own, shared = limiter(clock, per_minute=60), limiter(clock, per_minute=6000)  # 1/s inside 100/s
+    within = WithinShare(own, shared)
+    for _ in range(5):
+        with within.slot("GET"):
+            clock.sent.append(clock.now)
+    gaps = [round(b - a, 6) for a, b in zip(clock.sent, clock.sent[1:], strict=False)]
+    assert gaps == [1.0] * 4  # the share's pace, not the key's
+    paused_at = clock.now
+    within.pause(3)
+    with shared.slot("GET"):
+        pass
+    assert clock.now >= paused_at + 3  # a 429 holds back the shared limit too
