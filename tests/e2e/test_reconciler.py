@@ -186,6 +186,8 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
 
         proxy.up()
         assert wait_until(lambda: sim.webhooks.get(config_id).enabled, 15), pipeline.logs.dump(40)
+        # The line is written after DocSpace's answer, so it can trail the simulator's state by a moment.
+        assert wait_until(lambda: bool(pipeline.logs.events("reconciler", "webhook_reenabled")), 5)
         assert [e["level"] for e in pipeline.logs.events("reconciler", "webhook_reenabled")] == ["critical"]
         assert wait_until(lambda: pipeline.metric("reconciler", "reconciler_webhook_enabled") == 1, 10)
         files.append(sim.upload_file(folders[0], "Invoice-D.pdf"))  # the webhook path again
