@@ -13,14 +13,10 @@ delivery reads again), and a delivery without ``modifiedOn`` always reads.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from typing import Protocol
 
 from shared.docspace import FileInfo, Room
-
-_LOCK_STRIPES = 64
+from shared.single_flight import SingleFlightCache
 
 
 class DocSpaceFiles(Protocol):
@@ -35,44 +31,20 @@ class SharedFileReads:
 
     def __init__(self, docspace: DocSpaceFiles, *, ttl: float = 120.0, max_entries: int = 10_000) -> None:
         self._docspace = docspace
-        self._read = docspace.get_file
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._answers: OrderedDict[tuple[str, str], tuple[float, FileInfo]] = OrderedDict()
-        self._lock = threading.Lock()
-        # Single flight per key: deliveries of one upload that miss together wait for one read, not make two.
-        self._flights = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self.shared = 0  # reads saved (the tests check it)
+        # Single flight per (file id, modifiedOn): deliveries of one upload that miss together wait for one read.
+        self._answers: SingleFlightCache[tuple[str, str], FileInfo] = SingleFlightCache(
+            max_entries=max_entries, ttl=ttl
+        )
+
+    @property
+    def shared(self) -> int:
+        """Reads saved (the tests check it)."""
+        return self._answers.hits
 
     def find_room(self, folder_id: str) -> Room | None:
         return self._docspace.find_room(folder_id)
 
     def get_file(self, file_id: str, modified_on: str | None = None) -> FileInfo:
         if modified_on is None:
-            return self._read(file_id)
-        key = (file_id, modified_on)
-        answer = self._recall(key)
-        if answer is not None:
-            return answer
-        with self._flights[hash(key) % _LOCK_STRIPES]:
-            answer = self._recall(key)
-            if answer is not None:
-                return answer
-            info = self._read(file_id)
-            with self._lock:
-                self._answers[key] = (time.monotonic() + self._ttl, info)
-                while len(self._answers) > self._max_entries:
-                    self._answers.popitem(last=False)
-            return info
-
-    def _recall(self, key: tuple[str, str]) -> FileInfo | None:
-        with self._lock:
-            entry = self._answers.get(key)
-            if entry is None:
-                return None
-            expires, info = entry
-            if expires < time.monotonic():
-                del self._answers[key]
-                return None
-            self.shared += 1
-            return info
+            return self._docspace.get_file(file_id)
+        return self._answers.get((file_id, modified_on), lambda: self._docspace.get_file(file_id))

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.delivery import parse_datetime
-from shared.docspace.client import DocSpaceClient, _path_id
+from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceUnavailable
+from shared.docspace.transport import path_id as _path_id
 from shared.docspace.values import WebhookConfig, _sid, _webhook_config
 from shared.ids import InvalidId, parse_id
 

@@ -214,7 +214,8 @@ def test_the_key_never_shows(docspace_sim: DocSpaceSimulator) -> None:
         with DocSpaceClient(docspace_sim.base_url, key) as client:
             assert docspace_sim.api_key not in repr(client)
             assert docspace_sim.api_key not in repr(client.__dict__)
-            assert docspace_sim.api_key not in str(client._session.headers)
+            assert docspace_sim.api_key not in repr(client.transport.__dict__)
+            assert docspace_sim.api_key not in str(client.transport._session.headers)
             assert client.find_room(docspace_sim.rooms_root_id) is None  # and it still authenticates
 
 
