@@ -12,9 +12,10 @@ import redis
 
 from bench.payload import SECRET
 from bench.procs import LOG_DIR, Proc, delete_topology, free_port, queue_depths, wait_consumers, wait_http
-from bench.sinks import MailSink, PipelineSink
 from shared.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 
 CLIENTS = 10
 PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -77,8 +78,8 @@ def run(
     moves: Counter[str] = Counter()
     rejected = Counter[int]()
     _count_moves_and_429s(sim, moves, rejected)
-    mail = MailSink(free_port())
-    pipeline = PipelineSink()
+    mail = MailCatcher().start()
+    pipeline = PipelineReceiver().start()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     run_dir = LOG_DIR / prefix.rstrip(".")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,11 +160,12 @@ def run(
                 if not proc.alive():
                     raise RuntimeError(f"{proc.name} exited: see {proc.log_path}")
             time.sleep(0.5)
-        wall = (mail.arrivals[-1] if mail.arrivals else time.monotonic()) - started
+        arrivals = sorted(m.arrived for m in mail.mails)
+        wall = (arrivals[-1] if arrivals else time.monotonic()) - started
         rss_end = {name: proc.rss_mb() for name, proc in procs.items()}
         time.sleep(2.0)  # room for a duplicate to show up
         sim.wait_idle(10)
-        arrivals = sorted(mail.arrivals)
+        arrivals = sorted(m.arrived for m in mail.mails)
         lo, hi = int(len(arrivals) * 0.1), max(int(len(arrivals) * 0.9) - 1, 0)
         steady = (hi - lo) / (arrivals[hi] - arrivals[lo]) if hi > lo and arrivals[hi] > arrivals[lo] else 0.0
         return BacklogResult(
@@ -176,8 +178,8 @@ def run(
             rejected_429=rejected[429],
             rss_peak_mb={name: proc.peak_rss_mb for name, proc in procs.items()},
             rss_end_mb=rss_end,
-            mails_per_invoice=_histogram(mail.per_invoice, invoices),
-            pipeline_per_invoice=_histogram(pipeline.per_invoice, invoices),
+            mails_per_invoice=_histogram(mail.per_invoice(), invoices),
+            pipeline_per_invoice=_histogram(pipeline.per_invoice(), invoices),
             moves_per_invoice=_histogram(moves, invoices),
             deliveries_failed=failed,
             left_in_queues={name: depth for name, depth in queue_depths(prefix).items() if depth},

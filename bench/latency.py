@@ -29,8 +29,9 @@ from bench.procs import (
     wait_consumers,
     wait_http,
 )
-from bench.sinks import MailSink, PipelineSink
 from simulator import DocSpaceSimulator
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 
 
 @dataclass
@@ -75,8 +76,8 @@ def steady(
     moves: Counter[str] = Counter()
     rejected = Counter[int]()
     _count_moves_and_429s(sim, moves, rejected)
-    mail = MailSink(free_port())
-    pipeline = PipelineSink()
+    mail = MailCatcher().start()
+    pipeline = PipelineReceiver().start()
     prefix = f"lat{uuid.uuid4().hex[:6]}."
     run_dir = LOG_DIR / prefix.rstrip(".")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,10 +154,13 @@ def steady(
                 file_id = str(entry.payload.get("id"))
                 at = entry.delivery.timestamp()
                 delivered[file_id] = min(delivered.get(file_id, at), at)
+        first_mail: dict[str, float] = {}  # invoice id -> wall-clock time its first notice arrived
+        for m in mail.mails:
+            first_mail.setdefault(m.invoice_id or "?", m.received_at.timestamp())
         latencies = [
-            mail.first_at[f"{file_id}:v1"] - delivered[file_id]
+            first_mail[f"{file_id}:v1"] - delivered[file_id]
             for file_id in files
-            if f"{file_id}:v1" in mail.first_at and file_id in delivered
+            if f"{file_id}:v1" in first_mail and file_id in delivered
         ]
         return LatencyResult(
             replicas=replicas,
@@ -164,7 +168,7 @@ def steady(
             invoices=invoices,
             latencies=latencies,
             rejected_429=rejected[429],
-            mails_per_invoice=_histogram(mail.per_invoice, invoices),
+            mails_per_invoice=_histogram(mail.per_invoice(), invoices),
             moves_per_invoice=_histogram(moves, invoices),
             left_in_queues={name: depth for name, depth in queue_depths(prefix).items() if depth},
         )
@@ -191,7 +195,7 @@ def takeover(*, held: int = 4) -> TakeoverResult:
     """A mover holding ``held`` invoices (each claimed, waiting on DocSpace) is SIGKILLed and started again, as a
     process manager would; the clock runs from the kill to the last of them e-mailed. Default lease (15 s)."""
     sim = DocSpaceSimulator(threads=32, move_delay=0.1, seed=7).start()
-    mail = MailSink(free_port())
+    mail = MailCatcher().start()
     prefix = f"tko{uuid.uuid4().hex[:6]}."
     run_dir = LOG_DIR / prefix.rstrip(".")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +254,7 @@ def takeover(*, held: int = 4) -> TakeoverResult:
             time.sleep(0.05)
         seconds = time.monotonic() - killed
         time.sleep(2)
-        return TakeoverResult(held, seconds, _histogram(mail.per_invoice, held))
+        return TakeoverResult(held, seconds, _histogram(mail.per_invoice(), held))
     finally:
         for proc in procs.values():
             proc.stop()

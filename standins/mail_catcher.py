@@ -1,7 +1,8 @@
 """A mail catcher: a real SMTP server that keeps every message, with a web page and a JSON API that list them.
 
-``python -m standins.mail_catcher --smtp-port 1025 --http-port 8025`` (the compose demo, ``make run``); tests and
-the demo also use :class:`MailCatcher` in process. Never part of the production image.
+``python -m standins.mail_catcher --smtp-port 1025 --http-port 8025`` (the compose demo); ``make run``, the
+benchmark and the tests use :class:`MailCatcher` in process (the tests script its failures). Never part of the
+production image.
 """
 
 from __future__ import annotations
@@ -9,28 +10,58 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
 import signal
+import socket
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+_INVOICE_HEADER = re.compile(rb"^X-Invoice-Id:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
+STAGES = ("MAIL", "RCPT", "DATA")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (aiosmtpd's controller needs a real port to check it started)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
 class CaughtMail:
-    """One message the SMTP server accepted, with its envelope."""
+    """One message the SMTP server accepted, with its envelope; parsed only when read (a benchmark takes thousands)."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
-    message: EmailMessage
+    raw: bytes
     received_at: datetime
+    authenticated_as: str | None = None
+    arrived: float = field(default_factory=time.monotonic)  # for durations: never goes back
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        message = message_from_bytes(self.raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)  # the default policy builds EmailMessage
+        return message
+
+    @property
+    def invoice_id(self) -> str | None:
+        """The pipeline's ``X-Invoice-Id`` header, read from the raw bytes."""
+        match = _INVOICE_HEADER.search(self.raw)
+        return match.group(1).decode("ascii", "replace") if match else None
 
     def summary(self) -> dict[str, Any]:
         text = self.message.get_body(preferencelist=("plain",))
@@ -45,32 +76,66 @@ class CaughtMail:
         }
 
 
+@dataclass
+class _ScriptedFailure:
+    remaining: int
+    code: int
+    text: str
+    stage: str
+
+
 class MailCatcher:
-    """SMTP on ``smtp_port``; with ``http_port``, a page (``/``) and JSON (``/api/messages``) listing the mails."""
+    """SMTP on ``smtp_port``; with ``http_port``, a page (``/``) and JSON (``/api/messages``) listing the mails.
+
+    For tests it can be scripted to fail (``fail_next``), stopped and started again on the same port (an outage),
+    and with ``auth=(user, password)`` it offers AUTH LOGIN/PLAIN without TLS (loopback only) and records who
+    logged in; ``auth_required=True`` also refuses mail without AUTH (530).
+    """
 
     def __init__(
         self,
-        smtp_port: int,
+        smtp_port: int | None = None,
         on_mail: Callable[[EmailMessage, list[str]], None] | None = None,
         *,
         host: str = "127.0.0.1",
         http_port: int | None = None,
+        auth: tuple[str, str] | None = None,
+        auth_required: bool = False,
     ) -> None:
-        self.host, self.port = host, smtp_port
+        self.host = host
+        self.port = smtp_port or free_port(host)
+        self.auth = auth
+        self.auth_required = auth_required
         self._mails: list[CaughtMail] = []
+        self._failures: list[_ScriptedFailure] = []
+        self._failed_logins = 0
         self._lock = threading.Lock()
         self._on_mail = on_mail
-        self._controller = Controller(_SmtpHandler(self), hostname=host, port=smtp_port)
+        self._controller: Controller | None = None
         self._http = _http_server(self, host, http_port) if http_port is not None else None
+        self._http_started = False
 
     @property
     def mails(self) -> list[CaughtMail]:
         with self._lock:
             return list(self._mails)
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._mails)
+
+    def per_invoice(self) -> Counter[str]:
+        """How many mails each invoice got (``X-Invoice-Id``; ``?`` for a mail without one)."""
+        return Counter(mail.invoice_id or "?" for mail in self.mails)
+
     @property
-    def messages(self) -> list[EmailMessage]:
-        return [mail.message for mail in self.mails]
+    def failed_logins(self) -> int:
+        with self._lock:
+            return self._failed_logins
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
 
     @property
     def http_url(self) -> str | None:
@@ -79,37 +144,132 @@ class MailCatcher:
         return f"http://{self.host}:{self._http.server_port}"
 
     def start(self) -> MailCatcher:
-        self._controller.start()
-        if self._http is not None:
+        """Start (or, after ``stop``, start again on the same port)."""
+        if self._controller is None:
+            kwargs: dict[str, Any] = {"enable_SMTPUTF8": True}
+            if self.auth is not None:
+                # Plain AUTH without TLS is only acceptable because a test server never leaves 127.0.0.1.
+                kwargs.update(
+                    authenticator=self._authenticate, auth_required=self.auth_required, auth_require_tls=False
+                )
+            controller = Controller(_SmtpHandler(self), hostname=self.host, port=self.port, **kwargs)
+            controller.start()
+            self._controller = controller
+        if self._http is not None and not self._http_started:
+            self._http_started = True
             threading.Thread(target=self._http.serve_forever, name="mail-catcher-http", daemon=True).start()
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
-        if self._http is not None:
+        """Stop SMTP (the web page, if any, stays until ``close``): mail is refused until ``start``."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._http is not None and self._http_started:
             self._http.shutdown()
             self._http.server_close()
+            self._http_started = False
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def clear(self) -> None:
         with self._lock:
             self._mails.clear()
+            self._failures.clear()
 
-    def _keep(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> None:
-        message = message_from_bytes(content, policy=policy.default)
-        assert isinstance(message, EmailMessage)  # the default policy builds EmailMessage
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[CaughtMail]:
+        """The mails once there are ``count``; ``AssertionError`` if they do not come within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.count() < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        mails = self.mails
+        if len(mails) < count:
+            raise AssertionError(f"expected {count} message(s), got {len(mails)}")
+        return mails
+
+    def fail_next(self, count: int = 1, code: int = 451, text: str | None = None, *, stage: str = "DATA") -> None:
+        """Answer ``code text`` at ``stage`` (``MAIL``, ``RCPT``, ``DATA``) to the next ``count`` messages."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown SMTP stage {stage!r}")
+        if text is None:
+            text = "4.3.0 Try again later" if 400 <= code < 500 else "5.7.1 Message rejected"
         with self._lock:
-            self._mails.append(CaughtMail(mail_from, tuple(rcpt_tos), message, datetime.now(UTC)))
+            self._failures.append(_ScriptedFailure(count, code, text, stage))
+
+    def _take_failure(self, stage: str) -> str | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure.stage == stage and failure.remaining > 0:
+                    failure.remaining -= 1
+                    return f"{failure.code} {failure.text}"
+        return None
+
+    def _keep(self, mail: CaughtMail) -> None:
+        with self._lock:
+            self._mails.append(mail)
         if self._on_mail is not None:
-            self._on_mail(message, rcpt_tos)
+            self._on_mail(mail.message, list(mail.rcpt_tos))
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        assert self.auth is not None
+        user, password = self.auth
+        ok = (
+            mechanism in {"LOGIN", "PLAIN"}
+            and isinstance(auth_data, LoginPassword)
+            and auth_data.login == user.encode()
+            and auth_data.password == password.encode()
+        )
+        if not ok:
+            with self._lock:
+                self._failed_logins += 1
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=auth_data)
 
 
 class _SmtpHandler:
+    """aiosmtpd's hooks; all state lives on the catcher, so it survives a restart."""
+
     def __init__(self, catcher: MailCatcher) -> None:
         self._catcher = catcher
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        self._catcher._keep(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.content))
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if failure := self._catcher._take_failure("MAIL"):
+            return failure
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
         return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if failure := self._catcher._take_failure("RCPT"):
+            return failure
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if failure := self._catcher._take_failure("DATA"):
+            return failure
+        auth = session.auth_data
+        self._catcher._keep(
+            CaughtMail(
+                mail_from=str(envelope.mail_from or ""),
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                raw=envelope.original_content or b"",
+                received_at=datetime.now(UTC),
+                authenticated_as=auth.login.decode("utf-8", "replace") if isinstance(auth, LoginPassword) else None,
+            )
+        )
+        return "250 Message accepted for delivery"
 
 
 def _http_server(catcher: MailCatcher, host: str, port: int) -> ThreadingHTTPServer:
@@ -181,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        catcher.stop()
+        catcher.close()
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -15,8 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
 from shared.topology import STAGES
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
-from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, free_port
+from tests.mail_fixtures import free_port
 
 
 @dataclass
@@ -90,15 +91,15 @@ def running_pipeline(
 def assert_exactly_once(
     sim: Any,
     files: list[str],
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     pipeline: RunningPipeline,
     broker_kit: BrokerKit,
 ) -> None:
     """Every file moved into Incoming, e-mailed once and sent to the pipeline once; every dead-letter queue empty."""
     expected = {f"{file_id}:v1" for file_id in files}
-    mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
-    calls = collections.Counter(r.headers["webhook-id"] for r in pipeline_receiver.requests if r.status < 300)
+    mails = smtp_server.per_invoice()
+    calls = pipeline_receiver.per_invoice()
     assert set(mails) == expected and max(mails.values()) == 1, mails.most_common(3)
     assert set(calls) == expected and max(calls.values()) == 1, calls.most_common(3)
     for file_id in files:

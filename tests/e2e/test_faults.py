@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, running_pipeline
-from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+from tests.mail_fixtures import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +32,7 @@ PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
 
 
-def _env(sim, smtp_server: SmtpTestServer, pipeline_receiver: PipelineReceiver, rules: Path) -> dict[str, str]:
+def _env(sim, smtp_server: MailCatcher, pipeline_receiver: PipelineReceiver, rules: Path) -> dict[str, str]:
     return {
         "DOCSPACE_WEBHOOK_SECRET": SECRET,
         "DOCSPACE_API_HOST": sim.base_url,
@@ -70,7 +72,7 @@ def _two_clients(sim, tmp_path: Path) -> tuple[list[str], Path]:
 def _pipeline_for_two_clients(
     broker_factory: BrokerFactory,
     sim,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> Iterator[tuple[BrokerKit, list[str], RunningPipeline, TcpProxy]]:
@@ -93,7 +95,7 @@ def _pipeline_for_two_clients(
 def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
     broker_factory: BrokerFactory,
     docspace_sim,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
@@ -126,8 +128,8 @@ def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
         sim.faults.add(method="*", path="/api/*", burst_429=15, retry_after=2)
         upload(50)
 
-        assert wait_until(lambda: len(smtp_server.messages) >= 200, timeout=240), pipeline.logs.dump(80)
-        assert wait_until(lambda: len([r for r in pipeline_receiver.requests if r.status < 300]) >= 200, timeout=120), (
+        assert wait_until(lambda: len(smtp_server.mails) >= 200, timeout=240), pipeline.logs.dump(80)
+        assert wait_until(lambda: sum(pipeline_receiver.per_invoice().values()) >= 200, timeout=120), (
             pipeline.logs.dump(80)
         )
         assert sim.wait_idle(30)
@@ -140,7 +142,7 @@ def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
 def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_accepted(
     broker_factory: BrokerFactory,
     docspace_sim,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
@@ -151,7 +153,7 @@ def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_a
     rig = _pipeline_for_two_clients(broker_factory, sim, smtp_server, pipeline_receiver, tmp_path)
     with rig as (broker, folders, pipeline, proxy):
         files += [sim.upload_file(folders[n % 2], f"Invoice-before-{n}.pdf") for n in range(5)]
-        assert wait_until(lambda: len(smtp_server.messages) >= 5, timeout=60), pipeline.logs.dump(50)
+        assert wait_until(lambda: len(smtp_server.mails) >= 5, timeout=60), pipeline.logs.dump(50)
 
         proxy.down()  # the broker is gone for the pipeline: connections drop, new ones are refused
         try:
@@ -167,10 +169,8 @@ def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_a
             for a in sim.deliveries()
             if a.status is not None and 200 <= a.status < 300
         }
-        assert wait_until(lambda: len(smtp_server.messages) >= len(files), timeout=180), pipeline.logs.dump(80)
-        assert wait_until(
-            lambda: len([r for r in pipeline_receiver.requests if r.status < 300]) >= len(files), timeout=60
-        )
+        assert wait_until(lambda: len(smtp_server.mails) >= len(files), timeout=180), pipeline.logs.dump(80)
+        assert wait_until(lambda: sum(pipeline_receiver.per_invoice().values()) >= len(files), timeout=60)
         time.sleep(3)
         # Every delivery the ingress answered 2xx was processed: each upload's invoice arrived, once.
         assert len(accepted) >= 2 * len(files)

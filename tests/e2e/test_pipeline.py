@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
 from tests.e2e.pipeline import running_pipeline
-from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+from tests.mail_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +23,7 @@ PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 def test_invoices_are_moved_mailed_and_sent_once_and_the_rest_left_alone(
     broker: BrokerKit,
     docspace_sim,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
@@ -89,14 +91,14 @@ incoming_folder_id = "{globex_incoming}"
         assert sim.call_count("PUT", "/api/2.0/files/fileops/move") == 2
 
         # One e-mail each, to each client's own manager.
-        mails = {tuple(m.rcpt_tos): m.message for m in smtp_server.messages}
-        assert len(smtp_server.messages) == 2, logs.dump()
+        mails = {tuple(m.rcpt_tos): m.message for m in smtp_server.mails}
+        assert len(smtp_server.mails) == 2, logs.dump()
         assert set(mails) == {("anna@acme.example",), ("bob@globex.example",)}
         assert "INVOICE-Müller-№7.pdf" in mails[("anna@acme.example",)]["Subject"]
 
         # One pipeline call each, signed, keyed by the invoice id.
-        assert len(pipeline_receiver.requests) == 2
-        called = {json.loads(r.body)["file_id"]: r for r in pipeline_receiver.requests}
+        assert len(pipeline_receiver.calls) == 2
+        called = {json.loads(r.body)["file_id"]: r for r in pipeline_receiver.calls}
         assert set(called) == {str(invoice), str(globex_invoice)}
         assert called[str(invoice)].headers["webhook-id"] == f"{invoice}:v1"
         assert called[str(invoice)].headers["webhook-signature"].startswith("v1,")

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from simulator import DocSpaceSimulator
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
 from tests.e2e.pipeline import RunningPipeline, running_pipeline
-from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, wait_until
+from tests.mail_fixtures import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +42,7 @@ def _rules(sim: DocSpaceSimulator, tmp_path: Path, rooms: int = 1) -> tuple[list
     return ids, folders, rules
 
 
-def _env(sim: DocSpaceSimulator, smtp: SmtpTestServer, receiver: PipelineReceiver, rules: Path, **reconcile: str):
+def _env(sim: DocSpaceSimulator, smtp: MailCatcher, receiver: PipelineReceiver, rules: Path, **reconcile: str):
     return {
         "DOCSPACE_WEBHOOK_SECRET": SECRET,
         "DOCSPACE_API_HOST": sim.base_url,
@@ -80,14 +82,14 @@ def _wait_first_run(pipeline: RunningPipeline) -> None:
 def _assert_exactly_once(
     sim: DocSpaceSimulator,
     files: list[str],
-    smtp: SmtpTestServer,
+    smtp: MailCatcher,
     receiver: PipelineReceiver,
     broker: BrokerKit,
     pipeline: RunningPipeline,
 ) -> None:
     expected = {f"{file_id}:v1" for file_id in files}
-    mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp.messages)
-    calls = collections.Counter(r.headers["webhook-id"] for r in receiver.requests if r.status < 300)
+    mails = smtp.per_invoice()
+    calls = receiver.per_invoice()
     assert set(mails) == expected and max(mails.values()) == 1, mails.most_common(3)
     assert set(calls) == expected and max(calls.values()) == 1, calls.most_common(3)
     assert sim.call_count("PUT", "/api/2.0/files/fileops/move") == len(files)
@@ -99,7 +101,7 @@ def _assert_exactly_once(
 
 def test_an_ingress_down_for_two_minutes_loses_no_invoice(
     broker: BrokerKit,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
@@ -121,7 +123,7 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
             _wait_first_run(pipeline)
             sim.register_webhook(url, SECRET, triggers=["file.created", "file.uploaded"])
             files = [sim.upload_file(folders[0], "Invoice-before.pdf")]
-            assert wait_until(lambda: len(smtp_server.messages) >= 1, 20), pipeline.logs.dump(60)
+            assert wait_until(lambda: len(smtp_server.mails) >= 1, 20), pipeline.logs.dump(60)
 
             proxy.down()
             down_at = time.monotonic()
@@ -132,7 +134,7 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
             proxy.up()
             up_at = time.monotonic()
 
-            assert wait_until(lambda: len(smtp_server.messages) >= 21, interval + 30), pipeline.logs.dump(80)
+            assert wait_until(lambda: len(smtp_server.mails) >= 21, interval + 30), pipeline.logs.dump(80)
             assert pipeline_receiver.wait_for(21, timeout=10), pipeline.logs.dump(80)
             all_done_after = time.monotonic() - up_at
             assert sim.wait_idle(60)
@@ -152,7 +154,7 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
 def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_found(
     broker: BrokerKit,
     docspace_sim: DocSpaceSimulator,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
@@ -178,7 +180,7 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
         files += [sim.upload_file(folders[0], "Invoice-B.pdf"), sim.upload_file(folders[0], "Invoice-C.pdf")]
 
         # While DocSpace still cannot reach the ingress: A from DocSpace's log, B and C by the room scan.
-        assert wait_until(lambda: len(smtp_server.messages) >= 3, 30), pipeline.logs.dump(80)
+        assert wait_until(lambda: len(smtp_server.mails) >= 3, 30), pipeline.logs.dump(80)
         assert pipeline.logs.events("reconciler", "webhook_disabled")  # said loudly, every cycle
         assert not sim.webhooks.get(config_id).enabled
         sources = collections.Counter(e["source"] for e in pipeline.logs.events("reconciler", "delivery_recovered"))
@@ -191,7 +193,7 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
         assert [e["level"] for e in pipeline.logs.events("reconciler", "webhook_reenabled")] == ["critical"]
         assert wait_until(lambda: pipeline.metric("reconciler", "reconciler_webhook_enabled") == 1, 10)
         files.append(sim.upload_file(folders[0], "Invoice-D.pdf"))  # the webhook path again
-        assert wait_until(lambda: len(smtp_server.messages) >= 4, 20), pipeline.logs.dump(80)
+        assert wait_until(lambda: len(smtp_server.mails) >= 4, 20), pipeline.logs.dump(80)
         assert pipeline_receiver.wait_for(4, timeout=10)
         assert sim.wait_idle(10)
         time.sleep(5)  # two more cycles
@@ -201,7 +203,7 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
 def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_twice(
     broker: BrokerKit,
     docspace_sim: DocSpaceSimulator,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     tmp_path: Path,
 ) -> None:
@@ -221,7 +223,7 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
         _wait_first_run(pipeline)
         sim.register_webhook(url, SECRET, triggers=["file.created", "file.uploaded"])
         files = [sim.upload_file(folders[i % 4], f"Invoice-{i:03d}.pdf") for i in range(100)]
-        assert wait_until(lambda: len(smtp_server.messages) >= 100, 90), pipeline.logs.dump(60)
+        assert wait_until(lambda: len(smtp_server.mails) >= 100, 90), pipeline.logs.dump(60)
         assert pipeline_receiver.wait_for(100, timeout=30)
 
         def cycles() -> int:

@@ -16,9 +16,10 @@ import pytest
 
 from shared.topology import MOVER
 from simulator import DocSpaceSimulator
+from standins.mail_catcher import MailCatcher
 from tests.broker import BrokerKit
 from tests.e2e.pipeline import running_pipeline
-from tests.mail_fixtures import SmtpTestServer, wait_until
+from tests.mail_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +29,7 @@ TAKEOVER_LIMIT = 30.0
 
 
 def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirty_seconds(
-    broker: BrokerKit, docspace_sim: DocSpaceSimulator, smtp_server: SmtpTestServer, tmp_path: Path
+    broker: BrokerKit, docspace_sim: DocSpaceSimulator, smtp_server: MailCatcher, tmp_path: Path
 ) -> None:
     sim = docspace_sim
     room = sim.create_room("Acme Ltd")
@@ -71,16 +72,16 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
             timeout=30,
         ), pipeline.logs.dump(40)
         time.sleep(1.0)  # every one of the four is claimed and waiting on DocSpace
-        assert not smtp_server.messages and not moved
+        assert not smtp_server.mails and not moved
 
         pipeline.supervisor.kill("mover", signal.SIGKILL)
         killed_at = time.monotonic()
         sim.faults.remove(stall)
 
-        assert wait_until(lambda: len(smtp_server.messages) >= HELD, timeout=60), pipeline.logs.dump(60)
+        assert wait_until(lambda: len(smtp_server.mails) >= HELD, timeout=60), pipeline.logs.dump(60)
         takeover = time.monotonic() - killed_at
         time.sleep(2)  # room for a late duplicate
-        mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
+        mails = smtp_server.per_invoice()
         assert mails == {f"{file_id}:v1": 1 for file_id in files}
         assert moved == {file_id: 1 for file_id in files}
         assert takeover < TAKEOVER_LIMIT, f"took {takeover:.1f}s"

@@ -18,10 +18,11 @@ import redis
 from shared.redis_limiter import limiter_key
 from shared.topology import STAGES, Topology
 from simulator import DocSpaceSimulator
+from standins.mail_catcher import MailCatcher
 from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import running_pipeline
-from tests.mail_fixtures import SmtpTestServer, wait_until
+from tests.mail_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,7 @@ def quota_broker(broker_factory: BrokerFactory, docspace_sim: DocSpaceSimulator)
 def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_none(
     quota_broker: BrokerKit,
     docspace_sim: DocSpaceSimulator,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     tmp_path: Path,
 ) -> None:
     broker, sim = quota_broker, docspace_sim
@@ -91,7 +92,7 @@ def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_
         files = [sim.upload_file(uploads, f"Invoice-{n:02d}.pdf") for n in range(INVOICES)]
 
         # Day one: ten moves, the other ten parked in the broker; reads go on (the classifier routes all 20).
-        assert wait_until(lambda: len(smtp_server.messages) >= WRITES_PER_DAY, timeout=40), pipeline.logs.dump(60)
+        assert wait_until(lambda: len(smtp_server.mails) >= WRITES_PER_DAY, timeout=40), pipeline.logs.dump(60)
         detected = lambda: sum(  # noqa: E731 - a probe for wait_until
             pipeline.metric(name, "stage_messages_total", outcome="accepted")
             for name in ("classifier-1", "classifier-2")
@@ -99,18 +100,18 @@ def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_
         assert wait_until(lambda: detected() >= INVOICES, timeout=30), pipeline.logs.dump(60)
         parked = broker.depth(broker.topology.stage("mover").parked)
         assert time.monotonic() - day_one < DAY - 5, "day one ended before the test could look"
-        assert len(smtp_server.messages) == WRITES_PER_DAY and sum(moved.values()) == WRITES_PER_DAY
+        assert len(smtp_server.mails) == WRITES_PER_DAY and sum(moved.values()) == WRITES_PER_DAY
         assert parked == INVOICES - WRITES_PER_DAY, parked
         used = [pipeline.metric(name, "docspace_write_quota_used") for name in ("mover-1", "mover-2")]
         assert used == [WRITES_PER_DAY, WRITES_PER_DAY]  # one count for the key, whichever replica asks
         assert pipeline.metric("mover-1", "docspace_write_quota_limit") == WRITES_PER_DAY
 
         # Day two: the parked invoices come back at the reset and are moved, announced and e-mailed once.
-        assert wait_until(lambda: len(smtp_server.messages) >= INVOICES, timeout=DAY + 30), pipeline.logs.dump(80)
+        assert wait_until(lambda: len(smtp_server.mails) >= INVOICES, timeout=DAY + 30), pipeline.logs.dump(80)
         assert sim.wait_idle(10)
         time.sleep(2)
 
-        mails = collections.Counter(m.message["X-Invoice-Id"] for m in smtp_server.messages)
+        mails = smtp_server.per_invoice()
         assert mails == {f"{file_id}:v1": 1 for file_id in files}
         assert moved == {file_id: 1 for file_id in files}  # none moved twice, none moved but not announced
         for file_id in files:

@@ -9,9 +9,11 @@ import pytest
 
 from ops.cli import main
 from simulator import DocSpaceSimulator
+from standins.mail_catcher import MailCatcher
+from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
 from tests.cli_env import use_broker
-from tests.mail_fixtures import PipelineReceiver, SmtpTestServer, free_port
+from tests.mail_fixtures import free_port
 from tests.simulator_fixtures import WebhookReceiver
 
 
@@ -19,7 +21,7 @@ from tests.simulator_fixtures import WebhookReceiver
 def portal_env(
     broker: BrokerKit,
     docspace_sim: DocSpaceSimulator,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     pipeline_receiver: PipelineReceiver,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -56,7 +58,7 @@ def test_doctor_names_the_unreadable_room_and_the_missing_webhook_then_passes_on
     portal_env: dict[str, str],
     docspace_sim: DocSpaceSimulator,
     webhook_receiver: WebhookReceiver,
-    smtp_server: SmtpTestServer,
+    smtp_server: MailCatcher,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     docspace_sim.deny_room(portal_env["globex"])
@@ -69,7 +71,7 @@ def test_doctor_names_the_unreadable_room_and_the_missing_webhook_then_passes_on
     for healthy in ("broker", "topology", "docspace", "room acme", "incoming acme", "smtp", "pipeline"):
         assert re.search(rf"{re.escape(healthy)}\s+│\s+ok", out), (healthy, out)
     assert "Doctor-Test-Secret" not in out  # secrets never printed
-    assert smtp_server.messages == []  # EHLO only: no mail
+    assert smtp_server.mails == []  # EHLO only: no mail
 
     # Fix both: the key gets the room back, and the webhook is registered through the CLI.
     docspace_sim.faults.clear()

@@ -12,7 +12,8 @@ from pydantic import SecretStr
 from consumers.notifier.mailer import Mailer, SmtpConfig, SmtpMailer
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
-from tests.mail_fixtures import SmtpTestServer, free_port
+from standins.mail_catcher import MailCatcher
+from tests.mail_fixtures import free_port
 from tests.messages import invoice_received
 
 pytestmark = pytest.mark.timeout(30)
@@ -35,7 +36,7 @@ def invoice(**overrides: Any) -> InvoiceReceived:
     return invoice_received(**{**NOTICE, **overrides})
 
 
-def mailer_for(server: SmtpTestServer, **overrides: Any) -> SmtpMailer:
+def mailer_for(server: MailCatcher, **overrides: Any) -> SmtpMailer:
     config: dict[str, Any] = {
         "host": server.host,
         "port": server.port,
@@ -54,12 +55,12 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     return plain.get_content(), rich.get_content()
 
 
-def test_smtp_mailer_is_a_mailer(smtp_server: SmtpTestServer) -> None:
+def test_smtp_mailer_is_a_mailer(smtp_server: MailCatcher) -> None:
     mailer: Mailer = mailer_for(smtp_server)
     assert isinstance(mailer.send_invoice_notice(invoice()), str)
 
 
-def test_notice_arrives_with_both_alternatives(smtp_server: SmtpTestServer) -> None:
+def test_notice_arrives_with_both_alternatives(smtp_server: MailCatcher) -> None:
     message_id = mailer_for(smtp_server).send_invoice_notice(invoice())
 
     [mail] = smtp_server.wait_for(1)
@@ -86,7 +87,7 @@ def test_notice_arrives_with_both_alternatives(smtp_server: SmtpTestServer) -> N
     assert "4711:v2" in rich
 
 
-def test_resending_the_same_invoice_repeats_the_message_id(smtp_server: SmtpTestServer) -> None:
+def test_resending_the_same_invoice_repeats_the_message_id(smtp_server: MailCatcher) -> None:
     first = mailer_for(smtp_server).send_invoice_notice(invoice())
     second = mailer_for(smtp_server).send_invoice_notice(invoice())
     other = mailer_for(smtp_server).send_invoice_notice(invoice(invoice_id="4711:v3"))
@@ -96,7 +97,7 @@ def test_resending_the_same_invoice_repeats_the_message_id(smtp_server: SmtpTest
     assert received == [first, first, other]
 
 
-def test_451_is_transient(smtp_server: SmtpTestServer) -> None:
+def test_451_is_transient(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 451, "4.3.0 Mailbox busy, try later")
     mailer = mailer_for(smtp_server)
 
@@ -110,17 +111,17 @@ def test_451_is_transient(smtp_server: SmtpTestServer) -> None:
     assert len(smtp_server.wait_for(1)) == 1
 
 
-def test_550_is_permanent(smtp_server: SmtpTestServer) -> None:
+def test_550_is_permanent(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 550, "5.7.1 Content rejected")
 
     with pytest.raises(PermanentError) as caught:
         mailer_for(smtp_server).send_invoice_notice(invoice())
     assert caught.value.reason == "smtp_rejected"
     assert "5.7.1 Content rejected" in str(caught.value)
-    assert smtp_server.messages == []
+    assert smtp_server.mails == []
 
 
-def test_recipient_refused_with_550_is_permanent(smtp_server: SmtpTestServer) -> None:
+def test_recipient_refused_with_550_is_permanent(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 550, "5.1.1 No such user", stage="RCPT")
 
     with pytest.raises(PermanentError) as caught:
@@ -129,7 +130,7 @@ def test_recipient_refused_with_550_is_permanent(smtp_server: SmtpTestServer) ->
     assert "manager@example.com: 550" in str(caught.value)
 
 
-def test_recipient_deferred_with_450_is_transient(smtp_server: SmtpTestServer) -> None:
+def test_recipient_deferred_with_450_is_transient(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 450, "4.2.1 Greylisted", stage="RCPT")
 
     with pytest.raises(TransientError) as caught:
@@ -138,7 +139,7 @@ def test_recipient_deferred_with_450_is_transient(smtp_server: SmtpTestServer) -
     assert "Greylisted" in str(caught.value)
 
 
-def test_sender_refused_with_421_is_transient(smtp_server: SmtpTestServer) -> None:
+def test_sender_refused_with_421_is_transient(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 421, "4.7.0 Too many connections", stage="MAIL")
 
     with pytest.raises(TransientError):
@@ -153,7 +154,7 @@ def test_server_down_is_transient() -> None:
     assert caught.value.reason == "smtp_unavailable"
 
 
-def test_outage_then_recovery_on_the_same_port(smtp_server: SmtpTestServer) -> None:
+def test_outage_then_recovery_on_the_same_port(smtp_server: MailCatcher) -> None:
     mailer = mailer_for(smtp_server)
     smtp_server.stop()
 
@@ -166,7 +167,7 @@ def test_outage_then_recovery_on_the_same_port(smtp_server: SmtpTestServer) -> N
 
 
 @pytest.mark.parametrize("password", ["s3cr3t", "s3cr3t-pässword"], ids=["ascii", "utf8"])
-def test_login_against_an_auth_server(smtp_server_factory: Callable[..., SmtpTestServer], password: str) -> None:
+def test_login_against_an_auth_server(smtp_server_factory: Callable[..., MailCatcher], password: str) -> None:
     server = smtp_server_factory(auth=("notifier", password))
     mailer = mailer_for(server, username="notifier", password=SecretStr(password))
 
@@ -177,7 +178,7 @@ def test_login_against_an_auth_server(smtp_server_factory: Callable[..., SmtpTes
 
 
 def test_wrong_password_is_permanent_and_not_echoed(
-    smtp_server_factory: Callable[..., SmtpTestServer],
+    smtp_server_factory: Callable[..., MailCatcher],
 ) -> None:
     server = smtp_server_factory(auth=("notifier", "right"))
     mailer = mailer_for(server, username="notifier", password=SecretStr("wrong-horse-battery"))
@@ -188,12 +189,12 @@ def test_wrong_password_is_permanent_and_not_echoed(
     assert "wrong-horse-battery" not in str(caught.value)
     assert "wrong-horse-battery" not in repr(mailer_for(server, password=SecretStr("wrong-horse-battery")))
     assert server.failed_logins >= 1
-    assert server.messages == []
+    assert server.mails == []
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_auth_required_but_not_configured_is_permanent(
-    smtp_server_factory: Callable[..., SmtpTestServer],
+    smtp_server_factory: Callable[..., MailCatcher],
 ) -> None:
     server = smtp_server_factory(auth=("notifier", "right"), auth_required=True)
 
@@ -202,13 +203,13 @@ def test_auth_required_but_not_configured_is_permanent(
     assert "530" in str(caught.value)
 
 
-def test_starttls_configured_but_not_offered_is_permanent(smtp_server: SmtpTestServer) -> None:
+def test_starttls_configured_but_not_offered_is_permanent(smtp_server: MailCatcher) -> None:
     with pytest.raises(PermanentError) as caught:
         mailer_for(smtp_server, starttls=True).send_invoice_notice(invoice())
     assert caught.value.reason == "smtp_misconfigured"
 
 
-def test_invalid_manager_address_is_permanent(smtp_server: SmtpTestServer) -> None:
+def test_invalid_manager_address_is_permanent(smtp_server: MailCatcher) -> None:
     with pytest.raises(PermanentError) as caught:
         mailer_for(smtp_server).send_invoice_notice(invoice(manager_email="not an address"))
     assert caught.value.reason == "invalid_message"

@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from consumers.notifier.pipeline import USER_AGENT, HttpPipelineClient, PipelineTrigger
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
-from tests.mail_fixtures import PipelineReceiver, free_port
+from standins.pipeline_receiver import PipelineReceiver
+from tests.mail_fixtures import PIPELINE_PATH, free_port
 from tests.messages import invoice_received
 
 pytestmark = pytest.mark.timeout(30)
@@ -60,7 +61,7 @@ def test_receiver_gets_the_signed_invoice(pipeline_receiver: PipelineReceiver) -
 
     [request] = pipeline_receiver.wait_for(1)
     assert request.method == "POST"
-    assert request.path == PipelineReceiver.path
+    assert request.path == PIPELINE_PATH
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"] == USER_AGENT
     assert request.headers["webhook-id"] == "4711:v2"
@@ -154,7 +155,7 @@ def test_redirect_is_not_followed(pipeline_receiver: PipelineReceiver) -> None:
         client_for(pipeline_receiver).trigger(invoice())
     assert caught.value.reason == "pipeline_rejected"
     assert "elsewhere.invalid" in str(caught.value)
-    assert len(pipeline_receiver.requests) == 1
+    assert len(pipeline_receiver.calls) == 1
 
 
 def test_connection_refused_is_transient() -> None:
