@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from ingress.signature import sign
+from ops.test_event import sample_delivery
 
 SECRET = "bench-Webhook-Secret!1"
 SIZE = 1024
@@ -12,27 +13,16 @@ SIZE = 1024
 
 def delivery(file_id: int = 3358301, size: int = SIZE) -> bytes:
     """A ``file.created`` delivery padded (in the title) to exactly ``size`` bytes."""
-    doc = {
-        "event": {"id": 141022, "createOn": "2026-09-18T08:14:03Z", "createBy": "3f1d2c4e", "trigger": "file.created"},
-        "payload": {
-            "id": file_id,
-            "parentId": 6590431,
-            "securityByUsers": {},
-            "folderIdDisplay": 6590431,
-            "rootId": 18902,
-            "title": "",
-            "createBy": "3f1d2c4e-8b7a-4c21-9e55-0a6b7c8d9e10",
-            "modifiedBy": "3f1d2c4e-8b7a-4c21-9e55-0a6b7c8d9e10",
-            "createOn": "2026-09-18T08:14:02Z",
-            "modifiedOn": "2026-09-18T08:14:02Z",
-            "rootFolderType": 14,
-            "fileEntryType": 2,
-        },
+    fields: dict[str, Any] = {
+        "file_id": file_id,
+        "folder_id": 6590431,
+        "trigger": "file.created",
+        "event_id": 141022,
+        "created_on": "2026-09-18T08:14:02Z",
         "webhook": {"id": 2622, "name": "invoice-router", "url": "http://127.0.0.1/docspace/webhook"},
     }
-    base = len(json.dumps(doc, separators=(",", ":")).encode())
-    doc["payload"]["title"] = "Invoice-" + "x" * max(size - base - len("Invoice-.pdf"), 0) + ".pdf"
-    return json.dumps(doc, separators=(",", ":")).encode()
+    base = len(sample_delivery(title="", **fields))
+    return sample_delivery(title="Invoice-" + "x" * max(size - base - len("Invoice-.pdf"), 0) + ".pdf", **fields)
 
 
 def signature(body: bytes, secret: str = SECRET) -> str:

@@ -1,10 +1,11 @@
-"""A sample DocSpace delivery, signed like DocSpace signs it, for ``invoice-pipeline send-test-event``."""
+"""A sample DocSpace delivery, signed like DocSpace signs it: ``invoice-pipeline send-test-event``, tests, bench."""
 
 from __future__ import annotations
 
 import json
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
@@ -13,46 +14,60 @@ from ingress.signature import sign
 SIGNATURE_HEADER = "x-docspace-signature-256"
 SAMPLE_FILE_ID = 3358285
 SAMPLE_FOLDER_ID = 6590430
+ROOMS_ROOT_ID = 18902  # a portal's "Rooms" folder: every room's payload.rootId
+UPLOADER = "514c7ed5-3141-4448-af92-008bcb707042"
+TRIGGER_IDS = {"file.created": 128, "file.uploaded": 256}
 
 
 def sample_delivery(
-    *, file_id: int | None = None, folder_id: int | None = None, title: str = "Invoice-TEST-0001.pdf"
+    *,
+    file_id: Any = None,
+    folder_id: Any = None,
+    title: str = "Invoice-TEST-0001.pdf",
+    trigger: Any = "file.uploaded",
+    event_id: Any = None,
+    created_on: str | None = None,
+    entry_type: int = 2,
+    webhook: dict[str, Any] | None = None,
 ) -> bytes:
-    """A realistic ``file.uploaded`` body (contract §1.3): camelCase, defaults left out, a fresh event id.
+    """A realistic file delivery (contract §1.3): camelCase, defaults left out, compact JSON.
 
-    The default file id (``SAMPLE_FILE_ID``, when ``file_id`` is None) does not exist on a real portal, so the
-    classifier will dead-letter it as ``docspace_not_found``: that proves ingress -> broker -> classifier. Pass a
-    real file's ids to go further.
+    Without arguments: a ``file.uploaded`` of ``SAMPLE_FILE_ID`` now, with a fresh event id. That file does not
+    exist on a real portal, so the classifier will dead-letter it as ``docspace_not_found``: that proves
+    ingress -> broker -> classifier. Pass a real file's ids to go further. The tests and the benchmark build
+    theirs here too, and pass the values they need (any JSON value where a hostile one is the point).
     """
-    file_id = SAMPLE_FILE_ID if file_id is None else file_id
+    now = created_on or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     folder_id = SAMPLE_FOLDER_ID if folder_id is None else folder_id
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    user = "514c7ed5-3141-4448-af92-008bcb707042"
+    event: dict[str, Any] = {
+        # A fresh id each time, so the ingress and classifier do not take it for a repeat.
+        "id": secrets.randbelow(900_000_000) + 100_000_000 if event_id is None else event_id,
+        "createOn": now,
+        "createBy": UPLOADER,
+        "trigger": trigger,
+    }
+    if trigger in TRIGGER_IDS:
+        event["triggerId"] = TRIGGER_IDS[trigger]
     body = {
-        "event": {
-            # A fresh id each time, so the ingress and classifier do not take it for a repeat.
-            "id": secrets.randbelow(900_000_000) + 100_000_000,
-            "createOn": now,
-            "createBy": user,
-            "trigger": "file.uploaded",
-            "triggerId": 256,
-        },
+        "event": event,
         "payload": {
-            "id": file_id,
+            "id": SAMPLE_FILE_ID if file_id is None else file_id,
             "parentId": folder_id,
             "securityByUsers": {},
             "folderIdDisplay": folder_id,
-            "rootId": 18902,
+            "rootId": ROOMS_ROOT_ID,
             "title": title,
-            "createBy": user,
-            "modifiedBy": user,
+            "createBy": UPLOADER,
+            "modifiedBy": UPLOADER,
             "createOn": now,
             "modifiedOn": now,
             "rootFolderType": 14,
-            "rootCreateBy": user,
-            "fileEntryType": 2,
+            "rootCreateBy": UPLOADER,
+            "fileEntryType": entry_type,
         },
-        "webhook": {"id": 0, "name": "invoice-pipeline send-test-event", "url": "", "triggers": ["file.uploaded"]},
+        "webhook": webhook
+        if webhook is not None
+        else {"id": 0, "name": "invoice-pipeline send-test-event", "url": "", "triggers": [trigger]},
     }
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 

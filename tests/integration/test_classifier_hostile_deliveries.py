@@ -5,7 +5,6 @@ The real consumer loop on the real broker, the classifier's handler, a fake DocS
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from consumers.classifier.handler import classify_delivery
+from ops.test_event import sample_delivery
 from shared.broker import connection_parameters
 from shared.consumer import Handled, InboundMessage, StageConsumer
 from shared.idempotency import SqliteStore
@@ -26,13 +26,14 @@ from tests.mail_fixtures import wait_until
 
 
 def body(event_id: object = 1, file_id: object = 2, parent_id: object = 3, retry_count: object = 0) -> bytes:
-    return json.dumps(
-        {
-            "event": {"id": event_id, "createOn": "2026-09-18T08:14:03+24:00", "trigger": "file.uploaded"},
-            "payload": {"id": file_id, "parentId": parent_id, "title": "Invoice.pdf", "fileEntryType": 2},
-            "webhook": {"id": 4, "retryCount": retry_count},
-        }
-    ).encode()
+    return sample_delivery(
+        event_id=event_id,
+        file_id=file_id,
+        folder_id=parent_id,
+        title="Invoice.pdf",
+        created_on="2026-09-18T08:14:03+24:00",
+        webhook={"id": 4, "retryCount": retry_count},
+    )
 
 
 HOSTILE = {

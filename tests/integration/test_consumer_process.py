@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from ops.test_event import sample_delivery
 from tests.broker import BrokerKit
 from tests.mail_fixtures import wait_until
 
@@ -37,11 +38,7 @@ def _classifier(broker: BrokerKit, sim, tmp_path: Path, **env: str) -> subproces
 
 
 def _delivery(file_id: str, folder_id: str) -> bytes:
-    return (
-        '{"event":{"id":77,"createOn":"2026-11-28T10:00:00Z","trigger":"file.uploaded","triggerId":256},'
-        f'"payload":{{"id":{file_id},"parentId":{folder_id},"rootId":1,"title":"Invoice-7.pdf","fileEntryType":2}},'
-        '"webhook":{"id":1,"name":"x","url":"https://h/docspace/webhook","triggers":["*"]}}'
-    ).encode()
+    return sample_delivery(file_id=int(file_id), folder_id=int(folder_id), title="Invoice-7.pdf", event_id=77)
 
 
 def test_sigterm_finishes_the_message_in_hand_then_exits_0(broker: BrokerKit, docspace_sim, tmp_path: Path) -> None:

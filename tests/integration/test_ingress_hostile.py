@@ -3,7 +3,6 @@ delivery must still reach the broker within a second; and slow clients that hold
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from ops.test_event import sample_delivery
 from tests.broker import BrokerKit
 from tests.ingress_process import IngressProcess, output, spawn_ingress
 
@@ -20,12 +20,15 @@ SECRET = "hostile-Test-Secret!42"
 
 
 def _delivery(event_id: Any, *, trigger: Any = "file.uploaded", webhook: dict[str, Any] | None = None) -> bytes:
-    document = {
-        "event": {"id": event_id, "createOn": "2026-11-28T10:00:00Z", "trigger": trigger, "triggerId": 256},
-        "payload": {"id": 5000, "parentId": 7, "rootId": 18902, "title": "Invoice-1.pdf", "fileEntryType": 2},
-        "webhook": webhook if webhook is not None else {"id": 1, "name": "x"},
-    }
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return sample_delivery(
+        file_id=5000,
+        folder_id=7,
+        title="Invoice-1.pdf",
+        event_id=event_id,
+        trigger=trigger,
+        created_on="2026-11-28T10:00:00Z",
+        webhook=webhook if webhook is not None else {"id": 1, "name": "x"},
+    )
 
 
 @pytest.fixture

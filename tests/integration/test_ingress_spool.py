@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from ingress.spool import Spool
+from ops.test_event import sample_delivery
 from shared.outgoing import OutgoingMessage
 from tests.broker import BrokerKit
 from tests.ingress_process import IngressProcess, output, spawn_ingress
@@ -20,12 +21,9 @@ SECRET = "spool-Test-Secret!9"
 
 
 def _delivery(n: int) -> bytes:
-    document = {
-        "event": {"id": n, "createOn": "2026-11-28T10:00:00Z", "trigger": "file.uploaded", "triggerId": 256},
-        "payload": {"id": 5000 + n, "parentId": 7, "rootId": 18902, "title": f"Invoice-{n}.pdf", "fileEntryType": 2},
-        "webhook": {"id": 1, "name": "x", "url": "https://h/docspace/webhook", "triggers": ["*"]},
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
+    return sample_delivery(
+        file_id=5000 + n, folder_id=7, title=f"Invoice-{n}.pdf", event_id=n, created_on="2026-11-28T10:00:00Z"
+    )
 
 
 def _post(ingress: IngressProcess, body: bytes) -> requests.Response:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from consumers.classifier.handler import classify_delivery
+from ops.test_event import sample_delivery
 from shared.consumer import Handled
 from shared.delivery import InvalidDelivery
 from shared.docspace import DocSpaceUnavailable
@@ -28,27 +29,14 @@ def delivery(
     *,
     folder_id: int = 6590431,
     title: str = "Invoice-2026-0917.pdf",
-    trigger: str = "file.uploaded",
     event_id: int = 141022,
-    entry_type: int = 2,
     created_on: str = "2026-09-18T08:14:03Z",
+    **fields: Any,
 ) -> bytes:
     """A webhook body in the current FileEntry shape, compact JSON as DocSpace sends it."""
-    body = {
-        "event": {"id": event_id, "createOn": created_on, "trigger": trigger, "triggerId": 256},
-        "payload": {
-            "id": file_id,
-            "parentId": folder_id,
-            "folderIdDisplay": folder_id,
-            "rootId": ROOMS_ROOT,
-            "title": title,
-            "rootFolderType": 14,
-            "fileEntryType": entry_type,
-            "securityByUsers": {},
-        },
-        "webhook": {"id": 1, "name": "x", "url": "https://h/docspace/webhook", "triggers": ["*"]},
-    }
-    return _compact(body)
+    return sample_delivery(
+        file_id=file_id, folder_id=folder_id, title=title, event_id=event_id, created_on=created_on, **fields
+    )
 
 
 def _compact(body: dict[str, Any]) -> bytes:

@@ -5,7 +5,6 @@ Millisecond tests for every path; what needs the real broker is in tests/integra
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from ingress.app import IngressMetrics, create_app
 from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier, sign
 from ingress.spool import Spool
+from ops.test_event import sample_delivery
 from shared.errors import BrokerUnavailable
 from shared.outgoing import OutgoingMessage
 from shared.publisher import MessageRefused, UnpublishableMessage
@@ -48,12 +48,15 @@ class FakePublisher:
 
 
 def delivery(event_id: Any = 141022, *, trigger: Any = "file.uploaded", webhook: dict[str, Any] | None = None) -> bytes:
-    document = {
-        "event": {"id": event_id, "createOn": "2026-09-18T08:14:03Z", "trigger": trigger, "triggerId": 256},
-        "payload": {"id": 3358301, "parentId": 6590431, "title": "Invoice-2026-0917.pdf", "fileEntryType": 2},
-        "webhook": webhook if webhook is not None else {"id": 2622, "name": "invoice-router"},
-    }
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return sample_delivery(
+        file_id=3358301,
+        folder_id=6590431,
+        title="Invoice-2026-0917.pdf",
+        event_id=event_id,
+        trigger=trigger,
+        created_on="2026-09-18T08:14:03Z",
+        webhook=webhook if webhook is not None else {"id": 2622, "name": "invoice-router"},
+    )
 
 
 class Ingress:
