@@ -165,7 +165,7 @@ def _report(
     sim: DocSpaceSimulator, logs: LogCollector, mail: MailCatcher, pipeline: PipelineReceiver, room: str, invoice: str
 ) -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (mail.mails and pipeline.calls and _decision(logs, PHOTO_TITLE)):
+    while time.monotonic() < deadline and not (mail.messages and pipeline.calls and _decision(logs, PHOTO_TITLE)):
         time.sleep(0.2)
     folder_id = str(sim.file(invoice)["folderId"])
     incoming = [str(f["id"]) for f in sim.subfolders(room) if f["title"] == "Incoming"]
@@ -174,7 +174,7 @@ def _report(
         say(f"  ✓ moved:     {INVOICE_TITLE} → {ROOM_TITLE}/Incoming (folder {folder_id})")
     else:
         say(f"  ✗ not moved: {INVOICE_TITLE} is still in folder {folder_id}")
-    say(f"  {'✓' if mail.mails else '✗'} e-mailed:  {len(mail.mails)} message(s) to {MANAGER_EMAIL}")
+    say(f"  {'✓' if mail.messages else '✗'} e-mailed:  {len(mail.messages)} message(s) to {MANAGER_EMAIL}")
     say(f"  {'✓' if pipeline.calls else '✗'} pipeline:  {len(pipeline.calls)} signed call(s)")
     reason = _decision(logs, PHOTO_TITLE)
     say(f"  {'✓' if reason else '✗'} skipped:   {PHOTO_TITLE} ({reason or 'no decision logged yet'})")

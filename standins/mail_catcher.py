@@ -120,6 +120,10 @@ class MailCatcher:
         with self._lock:
             return list(self._mails)
 
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [mail.message for mail in self.mails]
+
     def count(self) -> int:
         with self._lock:
             return len(self._mails)
