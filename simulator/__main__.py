@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 
 from simulator.demo import seed_demo, upload_demo_files
 from simulator.server import DEFAULT_API_KEY, DocSpaceSimulator
 from simulator.state import ApiError
+from standins.serve import serve_until_stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,15 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             invoice = upload_demo_files(sim, portal)
             print(f"demo invoice file id: {invoice}", flush=True)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+    return serve_until_stopped(sim.stop)
 
 
 if __name__ == "__main__":

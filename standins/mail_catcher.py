@@ -11,7 +11,6 @@ import argparse
 import html
 import json
 import re
-import signal
 import socket
 import sys
 import threading
@@ -28,6 +27,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from standins.serve import serve_until_stopped
 
 _INVOICE_HEADER = re.compile(rb"^X-Invoice-Id:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
 STAGES = ("MAIL", "RCPT", "DATA")
@@ -338,15 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
     catcher = MailCatcher(args.smtp_port, announce, host=args.host, http_port=args.http_port).start()
     print(f"mail catcher: SMTP on {args.host}:{args.smtp_port}, web page on {catcher.http_url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        catcher.close()
-    return 0
+    return serve_until_stopped(catcher.close)
 
 
 if __name__ == "__main__":

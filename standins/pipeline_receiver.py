@@ -14,7 +14,6 @@ import hmac
 import html
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from consumers.notifier.pipeline import sign_standard_webhook
+from standins.serve import serve_until_stopped
 
 MAX_BODY = 1024 * 1024
 
@@ -311,15 +311,7 @@ def main(argv: list[str] | None = None) -> int:
 
     receiver = PipelineReceiver(args.port, args.secret, announce, host=args.host).start()
     print(f"pipeline receiver: POST {receiver.url}, calls listed on http://{args.host}:{receiver.port}/", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        receiver.stop()
-    return 0
+    return serve_until_stopped(receiver.stop)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -19,18 +18,6 @@ from tests.ingress_process import IngressProcess, output, spawn_ingress
 SECRET = "hostile-Test-Secret!42"
 
 
-def _delivery(event_id: Any, *, trigger: Any = "file.uploaded", webhook: dict[str, Any] | None = None) -> bytes:
-    return sample_delivery(
-        file_id=5000,
-        folder_id=7,
-        title="Invoice-1.pdf",
-        event_id=event_id,
-        trigger=trigger,
-        created_on="2026-11-28T10:00:00Z",
-        webhook=webhook if webhook is not None else {"id": 1, "name": "x"},
-    )
-
-
 @pytest.fixture
 def ingress(broker: BrokerKit) -> Iterator[IngressProcess]:
     running = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": SECRET, "CONFIRM_TIMEOUT": "2"})
@@ -40,13 +27,13 @@ def ingress(broker: BrokerKit) -> Iterator[IngressProcess]:
 
 LONG_CONTENT_TYPE = {"Content-Type": "application/json; charset=utf-8; x=" + "y" * 280}
 WAYS_IN: dict[str, tuple[bytes, dict[str, str]]] = {
-    "Content-Type of 300 bytes": (_delivery(101), LONG_CONTENT_TYPE),
-    "event.id of 5,000 digits": (_delivery("7" * 5000), {}),
-    "trigger of 100 multi-byte characters": (_delivery(102, trigger="ж" * 100), {}),
-    "retryCount of 2**63": (_delivery(103, webhook={"id": 1, "retryCount": 2**63}), {}),
-    "retryCount of 2**64 - 1": (_delivery(104, webhook={"id": 1, "retryCount": 2**64 - 1}), {}),
+    "Content-Type of 300 bytes": (sample_delivery(event_id=101), LONG_CONTENT_TYPE),
+    "event.id of 5,000 digits": (sample_delivery(event_id="7" * 5000), {}),
+    "trigger of 100 multi-byte characters": (sample_delivery(event_id=102, trigger="ж" * 100), {}),
+    "retryCount of 2**63": (sample_delivery(event_id=103, webhook={"id": 1, "retryCount": 2**63}), {}),
+    "retryCount of 2**64 - 1": (sample_delivery(event_id=104, webhook={"id": 1, "retryCount": 2**64 - 1}), {}),
     **{
-        f"webhook.{field} {label}": (_delivery(f"{field}-{label}", webhook={"id": 1, field: value}), {})
+        f"webhook.{field} {label}": (sample_delivery(event_id=f"{field}-{label}", webhook={"id": 1, field: value}), {})
         for field in ("id", "retryCount")
         for label, value in (("'²'", "²"), ("'--5'", "--5"), ("of 5,000 digits", "5" * 5000))
     },
@@ -62,7 +49,7 @@ def test_no_way_in_stops_intake(ingress: IngressProcess, broker: BrokerKit) -> N
         assert received == body, case
         assert properties.content_type == "application/json", case
 
-        ordinary = _delivery(9000 + n)
+        ordinary = sample_delivery(event_id=9000 + n)
         started = time.monotonic()
         assert ingress.post(ordinary, SECRET).status_code == 200, case
         assert broker.get(probe, timeout=1.0)[1] == ordinary, case
@@ -100,7 +87,7 @@ def test_the_webhook_recovers_once_slow_clients_stop(broker: BrokerKit) -> None:
         for client in clients:
             client.start()
         time.sleep(3)
-        body = _delivery(1)
+        body = sample_delivery(event_id=1)
         # While they hold every connection, a delivery waits (the reverse proxy in front is what stops this)...
         with pytest.raises(requests.Timeout):
             ingress.post(body, SECRET, timeout=2)
@@ -112,7 +99,7 @@ def test_the_webhook_recovers_once_slow_clients_stop(broker: BrokerKit) -> None:
         for client in clients:
             client.join(5)
         started = time.monotonic()
-        response = ingress.post(_delivery(2), SECRET, timeout=5)
+        response = ingress.post(sample_delivery(event_id=2), SECRET, timeout=5)
         assert response.status_code == 200 and time.monotonic() - started < 1.0
     finally:
         stop.set()
