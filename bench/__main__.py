@@ -170,21 +170,29 @@ def _limit_table(r: backlog.BacklogResult) -> list[str]:
 
 def _shared_table(runs: list[backlog.BacklogResult]) -> list[str]:
     rows = [
-        "each process on one API key, one shared limit of 1,450 req/min and 14 writes (Redis); concurrency 16",
+        "every process on one API key shares one limit in Redis: 1,450 req/min and 14 writes; concurrency 16",
         f"{'replicas':>8} {'invoices':>8} | {'drain inv/min':>13} {'allowed/min':>11} {'share':>6} | "
-        f"{'429s':>5} {'calls/inv':>9} | once",
+        f"{'429s':>5} {'calls/inv':>9} {'steady':>6} | once",
     ]
     for r in runs:
-        allowed = 1500 / r.calls_per_invoice if r.calls_per_invoice else 0.0
+        allowed = _allowed_per_min(r)
         drain = r.steady_per_s * 60
         rows.append(
             f"{r.replicas:>8} {r.invoices:>8} | {drain:>13.0f} {allowed:>11.0f} {drain / allowed:>6.0%} | "
-            f"{r.rejected_429:>5} {r.calls_per_invoice:>9.2f} | {_once(r)}"
+            f"{r.rejected_429:>5} {r.calls_per_invoice:>9.2f} {r.steady_calls_per_invoice:>6.2f} | {_once(r)}"
         )
-    good = all(r.rejected_429 == 0 and r.steady_per_s * 60 * r.calls_per_invoice >= 0.9 * 1500 for r in runs)
+    good = all(r.rejected_429 == 0 and r.steady_per_s * 60 >= 0.9 * _allowed_per_min(r) for r in runs)
+    rows.append(
+        "allowed = DocSpace's 1,500 req/min / the steady calls per invoice (read, move, poll; the once-per-room "
+        "and per-process lookups come on top, more of them with more replicas)"
+    )
     rows.append(f"target: zero 429s, a drain within 10% of what the limit allows, at each replica count: {_ok(good)}")
     rows += _once_details(runs)
     return rows
+
+
+def _allowed_per_min(r: backlog.BacklogResult) -> float:
+    return 1500 / r.steady_calls_per_invoice if r.steady_calls_per_invoice else 0.0
 
 
 def _latency_rows(runs: list[steady_latency.LatencyResult]) -> list[str]:
@@ -195,7 +203,10 @@ def _latency_rows(runs: list[steady_latency.LatencyResult]) -> list[str]:
             f"{max(r.latencies, default=float('nan')):>6.2f}s | {r.rejected_429:>5} | "
             f"{'yes' if r.exactly_once else 'NO'}"
         )
-    rows.append("from DocSpace's first successful delivery of an upload's webhook to the manager's e-mail arriving")
+    rows.append(
+        "from DocSpace's first successful delivery of an upload's webhook to the manager's e-mail arriving; "
+        f"after {runs[0].warm} invoices of warm-up at the same rate (not measured, checked for exactly-once)"
+    )
     for r in runs:
         rows.append(
             f"  replicas={r.replicas}: e-mails/invoice {dict(r.mails_per_invoice)}, moves/invoice "
