@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
+from ops.doctor import check_broker
 from shared.broker import connection_parameters
 from shared.consumer import Handled, InboundMessage, StageConsumer
 from shared.outgoing import OutgoingMessage
@@ -105,3 +106,22 @@ def test_a_consumer_whose_first_node_is_dead_consumes_from_the_next(
         consumer.stop()
         thread.join(10)
         publisher.stop()
+
+
+def test_doctor_names_a_cluster_node_that_does_not_answer(
+    broker: BrokerKit, two_nodes: tuple[TcpProxy, TcpProxy]
+) -> None:
+    first, second = two_nodes
+    first.down()
+    checks = {check.component: check for check in check_broker(nodes(broker, first, second, "doctor"), broker.topology)}
+
+    assert checks["broker"].status == "ok"  # it reached the cluster through the node that answers
+    assert checks["topology"].status == "ok"
+    assert checks["cluster nodes"].status == "warn"
+    assert checks["cluster nodes"].detail.startswith("1 of 2 answer")
+    assert f"127.0.0.1:{first.port}" in checks["cluster nodes"].detail
+    assert "guest" not in checks["cluster nodes"].detail + checks["broker"].detail  # no credentials shown
+
+    first.up()
+    checks = {check.component: check for check in check_broker(nodes(broker, first, second, "doctor"), broker.topology)}
+    assert checks["cluster nodes"].status == "ok" and checks["cluster nodes"].detail == "all 2 nodes answer"
