@@ -13,7 +13,7 @@ import falcon
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ingress.intake import Accepted, DeliveryIntake, Outcome, Publish, Refused, Rejected, Replayed, Spooled
+from ingress.intake import Accepted, DeliveryIntake, IntakeOutcome, Publish, Refused, Rejected, Replayed, Spooled
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import SignatureVerifier
@@ -47,7 +47,7 @@ class IngressMetrics:
         )
 
 
-def http_answer(outcome: Outcome, *, retry_after: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+def http_answer(outcome: IntakeOutcome, *, retry_after: str) -> tuple[str, dict[str, Any], dict[str, str]]:
     """Status, JSON body and headers for each outcome: the one place outcomes become HTTP."""
     match outcome:
         case Accepted(facts=facts):
@@ -90,7 +90,7 @@ class WebhookResource:
         try:
             body = self._read_body(req)
             if body is None:
-                outcome: Outcome = Rejected("too_large", f"larger than {self._max_body_bytes} bytes")
+                outcome: IntakeOutcome = Rejected("too_large", f"larger than {self._max_body_bytes} bytes")
             else:
                 outcome = self._intake.accept_delivery(body, req.get_header(SIGNATURE_HEADER), remote=req.remote_addr)
             resp.status, resp.media, headers = http_answer(outcome, retry_after=self._retry_after)

@@ -17,9 +17,8 @@ from ingress.facts import DeliveryFacts, read_facts
 from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool, SpoolFull
-from shared.errors import BrokerUnavailable
+from shared.errors import BrokerUnavailable, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
-from shared.publisher import UnpublishableMessage
 
 log = structlog.get_logger("ingress")
 
@@ -67,7 +66,7 @@ class Rejected:
     error: str
 
 
-Outcome = Accepted | Spooled | Replayed | Refused | Rejected
+IntakeOutcome = Accepted | Spooled | Replayed | Refused | Rejected
 
 
 class DeliveryIntake:
@@ -92,7 +91,7 @@ class DeliveryIntake:
         self._spool = spool
         self._on_spooled = on_spooled
 
-    def accept_delivery(self, body: bytes, signature: str | None, *, remote: str | None = None) -> Outcome:
+    def accept_delivery(self, body: bytes, signature: str | None, *, remote: str | None = None) -> IntakeOutcome:
         if self._verifier is not None and not self._verifier.verify(body, signature):
             log.warning(
                 "delivery_rejected",

@@ -13,7 +13,7 @@ from rich.table import Table
 from ingress.settings import WEBHOOK_PATH
 from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings
 from ops.webhook_setup import INVOICE_TRIGGERS, generate_secret, trigger_names
-from shared.docspace import DocSpaceAccessDenied, DocSpaceRejected
+from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.errors import StageError
 from shared.redact import safe_url
 from shared.settings import DocSpaceSettings

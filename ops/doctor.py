@@ -18,8 +18,10 @@ from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, register_command, trigger_names
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, node_names
 from shared.delivery import parse_datetime
-from shared.docspace import DocSpaceAccessDenied, DocSpaceClient, DocSpaceNotFound, WebhookConfig
-from shared.docspace.admin import find_pipeline_webhook
+from shared.docspace.client import DocSpaceClient
+from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound
+from shared.docspace.values import WebhookConfig
+from shared.docspace.webhooks import find_pipeline_webhook
 from shared.errors import StageError
 from shared.messages import IncomingFolder
 from shared.redact import safe_url

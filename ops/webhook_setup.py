@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 import string
 
-# The trigger flags live with the webhook administration calls; re-exported for the CLI.
-from shared.docspace.admin import (
+# The trigger flags live with the webhook vocabulary; re-exported for the CLI.
+from shared.docspace.webhooks import (
     FILE_CREATED,
     FILE_UPLOADED,
     INVOICE_TRIGGERS,

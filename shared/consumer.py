@@ -1,7 +1,7 @@
 """The consumer loop every stage runs: worker threads, acks after the outcome is safe, retries and dead letters.
 
-Stage code never sees pika: it gets a :class:`InboundMessage` and either returns (done, or an explicit skip), or raises
-``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
+Stage code never sees pika: it gets an ``InboundMessage`` (``shared/handling.py``) and either returns what it
+did, or raises ``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
 ``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
 (not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
 Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``.
@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -25,6 +25,7 @@ import structlog
 
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
 from shared.errors import BrokerUnavailable, Deferred, PermanentError, TransientError
+from shared.handling import Handled, Handler, InboundMessage, Outcome
 from shared.ids import small_count
 from shared.outgoing import OutgoingMessage
 from shared.publisher import SEQ_HEADER, Publisher
@@ -43,29 +44,7 @@ ID_KEYS = ("event_id", "file_id", "invoice_id")
 _MAX_ERROR_TEXT = 2000
 
 
-@dataclass(frozen=True)
-class InboundMessage:
-    """One message as a stage sees it."""
-
-    body: bytes
-    routing_key: str
-    message_id: str | None
-    headers: Mapping[str, Any]
-    redelivered: bool
-    attempt: int  # 1 on first delivery; grows each time the retry ladder brings it back
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What a handler did, for the one log line per message: ``outcome`` is a word, ``reason`` says why."""
-
-    outcome: str = "done"
-    reason: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
-Handler = Callable[[InboundMessage], Handled | None]
-OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome, reason, seconds
+OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome (an Outcome value), reason, seconds
 
 
 class StageConsumer:
@@ -166,7 +145,7 @@ class StageConsumer:
     ) -> None:
         headers = dict(properties.headers or {})
         headers.pop(SEQ_HEADER, None)
-        delivery = InboundMessage(
+        message = InboundMessage(
             body=body,
             routing_key=str(headers.get(ROUTING_KEY_HEADER, method.routing_key)),
             message_id=properties.message_id,
@@ -175,7 +154,7 @@ class StageConsumer:
             attempt=small_count(headers.get(ATTEMPT_HEADER)) or 1,  # a header anyone can set: never trusted to parse
         )
         settle = partial(self._settle_threadsafe, connection, channel, method.delivery_tag)
-        future = self._pool.submit(self._work, delivery, properties, settle)
+        future = self._pool.submit(self._work, message, properties, settle)
         with self._in_flight_lock:
             self._in_flight.add(future)
         future.add_done_callback(self._forget)
@@ -200,99 +179,99 @@ class StageConsumer:
 
     # ---- the worker thread ----------------------------------------------------------------------------------
 
-    def _work(self, delivery: InboundMessage, properties: pika.BasicProperties, settle: Callable[[bool], None]) -> None:
+    def _work(self, message: InboundMessage, properties: pika.BasicProperties, settle: Callable[[bool], None]) -> None:
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(stage=self.queues.stage, message_id=delivery.message_id)
+        structlog.contextvars.bind_contextvars(stage=self.queues.stage, message_id=message.message_id)
         started = time.perf_counter()
         try:
-            outcome, reason, extra = self._outcome(delivery, properties)
+            outcome, reason, extra = self._outcome(message, properties)
         except BrokerUnavailable as exc:
             # The message could not be parked in a retry or dead-letter queue: give it back to the broker,
             # after a pause so a broker outage does not become a hot redelivery loop.
-            outcome, reason, extra = "requeued", exc.reason, {"error": str(exc)}
+            outcome, reason, extra = Outcome.REQUEUED, exc.reason, {"error": str(exc)}
             time.sleep(1)
-        settle(outcome != "requeued")
+        settle(outcome is not Outcome.REQUEUED)
         self._finish(outcome, reason, started, extra)
 
     def _outcome(
-        self, delivery: InboundMessage, properties: pika.BasicProperties
-    ) -> tuple[str, str | None, dict[str, Any]]:
+        self, message: InboundMessage, properties: pika.BasicProperties
+    ) -> tuple[Outcome, str | None, dict[str, Any]]:
         try:
-            handled = self._handler(delivery) or Handled()
+            handled = self._handler(message) or Handled()
             return handled.outcome, handled.reason, dict(handled.details)
         except TransientError as exc:
-            return self._retry(delivery, properties, exc), exc.reason, {"error": str(exc)}
+            return self._retry(message, properties, exc), exc.reason, {"error": str(exc)}
         except Deferred as exc:
-            if _deferrals(delivery) >= MAX_DEFERRALS:
+            if _deferrals(message) >= MAX_DEFERRALS:
                 error = TransientError(f"deferred {MAX_DEFERRALS} times: {exc}", reason=exc.reason)
-                return self._retry(delivery, properties, error), exc.reason, {"error": str(error)}
-            self._defer(delivery, properties, exc)
-            return "deferred", exc.reason, {"deferred_s": round(exc.delay, 1)}
+                return self._retry(message, properties, error), exc.reason, {"error": str(error)}
+            self._defer(message, properties, exc)
+            return Outcome.DEFERRED, exc.reason, {"deferred_s": round(exc.delay, 1)}
         except PermanentError as exc:
-            self._dead_letter(delivery, properties, exc.reason, str(exc))
-            return "dead_lettered", exc.reason, {"error": str(exc)}
+            self._dead_letter(message, properties, exc.reason, str(exc))
+            return Outcome.DEAD_LETTERED, exc.reason, {"error": str(exc)}
         except Exception as exc:
             # Not a failure we know how to classify: a bug. Keep the message where an operator can replay it.
             log.exception("handler_bug")
-            self._dead_letter(delivery, properties, "bug", f"{type(exc).__name__}: {exc}")
-            return "dead_lettered", "bug", {"error": f"{type(exc).__name__}: {exc}"}
+            self._dead_letter(message, properties, "bug", f"{type(exc).__name__}: {exc}")
+            return Outcome.DEAD_LETTERED, "bug", {"error": f"{type(exc).__name__}: {exc}"}
 
-    def _finish(self, outcome: str, reason: str | None, started: float, extra: dict[str, Any]) -> None:
+    def _finish(self, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]) -> None:
         duration = time.perf_counter() - started
-        level = log.warning if outcome in {"dead_lettered", "requeued"} else log.info
-        level("message_handled", outcome=outcome, reason=reason, duration_ms=round(duration * 1000, 1), **extra)
+        level = log.warning if outcome in {Outcome.DEAD_LETTERED, Outcome.REQUEUED} else log.info
+        level("message_handled", outcome=str(outcome), reason=reason, duration_ms=round(duration * 1000, 1), **extra)
         if self._observe is not None:
-            self._observe(self.queues.stage, outcome, reason, duration)
+            self._observe(self.queues.stage, str(outcome), reason, duration)
 
-    def _retry(self, delivery: InboundMessage, properties: pika.BasicProperties, error: TransientError) -> str:
-        step = self.queues.retry_queue_for(delivery.attempt, error.retry_after)
+    def _retry(self, message: InboundMessage, properties: pika.BasicProperties, error: TransientError) -> Outcome:
+        step = self.queues.retry_queue_for(message.attempt, error.retry_after)
         if step is None:
-            self._dead_letter(delivery, properties, "retries_exhausted", f"{error.reason}: {error}")
-            return "dead_lettered"
+            self._dead_letter(message, properties, "retries_exhausted", f"{error.reason}: {error}")
+            return Outcome.DEAD_LETTERED
         queue, delay = step
         now = _now()
         headers = {
-            **delivery.headers,
-            ATTEMPT_HEADER: delivery.attempt + 1,
-            ROUTING_KEY_HEADER: delivery.routing_key,
-            "x-first-failure": delivery.headers.get("x-first-failure", now),
+            **message.headers,
+            ATTEMPT_HEADER: message.attempt + 1,
+            ROUTING_KEY_HEADER: message.routing_key,
+            "x-first-failure": message.headers.get("x-first-failure", now),
             "x-last-failure": now,
             "x-last-reason": error.reason,
             "x-last-error": str(error)[:_MAX_ERROR_TEXT],
         }
-        self._publisher.publish_and_wait(_copy(properties, delivery, exchange="", routing_key=queue, headers=headers))
-        structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=delivery.attempt + 1)
-        return "retried"
+        self._publisher.publish_and_wait(_copy(properties, message, exchange="", routing_key=queue, headers=headers))
+        structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=message.attempt + 1)
+        return Outcome.RETRIED
 
-    def _defer(self, delivery: InboundMessage, properties: pika.BasicProperties, deferral: Deferred) -> None:
+    def _defer(self, message: InboundMessage, properties: pika.BasicProperties, deferral: Deferred) -> None:
         """Park the message for ``deferral.delay`` seconds; it comes back to the work queue at the same attempt."""
         headers = {
-            **delivery.headers,
-            ROUTING_KEY_HEADER: delivery.routing_key,
-            DEFERRALS_HEADER: _deferrals(delivery) + 1,
+            **message.headers,
+            ROUTING_KEY_HEADER: message.routing_key,
+            DEFERRALS_HEADER: _deferrals(message) + 1,
             "x-last-reason": deferral.reason,
         }
-        message = _copy(properties, delivery, exchange="", routing_key=self.queues.parked, headers=headers)
-        self._publisher.publish_and_wait(replace(message, expiration_ms=max(1, round(deferral.delay * 1000))))
+        parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
+        self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(deferral.delay * 1000))))
 
-    def _dead_letter(self, delivery: InboundMessage, properties: pika.BasicProperties, reason: str, error: str) -> None:
+    def _dead_letter(self, message: InboundMessage, properties: pika.BasicProperties, reason: str, error: str) -> None:
         now = _now()
         context = structlog.contextvars.get_contextvars()
         headers = {
-            **delivery.headers,
-            ROUTING_KEY_HEADER: delivery.routing_key,
+            **message.headers,
+            ROUTING_KEY_HEADER: message.routing_key,
             "x-stage": self.queues.stage,
             "x-reason": reason,
             "x-error": error[:_MAX_ERROR_TEXT],
-            "x-attempts": delivery.attempt,
-            "x-first-failure": delivery.headers.get("x-first-failure", now),
+            "x-attempts": message.attempt,
+            "x-first-failure": message.headers.get("x-first-failure", now),
             "x-last-failure": now,
             **{f"x-{key.replace('_', '-')}": str(context[key]) for key in ID_KEYS if context.get(key) is not None},
         }
         self._publisher.publish_and_wait(
             _copy(
                 properties,
-                delivery,
+                message,
                 exchange=self._topology.dead_letter_exchange,
                 routing_key=self.queues.work,
                 headers=headers,
@@ -302,7 +281,7 @@ class StageConsumer:
 
 def _copy(
     properties: pika.BasicProperties,
-    delivery: InboundMessage,
+    message: InboundMessage,
     *,
     exchange: str,
     routing_key: str,
@@ -312,8 +291,8 @@ def _copy(
     return OutgoingMessage(
         exchange=exchange,
         routing_key=routing_key,
-        body=delivery.body,
-        message_id=delivery.message_id,
+        body=message.body,
+        message_id=message.message_id,
         content_type=properties.content_type or "application/octet-stream",
         headers=headers,
         timestamp=properties.timestamp,
@@ -321,9 +300,9 @@ def _copy(
     )
 
 
-def _deferrals(delivery: InboundMessage) -> int:
+def _deferrals(message: InboundMessage) -> int:
     # A header anyone can set: never trusted to parse.
-    return small_count(delivery.headers.get(DEFERRALS_HEADER)) or 0
+    return small_count(message.headers.get(DEFERRALS_HEADER)) or 0
 
 
 def _now() -> str:

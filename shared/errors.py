@@ -1,4 +1,4 @@
-"""The failure vocabulary every stage speaks: permanent errors dead-letter, transient ones retry."""
+"""The failure vocabulary every stage speaks (permanent errors dead-letter, transient ones retry), and publishing's."""
 
 from __future__ import annotations
 
@@ -53,3 +53,28 @@ class BrokerUnavailable(TransientError):
     """The broker could not take or confirm a message (down, blocked, nack, unroutable)."""
 
     reason = "broker_unavailable"
+
+
+class MessageUnroutable(BrokerUnavailable):
+    """No queue is bound for the routing key; with ``mandatory`` that is a failure, not a silent drop."""
+
+    reason = "unroutable"
+
+
+class MessageRefused(BrokerUnavailable):
+    """The broker closed the channel with PRECONDITION_FAILED while this message was in flight.
+
+    Every message in flight on that channel fails with it, so one refusal does not prove this message is the
+    culprit: a caller that retries (the spool drainer) decides after a few refusals of the same message.
+    """
+
+    reason = "broker_refused"
+
+
+class UnpublishableMessage(PermanentError):
+    """pika cannot encode this message (a short string over 255 bytes, an integer beyond 64 bits, an odd type).
+
+    Nothing of it was sent: pika marshals a message's frames before writing any. Retrying cannot help.
+    """
+
+    reason = "unpublishable"

@@ -14,7 +14,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from shared.broker import TopologyMismatch, connection_parameters
-from shared.consumer import Handler, StageConsumer
+from shared.consumer import StageConsumer
+from shared.handling import Handler
 from shared.health import HealthServer
 from shared.publisher import Publisher
 from shared.settings import CommonSettings, StageSettings, explain

@@ -24,7 +24,7 @@ from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay, declare_topology
-from shared.errors import BrokerUnavailable, PermanentError
+from shared.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
 from shared.frame_batching import BatchingConnection
 from shared.outgoing import OutgoingMessage
 from shared.topology import Topology
@@ -37,31 +37,6 @@ SEQ_HEADER = "x-publish-seq"
 # wrong type, a body over its max_message_size, a bad property.
 _PRECONDITION_FAILED = 406
 _MAX_ERROR_TEXT = 300
-
-
-class MessageUnroutable(BrokerUnavailable):
-    """No queue is bound for the routing key; with ``mandatory`` that is a failure, not a silent drop."""
-
-    reason = "unroutable"
-
-
-class MessageRefused(BrokerUnavailable):
-    """The broker closed the channel with PRECONDITION_FAILED while this message was in flight.
-
-    Every message in flight on that channel fails with it, so one refusal does not prove this message is the
-    culprit: a caller that retries (the spool drainer) decides after a few refusals of the same message.
-    """
-
-    reason = "broker_refused"
-
-
-class UnpublishableMessage(PermanentError):
-    """pika cannot encode this message (a short string over 255 bytes, an integer beyond 64 bits, an odd type).
-
-    Nothing of it was sent: pika marshals a message's frames before writing any. Retrying cannot help.
-    """
-
-    reason = "unpublishable"
 
 
 def properties(message: OutgoingMessage, seq: int) -> pika.BasicProperties:

@@ -7,12 +7,14 @@ from typing import Any
 
 import redis
 
-from shared.checkpoints import Checkpoints, open_checkpoints
-from shared.docspace import DocSpaceClient
-from shared.idempotency import IdempotencyStore, is_redis_url, open_store
+from shared.checkpoints import Checkpoints
+from shared.docspace.client import DocSpaceClient
+from shared.idempotency import IdempotencyStore
 from shared.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
 from shared.redis_limiter import RedisRateLimiter, limiter_key
+from shared.redis_store import RedisCheckpoints, RedisStore
 from shared.settings import CommonSettings, DocSpaceSettings
+from shared.sqlite_store import SqliteCheckpoints, SqliteStore
 
 
 def docspace_client(
@@ -96,3 +98,28 @@ def idempotency_store(settings: CommonSettings) -> IdempotencyStore:
 def checkpoints(settings: CommonSettings) -> Checkpoints:
     """Checkpoints and leases in the idempotency store's place, under the same prefix."""
     return open_checkpoints(settings.idempotency_url.get_secret_value(), namespace=settings.topology_prefix)
+
+
+def is_redis_url(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def open_store(url: str, *, ttl_seconds: float, namespace: str = "") -> IdempotencyStore:
+    """``sqlite:///relative/path.sqlite3``, ``sqlite:////absolute/path``, or ``redis://host:6379/0``."""
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"), ttl_seconds=ttl_seconds)
+    if is_redis_url(url):
+        return RedisStore(url, ttl_seconds=ttl_seconds, namespace=f"invoice-pipeline:{namespace}")
+    # Name only the scheme: the rest of a URL may carry a password (and a URL that lost its scheme, a user name).
+    scheme = f"{url.split('://', 1)[0]}://…" if "://" in url else "a value without a scheme"
+    raise ValueError(f"IDEMPOTENCY_URL must start with sqlite:/// or redis://, got {scheme}")
+
+
+def open_checkpoints(url: str, *, namespace: str = "") -> Checkpoints:
+    """The same URL forms as ``IDEMPOTENCY_URL`` (``open_store``), the same place."""
+    if url.startswith("sqlite:///"):
+        return SqliteCheckpoints(url.removeprefix("sqlite:///"))
+    if is_redis_url(url):
+        return RedisCheckpoints(url, namespace=f"invoice-pipeline:{namespace}")
+    scheme = f"{url.split('://', 1)[0]}://…" if "://" in url else "a value without a scheme"
+    raise ValueError(f"IDEMPOTENCY_URL must start with sqlite:/// or redis://, got {scheme}")

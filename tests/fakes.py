@@ -8,8 +8,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from shared.docspace import DocSpaceNotFound, DocSpaceRejected, FileInfo, MoveResult, Room, WebhookConfig
-from shared.docspace.admin import ListedFile, LoggedDelivery
+from shared.docspace.errors import DocSpaceNotFound, DocSpaceRejected
+from shared.docspace.values import FileInfo, MoveResult, Room, WebhookConfig
+from shared.docspace.webhooks import ListedFile, LoggedDelivery
 from shared.errors import BrokerUnavailable
 from shared.messages import InvoiceReceived
 

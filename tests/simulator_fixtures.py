@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.docspace import DocSpaceClient
+from shared.docspace.client import DocSpaceClient
 from simulator import DocSpaceSimulator
 
 # Webhook retries at 1/2/4/8/16 s would make each test half a minute long; same shape, shrunk.

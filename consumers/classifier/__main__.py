@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from consumers.classifier.file_reads import SharedFileReads
 from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
-from shared.consumer import Handled, InboundMessage
 from shared.delivery import parse_datetime
 from shared.emitter import emitter
+from shared.handling import Handled, InboundMessage
 from shared.logging import configure_logging
 from shared.process import StageSpec, config_error, log_transport_notes, run_stages
 from shared.publisher import Publisher

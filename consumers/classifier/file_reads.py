@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shared.docspace import FileInfo, Room
+from shared.docspace.values import FileInfo, Room
 from shared.single_flight import SingleFlightCache
 
 

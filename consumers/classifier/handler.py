@@ -8,9 +8,9 @@ from typing import Protocol
 
 import structlog
 
-from shared.consumer import Handled
 from shared.delivery import InvalidDelivery, parse_delivery
-from shared.docspace import FileInfo, Room
+from shared.docspace.values import FileInfo, Room
+from shared.handling import Handled, Outcome
 from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceDetected, invoice_id_for
 from shared.rules import Rules
@@ -50,9 +50,9 @@ def classify_delivery(
     if delivery.trigger is None:
         raise InvalidDelivery("the delivery has no event.trigger: DocSpace always sends one")
     if delivery.trigger not in triggers:
-        return Handled("ignored", "wrong_trigger")
+        return Handled(Outcome.IGNORED, "wrong_trigger")
     if delivery.entry_type == FOLDER_ENTRY:
-        return Handled("ignored", "not_a_file")
+        return Handled(Outcome.IGNORED, "not_a_file")
     if delivery.file_id is None:
         raise InvalidDelivery("the delivery has no payload.id: there is no file to classify")
     structlog.contextvars.bind_contextvars(file_id=delivery.file_id)
@@ -63,16 +63,16 @@ def classify_delivery(
     room = files.find_room(file.folder_id)
     client = rules.for_room(room.id) if room is not None else None
     if room is None or client is None:
-        return Handled("ignored", "no_watched_room", {"title": file.title, "room_id": room.id if room else None})
+        return Handled(Outcome.IGNORED, "no_watched_room", {"title": file.title, "room_id": room.id if room else None})
     if not client.title_matches(file.title):
-        return Handled("ignored", "not_an_invoice", {"title": file.title, "client": client.name})
+        return Handled(Outcome.IGNORED, "not_an_invoice", {"title": file.title, "client": client.name})
     if not client.extension_allowed(file.extension):
-        return Handled("ignored", "extension_not_allowed", {"title": file.title, "extension": file.extension})
+        return Handled(Outcome.IGNORED, "extension_not_allowed", {"title": file.title, "extension": file.extension})
 
     if _is_stale(delivery.created_on, file.updated_at) and store.is_done(f"routed-file:{file.id}"):
         # A retry or manual redelivery of an upload we already routed, read after the file changed again
         # (edited, new version): its version is not the one the event was about.
-        return Handled("ignored", "stale_delivery", {"title": file.title, "version": file.version})
+        return Handled(Outcome.IGNORED, "stale_delivery", {"title": file.title, "version": file.version})
 
     invoice_id = invoice_id_for(file.id, file.version)
     structlog.contextvars.bind_contextvars(invoice_id=invoice_id)
@@ -106,9 +106,9 @@ def classify_delivery(
         store, f"classifier:{invoice_id}", lambda: emit(detected), lease_seconds=lease_seconds, wait_seconds=2.0
     )
     if not routed:
-        return Handled("ignored", "duplicate", {"title": file.title, "client": client.name})
+        return Handled(Outcome.IGNORED, "duplicate", {"title": file.title, "client": client.name})
     store.mark(f"routed-file:{file.id}")
-    return Handled("accepted", None, {"title": file.title, "client": client.name, "room_id": room.id})
+    return Handled(Outcome.ACCEPTED, None, {"title": file.title, "client": client.name, "room_id": room.id})
 
 
 def _is_stale(event_created: datetime | None, file_updated: datetime | None) -> bool:

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from consumers.mover.handler import move_invoice
 from consumers.mover.settings import MoverSettings
-from shared.consumer import Handled, InboundMessage
 from shared.emitter import emitter
+from shared.handling import Handled, InboundMessage
 from shared.logging import configure_logging
 from shared.messages import InvoiceDetected, decode
 from shared.process import StageSpec, config_error, log_transport_notes, run_stages

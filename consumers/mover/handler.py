@@ -8,8 +8,8 @@ from typing import Protocol
 
 import structlog
 
-from shared.consumer import Handled
-from shared.docspace import MoveResult
+from shared.docspace.values import MoveResult
+from shared.handling import Handled, Outcome
 from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceDetected, InvoiceReceived
 
@@ -72,5 +72,5 @@ def move_invoice(
         outcome["folder_id"] = folder_id
 
     if not run_once(store, f"mover:{detected.invoice_id}", move_and_announce, lease_seconds=lease_seconds):
-        return Handled("ignored", "duplicate", {"title": detected.title})
-    return Handled("received", outcome["how"], {"title": detected.title, "folder_id": outcome["folder_id"]})
+        return Handled(Outcome.IGNORED, "duplicate", {"title": detected.title})
+    return Handled(Outcome.RECEIVED, outcome["how"], {"title": detected.title, "folder_id": outcome["folder_id"]})

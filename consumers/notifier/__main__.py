@@ -16,7 +16,7 @@ from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from consumers.notifier.metrics import observe_end_to_end
 from consumers.notifier.pipeline import HttpPipelineClient
 from consumers.notifier.settings import NotifierSettings
-from shared.consumer import Handled, InboundMessage
+from shared.handling import Handled, InboundMessage
 from shared.logging import configure_logging
 from shared.messages import InvoiceReceived, decode
 from shared.process import StageBuilder, StageSpec, config_error, log_transport_notes, run_stages

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import structlog
 
-from consumers.notifier.mailer import Mailer
-from consumers.notifier.pipeline import PipelineTrigger
-from shared.consumer import Handled
+from shared.handling import Handled, Outcome
 from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceReceived
+
+
+class Mailer(Protocol):
+    """Tells an invoice's account manager that it arrived (adapter: ``mailer.SmtpMailer``)."""
+
+    def send_invoice_notice(self, invoice: InvoiceReceived) -> str:
+        """Send the notice; return the Message-ID used (stable per invoice)."""
+        ...
+
+
+class PipelineTrigger(Protocol):
+    """Starts the external processing of a received invoice (adapter: ``pipeline.HttpPipelineClient``)."""
+
+    def trigger(self, invoice: InvoiceReceived) -> None: ...
 
 
 def _bind(invoice: InvoiceReceived) -> None:
@@ -31,15 +45,15 @@ def email_manager(
     """
     _bind(invoice)
     if mailer is None:
-        return Handled("skipped", "email_disabled")
+        return Handled(Outcome.SKIPPED, "email_disabled")
     sent: dict[str, str] = {}
 
     def send() -> None:
         sent["message_id"] = mailer.send_invoice_notice(invoice)
 
     if not run_once(store, f"email:{invoice.invoice_id}", send, lease_seconds=lease_seconds):
-        return Handled("ignored", "duplicate")
-    return Handled("emailed", None, {"to": invoice.manager_email, "message_id": sent["message_id"]})
+        return Handled(Outcome.IGNORED, "duplicate")
+    return Handled(Outcome.EMAILED, None, {"to": invoice.manager_email, "message_id": sent["message_id"]})
 
 
 def trigger_pipeline(
@@ -52,8 +66,8 @@ def trigger_pipeline(
     """POST the invoice to the processing pipeline once; the invoice id is also the receiver's idempotency key."""
     _bind(invoice)
     if pipeline is None:
-        return Handled("skipped", "pipeline_disabled")
+        return Handled(Outcome.SKIPPED, "pipeline_disabled")
     key = f"pipeline:{invoice.invoice_id}"
     if not run_once(store, key, lambda: pipeline.trigger(invoice), lease_seconds=lease_seconds):
-        return Handled("ignored", "duplicate")
-    return Handled("pipeline_called")
+        return Handled(Outcome.IGNORED, "duplicate")
+    return Handled(Outcome.PIPELINE_CALLED)

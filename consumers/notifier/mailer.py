@@ -10,21 +10,12 @@ from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Protocol
 
 from pydantic import SecretStr
 
 from consumers.notifier.email_content import build_invoice_email
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
-
-
-class Mailer(Protocol):
-    """Tells an invoice's account manager that it arrived."""
-
-    def send_invoice_notice(self, invoice: InvoiceReceived) -> str:
-        """Send the notice; return the Message-ID used (stable per invoice)."""
-        ...
 
 
 @dataclass(frozen=True, kw_only=True)

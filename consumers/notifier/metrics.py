@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Histogram
 
-from shared.consumer import Handled
+from shared.handling import Handled, Outcome
 from shared.messages import InvoiceReceived
 
 END_TO_END = Histogram(
@@ -19,6 +19,6 @@ END_TO_END = Histogram(
 
 def observe_end_to_end(side: str, invoice: InvoiceReceived, handled: Handled) -> Handled:
     """Record the latency when this message did the side effect (not for duplicates or skips)."""
-    if handled.outcome in {"emailed", "pipeline_called"} and invoice.delivered_at is not None:
+    if handled.outcome in {Outcome.EMAILED, Outcome.PIPELINE_CALLED} and invoice.delivered_at is not None:
         END_TO_END.labels(side).observe(max(0.0, (datetime.now(UTC) - invoice.delivered_at).total_seconds()))
     return handled

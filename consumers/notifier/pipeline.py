@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 from types import TracebackType
-from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -25,12 +24,6 @@ _WHSEC_PREFIX = "whsec_"
 _BODY_EXCERPT = 300
 # 408 and 429 are the two 4xx that mean "not now" rather than "not this".
 _RETRYABLE_4XX = frozenset({408, 429})
-
-
-class PipelineTrigger(Protocol):
-    """Starts the external processing of a received invoice."""
-
-    def trigger(self, invoice: InvoiceReceived) -> None: ...
 
 
 def signing_key(secret: str) -> bytes:

@@ -19,9 +19,9 @@ from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, P
 from consumers.reconciler.recovery import DeliveryLog, recover_failed_deliveries
 from consumers.reconciler.scan import RoomListing, scan_rooms
 from shared.checkpoints import Checkpoints
-from shared.docspace.admin import find_pipeline_webhook, register_command
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.docspace.values import WebhookConfig
+from shared.docspace.webhooks import find_pipeline_webhook, register_command
 from shared.errors import StageError
 from shared.idempotency import IdempotencyStore, StoreUnavailable
 from shared.rules import Rules

@@ -16,7 +16,7 @@ import orjson
 import structlog
 
 from consumers.reconciler.model import Announce, Announcement, Budget, CycleReport, Finding, State
-from shared.docspace.admin import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery
+from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery
 from shared.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")

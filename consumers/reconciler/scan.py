@@ -21,7 +21,7 @@ import orjson
 import structlog
 
 from consumers.reconciler.model import Announce, Announcement, Budget, CycleReport, Finding, Progress, ScanPass, State
-from shared.docspace.admin import PAGE_SIZE, ListedFile
+from shared.docspace.webhooks import PAGE_SIZE, ListedFile
 from shared.idempotency import IdempotencyStore
 from shared.messages import invoice_id_for
 from shared.rules import ClientRule, Rules

@@ -1,35 +1,4 @@
-"""The DocSpace adapter: a REST client true to DocSpace's real contract, its typed errors and its values."""
+"""The DocSpace adapter: ``client`` (the REST client), ``errors`` (its typed failures), ``values`` (what it returns).
 
-from shared.docspace.client import FILE_FIELDS, ROOMS_ROOT_FOLDER_TYPE, DocSpaceClient
-from shared.docspace.errors import (
-    DocSpaceAccessDenied,
-    DocSpaceNotFound,
-    DocSpaceRejected,
-    DocSpaceUnavailable,
-    InvalidDocSpaceId,
-    MoveFailed,
-    MoveReportLost,
-    MoveSkipped,
-    MoveUnconfirmed,
-)
-from shared.docspace.values import FileInfo, MoveResult, Room, WebhookConfig, WebhookDelivery
-
-__all__ = [
-    "FILE_FIELDS",
-    "ROOMS_ROOT_FOLDER_TYPE",
-    "DocSpaceAccessDenied",
-    "DocSpaceClient",
-    "DocSpaceNotFound",
-    "DocSpaceRejected",
-    "DocSpaceUnavailable",
-    "FileInfo",
-    "InvalidDocSpaceId",
-    "MoveFailed",
-    "MoveReportLost",
-    "MoveResult",
-    "MoveSkipped",
-    "MoveUnconfirmed",
-    "Room",
-    "WebhookConfig",
-    "WebhookDelivery",
-]
+Nothing is re-exported here: a stage imports ``values`` and ``errors`` without loading the HTTP client.
+"""

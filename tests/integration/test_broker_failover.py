@@ -16,7 +16,8 @@ import pytest
 
 from ops.doctor import check_broker
 from shared.broker import connection_parameters
-from shared.consumer import Handled, InboundMessage, StageConsumer
+from shared.consumer import StageConsumer
+from shared.handling import Handled, InboundMessage, Outcome
 from shared.outgoing import OutgoingMessage
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER
@@ -87,7 +88,7 @@ def test_a_consumer_whose_first_node_is_dead_consumes_from_the_next(
 
     def handler(_message: InboundMessage) -> Handled:
         seen.set()
-        return Handled("accepted")
+        return Handled(Outcome.ACCEPTED)
 
     consumer = StageConsumer(params, topology=broker.topology, stage=CLASSIFIER, handler=handler, publisher=publisher)
     thread = threading.Thread(target=consumer.run, daemon=True)

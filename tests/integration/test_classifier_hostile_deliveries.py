@@ -15,10 +15,11 @@ import pytest
 from consumers.classifier.handler import classify_delivery
 from ops.test_event import sample_delivery
 from shared.broker import connection_parameters
-from shared.consumer import Handled, InboundMessage, StageConsumer
-from shared.idempotency import SqliteStore
+from shared.consumer import StageConsumer
+from shared.handling import Handled, InboundMessage
 from shared.publisher import Publisher
 from shared.rules import ClientRule, Rules
+from shared.sqlite_store import SqliteStore
 from shared.topology import CLASSIFIER
 from tests.broker import BrokerKit
 from tests.fakes import FakeDocSpace, RecordingEmitter

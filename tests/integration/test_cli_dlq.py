@@ -15,8 +15,9 @@ import structlog
 
 from ops.cli import main
 from shared.broker import connection_parameters
-from shared.consumer import Handled, InboundMessage, StageConsumer
+from shared.consumer import StageConsumer
 from shared.errors import PermanentError
+from shared.handling import Handled, InboundMessage, Outcome
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER, MOVER
 from tests.broker import BrokerKit
@@ -44,7 +45,7 @@ class BrokenThenFixedStage:
         if self.broken:
             raise PermanentError("403 on the room", reason="docspace_access_denied")
         self.processed.append(message)
-        return Handled("accepted")
+        return Handled(Outcome.ACCEPTED)
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ import pytest
 import structlog
 
 from shared.broker import connection_parameters
-from shared.consumer import MAX_DEFERRALS, Handled, InboundMessage, StageConsumer
+from shared.consumer import MAX_DEFERRALS, StageConsumer
 from shared.errors import Deferred, PermanentError, TransientError
+from shared.handling import Handled, InboundMessage, Outcome
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER
 from tests.broker import BrokerKit
@@ -80,7 +81,7 @@ def harness(broker: BrokerKit) -> Iterator[Callable[[Callable[[InboundMessage], 
 
 
 def test_a_handled_message_is_acked(harness: Any, broker: BrokerKit) -> None:
-    h = harness(lambda m: Handled("accepted"))
+    h = harness(lambda m: Handled(Outcome.ACCEPTED))
     h.send(b'{"x":1}')
     h.wait_for_outcomes(1)
     assert h.outcomes == [("accepted", None)]
@@ -93,7 +94,7 @@ def test_transient_failures_climb_the_ladder_then_succeed(harness: Any, broker: 
     def flaky(message: InboundMessage) -> Handled:
         if message.attempt < 3:
             raise TransientError("DocSpace answered 503", reason="docspace_unavailable")
-        return Handled("accepted")
+        return Handled(Outcome.ACCEPTED)
 
     h = harness(flaky)
     started = time.monotonic()
@@ -118,7 +119,7 @@ def test_a_deferred_message_waits_in_the_parking_queue_and_comes_back_at_the_sam
     def busy_elsewhere(message: InboundMessage) -> Handled:
         if message.headers.get("x-deferrals", 0) < 2:
             raise Deferred("held by another worker", delay=0.5, reason="in_progress_elsewhere")
-        return Handled("accepted")
+        return Handled(Outcome.ACCEPTED)
 
     h = harness(busy_elsewhere)
     started = time.monotonic()

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from shared.docspace import (
+from shared.docspace.client import DocSpaceClient
+from shared.docspace.errors import (
     DocSpaceAccessDenied,
-    DocSpaceClient,
     DocSpaceNotFound,
     DocSpaceRejected,
     DocSpaceUnavailable,
@@ -23,8 +23,8 @@ from shared.docspace import (
     MoveReportLost,
     MoveSkipped,
     MoveUnconfirmed,
-    Room,
 )
+from shared.docspace.values import Room
 from shared.errors import PermanentError, TransientError
 from shared.retry_after import retry_after_from
 from simulator import DocSpaceSimulator

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from consumers.mover.handler import move_invoice
-from shared.docspace import DocSpaceClient, DocSpaceUnavailable, InvalidDocSpaceId
-from shared.idempotency import SqliteStore
+from shared.docspace.client import DocSpaceClient
+from shared.docspace.errors import DocSpaceUnavailable, InvalidDocSpaceId
 from shared.rate_limit import RateLimiter
+from shared.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
 from tests.fakes import RecordingEmitter
 from tests.messages import invoice_detected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from shared.docspace import DocSpaceClient
+from shared.docspace.client import DocSpaceClient
 from shared.rate_limit import RateLimiter
 from simulator import DocSpaceSimulator
 

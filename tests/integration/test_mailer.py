@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from consumers.notifier.mailer import Mailer, SmtpConfig, SmtpMailer
+from consumers.notifier.handler import Mailer
+from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
 from standins.mail_catcher import MailCatcher

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from consumers.notifier.pipeline import USER_AGENT, HttpPipelineClient, PipelineTrigger
+from consumers.notifier.handler import PipelineTrigger
+from consumers.notifier.pipeline import USER_AGENT, HttpPipelineClient
 from shared.errors import PermanentError, TransientError
 from shared.messages import InvoiceReceived
 from standins.pipeline_receiver import PipelineReceiver

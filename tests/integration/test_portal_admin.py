@@ -9,8 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.docspace import DocSpaceClient, DocSpaceRejected
-from shared.docspace.admin import PortalAdmin, find_pipeline_webhook
+from shared.docspace.admin import PortalAdmin
+from shared.docspace.client import DocSpaceClient
+from shared.docspace.errors import DocSpaceRejected
+from shared.docspace.webhooks import find_pipeline_webhook
 from simulator import DocSpaceSimulator
 from tests.simulator_fixtures import WebhookReceiver
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from shared.broker import connection_parameters
-from shared.errors import BrokerUnavailable
+from shared.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
-from shared.publisher import MessageRefused, MessageUnroutable, Publisher, UnpublishableMessage
+from shared.publisher import Publisher
 from shared.topology import Topology
 from tests.broker import BrokerKit
 

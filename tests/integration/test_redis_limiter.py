@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from shared.docspace import DocSpaceClient
+from shared.docspace.client import DocSpaceClient
 from shared.idempotency import StoreUnavailable
 from shared.rate_limit import WriteQuotaSpent
 from shared.redis_limiter import RedisRateLimiter, limiter_key

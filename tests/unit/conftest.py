@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.idempotency import SqliteStore
+from shared.sqlite_store import SqliteStore
 
 
 @pytest.fixture

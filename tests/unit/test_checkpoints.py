@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.checkpoints import Checkpoints, RedisCheckpoints, SqliteCheckpoints, open_checkpoints
-from shared.idempotency import SqliteStore, StoreUnavailable
+from shared.checkpoints import Checkpoints
+from shared.idempotency import StoreUnavailable
+from shared.redis_store import RedisCheckpoints
+from shared.sqlite_store import SqliteCheckpoints, SqliteStore
+from shared.wiring import open_checkpoints
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -11,13 +11,13 @@ import pytest
 
 from consumers.classifier.handler import classify_delivery
 from ops.test_event import sample_delivery
-from shared.consumer import Handled
 from shared.delivery import InvalidDelivery
-from shared.docspace import DocSpaceUnavailable
+from shared.docspace.errors import DocSpaceUnavailable
 from shared.errors import BrokerUnavailable
-from shared.idempotency import SqliteStore
+from shared.handling import Handled, Outcome
 from shared.messages import IncomingFolder, InvoiceDetected
 from shared.rules import ClientRule, Rules
+from shared.sqlite_store import SqliteStore
 from tests.fakes import FakeDocSpace, RecordingEmitter
 
 TRIGGERS = ("file.created", "file.uploaded")
@@ -126,7 +126,7 @@ def test_a_trigger_not_subscribed_is_ignored_without_asking_docspace(
 
     handled = classify(delivery(trigger="file.updated"), docspace, emit, store)
 
-    assert handled == Handled("ignored", "wrong_trigger")
+    assert handled == Handled(Outcome.IGNORED, "wrong_trigger")
     assert docspace.calls == []
     assert emit.events == []
 
@@ -134,7 +134,7 @@ def test_a_trigger_not_subscribed_is_ignored_without_asking_docspace(
 def test_a_folder_entry_is_ignored(docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore) -> None:
     handled = classify(delivery(entry_type=1, title="Invoices 2026"), docspace, emit, store)
 
-    assert handled == Handled("ignored", "not_a_file")
+    assert handled == Handled(Outcome.IGNORED, "not_a_file")
     assert docspace.calls == []
     assert emit.events == []
 
@@ -209,7 +209,7 @@ def test_created_then_uploaded_for_the_same_version_emits_once(
     second = classify(delivery(trigger="file.uploaded", event_id=2), docspace, emit, store)
 
     assert (first.outcome, first.reason) == ("accepted", None)
-    assert second == Handled("ignored", "duplicate", {"title": "Invoice-1.pdf", "client": "acme"})
+    assert second == Handled(Outcome.IGNORED, "duplicate", {"title": "Invoice-1.pdf", "client": "acme"})
     assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
     assert emit.events[0].trigger == "file.created"
 
@@ -328,7 +328,7 @@ def test_a_redelivery_read_after_the_file_changed_again_is_stale(
 
     handled = classify(delivery(), docspace, emit, store)
 
-    assert handled == Handled("ignored", "stale_delivery", {"title": "Invoice-1.pdf", "version": 2})
+    assert handled == Handled(Outcome.IGNORED, "stale_delivery", {"title": "Invoice-1.pdf", "version": 2})
     assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
 
 

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from consumers.classifier.file_reads import SharedFileReads
-from shared.docspace import DocSpaceUnavailable, FileInfo
+from shared.docspace.errors import DocSpaceUnavailable
+from shared.docspace.values import FileInfo
 from tests.fakes import FakeDocSpace
 
 MODIFIED = "2026-09-18T08:14:02Z"

@@ -29,11 +29,11 @@ from consumers.notifier.email_content import build_invoice_email
 from ingress.signature import SignatureVerifier, sign
 from shared.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
 from shared.errors import StageError
-from shared.idempotency import SqliteStore
 from shared.ids import MAX_ID_LENGTH, MAX_NUMERIC_ID, InvalidId, parse_id
 from shared.redact import safe_url, scrub
 from shared.retry_after import parse_retry_after, retry_after_from
 from shared.rules import ClientRule, Rules, RulesError, load_rules
+from shared.sqlite_store import SqliteStore
 from tests.fakes import FakeDocSpace, RecordingEmitter
 from tests.messages import invoice_received
 

@@ -13,17 +13,10 @@ import pytest
 import redis
 
 from shared.errors import Deferred, TransientError
-from shared.idempotency import (
-    AlreadyInProgress,
-    Claim,
-    IdempotencyStore,
-    LeaseKeeper,
-    RedisStore,
-    SqliteStore,
-    StoreUnavailable,
-    open_store,
-    run_once,
-)
+from shared.idempotency import AlreadyInProgress, Claim, IdempotencyStore, LeaseKeeper, StoreUnavailable, run_once
+from shared.redis_store import RedisStore
+from shared.sqlite_store import SqliteStore
+from shared.wiring import open_store
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 THREADS = 16

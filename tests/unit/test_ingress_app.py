@@ -18,9 +18,8 @@ from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier, sign
 from ingress.spool import Spool
 from ops.test_event import sample_delivery
-from shared.errors import BrokerUnavailable
+from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
-from shared.publisher import MessageRefused, UnpublishableMessage
 
 SECRET = "unit-Test-Secret-0123"
 PATH = "/docspace/webhook"

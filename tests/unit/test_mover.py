@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from consumers.mover.handler import move_invoice
-from shared.consumer import Handled
-from shared.docspace import MoveSkipped
+from shared.docspace.errors import MoveSkipped
 from shared.errors import BrokerUnavailable, PermanentError
-from shared.idempotency import Claim, SqliteStore
+from shared.handling import Handled, Outcome
+from shared.idempotency import Claim
 from shared.messages import IncomingFolder, InvoiceReceived
+from shared.sqlite_store import SqliteStore
 from tests.fakes import FakeDocSpace, RecordingEmitter
 from tests.messages import invoice_detected
 
@@ -38,7 +39,7 @@ def test_moves_into_the_configured_incoming_folder(
     handled = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
 
     assert handled == Handled(
-        "received", "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+        Outcome.RECEIVED, "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
     )
     assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
     assert docspace.files["3358301"].folder_id == INCOMING
@@ -80,7 +81,7 @@ def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
     )
 
     assert handled == Handled(
-        "received", "already_in_incoming", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+        Outcome.RECEIVED, "already_in_incoming", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
     )
     assert docspace.calls_to("move_file") == []
     [event] = emit.events
@@ -136,7 +137,7 @@ def test_a_duplicate_detection_moves_and_announces_once(
     second = move_invoice(invoice_detected(event_id="141023"), files=docspace, emit=emit, store=store)
 
     assert (first.outcome, first.reason) == ("received", "moved (operation)")
-    assert second == Handled("ignored", "duplicate", {"title": "Invoice-2026-0917.pdf"})
+    assert second == Handled(Outcome.IGNORED, "duplicate", {"title": "Invoice-2026-0917.pdf"})
     assert len(docspace.calls_to("move_file")) == 1
     assert len(emit.events) == 1
 
@@ -167,7 +168,7 @@ def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
 
     # The retry moves again; the file is already there, which the client reports as a move confirmed by location.
     assert retried == Handled(
-        "received", "moved (file_location)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+        Outcome.RECEIVED, "moved (file_location)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
     )
     assert len(docspace.calls_to("move_file")) == 2
     assert [(e.file_id, e.folder_id) for e in emit.events] == [("3358301", INCOMING)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from consumers.notifier.handler import email_manager, trigger_pipeline
-from shared.consumer import Handled
 from shared.errors import TransientError
-from shared.idempotency import SqliteStore
+from shared.handling import Handled, Outcome
+from shared.sqlite_store import SqliteStore
 from tests.fakes import FakeMailer, FakePipeline
 from tests.messages import invoice_received
 
@@ -19,9 +19,9 @@ def test_the_manager_is_emailed_once_even_if_the_message_arrives_twice(store: Sq
     second = email_manager(invoice_received(), mailer=mailer, store=store)
 
     assert first == Handled(
-        "emailed", None, {"to": "ann@acme.example", "message_id": "<invoice-3358301:v1@example.test>"}
+        Outcome.EMAILED, None, {"to": "ann@acme.example", "message_id": "<invoice-3358301:v1@example.test>"}
     )
-    assert second == Handled("ignored", "duplicate")
+    assert second == Handled(Outcome.IGNORED, "duplicate")
     assert [i.invoice_id for i in mailer.sent] == ["3358301:v1"]
 
 
@@ -35,7 +35,7 @@ def test_another_invoice_gets_its_own_email(store: SqliteStore) -> None:
 
 
 def test_no_mailer_means_email_is_skipped(store: SqliteStore) -> None:
-    assert email_manager(invoice_received(), mailer=None, store=store) == Handled("skipped", "email_disabled")
+    assert email_manager(invoice_received(), mailer=None, store=store) == Handled(Outcome.SKIPPED, "email_disabled")
 
 
 def test_a_transient_mail_failure_propagates_and_the_retry_sends(store: SqliteStore) -> None:
@@ -60,13 +60,15 @@ def test_the_pipeline_is_triggered_once_per_invoice(store: SqliteStore) -> None:
     first = trigger_pipeline(invoice_received(), pipeline=pipeline, store=store)
     second = trigger_pipeline(invoice_received(), pipeline=pipeline, store=store)
 
-    assert first == Handled("pipeline_called")
-    assert second == Handled("ignored", "duplicate")
+    assert first == Handled(Outcome.PIPELINE_CALLED)
+    assert second == Handled(Outcome.IGNORED, "duplicate")
     assert [i.invoice_id for i in pipeline.triggered] == ["3358301:v1"]
 
 
 def test_no_pipeline_means_it_is_skipped(store: SqliteStore) -> None:
-    assert trigger_pipeline(invoice_received(), pipeline=None, store=store) == Handled("skipped", "pipeline_disabled")
+    assert trigger_pipeline(invoice_received(), pipeline=None, store=store) == Handled(
+        Outcome.SKIPPED, "pipeline_disabled"
+    )
 
 
 def test_a_transient_pipeline_failure_propagates_and_the_retry_triggers(store: SqliteStore) -> None:
@@ -77,7 +79,7 @@ def test_a_transient_pipeline_failure_propagates_and_the_retry_triggers(store: S
         trigger_pipeline(invoice_received(), pipeline=pipeline, store=store)
     assert pipeline.triggered == []
 
-    assert trigger_pipeline(invoice_received(), pipeline=pipeline, store=store) == Handled("pipeline_called")
+    assert trigger_pipeline(invoice_received(), pipeline=pipeline, store=store) == Handled(Outcome.PIPELINE_CALLED)
     assert len(pipeline.triggered) == 1
 
 
@@ -87,7 +89,7 @@ def test_a_failing_pipeline_never_causes_a_second_email(store: SqliteStore) -> N
     pipeline.fail_next("trigger", TransientError("503"))
     pipeline.fail_next("trigger", TransientError("503"))
 
-    outcomes = []
+    outcomes: list[tuple[str, str]] = []
     for _ in range(3):
         emailed = email_manager(invoice_received(), mailer=mailer, store=store)
         try:

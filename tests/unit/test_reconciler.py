@@ -11,12 +11,12 @@ import pytest
 
 from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, reconcile
 from consumers.reconciler.model import CycleReport, State
-from shared.checkpoints import SqliteCheckpoints
 from shared.delivery import parse_delivery
-from shared.docspace import DocSpaceAccessDenied
+from shared.docspace.errors import DocSpaceAccessDenied
 from shared.errors import BrokerUnavailable
-from shared.idempotency import SqliteStore, StoreUnavailable
+from shared.idempotency import StoreUnavailable
 from shared.rules import ClientRule, Rules
+from shared.sqlite_store import SqliteCheckpoints, SqliteStore
 from tests.fakes import FakePortal, MemoryAnnouncer
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ingress.spool import Spool
 from ingress.spool_drainer import MAX_REFUSALS, SpoolDrainer
-from shared.errors import BrokerUnavailable
+from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
-from shared.publisher import MessageRefused, UnpublishableMessage
 
 
 def _message(n: int) -> OutgoingMessage:
