@@ -1,0 +1,46 @@
+"""The rings hold: stage logic loads no broker client, HTTP library, database driver, mail or web framework.
+
+Each handler is imported in a fresh interpreter, so an indirect import (a package ``__init__`` re-exporting an
+adapter, a shared type living beside pika) fails here rather than being noticed by someone reading imports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# The adapters' libraries: only entry points (``__main__.py``, ``shared/wiring.py``) and adapters may load them.
+FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqlite3")
+STAGE_LOGIC = sorted(
+    [".".join(path.relative_to(ROOT).with_suffix("").parts) for path in ROOT.glob("consumers/*/handler.py")]
+    + ["ingress.intake"]
+)
+_PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(name for name in json.loads(sys.argv[2]) if name in sys.modules)))
+"""
+
+
+def test_every_stage_is_checked() -> None:
+    assert {"consumers.classifier.handler", "consumers.mover.handler", "consumers.notifier.handler"} <= set(STAGE_LOGIC)
+
+
+@pytest.mark.parametrize("module", STAGE_LOGIC)
+def test_stage_logic_loads_no_adapter_library(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, module, json.dumps(FORBIDDEN)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded == [], f"importing {module} loads {', '.join(loaded)}: move what it needs into a module without them"
