@@ -80,6 +80,12 @@ class StageConsumer:
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def in_flight(self) -> int:
+        """Messages taken from the queue whose outcome is not yet decided (and acknowledged) by a worker."""
+        with self._in_flight_lock:
+            return len(self._in_flight)
+
     def stop(self) -> None:
         """Ask the loop to finish the messages in hand and return; safe from a signal handler."""
         self._stopping.set()
@@ -132,8 +138,7 @@ class StageConsumer:
         log.info("consumer_stopped", stage=self.queues.stage, unfinished=len(self._in_flight))
 
     def _busy(self) -> bool:
-        with self._in_flight_lock:
-            return bool(self._in_flight)
+        return self.in_flight > 0
 
     def _on_message(
         self,

@@ -32,6 +32,7 @@ HANDLING = Histogram(
 )
 # Alive but not working (broker lost, a stage not consuming) shows here; `up` only shows a dead process.
 READY = Gauge("stage_ready", "1 while every stage of this process consumes and can publish: what /readyz answers")
+IN_FLIGHT = Gauge("stage_messages_in_flight", "Messages a stage has taken and not yet settled", ["stage"])
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -49,6 +50,10 @@ class StageSpec:
 def observe(stage: str, outcome: str, reason: str | None, seconds: float) -> None:
     MESSAGES.labels(stage, outcome, reason or "").inc()
     HANDLING.labels(stage).observe(seconds)
+
+
+def _in_flight_of(consumer: StageConsumer) -> Callable[[], float]:
+    return lambda: consumer.in_flight
 
 
 StageBuilder = Callable[[Publisher], StageSpec]
@@ -91,6 +96,8 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
         )
         for spec in specs
     ]
+    for consumer in consumers:
+        IN_FLIGHT.labels(consumer.queues.stage).set_function(_in_flight_of(consumer))
     metrics_port = getattr(settings, "metrics_port", 0)
 
     def ready() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pika
@@ -90,8 +90,52 @@ class BrokerKit:
                 messages.append((properties, body))
 
     def depth(self, queue: str) -> int:
+        return self.depths([queue])[queue]
+
+    def depths(self, queues: list[str]) -> dict[str, int]:
+        """Messages ready in each queue (a passive declare: not those a consumer holds unacknowledged)."""
         with _channel(self) as channel:
-            return channel.queue_declare(queue, passive=True).method.message_count
+            return {queue: channel.queue_declare(queue, passive=True).method.message_count for queue in queues}
+
+
+def wait_until_quiet(
+    broker: BrokerKit,
+    stages: Iterable[str],
+    *,
+    held: Callable[[], Mapping[str, float]],
+    timeout: float = 120.0,
+    settle: float = 1.0,
+    explain: Callable[[], str] = str,
+) -> None:
+    """Wait until the stages have had nothing to do for ``settle`` seconds running, instead of sleeping and hoping.
+
+    Nothing to do: every stage's work, delay and parked queue is empty (a passive declare's ready count) and
+    ``held`` (what consumers hold outside the queues: messages in workers' hands, a spool) is all zero. ``settle``
+    covers a message on its way from the broker to a consumer, in neither count for a moment. A process that does
+    not answer, or a broker node that does not, is not quiet yet. ``explain`` says more when it times out.
+    """
+    queues = [
+        queue
+        for stage in stages
+        for names in [broker.topology.stage(stage)]
+        for queue in (names.work, names.parked, *names.retries)
+    ]
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    busy: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        try:
+            busy = {name: count for name, count in {**broker.depths(queues), **held()}.items() if count}
+        except (OSError, pika.exceptions.AMQPError) as exc:  # requests' errors are OSErrors too
+            busy = {f"unreadable ({type(exc).__name__})": 1}
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"still busy after {timeout}s: {busy}\n{explain()}")
 
 
 class _channel:

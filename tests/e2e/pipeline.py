@@ -16,7 +16,7 @@ from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
 from shared.topology import STAGES
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit
+from tests.broker import BrokerKit, wait_until_quiet
 from tests.mail_fixtures import free_port
 
 
@@ -39,6 +39,21 @@ class RunningPipeline:
             for sample in family.samples
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
+
+    def wait_until_quiet(self, broker: BrokerKit, *, timeout: float = 120.0) -> None:
+        """Return once the pipeline has nothing left to do (``tests.broker.wait_until_quiet``); fail after ``timeout``.
+
+        A late duplicate (a redelivery, a retry in a delay queue, a message parked behind a claim) has then been
+        handled, however long it took, so a test that counts side effects after this sees them all.
+        """
+        wait_until_quiet(broker, STAGES, held=self._held, timeout=timeout, explain=lambda: self.logs.dump(60))
+
+    def _held(self) -> dict[str, float]:
+        """What the processes hold outside the broker's queues: messages in workers' hands, deliveries spooled."""
+        consumers = [name for name in self.metrics_urls if name != "ingress"]
+        held = {f"{name} in flight": self.metric(name, "stage_messages_in_flight") for name in consumers}
+        held["ingress spool"] = self.metric("ingress", "ingress_spool_depth")
+        return held
 
 
 @contextmanager

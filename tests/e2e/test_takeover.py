@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.sqlite_store import SqliteStore
 from shared.topology import MOVER
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
@@ -71,7 +72,16 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
             ),
             timeout=30,
         ), pipeline.logs.dump(40)
-        time.sleep(1.0)  # every one of the four is claimed and waiting on DocSpace
+        # Every one of the four is claimed and waiting on DocSpace: its claim is in the store, its worker holds it.
+        claims = SqliteStore(tmp_path / "idempotency.sqlite3", ttl_seconds=60)
+        assert wait_until(
+            lambda: (
+                all(claims.lease_left(f"mover:{file_id}:v1") is not None for file_id in files)
+                and pipeline.metric("mover", "stage_messages_in_flight") == HELD
+            ),
+            timeout=30,
+        ), pipeline.logs.dump(40)
+        claims.close()
         assert not smtp_server.mails and not moved
 
         pipeline.supervisor.kill("mover", signal.SIGKILL)
@@ -80,7 +90,7 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
 
         assert wait_until(lambda: len(smtp_server.mails) >= HELD, timeout=60), pipeline.logs.dump(60)
         takeover = time.monotonic() - killed_at
-        time.sleep(2)  # room for a late duplicate
+        pipeline.wait_until_quiet(broker)  # any late duplicate has been handled by now
         mails = smtp_server.per_invoice()
         assert mails == {f"{file_id}:v1": 1 for file_id in files}
         assert moved == {file_id: 1 for file_id in files}

@@ -6,7 +6,6 @@ import io
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 
 import pika
@@ -20,7 +19,7 @@ from shared.errors import PermanentError
 from shared.handling import Handled, InboundMessage, Outcome
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER, MOVER
-from tests.broker import BrokerKit
+from tests.broker import BrokerKit, wait_until_quiet
 from tests.cli_env import use_broker
 from tests.mail_fixtures import wait_until
 
@@ -115,7 +114,8 @@ def test_list_show_and_replay_move_dead_letters_back_and_get_them_processed_once
     assert code == 0 and "Replayed 1" in out
     assert wait_until(lambda: len(stage.processed) == 3, 15)
     assert run(capsys, "dlq", "replay")[1].startswith("Nothing to replay")
-    time.sleep(0.5)  # room for anything handled twice to show up
+    # Anything handled twice has been by now: the stage's queues are empty and its workers idle.
+    wait_until_quiet(broker, [CLASSIFIER], held=lambda: {"in flight": stage.consumer.in_flight}, settle=0.5)
 
     assert sorted(m.body for m in stage.processed) == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
     # Back as the stage first saw them: the original routing key, attempt 1, no failure story, a replay mark.

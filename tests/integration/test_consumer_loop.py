@@ -18,6 +18,7 @@ from shared.handling import Handled, InboundMessage, Outcome
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER
 from tests.broker import BrokerKit
+from tests.mail_fixtures import wait_until
 
 
 class Harness:
@@ -88,6 +89,24 @@ def test_a_handled_message_is_acked(harness: Any, broker: BrokerKit) -> None:
     assert h.seen[0].body == b'{"x":1}' and h.seen[0].routing_key == "file.uploaded" and h.seen[0].attempt == 1
     time.sleep(0.3)
     assert broker.depth(broker.topology.stage(CLASSIFIER).work) == 0
+
+
+def test_in_flight_counts_the_messages_a_worker_holds_until_their_outcome(harness: Any, broker: BrokerKit) -> None:
+    release = threading.Event()
+
+    def slow(message: InboundMessage) -> Handled:
+        assert release.wait(15)
+        return Handled(Outcome.ACCEPTED)
+
+    h = harness(slow)
+    assert h.consumer.in_flight == 0
+    h.send(b"one")
+    h.send(b"two")
+    assert wait_until(lambda: h.consumer.in_flight == 2, 10)  # both workers hold one; it is no longer "ready"
+    assert broker.depth(broker.topology.stage(CLASSIFIER).work) == 0
+    release.set()
+    h.wait_for_outcomes(2)
+    assert wait_until(lambda: h.consumer.in_flight == 0, 10)
 
 
 def test_transient_failures_climb_the_ladder_then_succeed(harness: Any, broker: BrokerKit) -> None:
