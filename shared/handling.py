@@ -17,7 +17,7 @@ class InboundMessage:
     message_id: str | None
     headers: Mapping[str, Any]
     redelivered: bool
-    attempt: int  # 1 on first delivery; grows each time the retry ladder brings it back
+    attempt: int  # 1 the first time; grows each time the retry ladder brings it back
 
 
 class Outcome(StrEnum):

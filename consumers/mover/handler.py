@@ -40,15 +40,15 @@ def move_invoice(
     structlog.contextvars.bind_contextvars(
         invoice_id=detected.invoice_id, file_id=detected.file_id, event_id=detected.event_id, client=detected.client
     )
-    outcome: dict[str, str] = {}
+    result: dict[str, str] = {}
 
     def move_and_announce() -> None:
         folder_id = detected.incoming.id or files.find_or_create_folder(detected.room_id, detected.incoming.name)
         if detected.already_in_incoming or detected.folder_id == folder_id:
-            file_id, outcome["how"] = detected.file_id, "already_in_incoming"
+            file_id, result["how"] = detected.file_id, "already_in_incoming"
         else:
             moved = files.move_file(detected.file_id, folder_id, conflict=conflict)
-            file_id, outcome["how"] = moved.file_id, f"moved ({moved.confirmed_by})"
+            file_id, result["how"] = moved.file_id, f"moved ({moved.confirmed_by})"
         emit(
             InvoiceReceived(
                 invoice_id=detected.invoice_id,
@@ -69,8 +69,8 @@ def move_invoice(
                 delivered_at=detected.delivered_at,
             )
         )
-        outcome["folder_id"] = folder_id
+        result["folder_id"] = folder_id
 
     if not run_once(store, f"mover:{detected.invoice_id}", move_and_announce, lease_seconds=lease_seconds):
         return Handled(Outcome.IGNORED, "duplicate", {"title": detected.title})
-    return Handled(Outcome.RECEIVED, outcome["how"], {"title": detected.title, "folder_id": outcome["folder_id"]})
+    return Handled(Outcome.RECEIVED, result["how"], {"title": detected.title, "folder_id": result["folder_id"]})
