@@ -112,8 +112,9 @@ class SqliteStore:
 class SqliteCheckpoints:
     """Two tables beside the idempotency store's in the same SQLite file (``IDEMPOTENCY_URL``)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         try:
@@ -140,13 +141,13 @@ class SqliteCheckpoints:
             with self._lock:
                 self._db.execute(
                     "INSERT OR REPLACE INTO checkpoints (name, value, saved_at) VALUES (?, ?, ?)",
-                    (name, json.dumps(value, sort_keys=True), time.time()),
+                    (name, json.dumps(value, sort_keys=True), self._clock()),
                 )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
 
     def hold(self, name: str, owner: str, *, seconds: float) -> bool:
-        now = time.time()
+        now = self._clock()
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,59 @@
+"""Checkpoints and leases in the real Redis: the checkpoint store's contract, a lease lapsing, an unreachable server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from shared.checkpoints import Checkpoints
+from shared.idempotency import StoreUnavailable
+from shared.redis_store import RedisCheckpoints
+from tests.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
+    Make,
+    test_a_lease_has_one_holder_who_may_extend_and_release_it,
+    test_a_saved_checkpoint_is_read_back_by_another_process,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def make() -> Iterator[Make]:
+    """Stores on one Redis namespace of this test's own, as replicas on several hosts share it; cleaned after."""
+    namespace = f"test-checkpoints-{uuid.uuid4().hex}:"
+    made: list[Checkpoints] = []
+
+    def factory() -> Checkpoints:
+        store = RedisCheckpoints(REDIS_URL, namespace=namespace)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def test_a_lease_whose_holder_died_lapses(make: Make) -> None:
+    # Redis expires the lease on its own clock (SET PX): a short one and a real wait are the honest test here.
+    a, b = make(), make()
+    assert a.hold("reconciler.cycle", "a", seconds=0.1)
+    time.sleep(0.25)
+    assert b.hold("reconciler.cycle", "b", seconds=30)
+    assert not a.hold("reconciler.cycle", "a", seconds=30)
+
+
+def test_an_unreachable_redis_is_a_transient_failure() -> None:
+    checkpoints = RedisCheckpoints("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable):
+        checkpoints.load("reconciler.state")
+    with pytest.raises(StoreUnavailable):
+        checkpoints.hold("reconciler.cycle", "a", seconds=1)
