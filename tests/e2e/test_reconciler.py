@@ -79,6 +79,15 @@ def _wait_first_run(pipeline: RunningPipeline) -> None:
     assert wait_until(lambda: bool(pipeline.logs.events(None, "reconcile_done")), 30), pipeline.logs.dump(60)
 
 
+def _settle(pipeline: RunningPipeline, broker: BrokerKit, cycles: int, timeout: float) -> None:
+    """Let ``cycles`` more reconcile cycles run, then wait for what they announced to be handled."""
+    done = len(pipeline.logs.events(None, "reconcile_done"))
+    assert wait_until(lambda: len(pipeline.logs.events(None, "reconcile_done")) >= done + cycles, timeout), (
+        pipeline.logs.dump(40)
+    )
+    pipeline.wait_until_quiet(broker)
+
+
 def _assert_exactly_once(
     sim: DocSpaceSimulator,
     files: list[str],
@@ -138,7 +147,7 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
             assert pipeline_receiver.wait_for(21, timeout=10), pipeline.logs.dump(80)
             all_done_after = time.monotonic() - up_at
             assert sim.wait_idle(60)
-            time.sleep(interval + 2)  # one more cycle: nothing more may happen
+            _settle(pipeline, broker, 1, timeout=interval + 30)  # one more cycle: nothing more may happen
             _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
 
             recovered = pipeline.metric("reconciler", "reconciler_recovered_total", source="delivery_log")
@@ -196,7 +205,7 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
         assert wait_until(lambda: len(smtp_server.mails) >= 4, 20), pipeline.logs.dump(80)
         assert pipeline_receiver.wait_for(4, timeout=10)
         assert sim.wait_idle(10)
-        time.sleep(5)  # two more cycles
+        _settle(pipeline, broker, 2, timeout=30)  # two more cycles: nothing more may happen
         _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
 
 
@@ -230,13 +239,14 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
             return len(pipeline.logs.events(None, "reconcile_done"))
 
         # While the 100 went through, a scan may have announced some not yet done after the (short) grace period:
-        # the classifier absorbed each as a duplicate. Now five cycles that see every one of the 100 files.
-        time.sleep(5)
+        # the classifier absorbed each as a duplicate. Two cycles for those to settle, then five that see every one
+        # of the 100 files.
+        _settle(pipeline, broker, 2, timeout=30)
         start, announced_before = cycles(), len(pipeline.logs.events(None, "delivery_recovered"))
         assert wait_until(lambda: cycles() >= start + 5, 30), pipeline.logs.dump(40)
         assert len(pipeline.logs.events(None, "delivery_recovered")) == announced_before  # nothing more announced
         assert sim.wait_idle(10)
-        time.sleep(1)
+        pipeline.wait_until_quiet(broker)
         _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
 
         # Two replicas, one cycle at a time: each time, one of them found the cycle done (or running) and stood back.
