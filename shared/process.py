@@ -31,7 +31,8 @@ HANDLING = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 # Alive but not working (broker lost, a stage not consuming) shows here; `up` only shows a dead process.
-READY = Gauge("stage_ready", "1 while every stage of this process consumes and can publish: what /readyz answers")
+# Labelled, so a process that imports this module without running stages (the reconciler) exports no sample.
+READY = Gauge("stage_ready", "1 while the stage consumes and its process can publish (what /readyz checks)", ["stage"])
 IN_FLIGHT = Gauge("stage_messages_in_flight", "Messages a stage has taken and not yet settled", ["stage"])
 
 EXIT_OK = 0
@@ -57,6 +58,11 @@ def _in_flight_of(consumer: StageConsumer) -> Callable[[], float]:
 
 
 StageBuilder = Callable[[Publisher], StageSpec]
+
+
+def _readiness(publisher: Publisher, consumer: StageConsumer) -> Callable[[], float]:
+    """The ``stage_ready`` sample of one stage: it consumes, and its process can publish its follow-up events."""
+    return lambda: 1.0 if publisher.is_connected and consumer.is_connected else 0.0
 
 
 def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: str) -> int:
@@ -104,7 +110,8 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
         # Ready means every stage consumes and follow-up events can be published.
         return publisher.is_connected and all(c.is_connected for c in consumers)
 
-    READY.set_function(lambda: 1.0 if ready() else 0.0)
+    for spec, consumer in zip(specs, consumers, strict=True):
+        READY.labels(spec.stage).set_function(_readiness(publisher, consumer))
     health = HealthServer(metrics_port, ready).start() if metrics_port else None
 
     def stop(signum: int, _frame: FrameType | None) -> None:
