@@ -16,7 +16,8 @@ MIN_CALLS_PER_CYCLE = 5
 class ReconcilerSettings(ClassifierSettings):
     """The classifier's rules and triggers (the reconciler judges files exactly as the classifier does), plus its own.
 
-    ``DOCSPACE_RATE_LIMIT_PER_MINUTE`` is not used here: the reconciler's rate is its budget share of the key.
+    ``DOCSPACE_RATE_LIMIT_PER_MINUTE`` is not used here: the reconciler's rate is its budget share of the key's
+    whole limit, ``DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE`` (one setting for the key, SQLite or Redis).
     """
 
     reconcile_interval: float = Field(default=300.0, ge=1, description="seconds between two cycles")
@@ -30,10 +31,7 @@ class ReconcilerSettings(ClassifierSettings):
         default=300.0, ge=0, description="each scan starts this long before the last one ended (clock skew)"
     )
     reconcile_budget_share: float = Field(
-        default=0.05, gt=0, le=1, description="the reconciler's share of the API key's requests per minute"
-    )
-    docspace_key_rate_limit: int = Field(
-        default=1500, ge=1, description="the portal's requests per minute per API key (DocSpace: 1,500)"
+        default=0.05, gt=0, le=1, description="the reconciler's share of DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE"
     )
     docspace_webhook_url: str | None = Field(
         default=None, description="the URL the pipeline's webhook points at (default: any ending /docspace/webhook)"
@@ -42,7 +40,7 @@ class ReconcilerSettings(ClassifierSettings):
 
     @property
     def budget_per_minute(self) -> int:
-        return max(1, int(self.reconcile_budget_share * self.docspace_key_rate_limit))
+        return max(1, int(self.reconcile_budget_share * self.docspace_shared_rate_limit_per_minute))
 
     @property
     def calls_per_cycle(self) -> int:

@@ -45,7 +45,7 @@ def test_fifty_rooms_never_take_more_than_the_reconcilers_share(
         "DOCSPACE_API_HOST": sim.base_url,
         "DOCSPACE_API_KEY": sim.api_key,
         "INVOICE_RULES_FILE": str(tmp_path / "rules.toml"),
-        "DOCSPACE_KEY_RATE_LIMIT": str(KEY_LIMIT),
+        "DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE": str(KEY_LIMIT),
         "RECONCILE_BUDGET_SHARE": str(SHARE),
         "RECONCILE_INTERVAL": str(interval),
         "RECONCILE_GRACE": "1",
