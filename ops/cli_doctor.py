@@ -29,7 +29,7 @@ from ops.doctor import (
     check_transport,
 )
 from shared.idempotency import StoreUnavailable
-from shared.rules import Rules, RulesError, load_rules
+from shared.rules import Rules, RulesError
 from shared.settings import CommonSettings, DocSpaceSettings, explain
 from shared.wiring import checkpoints, docspace_client
 
@@ -134,12 +134,7 @@ def _reconciler() -> Check:
 
 def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:
     try:
-        rules = load_rules(
-            rules_file=settings.invoice_rules_file,
-            client_room_id=settings.client_room_id,
-            incoming_folder_id=settings.incoming_folder_id,
-            manager_email=settings.manager_email,
-        )
+        rules = settings.rules()
     except RulesError as exc:
         return None, Check("rules", "fail", str(exc), "see README, 'Rules file'")
     source = settings.invoice_rules_file or "CLIENT_ROOM_ID / MANAGER_EMAIL"

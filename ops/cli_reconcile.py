@@ -17,7 +17,7 @@ from consumers.reconciler.settings import ReconcilerSettings, knobs_for
 from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
 from shared.docspace.admin import PortalAdmin
 from shared.publisher import Publisher
-from shared.rules import RulesError, load_rules
+from shared.rules import RulesError
 from shared.wiring import checkpoints, docspace_client, idempotency_store
 
 ACTION_STYLE = {
@@ -47,12 +47,7 @@ def reconcile(
     settings = load_settings(ReconcilerSettings)
     err = console(stderr=True)
     try:
-        rules = load_rules(
-            rules_file=settings.invoice_rules_file,
-            client_room_id=settings.client_room_id,
-            incoming_folder_id=settings.incoming_folder_id,
-            manager_email=settings.manager_email,
-        )
+        rules = settings.rules()
     except RulesError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(EXIT_CONFIG) from None

@@ -16,7 +16,7 @@ from shared.handling import Handled, InboundMessage
 from shared.logging import configure_logging
 from shared.process import StageSpec, config_error, log_transport_notes, run_stages
 from shared.publisher import Publisher
-from shared.rules import RulesError, load_rules
+from shared.rules import RulesError
 from shared.topology import CLASSIFIER, Topology
 from shared.wiring import docspace_client, idempotency_store
 
@@ -24,12 +24,7 @@ from shared.wiring import docspace_client, idempotency_store
 def main() -> int:
     try:
         settings = ClassifierSettings()
-        rules = load_rules(
-            rules_file=settings.invoice_rules_file,
-            client_room_id=settings.client_room_id,
-            incoming_folder_id=settings.incoming_folder_id,
-            manager_email=settings.manager_email,
-        )
+        rules = settings.rules()
     except (ValidationError, RulesError) as exc:
         return config_error("classifier", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="classifier")

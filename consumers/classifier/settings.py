@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from shared.rules import Rules, load_rules
 from shared.settings import DocSpaceSettings, StageSettings, split_csv
 
 
@@ -30,3 +31,12 @@ class ClassifierSettings(DocSpaceSettings, StageSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         return split_csv(value)
+
+    def rules(self) -> Rules:
+        """The client rules these settings name (raises ``RulesError`` with what is wrong)."""
+        return load_rules(
+            rules_file=self.invoice_rules_file,
+            client_room_id=self.client_room_id,
+            incoming_folder_id=self.incoming_folder_id,
+            manager_email=self.manager_email,
+        )

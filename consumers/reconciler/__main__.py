@@ -22,7 +22,7 @@ from shared.health import HealthServer
 from shared.logging import configure_logging
 from shared.process import EXIT_OK, EXIT_TOPOLOGY, config_error, log_transport_notes
 from shared.publisher import Publisher
-from shared.rules import RulesError, load_rules
+from shared.rules import RulesError
 from shared.topology import Topology
 from shared.wiring import checkpoints, docspace_client, idempotency_store
 
@@ -32,12 +32,7 @@ log = structlog.get_logger("reconciler")
 def main() -> int:
     try:
         settings = ReconcilerSettings()
-        rules = load_rules(
-            rules_file=settings.invoice_rules_file,
-            client_room_id=settings.client_room_id,
-            incoming_folder_id=settings.incoming_folder_id,
-            manager_email=settings.manager_email,
-        )
+        rules = settings.rules()
     except (ValidationError, RulesError) as exc:
         return config_error("reconciler", exc)
     configure_logging(fmt=settings.log_format, level=settings.log_level, process="reconciler")
