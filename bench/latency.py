@@ -10,28 +10,15 @@ from __future__ import annotations
 import signal
 import statistics
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.backlog import CLIENTS, PIPELINE_SECRET, _count_moves_and_429s, _histogram, forget_redis_keys
-from bench.payload import SECRET
-from bench.procs import (
-    LOG_DIR,
-    REDIS_URL,
-    Proc,
-    delete_topology,
-    free_port,
-    queue_depths,
-    wait_consumers,
-    wait_http,
-)
-from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
-from standins.pipeline_receiver import PipelineReceiver
+from bench.backlog import _histogram
+from bench.procs import REDIS_URL, free_port, queue_depths, wait_consumers
+from bench.rig import CLIENTS, rig
 
 
 @dataclass
@@ -85,49 +72,11 @@ def steady(
     """
     invoices = round(rate * seconds)
     warm = round(rate * warmup)
-    sim = DocSpaceSimulator(threads=64, webhook_threads=8, move_delay=0.1, seed=7).start()
-    moves: Counter[str] = Counter()
-    rejected = Counter[int]()
-    _count_moves_and_429s(sim, moves, rejected)
-    mail = MailCatcher().start()
-    pipeline = PipelineReceiver().start()
-    prefix = f"lat{uuid.uuid4().hex[:6]}."
-    run_dir = LOG_DIR / prefix.rstrip(".")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, Proc] = {}
-    try:
-        rooms = [sim.create_room(f"Client {i}") for i in range(CLIENTS)]
-        uploads = [sim.create_folder(room, "Uploads") for room in rooms]
-        rules = run_dir / "rules.toml"
-        rules.write_text(
-            "".join(
-                f'[[clients]]\nname = "client{i}"\nroom_id = "{room}"\nmanager_email = "m{i}@client.example"\n\n'
-                for i, room in enumerate(rooms)
-            ),
-            encoding="utf-8",
-        )
-        port = free_port()
-        env = {
-            "TOPOLOGY_PREFIX": prefix,
-            "IDEMPOTENCY_URL": redis_url,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "DOCSPACE_WEBHOOK_SECRET": SECRET,
-            "DOCSPACE_API_HOST": sim.base_url,
-            "DOCSPACE_API_KEY": sim.api_key,
-            "INVOICE_RULES_FILE": str(rules.resolve()),
-            "SMTP_HOST": mail.host,
-            "SMTP_PORT": str(mail.port),
-            "MAIL_FROM": "invoices@pipeline.example",
-            "PIPELINE_URL": pipeline.url,
-            "PIPELINE_SECRET": PIPELINE_SECRET,
-        }
-        probe_port = free_port()  # the ingress's internal port: its /readyz
-        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", {**env, "METRICS_PORT": str(probe_port)})
-        wait_http(f"http://127.0.0.1:{probe_port}/readyz", procs["ingress"])
-        sim.register_webhook(
-            f"http://127.0.0.1:{port}/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"]
-        )
+    with rig("lat", redis_url=redis_url) as r:
+        sim, mail, procs = r.sim, r.mail, r.procs
+        uploads = r.numbered_clients()
+        env = r.env(redis_url)
+        r.start_ingress(env)
         sim.faults.set_rate_limit(requests_per_minute=1500, max_concurrent_writes=15, retry_after=1.0)
         sim.faults.add(path="/api/*", latency=latency)
         for n in range(1, replicas + 1):
@@ -136,9 +85,9 @@ def steady(
                 ("mover", "consumers.mover"),
                 ("notifier", "consumers.notifier"),
             ):
-                procs[f"{stage}-{n}"] = Proc(f"{prefix}{stage}-{n}", module, env)
+                r.start(f"{stage}-{n}", module, env)
         wait_consumers(
-            prefix,
+            r.prefix,
             {
                 "classifier": procs["classifier-1"],
                 "mover": procs["mover-1"],
@@ -155,9 +104,7 @@ def steady(
             files.append(sim.upload_file(uploads[i % CLIENTS], f"Invoice-{i:05d}.pdf"))
         deadline = time.monotonic() + 300
         while mail.count() < warm + invoices and time.monotonic() < deadline:
-            for proc in procs.values():
-                if not proc.alive():
-                    raise RuntimeError(f"{proc.name} exited: see {proc.log_path}")
+            r.check_alive()
             time.sleep(0.5)
         time.sleep(2.0)  # room for a duplicate to show up
         sim.wait_idle(10)
@@ -181,19 +128,11 @@ def steady(
             invoices=invoices,
             warm=warm,
             latencies=latencies,
-            rejected_429=rejected[429],
+            rejected_429=r.rejected[429],
             mails_per_invoice=_histogram(mail.per_invoice(), warm + invoices),
-            moves_per_invoice=_histogram(moves, warm + invoices),
-            left_in_queues={name: depth for name, depth in queue_depths(prefix).items() if depth},
+            moves_per_invoice=_histogram(r.moves, warm + invoices),
+            left_in_queues={name: depth for name, depth in queue_depths(r.prefix).items() if depth},
         )
-    finally:
-        for proc in procs.values():
-            proc.stop()
-        mail.stop()
-        pipeline.stop()
-        sim.stop()
-        delete_topology(prefix)
-        forget_redis_keys(redis_url, prefix, sim)
 
 
 @dataclass
@@ -208,53 +147,25 @@ class TakeoverResult:
 def takeover(*, held: int = 4) -> TakeoverResult:
     """A mover holding ``held`` invoices (each claimed, waiting on DocSpace) is SIGKILLed and started again, as a
     process manager would; the clock runs from the kill to the last of them e-mailed. Default lease (15 s)."""
-    sim = DocSpaceSimulator(threads=32, move_delay=0.1, seed=7).start()
-    mail = MailCatcher().start()
-    prefix = f"tko{uuid.uuid4().hex[:6]}."
-    run_dir = LOG_DIR / prefix.rstrip(".")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, Proc] = {}
-    try:
-        room = sim.create_room("Acme Ltd")
-        uploads = sim.create_folder(room, "Uploads")
-        rules = run_dir / "rules.toml"
-        rules.write_text(
-            f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "anna@acme.example"\n', encoding="utf-8"
-        )
-        port, metrics = free_port(), free_port()
-        env = {
-            "TOPOLOGY_PREFIX": prefix,
-            "IDEMPOTENCY_URL": f"sqlite:///{(run_dir / 'idempotency.sqlite3').resolve()}",
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "DOCSPACE_WEBHOOK_SECRET": SECRET,
-            "DOCSPACE_API_HOST": sim.base_url,
-            "DOCSPACE_API_KEY": sim.api_key,
-            "DOCSPACE_TIMEOUT": "60",
-            "INVOICE_RULES_FILE": str(rules.resolve()),
-            "SMTP_HOST": mail.host,
-            "SMTP_PORT": str(mail.port),
-            "MAIL_FROM": "invoices@pipeline.example",
-            "CONCURRENCY": str(held),
-        }
-        probe_port = free_port()  # the ingress's internal port: its /readyz
-        procs["ingress"] = Proc(f"{prefix}ingress", "ingress", {**env, "METRICS_PORT": str(probe_port)})
-        wait_http(f"http://127.0.0.1:{probe_port}/readyz", procs["ingress"])
-        sim.register_webhook(
-            f"http://127.0.0.1:{port}/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"]
-        )
-        procs["classifier"] = Proc(f"{prefix}classifier", "consumers.classifier", {**env, "METRICS_PORT": str(metrics)})
-        procs["mover"] = Proc(f"{prefix}mover", "consumers.mover", env)
-        procs["notifier"] = Proc(f"{prefix}notifier", "consumers.notifier", env)
+    # No pipeline receiver and no counters: this run times the e-mails after a kill, nothing else.
+    with rig("tko", threads=32, webhook_threads=4, pipeline=False, counted=False) as r:
+        sim, mail, procs = r.sim, r.mail, r.procs
+        (room,), (uploads,) = r.clients([("acme", "Acme Ltd", "anna@acme.example")])
+        metrics = free_port()
+        env = r.env(r.sqlite_url(), DOCSPACE_TIMEOUT="60", CONCURRENCY=str(held))
+        r.start_ingress(env)
+        r.start("classifier", "consumers.classifier", {**env, "METRICS_PORT": str(metrics)})
+        r.start("mover", "consumers.mover", env)
+        r.start("notifier", "consumers.notifier", env)
         wait_consumers(
-            prefix, {"classifier": procs["classifier"], "mover": procs["mover"], "notifier.email": procs["notifier"]}
+            r.prefix, {"classifier": procs["classifier"], "mover": procs["mover"], "notifier.email": procs["notifier"]}
         )
         # The mover's first look for the room's Incoming folder hangs: it holds its claims and has written nothing.
         stall = sim.faults.add(method="GET", path=f"/api/2.0/files/{room}", latency=120)
         for i in range(held):
             sim.upload_file(uploads, f"Invoice-{i}.pdf")
         deadline = time.monotonic() + 60
-        while _accepted(metrics) < held or queue_depths(prefix).get(f"{prefix}mover", 0):
+        while _accepted(metrics) < held or queue_depths(r.prefix).get(f"{r.prefix}mover", 0):
             if time.monotonic() > deadline:
                 raise RuntimeError("the mover never took the invoices")
             time.sleep(0.1)
@@ -263,18 +174,12 @@ def takeover(*, held: int = 4) -> TakeoverResult:
         killed = time.monotonic()
         procs["mover"].process.wait(10)
         sim.faults.remove(stall)
-        procs["mover-restarted"] = Proc(f"{prefix}mover-restarted", "consumers.mover", env)
+        r.start("mover-restarted", "consumers.mover", env)
         while mail.count() < held and time.monotonic() < killed + 120:
             time.sleep(0.05)
         seconds = time.monotonic() - killed
         time.sleep(2)
         return TakeoverResult(held, seconds, _histogram(mail.per_invoice(), held))
-    finally:
-        for proc in procs.values():
-            proc.stop()
-        mail.stop()
-        sim.stop()
-        delete_topology(prefix)
 
 
 def _accepted(port: int) -> float:
