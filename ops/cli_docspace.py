@@ -12,8 +12,10 @@ from rich.table import Table
 
 from ingress.settings import WEBHOOK_PATH
 from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings
-from ops.webhook_setup import INVOICE_TRIGGERS, generate_secret, trigger_names
+from ops.webhook_setup import generate_secret
+from shared.docspace.admin import PortalAdmin
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
+from shared.docspace.webhooks import INVOICE_TRIGGERS, trigger_names
 from shared.errors import StageError
 from shared.redact import safe_url
 from shared.settings import DocSpaceSettings
@@ -67,7 +69,7 @@ def register_webhook(
     with docspace_client(settings) as client:
         try:
             # DocSpace HEAD-checks the URL before saving, so the ingress must already answer there.
-            config = client.create_webhook(
+            config = PortalAdmin(client.transport).create_webhook(
                 name=name, uri=url, secret=secret, triggers=INVOICE_TRIGGERS, ssl=parts.scheme == "https"
             )
         except DocSpaceAccessDenied as exc:
@@ -103,7 +105,7 @@ def webhooks() -> None:
     err = console(stderr=True)
     with docspace_client(settings) as client:
         try:
-            configs = client.list_webhooks()
+            configs = PortalAdmin(client.transport).list_webhooks()
         except DocSpaceAccessDenied as exc:
             err.print(f"[red]DocSpace refused:[/red] {escape(str(exc))}\nFix: {SCOPE_HINT}.")
             raise typer.Exit(EXIT_PROBLEM) from None

@@ -28,6 +28,7 @@ from ops.doctor import (
     check_smtp,
     check_transport,
 )
+from shared.docspace.admin import PortalAdmin
 from shared.idempotency import StoreUnavailable
 from shared.rules import Rules, RulesError
 from shared.settings import CommonSettings, DocSpaceSettings, explain
@@ -93,7 +94,7 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
             rules, check = _rules(classifier)
             yield check
         with docspace_client(docspace) as client:
-            yield from check_docspace(client, rules, webhook_url)
+            yield from check_docspace(client, PortalAdmin(client.transport), rules, webhook_url)
 
     yield _reconciler()
 

@@ -72,7 +72,7 @@ def reconcile(
                 bar.update(task, description=what, completed=done, total=total)
 
             report = reconcile_cycle(
-                portal=PortalAdmin(client),
+                portal=PortalAdmin(client.transport),
                 rules=rules,
                 store=store,
                 checkpoints=marks,

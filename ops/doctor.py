@@ -15,13 +15,19 @@ import pika.exceptions
 import requests
 
 from ingress.settings import WEBHOOK_PATH, IngressSettings
-from ops.webhook_setup import FILE_CREATED, FILE_UPLOADED, register_command, trigger_names
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, node_names
 from shared.delivery import parse_datetime
+from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound
 from shared.docspace.values import WebhookConfig
-from shared.docspace.webhooks import find_pipeline_webhook
+from shared.docspace.webhooks import (
+    FILE_CREATED,
+    FILE_UPLOADED,
+    find_pipeline_webhook,
+    register_command,
+    trigger_names,
+)
 from shared.errors import StageError
 from shared.messages import IncomingFolder
 from shared.redact import safe_url
@@ -145,11 +151,13 @@ def _passive(connection: pika.BlockingConnection, declare: Callable[[Any], Any])
 # --- DocSpace -----------------------------------------------------------------------------------------------
 
 
-def check_docspace(client: DocSpaceClient, rules: Rules | None, webhook_url: str | None) -> Iterator[Check]:
+def check_docspace(
+    client: DocSpaceClient, portal: PortalAdmin, rules: Rules | None, webhook_url: str | None
+) -> Iterator[Check]:
     """The portal and key (through the webhook list), every watched room, every Incoming folder, the webhook."""
     configs: list[WebhookConfig] | None = None
     try:
-        configs = client.list_webhooks()
+        configs = portal.list_webhooks()
         yield Check("docspace", "ok", f"{client.shown_url} answered; the API key is valid (global scope)")
     except DocSpaceAccessDenied as exc:
         if "401" in str(exc):

@@ -1,31 +1,9 @@
-"""What registering a DocSpace webhook needs: the trigger bits (contract §2.1) and a secret DocSpace accepts."""
+"""A webhook secret DocSpace accepts (the trigger table is in ``shared.docspace.webhooks``)."""
 
 from __future__ import annotations
 
 import secrets
 import string
-
-# The trigger flags live with the webhook vocabulary; re-exported for the CLI.
-from shared.docspace.webhooks import (
-    FILE_CREATED,
-    FILE_UPLOADED,
-    INVOICE_TRIGGERS,
-    TRIGGER_NAMES,
-    register_command,
-    trigger_names,
-)
-
-__all__ = [
-    "FILE_CREATED",
-    "FILE_UPLOADED",
-    "INVOICE_TRIGGERS",
-    "SAFE_SPECIAL_CHARS",
-    "SECRET_LENGTH",
-    "TRIGGER_NAMES",
-    "generate_secret",
-    "register_command",
-    "trigger_names",
-]
 
 # Specials that survive .env files, docker compose and shells unquoted: no $ # ' " \ space, and no comma
 # (DOCSPACE_WEBHOOK_SECRET separates rotated secrets with commas).

@@ -39,7 +39,7 @@ def main() -> int:
     log_transport_notes(settings.transport_notes())
     # Its own limiter at its share of the key: however many rooms, it never takes more.
     client = docspace_client(settings, pool_size=2, per_minute=settings.budget_per_minute, process="reconciler")
-    portal = PortalAdmin(client)
+    portal = PortalAdmin(client.transport)
     store = idempotency_store(settings)
     marks = checkpoints(settings)
     topology = Topology.from_settings(settings)

@@ -1,8 +1,9 @@
-"""Webhook administration and room listing on the client's transport: find and enable the pipeline's webhook,
-page its failed deliveries, and list a room's files newest first.
+"""Webhook administration and room listing for the operator's command and the reconciler: register, list, find
+and enable the pipeline's webhook, page its deliveries, and list a room's files newest first.
 
-The calls ride on ``DocSpaceClient.request`` (its rate limiter, 429 handling and typed errors). The webhook
-calls need an API key with a global scope (``settings/`` is outside DocSpace's scope map, contract §2.3).
+The calls ride on the process's ``DocSpaceTransport`` (its rate limiter, 429 handling and typed errors). The
+webhook calls need an API key with a global scope (``settings/`` is outside DocSpace's scope map, contract §2.3);
+the stages never make them. What they return, and the trigger table, are in ``webhooks`` (no HTTP).
 """
 
 from __future__ import annotations
@@ -10,37 +11,76 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import SecretStr
+
 from shared.delivery import parse_datetime
-from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceUnavailable
-from shared.docspace.transport import path_id as _path_id
-from shared.docspace.values import WebhookConfig, _sid, _webhook_config
+from shared.docspace.transport import DocSpaceTransport, path_id
+from shared.docspace.values import WebhookConfig, WebhookDelivery, _sid, _webhook_config, _webhook_delivery
 from shared.docspace.webhooks import FAILED_DELIVERIES, FILES_ONLY, PAGE_SIZE, ListedFile, LoggedDelivery
 from shared.ids import InvalidId, parse_id
 
 
 class PortalAdmin:
-    """The reconciler's DocSpace calls, made through ``client`` (and counted against its rate limit)."""
+    """The operator's and the reconciler's DocSpace calls, made through ``transport`` (and its rate limit)."""
 
-    def __init__(self, client: DocSpaceClient) -> None:
-        self._client = client
+    def __init__(self, transport: DocSpaceTransport) -> None:
+        self._transport = transport
 
     def __repr__(self) -> str:
-        return f"PortalAdmin({self._client!r})"
+        return f"PortalAdmin({self._transport!r})"
 
     # --- the webhook ----------------------------------------------------------------------------------------
 
     def list_webhooks(self) -> list[WebhookConfig]:
-        return self._client.list_webhooks()
+        """``GET settings/webhook``: the webhooks this key can see, each with the status of its last delivery."""
+        rows = self._transport.request("GET", "settings/webhook")
+        rows = rows if isinstance(rows, list) else []
+        return [
+            _webhook_config(row["configs"], row.get("status"))
+            for row in rows
+            if isinstance(row, dict) and isinstance(row.get("configs"), dict)
+        ]
+
+    def create_webhook(
+        self, *, name: str, uri: str, secret: SecretStr, triggers: int, ssl: bool, enabled: bool = True
+    ) -> WebhookConfig:
+        """``POST settings/webhook``. DocSpace HEAD-checks ``uri`` first and answers 400 when it is unreachable.
+
+        ``triggers`` is a plain int bitmask (384 = file.created | file.uploaded); ``enabled`` is always sent,
+        because DocSpace takes a missing value as false.
+        """
+        dto = self._transport.request(
+            "POST",
+            "settings/webhook",
+            json={
+                "name": name,
+                "uri": uri,
+                "secretKey": secret.get_secret_value(),
+                "enabled": enabled,
+                "ssl": ssl,
+                "triggers": triggers,
+            },
+        )
+        if not isinstance(dto, dict):
+            raise DocSpaceUnavailable("DocSpace POST settings/webhook returned no webhook")
+        return _webhook_config(dto, None)
+
+    def webhook_deliveries(self, config_id: str | int, *, count: int = 20) -> list[WebhookDelivery]:
+        """``GET settings/webhooks/log`` for one webhook, newest first (at most 100)."""
+        rows = self._transport.request(
+            "GET", "settings/webhooks/log", params={"configId": path_id(config_id), "count": max(1, min(count, 100))}
+        )
+        return [_webhook_delivery(row) for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
     def enable_webhook(self, config: WebhookConfig) -> WebhookConfig:
         """``PUT settings/webhook/enable``: DocSpace sends ``HEAD`` to the URL first and answers 400 ("webhook
         URL not available", ``DocSpaceRejected``) unless it gets a 2xx. The secret is not sent, so it stays."""
-        dto = self._client.request(
+        dto = self._transport.request(
             "PUT",
             "settings/webhook/enable",
             json={
-                "id": _numeric_or_text(_path_id(config.id)),
+                "id": _numeric_or_text(path_id(config.id)),
                 "enabled": True,
                 # [Required] on the DTO although enabling changes neither (contract §2.2).
                 "name": config.name,
@@ -59,11 +99,11 @@ class PortalAdmin:
         Failures are found by ``groupStatus``, never by ``deliveryFrom``/``deliveryTo``: those filter on the
         delivery time, which only successful rows have (contract §2.4).
         """
-        rows = self._client.request(
+        rows = self._transport.request(
             "GET",
             "settings/webhooks/log",
             params={
-                "configId": _path_id(config_id),
+                "configId": path_id(config_id),
                 "groupStatus": FAILED_DELIVERIES,
                 "count": max(1, min(count, PAGE_SIZE)),
                 "startIndex": max(start, 0),
@@ -80,9 +120,9 @@ class PortalAdmin:
         ``filterType=1`` with ``withSubFolders=true`` searches the subtree (contract §5); ``DateAndTime`` orders
         by modification time.
         """
-        content = self._client.request(
+        content = self._transport.request(
             "GET",
-            f"files/{quote(_path_id(folder_id), safe='')}",
+            f"files/{quote(path_id(folder_id), safe='')}",
             params={
                 "filterType": FILES_ONLY,
                 "withSubFolders": "true",

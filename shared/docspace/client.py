@@ -7,22 +7,15 @@ their calls, so one object satisfies each stage's port.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import SecretStr
 
-from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.files import FILE_FIELDS, FileOperations
 from shared.docspace.rooms import ROOMS_ROOT_FOLDER_TYPE, RoomDirectory
-from shared.docspace.transport import DocSpaceTransport, path_id
+from shared.docspace.transport import DocSpaceTransport
 from shared.docspace.values import (
     FileInfo,
     MoveResult,
     Room,
-    WebhookConfig,
-    WebhookDelivery,
-    _webhook_config,
-    _webhook_delivery,
 )
 from shared.rate_limit import Limiter
 from shared.retry_after import DEFAULT_MAX_PAUSE
@@ -83,10 +76,6 @@ class DocSpaceClient:
     def close(self) -> None:
         self.transport.close()
 
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
-        """One call through this client's transport (``DocSpaceTransport.request``), for ``admin``."""
-        return self.transport.request(method, path, params=params, json=json)
-
     # --- the stages' calls (ports: the classifier's FileFacts, the mover's FileMover) ----------------------
 
     def get_file(self, file_id: str | int) -> FileInfo:
@@ -112,48 +101,3 @@ class DocSpaceClient:
     def find_subfolder(self, room_id: str | int, title: str) -> str | None:
         """The room's subfolder ``title``, not created (``FileOperations.find_subfolder``)."""
         return self.files.find_subfolder(room_id, title)
-
-    # --- operator calls: webhook management (used by the invoice-pipeline CLI) -----------------------------
-    # Kept apart from the stage calls above: only the CLI uses them, and they need an API key with a global
-    # scope (``*:read`` / ``*:write``) because ``settings/`` is not in DocSpace's scope map (contract §2.3).
-
-    def list_webhooks(self) -> list[WebhookConfig]:
-        """``GET settings/webhook``: the webhooks this key can see, each with the status of its last delivery."""
-        rows = self.transport.request("GET", "settings/webhook")
-        rows = rows if isinstance(rows, list) else []
-        return [
-            _webhook_config(row["configs"], row.get("status"))
-            for row in rows
-            if isinstance(row, dict) and isinstance(row.get("configs"), dict)
-        ]
-
-    def create_webhook(
-        self, *, name: str, uri: str, secret: SecretStr, triggers: int, ssl: bool, enabled: bool = True
-    ) -> WebhookConfig:
-        """``POST settings/webhook``. DocSpace HEAD-checks ``uri`` first and answers 400 when it is unreachable.
-
-        ``triggers`` is a plain int bitmask (384 = file.created | file.uploaded); ``enabled`` is always sent,
-        because DocSpace takes a missing value as false.
-        """
-        dto = self.transport.request(
-            "POST",
-            "settings/webhook",
-            json={
-                "name": name,
-                "uri": uri,
-                "secretKey": secret.get_secret_value(),
-                "enabled": enabled,
-                "ssl": ssl,
-                "triggers": triggers,
-            },
-        )
-        if not isinstance(dto, dict):
-            raise DocSpaceUnavailable("DocSpace POST settings/webhook returned no webhook")
-        return _webhook_config(dto, None)
-
-    def webhook_deliveries(self, config_id: str | int, *, count: int = 20) -> list[WebhookDelivery]:
-        """``GET settings/webhooks/log`` for one webhook, newest first (at most 100)."""
-        rows = self.transport.request(
-            "GET", "settings/webhooks/log", params={"configId": path_id(config_id), "count": max(1, min(count, 100))}
-        )
-        return [_webhook_delivery(row) for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []

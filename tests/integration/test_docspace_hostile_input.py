@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from consumers.mover.handler import move_invoice
+from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceUnavailable, InvalidDocSpaceId
 from shared.rate_limit import RateLimiter
@@ -34,7 +35,7 @@ CALLS: dict[str, Callable[[DocSpaceClient, str], Any]] = {
     "move_file (folder)": lambda c, i: c.move_file("7", i),
     "folder_title": lambda c, i: c.folder_title(i),
     "find_subfolder": lambda c, i: c.find_subfolder(i, "Incoming"),
-    "webhook_deliveries": lambda c, i: c.webhook_deliveries(i),
+    "webhook_deliveries": lambda c, i: PortalAdmin(c.transport).webhook_deliveries(i),
 }
 
 

@@ -22,7 +22,7 @@ SECRET = "Admin-Test-Secret!1"
 @pytest.fixture
 def admin(docspace_sim: DocSpaceSimulator) -> Iterator[PortalAdmin]:
     client = DocSpaceClient(docspace_sim.base_url, docspace_sim.api_key, user_agent="invoice-pipeline/reconciler")
-    yield PortalAdmin(client)
+    yield PortalAdmin(client.transport)
     client.close()
 
 

@@ -12,8 +12,9 @@ import typer
 from ops.cli_common import parse_since
 from ops.dead_letters import dead_letter_id
 from ops.doctor import _check_webhook, check_reconciler
-from ops.webhook_setup import generate_secret, trigger_names
+from ops.webhook_setup import generate_secret
 from shared.docspace.values import WebhookConfig
+from shared.docspace.webhooks import trigger_names
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
