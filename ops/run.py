@@ -1,44 +1,25 @@
 """``make run``: the whole pipeline on the local broker, supervised; a self-contained demo when no portal is set.
 
-Without ``DOCSPACE_API_HOST`` it starts a DocSpace simulator, a mail catcher and a pipeline receiver, seeds a
-client room, uploads an invoice (three folders deep) and a photo, and shows what became of each. With
-``DOCSPACE_API_HOST`` (and the other settings, see README) the same command serves a real portal.
+Without ``DOCSPACE_API_HOST`` it runs the demo (``ops/demo.py``). With ``DOCSPACE_API_HOST`` (and the other
+settings, see README) the same command serves a real portal.
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import re
-import secrets
-import signal
-import socket
 import sys
-import time
-from pathlib import Path
-from types import FrameType
-
-import pika
-import pika.exceptions
 
 from ops.console import echo, say
-from ops.logs import LogCollector
-from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
-from shared.broker import connection_parameters
+from ops.supervisor import Supervisor, pipeline_children, supervise
 from shared.redact import safe_url
-from shared.settings import DEFAULT_AMQP_URL
-from shared.topology import Topology
-from simulator import DocSpaceSimulator
-from simulator.demo import INVOICE_TITLE, MANAGER_EMAIL, PHOTO_TITLE, ROOM_TITLE, seed_demo, upload_demo_files
-from standins.mail_catcher import MailCatcher
-from standins.pipeline_receiver import PipelineReceiver
-
-STATE_DIR = Path("var")
 
 
 def main() -> int:
     if os.environ.get("DOCSPACE_API_HOST"):
         return serve_real_portal()
+    # Imported here: the demo needs the simulator and the stand-ins, which the production image does not have.
+    from ops.demo import run_demo
+
     return run_demo()
 
 
@@ -46,217 +27,7 @@ def serve_real_portal() -> int:
     portal = safe_url(os.environ["DOCSPACE_API_HOST"])
     say(f"Serving {portal}: ingress on port {os.environ.get('PORT', '3000')}. Ctrl-C stops.")
     supervisor = Supervisor(pipeline_children(), on_line=echo).start()
-    return _supervise(supervisor)
-
-
-def run_demo() -> int:
-    STATE_DIR.mkdir(exist_ok=True)
-    prefix = os.environ.get("TOPOLOGY_PREFIX", "demo.")
-    amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
-    try:
-        _fresh_demo_topology(amqp_url, prefix)
-    except pika.exceptions.AMQPError as exc:
-        say(
-            f"✗ RabbitMQ does not answer at {_redacted(amqp_url)} ({type(exc).__name__}). Start it "
-            "(e.g. `rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:4`) or set AMQP_URL."
-        )
-        return 1
-    logs = LogCollector()
-
-    def on_line(process: str, line: str) -> None:
-        logs.add(process, line)
-        echo(process, line)
-
-    webhook_secret = secrets.token_urlsafe(24)
-    pipeline_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-    ingress_port = int(os.environ.get("PORT", "3000"))
-    ingress_metrics_port = _port(int(os.environ.get("METRICS_PORT") or 9100))
-    sim = DocSpaceSimulator(api_key="sk-demo-" + secrets.token_hex(16), port=_port(8090), move_delay=0.5).start()
-    mail = MailCatcher(
-        _port(1025),
-        lambda m, to: say(f"  📧 mail catcher: to {', '.join(to)}: {m['Subject']}"),
-        http_port=_port(8025),
-    ).start()
-    pipeline = PipelineReceiver(
-        _port(8091),
-        pipeline_secret,
-        lambda call: say(
-            f"  🔗 pipeline receiver: invoice {call.headers.get('webhook-id')}, "
-            f"signature {'ok' if call.valid else 'BAD'}"
-        ),
-    ).start()
-
-    portal = seed_demo(sim)
-    room = portal.room_id
-    rules = STATE_DIR / "demo-rules.toml"
-    rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "{MANAGER_EMAIL}"\n'
-        'incoming_folder = "Incoming"\n',
-        encoding="utf-8",
-    )
-    # Each demo starts with a fresh simulator, whose ids repeat: start with a fresh memory of invoices too.
-    store = STATE_DIR / "demo-idempotency.sqlite3"
-    for leftover in STATE_DIR.glob("demo-idempotency.sqlite3*"):
-        leftover.unlink()
-    env = {
-        "PORT": str(ingress_port),
-        "HOST": "127.0.0.1",
-        "TOPOLOGY_PREFIX": prefix,
-        "LOG_FORMAT": "json",
-        "DOCSPACE_WEBHOOK_SECRET": webhook_secret,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
-        "IDEMPOTENCY_URL": f"sqlite:///{store}",
-        "SMTP_HOST": mail.host,
-        "SMTP_PORT": str(mail.port),
-        "MAIL_FROM": "invoices@pipeline.localhost",
-        "PIPELINE_URL": pipeline.url,
-        "PIPELINE_SECRET": pipeline_secret,
-        # The reconciler at demo speed: a cycle every 3 s, failed deliveries taken from DocSpace's log after 2 s.
-        "DOCSPACE_WEBHOOK_URL": f"http://127.0.0.1:{ingress_port}/docspace/webhook",
-        "RECONCILE_INTERVAL": "3",
-        "RECONCILE_LOG_SETTLE": "2",
-        "RECONCILE_GRACE": "60",
-    }
-    # Registered before the processes start (so the reconciler's first look finds it); the URL check DocSpace
-    # makes on registration is skipped because the ingress is not up yet.
-    sim.register_webhook(
-        f"http://127.0.0.1:{ingress_port}/docspace/webhook",
-        webhook_secret,
-        triggers=["file.created", "file.uploaded"],
-        check=False,
-    )
-    # The ingress's probes and metrics are on an internal port of their own; the consumers serve none here.
-    children = [
-        spec.__class__(spec.name, spec.argv, {**env, "METRICS_PORT": str(ingress_metrics_port)})
-        if spec.name == "ingress"
-        else spec.__class__(spec.name, spec.argv, {**env, "METRICS_PORT": "0"})
-        for spec in pipeline_children()
-    ]
-    supervisor = Supervisor(children, on_line=on_line).start()
-    try:
-        wait_for_pipeline(f"http://127.0.0.1:{ingress_metrics_port}", logs.started, supervisor)
-    except RuntimeError as exc:
-        say(f"✗ the pipeline did not start: {exc}")
-        supervisor.stop()
-        return 1
-
-    say(f"\n▶ Demo portal {sim.base_url}: room '{ROOM_TITLE}' ({room}), manager {MANAGER_EMAIL}")
-    invoice = upload_demo_files(sim, portal)
-    say(f"▶ Uploaded Uploads/2026/November/{INVOICE_TITLE} and {PHOTO_TITLE}; the mail catcher shows {mail.http_url}\n")
-    _report(sim, logs, mail, pipeline, room, invoice)
-    _outage(sim, logs, mail, supervisor, f"http://127.0.0.1:{ingress_metrics_port}", portal.upload_folder_id)
-    say(
-        f"\nThe pipeline keeps running. Upload more with:\n"
-        f"  curl -s -X POST {sim.base_url}/_sim/files -H 'Content-Type: application/json' "
-        f'-d \'{{"folderId": {portal.upload_folder_id}, "title": "Invoice-0043.pdf"}}\'\n'
-        "Ctrl-C stops everything."
-    )
-    try:
-        return _supervise(supervisor)
-    finally:
-        sim.stop()
-        mail.close()
-        pipeline.stop()
-
-
-def _report(
-    sim: DocSpaceSimulator, logs: LogCollector, mail: MailCatcher, pipeline: PipelineReceiver, room: str, invoice: str
-) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (mail.messages and pipeline.calls and _decision(logs, PHOTO_TITLE)):
-        time.sleep(0.2)
-    folder_id = str(sim.file(invoice)["folderId"])
-    incoming = [str(f["id"]) for f in sim.subfolders(room) if f["title"] == "Incoming"]
-    say("━━ What happened ━━")
-    if folder_id in incoming:
-        say(f"  ✓ moved:     {INVOICE_TITLE} → {ROOM_TITLE}/Incoming (folder {folder_id})")
-    else:
-        say(f"  ✗ not moved: {INVOICE_TITLE} is still in folder {folder_id}")
-    say(f"  {'✓' if mail.messages else '✗'} e-mailed:  {len(mail.messages)} message(s) to {MANAGER_EMAIL}")
-    say(f"  {'✓' if pipeline.calls else '✗'} pipeline:  {len(pipeline.calls)} signed call(s)")
-    reason = _decision(logs, PHOTO_TITLE)
-    say(f"  {'✓' if reason else '✗'} skipped:   {PHOTO_TITLE} ({reason or 'no decision logged yet'})")
-
-
-def _outage(
-    sim: DocSpaceSimulator,
-    logs: LogCollector,
-    mail: MailCatcher,
-    supervisor: Supervisor,
-    ingress_internal_url: str,
-    folder: str,
-) -> None:
-    """The ingress goes away for a moment; an invoice uploaded meanwhile still arrives, through the reconciler."""
-    say("\n▶ Stopping the ingress for a moment (a deploy, a firewall change): DocSpace's deliveries now fail")
-    supervisor.pause("ingress")
-    late = sim.upload_file(folder, "Invoice-2026-0043.pdf")
-    say("▶ Uploaded Invoice-2026-0043.pdf while the ingress was down\n")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not logs.events("reconciler", "delivery_recovered", file_id=str(late)):
-        time.sleep(0.2)
-    say("\n▶ Starting the ingress again\n")
-    supervisor.resume("ingress")
-    wait_for_pipeline(ingress_internal_url, logs.started, supervisor)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(mail.messages) < 2:
-        time.sleep(0.2)
-    time.sleep(1)  # DocSpace's own retry may arrive too now: the classifier absorbs it
-    recovered = logs.events("reconciler", "delivery_recovered", file_id=str(late))
-    mails = [m for m in mail.messages if "Invoice-2026-0043.pdf" in str(m["Subject"])]
-    say("━━ While the ingress was down ━━")
-    if recovered:
-        source = "DocSpace's delivery log" if recovered[0].get("source") == "delivery_log" else "the room scan"
-        say(f"  ✓ recovered: Invoice-2026-0043.pdf by the reconciler, from {source} (DocSpace could not deliver it)")
-    else:
-        say("  ✗ not recovered: no reconciler line for Invoice-2026-0043.pdf yet")
-    say(f"  {'✓' if len(mails) == 1 else '✗'} e-mailed:  {len(mails)} message(s) for it: exactly once")
-
-
-def _decision(logs: LogCollector, title: str) -> str | None:
-    for record in logs.events("classifier", "message_handled", title=title):
-        if record.get("outcome") == "ignored":
-            return str(record.get("reason"))
-    return None
-
-
-def _supervise(supervisor: Supervisor) -> int:
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        say("\nStopping: each process finishes the message in hand…")
-        supervisor.stop()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    supervisor.wait()
-    if supervisor.fatal:
-        say(f"✗ {supervisor.fatal}: see the lines above for why")
-        return 1
-    return 0
-
-
-def _fresh_demo_topology(amqp_url: str, prefix: str) -> None:
-    """The demo's queues hold nothing worth keeping: start them afresh, so a demo never meets an older layout."""
-    connection = pika.BlockingConnection(connection_parameters(amqp_url, name="invoice-pipeline-demo"))
-    try:
-        Topology(prefix).delete(connection.channel())
-    finally:
-        connection.close()
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
-def _port(preferred: int) -> int:
-    """The preferred port when it is free, else any free one (a second demo, or something else on 8090)."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+    return supervise(supervisor)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
+
+from ops.console import say
 
 # Exit codes that mean "fix the configuration": restarting would fail the same way.
 FATAL_EXIT_CODES = {2, 3}
@@ -205,3 +208,19 @@ def wait_for_pipeline(
             return
         time.sleep(0.1)
     raise RuntimeError(f"the pipeline was not ready within {timeout:.0f}s")
+
+
+def supervise(supervisor: Supervisor) -> int:
+    """Wait for the supervised processes until Ctrl-C or SIGTERM, then stop them; 1 if one could not run."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        say("\nStopping: each process finishes the message in hand…")
+        supervisor.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    supervisor.wait()
+    if supervisor.fatal:
+        say(f"✗ {supervisor.fatal}: see the lines above for why")
+        return 1
+    return 0
