@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pika
 
-from shared.messages import InvoiceReceived
 from tests.broker import BrokerKit
+from tests.messages import invoice_received
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -44,21 +44,10 @@ def test_the_readme_subscriber_receives_an_invoice(broker: BrokerKit) -> None:
         connection = broker.connect()
         channel = connection.channel()
         _wait_for_consumer(channel, queue, proc)
-        event = InvoiceReceived(
-            invoice_id="18910:v1",
-            file_id="18910",
-            title="Invoice-2026-0042.pdf",
-            extension=".pdf",
-            client="acme",
-            room_id="18906",
-            manager_email="anna@acme.example",
-            folder_id="18912",
-            web_url="https://portal.example/doceditor?fileid=18910",
-            moved_at=datetime.now(UTC),
-        )
+        event = invoice_received()
         channel.basic_publish(broker.topology.received_exchange, "acme", event.to_bytes())
         line = _read_line(proc, timeout=15)
-        assert line == "18910:v1 Invoice-2026-0042.pdf (acme) https://portal.example/doceditor?fileid=18910"
+        assert line == f"{event.invoice_id} {event.title} ({event.client}) {event.web_url}"
         channel.queue_delete(queue)
         connection.close()
     finally:

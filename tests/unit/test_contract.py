@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import yaml
 
 from contract import generate
 from ops.dead_letters import FAILURE_HEADERS, REPLAYS_HEADER
 from shared.consumer import ROUTING_KEY_HEADER
-from shared.messages import InvoiceReceived
 from shared.topology import Topology
+from tests.messages import invoice_received
 
 
 def test_the_committed_files_are_what_the_models_generate() -> None:
@@ -54,17 +53,7 @@ def test_every_reference_resolves() -> None:
 
 def test_the_schema_describes_every_field_of_a_real_message() -> None:
     schema = json.loads(generate.INVOICE_RECEIVED_SCHEMA.read_text("utf-8"))
-    message = InvoiceReceived(
-        invoice_id="18910:v1",
-        file_id="18910",
-        title="Invoice-2026-0042.pdf",
-        extension=".pdf",
-        client="acme",
-        room_id="18906",
-        manager_email="anna@acme.example",
-        folder_id="18912",
-        moved_at=datetime.now(UTC),
-    )
+    message = invoice_received()
     body = json.loads(message.to_bytes())
     assert set(body) == set(schema["properties"])
     assert set(schema["required"]) <= set(body)
