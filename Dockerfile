@@ -1,6 +1,7 @@
-# The pipeline's images. docker-compose.yml picks the command for each service.
-#   runtime (default): the four processes and the invoice-pipeline command, nothing else
-#   demo:              runtime + the outside-world stand-ins (DocSpace simulator, mail catcher, pipeline receiver)
+# The pipeline's images. docker-compose.yml picks the target and the command for each service.
+#   runtime: the pipeline's processes and the invoice-pipeline command, nothing else (build with --target runtime)
+#   demo:    runtime + the outside-world stand-ins (DocSpace simulator, mail catcher, pipeline receiver); the last
+#            stage, so a plain `docker build .` builds it
 # Dependencies come from the hashed lock files in requirements/ (make lock refreshes them); no BuildKit features,
 # so the legacy builder builds it too.
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
