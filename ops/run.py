@@ -1,7 +1,7 @@
 """``make run``: the whole pipeline on the local broker, supervised; a self-contained demo when no portal is set.
 
-Without ``DOCSPACE_API_HOST`` it runs the demo (``ops/demo.py``). With ``DOCSPACE_API_HOST`` (and the other
-settings, see README) the same command serves a real portal.
+Without ``DOCSPACE_API_HOST`` it runs the demo (``standins/demo.py``, in the source tree only). With
+``DOCSPACE_API_HOST`` (and the other settings, see README) the same command serves a real portal.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def main() -> int:
     if os.environ.get("DOCSPACE_API_HOST"):
         return serve_real_portal()
     # Imported here: the demo needs the simulator and the stand-ins, which the production image does not have.
-    from ops.demo import run_demo
+    from standins.demo import run_demo
 
     return run_demo()
 

@@ -10,8 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # What the production image holds (Dockerfile, target runtime), and what it must do without.
 PRODUCTION = ("ingress", "consumers", "shared", "ops")
 ABSENT = ("simulator", "standins", "tests", "bench", "aiosmtpd", "pytest", "hypothesis")
-# make run's demo: in the source tree beside the rest of `make run`, left out of the image (.dockerignore).
-DEMO_ONLY = {"ops.demo"}
 
 PROBE = f"""
 import importlib, importlib.abc, pkgutil, sys
@@ -27,8 +25,6 @@ failed = []
 for package in {PRODUCTION!r}:
     root = importlib.import_module(package)
     for info in pkgutil.walk_packages(root.__path__, package + "."):
-        if info.name in {sorted(DEMO_ONLY)!r}:
-            continue
         try:
             importlib.import_module(info.name)
         except ImportError as exc:
@@ -50,5 +46,3 @@ def test_the_production_image_leaves_the_demo_out() -> None:
     copied = {line.split()[1] for line in runtime.splitlines() if line.startswith("COPY ") and "--from" not in line}
     assert {"ingress", "consumers", "shared", "ops"} <= copied
     assert not copied & {"simulator", "standins", "tests", "bench"}
-    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
-    assert {f"{module.replace('.', '/')}.py" for module in DEMO_ONLY} <= set(ignored)

@@ -2,8 +2,8 @@
 
 It starts a DocSpace simulator, a mail catcher and a pipeline receiver, seeds a client room, uploads an invoice (three
 folders deep) and a photo, and shows what became of each; then the ingress goes away for a moment and the
-reconciler recovers an invoice uploaded meanwhile. Not in the production image (``.dockerignore``): it needs the
-simulator and the stand-ins, which only the demo image and a checkout have.
+reconciler recovers an invoice uploaded meanwhile. Beside the stand-ins, outside the package and the production
+image: it needs the simulator and the stand-ins, which only a checkout has.
 """
 
 from __future__ import annotations
