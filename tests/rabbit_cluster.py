@@ -30,10 +30,17 @@ def installed() -> bool:
     return (SCRIPTS / "rabbitmq-server").exists() and shutil.which("erl") is not None
 
 
+# The machine's rabbitmqctl takes its own distribution ports from here: a node listening on one breaks it.
+HOST_CLI_PORTS = range(35672, 35683)
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in HOST_CLI_PORTS:
+            return port
 
 
 def _free_range(size: int) -> int:
