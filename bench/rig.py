@@ -112,18 +112,17 @@ def rig(
     redis_url: str | None = None,
 ) -> Iterator[Rig]:
     """A rig under a fresh ``<tag><hex>.`` prefix; afterwards its processes, stand-ins, topology (and with
-    ``redis_url`` its Redis keys) are gone. ``counted`` counts DocSpace's moves and rejections."""
+    ``redis_url`` its Redis keys) are gone. ``counted`` counts DocSpace's rejections (the simulator its moves)."""
     sim = DocSpaceSimulator(threads=threads, webhook_threads=webhook_threads, move_delay=0.1, seed=7).start()
-    moves: Counter[str] = Counter()
     rejected: Counter[int] = Counter()
     if counted:
-        _count_moves_and_429s(sim, moves, rejected)
+        _count_429s(sim, rejected)
     mail = MailCatcher().start()
     receiver = PipelineReceiver().start() if pipeline else None
     prefix = f"{tag}{uuid.uuid4().hex[:6]}."
     run_dir = LOG_DIR / prefix.rstrip(".")
     run_dir.mkdir(parents=True, exist_ok=True)
-    the_rig = Rig(sim, mail, receiver, prefix, run_dir, moves=moves, rejected=rejected)
+    the_rig = Rig(sim, mail, receiver, prefix, run_dir, moves=sim.portal.moves, rejected=rejected)
     try:
         yield the_rig
     finally:
@@ -150,16 +149,8 @@ def forget_redis_keys(redis_url: str, prefix: str, sim: DocSpaceSimulator) -> No
         client.close()
 
 
-def _count_moves_and_429s(sim: DocSpaceSimulator, moves: Counter[str], rejected: Counter[int]) -> None:
-    """Wrap the simulator's event sink and fault check (the benchmark's instruments, not product code)."""
-    fire = sim.portal.on_event
-
-    def on_event(trigger: str, payload: dict[str, Any]) -> None:
-        if trigger == "file.moved":
-            moves[str(payload.get("id"))] += 1
-        fire(trigger, payload)
-
-    sim.portal.on_event = on_event
+def _count_429s(sim: DocSpaceSimulator, rejected: Counter[int]) -> None:
+    """Wrap the simulator's fault check (the benchmark's instrument, not product code)."""
     check = sim.faults.check
 
     def counted_check(method: str, path: str, template: str | None, key: str) -> Any:

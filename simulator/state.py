@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import uuid
@@ -152,6 +153,7 @@ class Portal:
         self.operations: dict[str, Operation] = {}
         self._timers: set[threading.Timer] = set()
         self.move_errors: list[str] = []  # scripted: the next move operations fail with these messages
+        self.moves: collections.Counter[str] = collections.Counter()  # file id -> times a move operation moved it
         self.rooms_root = self._add_folder("Rooms", None, folder_type=FT_VIRTUAL_ROOMS).id
         self.archive_root = self._add_folder("Archive", None, folder_type=FT_ARCHIVE).id
         self.my_root = self._add_folder("My documents", None, folder_type=FT_USER).id
@@ -443,6 +445,7 @@ class Portal:
             if not op.hold:
                 self.operations.pop(op.id, None)
             for f in moved:
+                self.moves[str(f.id)] += 1
                 self._fire("file.moved", f)
 
     def read_operations(self, owner: str, *, op_id: str | None = None, op_type: int | None = None) -> list[dict]:
