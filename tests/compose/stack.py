@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.compose.engine import run
 
@@ -110,9 +111,12 @@ class Stack:
         )
 
     def metric(self, service: str, port: int, name: str, labels: Mapping[str, str] | None = None) -> float | None:
-        text = self.metrics_text(service, port)
-        wanted = ",".join(f'{k}="{v}"' for k, v in (labels or {}).items())
-        for line in text.splitlines():
-            if line.startswith(f"{name}{{{wanted}}} " if wanted else f"{name} "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
+        """The sum of ``name``'s samples whose labels include ``labels`` (in any order), or None if there are none."""
+        wanted = dict(labels or {})
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(self.metrics_text(service, port))
+            for sample in family.samples
+            if sample.name == name and wanted.items() <= sample.labels.items()
+        ]
+        return sum(values) if values else None

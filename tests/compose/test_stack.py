@@ -225,15 +225,14 @@ def test_a_signed_delivery_through_the_proxy_is_accepted_and_the_invoice_handled
     _went_through_once(stack, "Invoice-2026-0045.pdf", file_id)
 
     # A file that does not exist: accepted, then dead-lettered by the classifier (docspace_not_found).
-    before = _dead_lettered_by_classifier(stack)
+    before = _not_found_by_classifier(stack)
     assert post_delivery(stack.url("proxy", WEBHOOK), sample_delivery(), secret).status_code == 200
-    wait_for("the classifier to dead-letter the unknown file", lambda: _dead_lettered_by_classifier(stack) > before, 60)
+    wait_for("the classifier to dead-letter the unknown file", lambda: _not_found_by_classifier(stack) > before, 60)
 
 
-def _dead_lettered_by_classifier(stack: Stack) -> float:
-    text = stack.metrics_text("classifier", CLASSIFIER_METRICS_PORT)
-    lines = [line for line in text.splitlines() if line.startswith("stage_messages_total{")]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if 'outcome="dead_lettered"' in line)
+def _not_found_by_classifier(stack: Stack) -> float:
+    labels = {"stage": "classifier", "outcome": "dead_lettered", "reason": "docspace_not_found"}
+    return stack.metric("classifier", CLASSIFIER_METRICS_PORT, "stage_messages_total", labels) or 0.0
 
 
 def test_the_proxy_forwards_only_the_webhook_and_caps_what_it_reads(stack: Stack) -> None:
