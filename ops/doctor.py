@@ -319,6 +319,15 @@ def check_reconciler(last_run: dict[str, Any] | None, interval: float, now: date
             f"{when}: no successful run for 3 intervals ({interval:g}s each)",
             "is the reconciler running? see its log",
         )
+    refused = [f for f in last_run.get("findings") or [] if isinstance(f, dict) and f.get("kind") == "room"]
+    if refused:
+        rooms = ", ".join(f"{f.get('what')} ({f.get('ref')}): {f.get('detail')}" for f in refused)
+        return Check(
+            "reconciler",
+            "warn",
+            f"{when}: {found}; rooms DocSpace refused to list: {rooms}",
+            "give the API key access to the room again, or take it out of the rules",
+        )
     return Check("reconciler", "ok", f"{when}: {found}")
 
 

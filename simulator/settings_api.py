@@ -62,12 +62,14 @@ class WebhookConfigResource:
 
 
 class WebhookEnableResource(WebhookConfigResource):
-    """``PUT settings/webhook/enable``: switch a webhook on or off."""
+    """``PUT settings/webhook/enable``: switch a webhook on or off. Its DTO is the create request's, so ``name``
+    and ``uri`` are ``[Required]`` here too (contract §2.2): a client that leaves them out gets DocSpace's 400."""
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = body(req)
-        if doc.get("id") is None:
-            raise ApiError(400, "The id field is required")
+        for field, label in (("id", "id"), ("name", "Name"), ("uri", "Uri")):
+            if doc.get(field) in (None, ""):
+                raise ApiError(400, f"The {label} field is required")
         send(req, resp, self._dto(self.sender.enable(doc["id"], bool(doc.get("enabled", False)))))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -14,11 +15,12 @@ from pydantic import ValidationError
 
 from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
-from consumers.reconciler.handler import reconcile
+from consumers.reconciler.handler import last_known, reconcile
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
 from shared.broker import connection_parameters
 from shared.docspace.admin import PortalAdmin
 from shared.health import HealthServer
+from shared.idempotency import StoreUnavailable
 from shared.logging import configure_logging
 from shared.process import EXIT_OK, EXIT_TOPOLOGY, config_error, log_transport_notes
 from shared.publisher import Publisher
@@ -54,6 +56,8 @@ def main() -> int:
     knobs = knobs_for(settings)
     owner = f"reconciler-{uuid.uuid4().hex[:12]}"
     metrics.prepare(settings.reconcile_interval)
+    with contextlib.suppress(StoreUnavailable):  # then the first cycle says what is wrong with the store
+        metrics.show_stored(*last_known(marks))
     health = None
     if settings.metrics_port:
         health = HealthServer(settings.metrics_port, lambda: publisher.is_connected).start()
@@ -91,6 +95,9 @@ def main() -> int:
                 owner=owner,
             )
             metrics.observe(report)
+            if report.not_run is not None:
+                with contextlib.suppress(StoreUnavailable):
+                    metrics.show_stored(*last_known(marks))  # the replica that ran it: its findings, not ours
             stopping.wait(max(settings.reconcile_interval - (time.monotonic() - started), 0.0))
         return EXIT_OK
     finally:

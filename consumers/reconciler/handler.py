@@ -17,8 +17,9 @@ import structlog
 
 from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, Progress, State
 from consumers.reconciler.recovery import DeliveryLog, recover_failed_deliveries
-from consumers.reconciler.scan import RoomListing, scan_rooms
+from consumers.reconciler.scan import RoomListing, announce_trigger, scan_rooms
 from shared.checkpoints import Checkpoints
+from shared.delivery import parse_datetime
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.docspace.values import WebhookConfig
 from shared.docspace.webhooks import find_pipeline_webhook, register_command
@@ -143,13 +144,14 @@ def reconcile(
     """One cycle. ``dry_run`` changes nothing anywhere; ``since`` backfills from then (an operator's request);
     ``force`` runs even if another replica finished a cycle less than an interval ago."""
     report = CycleReport(started_at=clock(), dry_run=dry_run)
-    if not dry_run and not checkpoints.hold(LEASE, owner, seconds=knobs.lease.total_seconds()):
-        report.not_run = "another reconciler is running a cycle"
-        log.info("reconcile_not_run", reason=report.not_run)
-        return report
     state: State | None = None
     budget = Budget(knobs.calls_per_cycle)
     try:
+        # Inside the try: a store that does not answer is a failed cycle, retried next interval, not a crash.
+        if not dry_run and not checkpoints.hold(LEASE, owner, seconds=knobs.lease.total_seconds()):
+            report.not_run = "another reconciler is running a cycle"
+            log.info("reconcile_not_run", reason=report.not_run)
+            return report
         state = State.from_json(checkpoints.load(STATE))
         recent = state.last_cycle_at is not None and report.started_at - state.last_cycle_at < knobs.interval * 0.8
         if recent and not (force or dry_run or since is not None):
@@ -157,9 +159,9 @@ def reconcile(
             log.info("reconcile_not_run", reason=report.not_run)
             return report
         if state.first_run_at is None:
-            # The history floor: nothing uploaded before the first run is announced unless asked (--since).
-            state.first_run_at = report.started_at
-            log.info("reconciler_first_run", history_floor=report.started_at.isoformat())
+            state.first_run_at = _history_floor(checkpoints, report.started_at)
+            for client in rules.clients:
+                state.room(client.room_id).floor = state.first_run_at  # the rooms watched from the start
         floor = since or state.first_run_at
         _cycle(
             portal=portal,
@@ -176,7 +178,7 @@ def reconcile(
             progress=progress,
         )
     except StageError as exc:
-        report.error = f"{exc.reason}: {exc}"
+        _failed(report, exc)
         log.error("reconcile_failed", reason=exc.reason, error=str(exc))
     finally:
         report.calls = budget.spent
@@ -202,6 +204,47 @@ def reconcile(
     return report
 
 
+def last_known(checkpoints: Checkpoints) -> tuple[str | None, datetime | None]:
+    """The webhook's state as the last cycle (by any replica) found it, and when a cycle last succeeded.
+
+    What a replica exports while it stands back or has just started, so it masks no alert: not "unknown"
+    beside the one that knows, not its own start as the last success of a reconciler that keeps failing.
+    """
+    last_run = checkpoints.load(LAST_RUN)
+    if last_run is None:
+        return None, None
+    webhook = last_run.get("webhook")
+    if last_run.get("error") is None:
+        succeeded = parse_datetime(last_run.get("finished_at"))
+    else:
+        succeeded = State.from_json(checkpoints.load(STATE)).last_cycle_at  # that cycle's start: never later
+    return (webhook if isinstance(webhook, str) else None), succeeded
+
+
+def _history_floor(checkpoints: Checkpoints, now: datetime) -> datetime:
+    """The history floor: nothing uploaded before the first run is announced unless asked (``--since``).
+
+    No state but a last run on record means the state was lost (damaged, deleted): the floor falls back to that
+    run's start, so the uploads since are still found, and says so loudly; a floor of now would lose them.
+    """
+    last_run = checkpoints.load(LAST_RUN)
+    before = parse_datetime(last_run.get("started_at")) if last_run is not None else None
+    if before is not None and before < now:
+        log.critical(
+            "reconciler_state_lost",
+            history_floor=before.isoformat(),
+            hint="the checkpoint reconciler.state was missing or damaged; scanning again from the last run's start",
+        )
+        return before
+    log.info("reconciler_first_run", history_floor=now.isoformat())
+    return now
+
+
+def _failed(report: CycleReport, exc: StageError) -> None:
+    error = f"{exc.reason}: {exc}"
+    report.error = error if report.error is None else f"{report.error}; {error}"
+
+
 def _cycle(
     *,
     portal: Portal,
@@ -225,21 +268,38 @@ def _cycle(
     if progress is not None:
         progress("delivery log", 1, steps)
     if health.config is not None:
-        recover_failed_deliveries(
-            health.config.id,
-            deliveries=portal,
-            state=state,
-            store=store,
-            announce=announce,
-            triggers=knobs.triggers,
-            floor=floor,
-            now=report.started_at,
-            settle=knobs.log_settle,
-            budget=budget,
-            report=report,
-            dry_run=dry_run,
-            keep_checkpoint=since is None,
+        # Half of what is left is kept for the room scan: a log backlog larger than a cycle goes on next cycle
+        # (from its last page) and never starves the backstop; what the log does not use, the scan gets.
+        budget.reserved = (budget.calls - budget.spent) // 2 if budget.calls is not None else 0
+        try:
+            recover_failed_deliveries(
+                health.config.id,
+                deliveries=portal,
+                state=state,
+                store=store,
+                announce=announce,
+                triggers=knobs.triggers,
+                floor=floor,
+                now=report.started_at,
+                settle=knobs.log_settle,
+                budget=budget,
+                report=report,
+                dry_run=dry_run,
+                keep_checkpoint=since is None,
+            )
+        except StageError as exc:
+            # The cycle has failed, but the room scan, the backstop, still runs.
+            _failed(report, exc)
+            log.error("delivery_log_failed", reason=exc.reason, error=str(exc))
+        budget.reserved = 0
+    trigger = announce_trigger(knobs.triggers)
+    if trigger is None:
+        log.critical(
+            "room_scan_off",
+            triggers=sorted(knobs.triggers),
+            reason="CLASSIFIER_TRIGGERS takes neither file.uploaded nor file.created: it would ignore announcements",
         )
+        return
     scan_rooms(
         listing=portal,
         rules=rules,
@@ -252,6 +312,7 @@ def _cycle(
         overlap=knobs.overlap,
         budget=budget,
         report=report,
+        trigger=trigger,
         since=since,
         dry_run=dry_run,
         progress=None if progress is None else lambda what, done, total: progress(what, 2 + done, 2 + total),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from prometheus_client import Counter, Gauge
 
@@ -17,7 +18,7 @@ RECOVERED = Counter(
 FILES_SCANNED = Counter("reconciler_files_scanned", "Files the room scan looked at (inside its windows)")
 LAST_SUCCESS = Gauge(
     "reconciler_last_success_timestamp_seconds",
-    "When the last successful cycle finished (Unix time); the process's start until the first one",
+    "When the last successful cycle finished (Unix time), by any replica as stored; the process's start if none is",
 )
 INTERVAL = Gauge("reconciler_interval_seconds", "RECONCILE_INTERVAL: the alert on stale runs compares against it")
 CYCLES = Counter("reconciler_cycles", "Reconcile cycles by outcome (ok, failed, not_run)", ["outcome"])
@@ -35,6 +36,16 @@ def prepare(interval_seconds: float) -> None:
         RECOVERED.labels(source)
     for outcome in ("ok", "failed", "not_run"):
         CYCLES.labels(outcome)
+
+
+def show_stored(webhook: str | None, last_success: datetime | None) -> None:
+    """Export what the stored last run says (``handler.last_known``): at start, and while this replica stands
+    back, so neither its -1 hides a disabled webhook from ``min()`` nor a restart makes a failing one look fresh.
+    """
+    if webhook in _WEBHOOK:
+        WEBHOOK_ENABLED.set(_WEBHOOK[webhook])
+    if last_success is not None:
+        LAST_SUCCESS.set(last_success.timestamp())
 
 
 def observe(report: CycleReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.delivery import parse_datetime
+from shared.ids import small_count
 
 Source = Literal["delivery_log", "room_scan"]
 # (what is being done, how many done, how many in all) for a progress bar; the service passes none.
@@ -34,8 +36,8 @@ Announce = Callable[[Announcement], None]
 class Finding:
     """One line of a cycle's account: the webhook's state, a recovered delivery, an announced file."""
 
-    kind: Literal["webhook", "delivery", "file"]
-    ref: str  # webhook id, delivery-log id or file id
+    kind: Literal["webhook", "delivery", "file", "room"]
+    ref: str  # webhook id, delivery-log id, file id or room id
     what: str  # the webhook's URL or the file's title
     action: str  # what was done (or, in a dry run, what would be)
     detail: str = ""
@@ -43,14 +45,18 @@ class Finding:
 
 @dataclass
 class Budget:
-    """The DocSpace calls a cycle may still make; ``None`` = no cap (the rate limiter still spaces them)."""
+    """The DocSpace calls a cycle may still make; ``None`` = no cap (the rate limiter still spaces them).
+
+    ``reserved`` calls are kept back from whoever spends now (the delivery log) for whoever comes next (the scan).
+    """
 
     calls: int | None
     spent: int = 0
+    reserved: int = 0
 
     def spend(self) -> bool:
-        """Take one call; False (and nothing taken) when the budget is used up."""
-        if self.calls is not None and self.spent >= self.calls:
+        """Take one call; False (and nothing taken) when the budget is used up, or only the reserve is left."""
+        if self.calls is not None and self.spent + self.reserved >= self.calls:
             return False
         self.spent += 1
         return True
@@ -121,6 +127,19 @@ class RoomProgress:
 
     scanned_until: datetime | None = None  # every change up to here (minus the overlap) has been looked at
     current: ScanPass | None = None  # a pass the budget interrupted, continued next cycle
+    # The room's own history floor: when a scan first saw it (the first run's, for rooms watched from the start).
+    # None in a checkpoint written before rooms had one: the first run's floor.
+    floor: datetime | None = None
+
+
+@dataclass
+class LogPass:
+    """A walk down the delivery log, newest first, to the checkpoint; kept when the budget interrupts it."""
+
+    start: int = 0  # the startIndex of the next page
+    top: int | None = None  # the newest id on the walk's first page: the checkpoint once the walk is done
+    low: int | None = None  # the lowest id examined so far: the next page must begin at or above it
+    hold: int | None = None  # the lowest id not settled yet: the checkpoint stays below it
 
 
 @dataclass
@@ -130,6 +149,7 @@ class State:
     first_run_at: datetime | None = None
     log_config_id: str | None = None
     log_after_id: int | None = None  # every failed delivery with an id up to here is dealt with
+    log_pass: LogPass | None = None  # a walk down to log_after_id the budget interrupted, continued next cycle
     rooms: dict[str, RoomProgress] = field(default_factory=dict)
     next_room: int = 0  # round robin: the room the next cycle starts with
     last_cycle_at: datetime | None = None  # when the last successful cycle started
@@ -146,11 +166,13 @@ class State:
             "first_run_at": when(self.first_run_at),
             "log_config_id": self.log_config_id,
             "log_after_id": self.log_after_id,
+            "log_pass": None if self.log_pass is None else dataclasses.asdict(self.log_pass),
             "next_room": self.next_room,
             "last_cycle_at": when(self.last_cycle_at),
             "rooms": {
                 room_id: {
                     "scanned_until": when(p.scanned_until),
+                    "floor": when(p.floor),
                     "current": None
                     if p.current is None
                     else {
@@ -170,7 +192,8 @@ class State:
         if not isinstance(doc, dict):
             return cls()
         rooms: dict[str, RoomProgress] = {}
-        for room_id, raw in (doc.get("rooms") or {}).items():
+        stored = doc.get("rooms")
+        for room_id, raw in (stored if isinstance(stored, dict) else {}).items():
             if not isinstance(raw, dict):
                 continue
             current = raw.get("current")
@@ -180,14 +203,31 @@ class State:
                 offset = current.get("offset")
                 if lower and upper and isinstance(offset, int):
                     scan_pass = ScanPass(lower, upper, offset, parse_datetime(current.get("cursor")))
-            rooms[str(room_id)] = RoomProgress(parse_datetime(raw.get("scanned_until")), scan_pass)
+            rooms[str(room_id)] = RoomProgress(
+                parse_datetime(raw.get("scanned_until")), scan_pass, parse_datetime(raw.get("floor"))
+            )
         after = doc.get("log_after_id")
         next_room = doc.get("next_room")
         return cls(
             first_run_at=parse_datetime(doc.get("first_run_at")),
             log_config_id=doc.get("log_config_id") if isinstance(doc.get("log_config_id"), str) else None,
-            log_after_id=after if isinstance(after, int) and not isinstance(after, bool) else None,
+            log_after_id=_count(after),
+            log_pass=_log_pass(doc.get("log_pass")),
             rooms=rooms,
             next_room=next_room if isinstance(next_room, int) and next_room >= 0 else 0,
             last_cycle_at=parse_datetime(doc.get("last_cycle_at")),
         )
+
+
+def _count(value: object) -> int | None:
+    # Only a JSON number: the checkpoint writes ints, and a string there means the document is not ours.
+    return small_count(value) if isinstance(value, int) else None
+
+
+def _log_pass(raw: object) -> LogPass | None:
+    if not isinstance(raw, dict):
+        return None
+    start = _count(raw.get("start"))
+    if start is None:
+        return None  # without its position the walk starts again from the top, which is always safe
+    return LogPass(start, _count(raw.get("top")), _count(raw.get("low")), _count(raw.get("hold")))

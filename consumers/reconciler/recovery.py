@@ -8,28 +8,35 @@ found there by ``groupStatus`` and published to ``docspace.events`` exactly as D
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import orjson
 import structlog
 
-from consumers.reconciler.model import Announce, Announcement, Budget, CycleReport, Finding, State
-from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery
+from consumers.reconciler.model import Announce, Announcement, Budget, CycleReport, Finding, LogPass, State
+from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery, UnreadableRow
 from shared.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 
 # Rows that leave the "failed" filter while we page (a pending delivery that succeeds) shift later rows up;
-# each page starts this many rows early so none is skipped. Seeing a row twice costs nothing.
+# each page starts this many rows early so none is skipped. Seeing a row twice costs nothing. A shift larger
+# than this is noticed (the page begins below every id seen so far) and the walk steps back a page.
 PAGE_OVERLAP = 10
+# A row DocSpace has not sent yet has no body to replay, and is held for (the checkpoint stays below it) as
+# long as it may still be sent: its sender polls every 5 s, so a row still unsent after a day never will be;
+# the room scan is the backstop for its file.
+UNSENT_GIVE_UP = timedelta(days=1)
 
 
 class DeliveryLog(Protocol):
     """DocSpace's delivery log: one webhook's failed deliveries, newest first, a page at a time."""
 
-    def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE) -> list[LoggedDelivery]: ...
+    def failed_deliveries(
+        self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE
+    ) -> Sequence[LoggedDelivery | UnreadableRow]: ...
 
 
 def recovered_key(log_id: int) -> str:
@@ -53,46 +60,73 @@ def recover_failed_deliveries(
     dry_run: bool = False,
     keep_checkpoint: bool = True,
 ) -> None:
-    """Page the webhook's failed deliveries, newest first, down to the checkpoint; feed each settled one back.
+    """Walk the webhook's failed deliveries, newest first, down to the checkpoint; feed each settled one back.
 
     - ``floor``: rows older than this are history (before the first run, or before ``--since``): left alone.
-    - ``settle``: a failure younger than this may still be retried by DocSpace itself; it waits for the next
-      cycle, and the checkpoint stays below it.
+    - ``settle``: a failure younger than this may still be retried by DocSpace itself, and a row without a
+      body has not been sent yet; either waits for a later cycle, and the checkpoint stays below it.
     - only rows whose trigger the classifier takes are fed back (the log's ``trigger`` is the integer flag).
-    - the checkpoint moves only when the pages were read to the end; an interrupted cycle starts over next
-      time, and the per-row marks keep that from feeding a row twice.
+    - the checkpoint moves only when the walk reached it, and only over ids examined page after overlapping
+      page; a walk the budget interrupts goes on next cycle from its last page (``State.log_pass``), and the
+      per-row marks keep a row from being fed twice.
     """
     if state.log_config_id != config_id:
         # Another webhook (re-registered): its ids start elsewhere. The floor keeps its history out.
-        state.log_config_id, state.log_after_id = config_id, None
+        state.log_config_id, state.log_after_id, state.log_pass = config_id, None, None
     after = state.log_after_id if keep_checkpoint else None
-    highest = after
-    unsettled: list[int] = []
-    start, seen = 0, set()
-    finished = False
-    while not finished:
+    walk = state.log_pass if keep_checkpoint and state.log_pass is not None else LogPass()
+    while True:
         if not budget.spend():
-            log.info("delivery_log_budget_spent", read_to=start)
+            if keep_checkpoint and not dry_run:
+                state.log_pass = walk
+            log.info("delivery_log_continues_next_cycle", read_to=walk.start)
             return
-        rows = deliveries.failed_deliveries(config_id, start=start, count=PAGE_SIZE)
+        rows = deliveries.failed_deliveries(config_id, start=walk.start, count=PAGE_SIZE)
+        first = next((row for row in rows if isinstance(row, LoggedDelivery)), None)
+        if walk.start and walk.low is not None and first is not None and first.id < walk.low:
+            # More rows left the filter than the overlap covers: the rows just above this page were never
+            # examined. Step back a page (to the top at worst) rather than skip them.
+            walk.start = max(walk.start - (PAGE_SIZE - PAGE_OVERLAP), 0)
+            continue
+        if walk.top is None and first is not None:
+            walk.top = first.id  # the newest row when the walk began: newer ones are the next walk's
+        finished = len(rows) < PAGE_SIZE
         for row in rows:
+            if isinstance(row, UnreadableRow):
+                report.skipped["delivery_unreadable"] += 1
+                log.warning("delivery_not_recoverable", reason=row.reason)
+                continue
             if (after is not None and row.id <= after) or (row.created is not None and row.created < floor):
                 finished = True  # newest first: everything below is done, or history
                 break
-            if row.id in seen:
-                continue
-            seen.add(row.id)
+            if walk.low is not None and row.id >= walk.low:
+                continue  # examined on an earlier page (the overlap), or newer than the walk (the next walk's)
+            walk.low = row.id
             report.deliveries_seen += 1
-            highest = row.id if highest is None else max(highest, row.id)
-            if row.created is not None and row.created > now - settle:
-                unsettled.append(row.id)
+            if _unsettled(row, now=now, settle=settle):
+                walk.hold = row.id if walk.hold is None else min(walk.hold, row.id)
                 continue
             _recover(row, store=store, announce=announce, triggers=triggers, report=report, dry_run=dry_run)
-        if len(rows) < PAGE_SIZE:
-            finished = True
-        start += max(len(rows) - PAGE_OVERLAP, 1)
+        if finished:
+            break
+        walk.start += max(len(rows) - PAGE_OVERLAP, 1)
     if keep_checkpoint and not dry_run:
-        state.log_after_id = min(unsettled) - 1 if unsettled else highest
+        state.log_pass = None
+        if walk.hold is not None:
+            state.log_after_id = walk.hold - 1
+        elif walk.top is not None:
+            state.log_after_id = max(walk.top, after) if after is not None else walk.top
+
+
+def _unsettled(row: LoggedDelivery, *, now: datetime, settle: timedelta) -> bool:
+    """DocSpace may still send (or retry) this row itself; it is not ours yet."""
+    if row.created is not None and row.created > now - settle:
+        return True
+    # Without a time, a row without a body could hold the log forever: it is given up at once.
+    if not row.request_payload and row.created is not None and row.created > now - UNSENT_GIVE_UP:
+        log.info("delivery_not_sent_yet", log_id=row.id, reason="no request payload yet: held for")
+        return True
+    return False
 
 
 def _recover(
@@ -112,7 +146,7 @@ def _recover(
         report.skipped["delivery_already_recovered"] += 1
         return
     if not row.request_payload:
-        # Never sent, so nothing to replay; the room scan is the backstop for its file.
+        # Still unsent after UNSENT_GIVE_UP, so never will be: nothing to replay; the room scan is the backstop.
         report.skipped["delivery_without_payload"] += 1
         log.warning("delivery_not_recoverable", log_id=row.id, trigger=trigger, reason="no request payload")
         return

@@ -1,35 +1,59 @@
 """The room scan, the backstop: invoices in watched rooms that no delivery announced, announced in DocSpace's shape.
 
 For each watched room it lists the files changed since its last scan (minus an overlap), newest first. A file
-is announced when the client's rules take it, it is older than the grace period (the webhook path normally wins),
-it was uploaded after the history floor, and the idempotency store knows neither its invoice nor the file:
+is announced when the client's rules take it, it was uploaded (created) inside the scan's window, so older than
+the grace period (the webhook path normally wins) and after the room's history floor, and the idempotency store
+knows neither its invoice nor the file. A file uploaded before the window and changed inside it (an edit, a
+rename, a move) was judged by the pass that covered its upload: the scan looks for uploads no delivery
+announced, and an edit is not an upload, however long ago the invoice was routed. The store's keys:
 
 - ``classifier:<file id>:v<version>`` done: the classifier already routed this version;
 - ``routed-file:<file id>`` done: an earlier version was routed, so this one is an edit (``file.updated``, which
   the webhook path ignores too), never a new invoice.
 
-The announcement is a ``file.uploaded`` delivery built from the listing the way DocSpace builds one, so the
-classifier decides it like any other (and reads the file again: the listing is not trusted for more than ids).
+The announcement is a ``file.uploaded`` (else ``file.created``) delivery, a trigger the classifier takes, built
+from the listing the way DocSpace builds one, so the classifier decides it like any other (and reads the file
+again: the listing is not trusted for more than ids).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import orjson
 import structlog
 
-from consumers.reconciler.model import Announce, Announcement, Budget, CycleReport, Finding, Progress, ScanPass, State
-from shared.docspace.webhooks import PAGE_SIZE, ListedFile
+from consumers.reconciler.model import (
+    Announce,
+    Announcement,
+    Budget,
+    CycleReport,
+    Finding,
+    Progress,
+    RoomProgress,
+    ScanPass,
+    State,
+)
+from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected, DocSpaceUnavailable
+from shared.docspace.webhooks import (
+    FILE_CREATED,
+    FILE_UPLOADED,
+    PAGE_SIZE,
+    TRIGGER_BITS,
+    TRIGGER_NAMES,
+    ListedFile,
+    UnreadableRow,
+)
 from shared.idempotency import IdempotencyStore
 from shared.messages import invoice_id_for
 from shared.rules import ClientRule, Rules
 
 log = structlog.get_logger("reconciler")
 
-TRIGGER = "file.uploaded"
-TRIGGER_ID = 256
+# The triggers an announcement can carry, the one DocSpace sends for an upload first (contract §1.4).
+TRIGGERS = (TRIGGER_NAMES[FILE_UPLOADED], TRIGGER_NAMES[FILE_CREATED])
 # When an interrupted pass resumes, it re-reads this many entries before where it stopped: files changed since
 # moved to the top of the listing and pushed the rest down, so nothing is skipped; the check below covers
 # deletions that pulled entries up.
@@ -39,12 +63,20 @@ RESUME_MARGIN = 20
 class RoomListing(Protocol):
     """A room's files, its whole subtree, most recently changed first, a page at a time."""
 
-    def files_by_date(self, folder_id: str, *, start: int = 0, count: int = PAGE_SIZE) -> list[ListedFile]: ...
+    def files_by_date(
+        self, folder_id: str, *, start: int = 0, count: int = PAGE_SIZE
+    ) -> Sequence[ListedFile | UnreadableRow]: ...
 
 
 def announced_key(invoice_id: str) -> str:
     """The idempotency key that says the scan already announced this file version (by any reconciler)."""
     return f"reconciler:announced:{invoice_id}"
+
+
+def announce_trigger(triggers: Collection[str]) -> str | None:
+    """The trigger the scan announces with: one the classifier takes (``CLASSIFIER_TRIGGERS``), ``file.uploaded``
+    first. None when it takes neither: an announcement it ignores would still be marked, and so lost for good."""
+    return next((t for t in TRIGGERS if t in triggers), None)
 
 
 def scan_rooms(
@@ -60,6 +92,7 @@ def scan_rooms(
     overlap: timedelta,
     budget: Budget,
     report: CycleReport,
+    trigger: str = TRIGGERS[0],
     since: datetime | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
@@ -67,10 +100,21 @@ def scan_rooms(
     """Scan the watched rooms round robin from where the last cycle stopped, within ``budget``.
 
     ``since`` (an operator's ``reconcile --since``) scans ``[since, now - grace]`` in every room and leaves the
-    rooms' checkpoints alone; otherwise each room continues from its own checkpoint.
+    rooms' checkpoints alone; otherwise each room continues from its own checkpoint, above its own floor: a room
+    added to the rules is watched from when a scan first sees it, never from the first run.
+
+    A room DocSpace refuses (403, 404, another 4xx: access lost, the room deleted) is reported and passed over;
+    its window waits for it. A transient error ends the cycle, and the next one starts with the room after it,
+    so a room that keeps failing never keeps the rooms behind it from being scanned.
     """
     clients = list(rules.clients)
     report.rooms_total = len(clients)
+    if since is None:
+        watched = {client.room_id for client in clients}
+        for room_id in [r for r in state.rooms if r not in watched]:
+            del state.rooms[room_id]  # no longer watched: if it comes back, it is a new room with a new floor
+        for client in clients:
+            state.rooms.setdefault(client.room_id, RoomProgress(floor=now))
     if not clients:
         report.scan_complete = True
         return
@@ -79,21 +123,32 @@ def scan_rooms(
     for done, client in enumerate(order):
         if progress is not None:
             progress(f"room {client.name}", done, len(order))
-        finished = _scan_room(
-            client,
-            listing=listing,
-            state=state,
-            store=store,
-            announce=announce,
-            floor=floor,
-            now=now,
-            grace=grace,
-            overlap=overlap,
-            budget=budget,
-            report=report,
-            since=since,
-            dry_run=dry_run,
-        )
+        try:
+            finished = _scan_room(
+                client,
+                listing=listing,
+                state=state,
+                store=store,
+                announce=announce,
+                floor=floor,
+                now=now,
+                grace=grace,
+                overlap=overlap,
+                budget=budget,
+                report=report,
+                trigger=trigger,
+                since=since,
+                dry_run=dry_run,
+            )
+        except (DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected) as exc:
+            report.skipped["room_not_readable"] += 1
+            report.findings.append(Finding("room", client.room_id, client.name, "not scanned", f"{exc.reason}: {exc}"))
+            log.error("room_not_scanned", room_id=client.room_id, client=client.name, reason=exc.reason, error=str(exc))
+            continue
+        except DocSpaceUnavailable:
+            if since is None:
+                state.next_room = (first + done + 1) % len(clients)
+            raise
         if not finished:
             if since is None:
                 state.next_room = (first + done) % len(clients)  # this room first, next cycle
@@ -102,7 +157,7 @@ def scan_rooms(
         report.rooms_scanned += 1
     if progress is not None:
         progress("rooms", len(order), len(order))
-    report.scan_complete = True
+    report.scan_complete = report.rooms_scanned == len(clients)
 
 
 def _scan_room(
@@ -118,12 +173,15 @@ def _scan_room(
     overlap: timedelta,
     budget: Budget,
     report: CycleReport,
+    trigger: str,
     since: datetime | None,
     dry_run: bool,
 ) -> bool:
     """Walk one room's window newest first; False when the budget ran out (the pass is kept to go on with)."""
     room = client.room_id
     progress = state.room(room)
+    if since is None and progress.floor is not None:
+        floor = max(floor, progress.floor)
     upper = now - grace
     if since is not None:
         scan = ScanPass(lower=since, upper=upper)
@@ -143,22 +201,39 @@ def _scan_room(
                 progress.current = scan
             return False
         page = listing.files_by_date(room, start=offset, count=PAGE_SIZE)
-        if offset and page and scan.cursor is not None and _newer(scan.cursor, page[0].updated):
+        top = next((f for f in page if isinstance(f, ListedFile)), None)
+        if offset and top is not None and scan.cursor is not None and _newer(scan.cursor, top.updated):
             # Entries were deleted above where the pass stopped and pulled the rest up past the margin:
             # start the pass's pages again from the top rather than skip any.
             offset = 0
             continue
         reached_lower = False
         for file in page:
+            if isinstance(file, UnreadableRow):
+                report.skipped["file_unreadable"] += 1
+                log.warning("file_not_announceable", room_id=room, reason=file.reason)
+                continue
             updated = file.updated or now
-            if updated > scan.upper:
-                continue  # changed after the pass began, or still inside the grace period: the next pass
             if updated < scan.lower:
                 reached_lower = True
                 break
+            if updated <= scan.upper:
+                scan.cursor = updated if scan.cursor is None else min(scan.cursor, updated)
+            elif not _uploaded_in(file, scan):
+                continue  # uploaded after the pass began, or still inside the grace period: the next pass
+            # (Uploaded inside the window and changed since: this pass is the one that covers its upload.)
             report.files_scanned += 1
-            _consider(file, client, store=store, announce=announce, floor=floor, report=report, dry_run=dry_run)
-            scan.cursor = updated if scan.cursor is None else min(scan.cursor, updated)
+            _consider(
+                file,
+                client,
+                scan=scan,
+                store=store,
+                announce=announce,
+                floor=floor,
+                report=report,
+                trigger=trigger,
+                dry_run=dry_run,
+            )
         offset += len(page)
         scan.offset = offset
         if reached_lower or len(page) < PAGE_SIZE:
@@ -173,21 +248,37 @@ def _newer(cursor: datetime, first_on_page: datetime | None) -> bool:
     return first_on_page is not None and first_on_page < cursor
 
 
+def _uploaded_in(file: ListedFile, scan: ScanPass) -> bool:
+    return file.created is not None and scan.lower <= file.created <= scan.upper
+
+
 def _consider(
     file: ListedFile,
     client: ClientRule,
     *,
+    scan: ScanPass,
     store: IdempotencyStore,
     announce: Announce,
     floor: datetime,
     report: CycleReport,
+    trigger: str,
     dry_run: bool,
 ) -> None:
     if not client.title_matches(file.title) or not client.extension_allowed(file.extension):
         return  # not an invoice by this client's rules: the classifier would ignore it too
-    if file.created is not None and file.created < floor:
+    if file.created is None:
+        report.skipped["file_without_upload_time"] += 1  # cannot tell an old invoice's edit from an upload
+        return
+    if file.created < floor:
         report.skipped["file_before_first_run"] += 1
         return
+    if file.created < scan.lower:
+        # Uploaded before this window, changed inside it: not an upload. The pass that covered the upload
+        # judged it, so an invoice routed long ago (its marks since expired) is never announced again.
+        report.skipped["file_changed_not_uploaded"] += 1
+        return
+    if file.created > scan.upper:
+        return  # inside the grace period (its clock ahead of ours): the next pass
     invoice_id = invoice_id_for(file.id, file.version)
     if store.is_done(f"classifier:{invoice_id}"):
         report.skipped["file_already_processed"] += 1
@@ -204,8 +295,8 @@ def _consider(
         return
     announce(
         Announcement(
-            body=delivery_for(file),
-            trigger=TRIGGER,
+            body=delivery_for(file, trigger),
+            trigger=trigger,
             event_id=f"reconciler-scan-{file.id}-v{file.version}",
             source="room_scan",
             file_id=file.id,
@@ -225,8 +316,8 @@ def _consider(
     )
 
 
-def delivery_for(file: ListedFile) -> bytes:
-    """A ``file.uploaded`` delivery as DocSpace would send it for ``file`` (contract §1.3): ``event``, a
+def delivery_for(file: ListedFile, trigger: str = TRIGGERS[0]) -> bytes:
+    """A ``trigger`` delivery as DocSpace would send it for ``file`` (contract §1.3): ``event``, a
     ``FileEntry`` payload with default values left out, and an empty ``webhook`` (no config sent it).
 
     ``event.id`` is a string no DocSpace log id can equal; ``createOn`` is the file's last change, so the
@@ -236,8 +327,8 @@ def delivery_for(file: ListedFile) -> bytes:
     event = {
         "id": f"reconciler-scan-{file.id}-v{file.version}",
         "createOn": _event_time(changed),
-        "trigger": TRIGGER,
-        "triggerId": TRIGGER_ID,
+        "trigger": trigger,
+        "triggerId": TRIGGER_BITS[trigger],
     }
     if file.updated_by or file.created_by:
         event["createBy"] = file.updated_by or file.created_by or ""

@@ -16,9 +16,16 @@ from pydantic import SecretStr
 from shared.delivery import parse_datetime
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.transport import DocSpaceTransport, path_id
-from shared.docspace.values import WebhookConfig, WebhookDelivery, _sid, _webhook_config, _webhook_delivery
-from shared.docspace.webhooks import FAILED_DELIVERIES, FILES_ONLY, PAGE_SIZE, ListedFile, LoggedDelivery
-from shared.ids import InvalidId, parse_id
+from shared.docspace.values import WebhookConfig, WebhookDelivery, _webhook_config, _webhook_delivery
+from shared.docspace.webhooks import (
+    FAILED_DELIVERIES,
+    FILES_ONLY,
+    PAGE_SIZE,
+    ListedFile,
+    LoggedDelivery,
+    UnreadableRow,
+)
+from shared.ids import InvalidId, parse_id, small_count
 
 
 class PortalAdmin:
@@ -93,11 +100,14 @@ class PortalAdmin:
             raise DocSpaceUnavailable("DocSpace PUT settings/webhook/enable returned no webhook")
         return _webhook_config(dto, None)
 
-    def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE) -> list[LoggedDelivery]:
-        """One page of the webhook's failed deliveries (not sent, 4xx, 5xx), newest first.
+    def failed_deliveries(
+        self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE
+    ) -> list[LoggedDelivery | UnreadableRow]:
+        """One page of the webhook's failed deliveries (not sent, 3xx, 4xx, 5xx), newest first.
 
         Failures are found by ``groupStatus``, never by ``deliveryFrom``/``deliveryTo``: those filter on the
-        delivery time, which only successful rows have (contract §2.4).
+        delivery time, which only successful rows have (contract §2.4). A row that cannot be read stays in the
+        page as an ``UnreadableRow``, so the page's length still says where the next one starts.
         """
         rows = self._transport.request(
             "GET",
@@ -110,15 +120,17 @@ class PortalAdmin:
             },
         )
         rows = rows if isinstance(rows, list) else []
-        return [d for d in (_logged_delivery(row) for row in rows if isinstance(row, dict)) if d is not None]
+        return [_logged_delivery(row) for row in rows]
 
     # --- listing ------------------------------------------------------------------------------------------
 
-    def files_by_date(self, folder_id: str, *, start: int = 0, count: int = PAGE_SIZE) -> list[ListedFile]:
+    def files_by_date(
+        self, folder_id: str, *, start: int = 0, count: int = PAGE_SIZE
+    ) -> list[ListedFile | UnreadableRow]:
         """One page of every file in ``folder_id``'s whole subtree, most recently modified first.
 
         ``filterType=1`` with ``withSubFolders=true`` searches the subtree (contract §5); ``DateAndTime`` orders
-        by modification time.
+        by modification time. An entry that cannot be read stays in the page as an ``UnreadableRow``.
         """
         content = self._transport.request(
             "GET",
@@ -133,48 +145,49 @@ class PortalAdmin:
             },
         )
         files = content.get("files") if isinstance(content, dict) else None
-        listed = (_listed_file(f) for f in files if isinstance(f, dict)) if isinstance(files, list) else ()
-        return [f for f in listed if f is not None]
+        return [_listed_file(f) for f in files] if isinstance(files, list) else []
 
 
 def _numeric_or_text(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def _logged_delivery(row: dict[str, Any]) -> LoggedDelivery | None:
-    log_id = _int(row.get("id"))
-    if log_id is None:
-        return None  # a row without an id cannot be checkpointed or told apart: not one DocSpace writes
+def _logged_delivery(row: object) -> LoggedDelivery | UnreadableRow:
+    # small_count, not int(): "²".isdigit() is true and int() of a 5,000-digit string raises (shared.ids).
+    log_id = small_count(row.get("id")) if isinstance(row, dict) else None
+    if not isinstance(row, dict) or log_id is None:
+        # Without an id a row cannot be checkpointed or told apart: not one DocSpace writes.
+        return UnreadableRow("a delivery-log row without a readable id")
     payload = row.get("requestPayload")
     return LoggedDelivery(
         id=log_id,
-        trigger=_int(row.get("trigger")) or 0,
+        trigger=small_count(row.get("trigger")) or 0,  # 0 is no trigger: skipped as the wrong one
         created=parse_datetime(row.get("creationTime")),
-        status=_int(row.get("status")) or 0,
+        status=small_count(row.get("status")) or 0,
         request_payload=payload if isinstance(payload, str) else "",
     )
+
+
+def _optional_id(value: object) -> str | None:
+    # Only an id the scan may put into a delivery: it writes a numeric one back as a number.
+    try:
+        return parse_id(value) if value is not None else None
+    except InvalidId:
+        return None
 
 
 def _user_id(value: Any) -> str | None:
     return str(value["id"]) if isinstance(value, dict) and value.get("id") else None
 
 
-def _listed_file(dto: dict[str, Any]) -> ListedFile | None:
-    """None for an entry whose ids are not DocSpace ids: it could not be announced (the classifier refuses it)."""
+def _listed_file(dto: object) -> ListedFile | UnreadableRow:
+    """Unreadable when the entry's ids are not DocSpace ids: it could not be announced (the classifier refuses it)."""
+    if not isinstance(dto, dict):
+        return UnreadableRow("a listing entry that is not an object")
     try:
         file_id, folder_id = parse_id(dto.get("id")), parse_id(dto.get("folderId"))
-    except InvalidId:
-        return None
+    except InvalidId as exc:
+        return UnreadableRow(f"a listing entry whose id is not a DocSpace id: {exc}")
     title = str(dto.get("title") or "")
     ext = dto.get("fileExst")
     if not isinstance(ext, str) or not ext:
@@ -184,12 +197,12 @@ def _listed_file(dto: dict[str, Any]) -> ListedFile | None:
         id=file_id,
         title=title,
         folder_id=folder_id,
-        version=_int(dto.get("version")) or 1,
+        version=small_count(dto.get("version")) or 1,
         extension=ext.lower(),
         created=parse_datetime(dto.get("created")),
         updated=parse_datetime(dto.get("updated")),
         created_by=_user_id(dto.get("createdBy")),
         updated_by=_user_id(dto.get("updatedBy")),
-        root_id=_sid(dto.get("rootFolderId")) if dto.get("rootFolderId") is not None else None,
+        root_id=_optional_id(dto.get("rootFolderId")),
         root_folder_type=rft if isinstance(rft, int) and not isinstance(rft, bool) else None,
     )

@@ -31,8 +31,10 @@ TRIGGER_NAMES = {
 }  # fmt: skip
 TRIGGER_BITS = {name: bit for bit, name in TRIGGER_NAMES.items()}
 
-# groupStatus flags of the delivery log (contract §2.4): NotSent = 1 (status 0), 4xx = 8, 5xx = 16.
-FAILED_DELIVERIES = 1 | 8 | 16  # 25
+# groupStatus flags of the delivery log (contract §2.4): NotSent = 1 (status 0), 3xx = 4, 4xx = 8, 5xx = 16.
+# 3xx is a failure too: DocSpace's sender does not follow redirects (contract §1.1), so a 3xx answer delivered
+# nothing. The contract's example, 25, leaves it out; 29 is that plus 3xx.
+FAILED_DELIVERIES = 1 | 4 | 8 | 16  # 29
 PAGE_SIZE = 100  # the most DocSpace returns per page (log and folder contents alike)
 FILES_ONLY = 1  # filterType
 
@@ -85,6 +87,14 @@ class LoggedDelivery:
     created: datetime | None
     status: int  # 0 = no HTTP answer (pending, or a connection failure); else the HTTP status, 500 for timeouts
     request_payload: str  # a JSON string; empty when DocSpace has not sent it yet
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A row of a page that DocSpace would never write (an id that is no id, ``"²"``, ``-5``...): kept in the
+    page as a placeholder, so the page's length still says where the next one starts, and counted as skipped."""
+
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceRejected
-from shared.docspace.webhooks import find_pipeline_webhook
+from shared.docspace.webhooks import ListedFile, LoggedDelivery, find_pipeline_webhook
 from simulator import DocSpaceSimulator
 from tests.simulator_fixtures import WebhookReceiver
 
@@ -58,13 +58,14 @@ def test_failed_deliveries_are_paged_newest_first_with_their_bodies(
     delivered = docspace_sim.upload_file(room, "Invoice-ok.pdf")
     assert docspace_sim.wait_idle(10)
 
-    rows = admin.failed_deliveries(str(config_id))
-    assert len(rows) == 6  # two triggers per simple upload; the delivered upload is not among them
+    page = admin.failed_deliveries(str(config_id))
+    rows = [r for r in page if isinstance(r, LoggedDelivery)]
+    assert len(rows) == len(page) == 6  # two triggers per simple upload; the delivered upload is not among them
     assert [r.id for r in rows] == sorted((r.id for r in rows), reverse=True)
     assert {r.status for r in rows} == {503} and {r.trigger for r in rows} == {128, 256}
     files = {r.request_payload.split('"payload":{"id":', 1)[1].split(",", 1)[0] for r in rows}
     assert files == {str(f) for f in failed} and str(delivered) not in files
-    assert [r.id for r in admin.failed_deliveries(str(config_id), start=2, count=2)] == [r.id for r in rows[2:4]]
+    assert admin.failed_deliveries(str(config_id), start=2, count=2) == rows[2:4]
 
 
 def test_a_rooms_subtree_is_listed_newest_change_first_and_paged(
@@ -79,13 +80,16 @@ def test_a_rooms_subtree_is_listed_newest_change_first_and_paged(
     docspace_sim.update_file(ids[1])  # an edit makes it the most recent change
     elsewhere = docspace_sim.upload_file(docspace_sim.create_room("Other"), "Invoice-x.pdf")
 
-    listed = admin.files_by_date(room)
+    page = admin.files_by_date(room)
+    listed = [f for f in page if isinstance(f, ListedFile)]
+    assert len(listed) == len(page)
     assert [f.id for f in listed] == [ids[1], ids[4], ids[3], ids[2], ids[0]]
     assert elsewhere not in [f.id for f in listed]
     first = listed[0]
     assert (first.version, first.extension, first.folder_id, first.root_folder_type) == (2, ".pdf", str(deep), 14)
     assert first.created is not None and first.updated is not None and first.updated > first.created
-    assert [f.id for f in admin.files_by_date(room, start=1, count=2)] == [ids[4], ids[3]]
+    assert [f.id for f in listed[1:3]] == [ids[4], ids[3]]
+    assert admin.files_by_date(room, start=1, count=2) == listed[1:3]
 
 
 def test_the_simulator_disables_a_webhook_untrusted_for_three_days_even_when_nothing_answers(

@@ -90,6 +90,8 @@ def test_the_webhook_verdict(config: WebhookConfig, status: str, words: str) -> 
          "ok", "2 invoices announced by the room scan"),
         ({"finished_at": (NOW - timedelta(minutes=16)).isoformat(), "webhook": "enabled"}, "fail", "3 intervals"),
         ({"finished_at": NOW.isoformat(), "error": "docspace_unavailable: 503"}, "fail", "failed: docspace_"),
+        ({"finished_at": NOW.isoformat(), "findings": [{"kind": "room", "ref": "100", "what": "acme",
+          "action": "not scanned", "detail": "docspace_access_denied: 403"}]}, "warn", "acme (100): docspace_access"),
     ],
 )  # fmt: skip
 def test_doctor_reports_the_reconcilers_last_run(last_run: dict | None, status: str, words: str) -> None:

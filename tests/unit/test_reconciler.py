@@ -3,20 +3,29 @@ delivery-log recovery, the room scan, checkpoints, budget, leases, backfills and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from falcon import testing
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
-from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, reconcile
+from consumers.reconciler import metrics
+from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, last_known, reconcile
 from consumers.reconciler.model import CycleReport, State
 from shared.delivery import parse_delivery
-from shared.docspace.errors import DocSpaceAccessDenied
+from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceUnavailable
+from shared.docspace.webhooks import FAILED_DELIVERIES, UnreadableRow
 from shared.errors import BrokerUnavailable
 from shared.idempotency import StoreUnavailable
 from shared.rules import ClientRule, Rules
 from shared.sqlite_store import SqliteCheckpoints, SqliteStore
+from simulator import DocSpaceSimulator
+from simulator.webhooks import group_of
 from tests.fakes import FakePortal, MemoryAnnouncer
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
@@ -442,3 +451,303 @@ def test_the_state_survives_a_round_trip() -> None:
     state.room("100").scanned_until = T0
     assert State.from_json(state.to_json()) == state
     assert State.from_json({"rooms": {"1": "junk"}, "log_after_id": "x"}) == State()
+
+
+# --- what the audit found ------------------------------------------------------------------------------------
+
+
+def test_an_unreadable_log_row_is_a_counted_skip_and_the_page_still_reads_on(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    class OddRows(FakePortal):
+        def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
+            rows: list[Any] = super().failed_deliveries(config_id, start=start, count=count)
+            return [UnreadableRow("a delivery-log row without a readable id"), *rows[:-1]] if start == 0 else rows
+
+    odd = OddRows()
+    odd.webhooks, rec.portal = portal.webhooks, odd
+    rec.run()
+    for i in range(150):
+        odd.add_failure(200000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    clock.advance(minutes=5)
+    report = rec.run()
+    assert report.ok and report.skipped["delivery_unreadable"] == 1
+    # A full first page (the odd row in it) is not the last one: the second page is read, nothing is lost.
+    assert sorted(int(a.file_id) for a in rec.announcer.announced) == list(range(6000, 6150))
+
+
+def test_a_room_docspace_refuses_is_reported_and_the_scan_goes_on(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, rules=rules_for("100", "101"))
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    portal.add_file("101", "5002", "Invoice-2.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    portal.fail_next("files_by_date", DocSpaceAccessDenied("DocSpace GET files/100 -> 403: Access denied"))
+    report = rec.run()
+    assert report.ok and report.skipped["room_not_readable"] == 1
+    assert [(f.kind, f.ref, f.action) for f in report.findings if f.kind == "room"] == [("room", "100", "not scanned")]
+    assert rec.announcer.file_ids() == ["5002"]
+    clock.advance(minutes=5)
+    rec.run()  # access is back: the room's window waited for it
+    assert sorted(rec.announcer.file_ids()) == ["5001", "5002"]
+
+
+def test_a_room_that_keeps_failing_does_not_pin_the_round_robin(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, rules=rules_for("100", "101", "102"))
+    rec.run()
+    clock.advance(minutes=20)
+    portal.fail_next("files_by_date", DocSpaceUnavailable("DocSpace GET files/100 -> 503"))
+    failed = rec.run()
+    assert failed.error is not None and failed.error.startswith("docspace_unavailable")
+    portal.calls.clear()
+    clock.advance(minutes=5)
+    rec.run()
+    assert [args[0] for args in portal.calls_to("files_by_date")] == ["101", "102", "100"]
+
+
+def test_a_failing_delivery_log_does_not_keep_the_room_scan_from_running(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    portal.fail_next("failed_deliveries", DocSpaceUnavailable("DocSpace GET settings/webhooks/log -> 500"))
+    report = rec.run()
+    assert report.error is not None and report.error.startswith("docspace_unavailable")
+    assert rec.announcer.file_ids() == ["5001"]  # the backstop ran all the same
+
+
+def test_a_room_added_later_is_watched_from_when_it_is_first_seen(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()  # the first run: only room 100 is watched
+    portal.add_file("200", "4001", "Invoice-old.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(days=30)
+    rec.rules = rules_for("100", "200")
+    rec.run()  # room 200 first seen: its floor
+    portal.add_file("200", "5001", "Invoice-new.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    rec.run()
+    assert rec.announcer.file_ids() == ["5001"]  # not the month-old invoice
+    rec.run(since=clock.now - timedelta(days=31))
+    assert sorted(rec.announcer.file_ids()) == ["4001", "5001"]  # --since still reaches it
+
+
+def test_an_old_invoice_edited_after_its_marks_expired_is_not_announced_again(
+    rec: Reconciler, portal: FakePortal, clock: Clock, store: SqliteStore, tmp_path: Path
+) -> None:
+    rec.run()
+    old = portal.add_file("100", "4001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    store.mark("classifier:4001:v1")  # routed by the webhook path
+    store.mark("routed-file:4001")
+    clock.advance(minutes=20)
+    rec.run()
+    clock.advance(days=40)
+    rec.run()
+    rec.store = SqliteStore(tmp_path / "expired.sqlite3", ttl_seconds=3600)  # its marks' 30 days are over
+    portal.room_files["100"] = [dataclasses.replace(old, updated=clock.now, title="Invoice-1 (paid).pdf")]
+    clock.advance(minutes=20)
+    report = rec.run()
+    rec.store.close()
+    assert rec.announcer.announced == []
+    assert report.skipped["file_changed_not_uploaded"] == 1
+
+
+def test_an_invoice_edited_within_its_grace_period_is_still_announced(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    new = portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=15)
+    # Renamed just now: changed after this pass's window, uploaded inside it: this pass covers the upload.
+    portal.room_files["100"] = [dataclasses.replace(new, updated=clock.now, title="Invoice-1b.pdf")]
+    rec.run()
+    assert rec.announcer.file_ids() == ["5001"]
+    clock.advance(minutes=20)
+    rec.run()
+    assert rec.announcer.file_ids() == ["5001"]
+
+
+def test_a_log_backlog_goes_on_next_cycle_and_leaves_calls_for_the_room_scan(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=6))
+    rec.run()
+    for i in range(600):
+        portal.add_failure(200000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    portal.add_file("100", "9001", "Invoice-scan.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    portal.calls.clear()
+    rec.run()
+    # Of 6 calls: the webhook 1, the log 3 (half of the 5 left is kept for the scan), the room 1.
+    assert [start for _, start in portal.calls_to("failed_deliveries")] == [0, 90, 180]
+    assert "9001" in rec.announcer.file_ids()
+    for _ in range(2):
+        clock.advance(minutes=5)
+        rec.run()
+    recovered = sorted(int(a.file_id) for a in rec.announcer.announced if a.source == "delivery_log")
+    assert recovered == list(range(6000, 6600))
+    assert [start for _, start in portal.calls_to("failed_deliveries")] == [0, 90, 180, 270, 360, 450, 540]
+    state = State.from_json(rec.checkpoints.load(STATE))
+    assert (state.log_after_id, state.log_pass) == (200599, None)
+
+
+def test_rows_leaving_the_failed_filter_between_pages_are_not_skipped(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    class Delivering(FakePortal):
+        """DocSpace delivers the 20 newest pending rows just after the first page was read."""
+
+        def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
+            rows: list[Any] = super().failed_deliveries(config_id, start=start, count=count)
+            if len(self.calls_to("failed_deliveries")) == 1:
+                self.log = sorted(self.log, key=lambda r: r.id)[:-20]
+            return rows
+
+    moving = Delivering()
+    moving.webhooks, rec.portal = portal.webhooks, moving
+    rec.run()
+    moving.calls.clear()
+    for i in range(150):
+        moving.add_failure(300000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    clock.advance(minutes=5)
+    rec.run()
+    assert sorted(int(a.file_id) for a in rec.announcer.announced) == list(range(6000, 6150))
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 300149
+
+
+def test_a_log_row_docspace_has_not_sent_yet_holds_the_checkpoint_until_it_has(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id="5001")
+    portal.add_failure(138801, trigger=UPLOADED, at=clock.now + timedelta(seconds=2), file_id="5002")
+    portal.add_failure(138802, trigger=UPLOADED, at=clock.now + timedelta(seconds=3), file_id="5003")
+    sent = portal.log[1]
+    portal.log[1] = dataclasses.replace(sent, request_payload="")  # still queued in DocSpace's sender
+    clock.advance(minutes=5)
+    report = rec.run()
+    assert sorted(rec.announcer.file_ids()) == ["5001", "5003"] and report.skipped["delivery_without_payload"] == 0
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138800
+    portal.log[1] = sent  # sent (and failed) since
+    clock.advance(minutes=5)
+    rec.run()
+    assert sorted(rec.announcer.file_ids()) == ["5001", "5002", "5003"]
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138802
+
+
+def test_a_log_row_never_sent_is_given_up_after_a_day(rec: Reconciler, portal: FakePortal, clock: Clock) -> None:
+    rec.run()
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id="5001")
+    portal.log[0] = dataclasses.replace(portal.log[0], request_payload="")
+    clock.advance(days=1, minutes=5)
+    report = rec.run()
+    assert report.skipped["delivery_without_payload"] == 1
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138800  # the room scan is the backstop
+
+
+def test_failed_deliveries_include_3xx_which_docspace_does_not_follow() -> None:
+    assert FAILED_DELIVERIES == 29  # not sent | 3xx | 4xx | 5xx; the contract's 25 leaves out 3xx
+    assert [status for status in (0, 200, 302, 404, 503) if group_of(status) & FAILED_DELIVERIES] == [0, 302, 404, 503]
+
+
+def test_a_replica_that_stands_back_exports_what_the_last_cycle_found(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    portal.webhooks = []
+    portal.add_webhook(enabled=False)
+    portal.enable_refused = True
+    a = Reconciler(portal, store, checkpoints, clock, owner="replica-a")
+    b = Reconciler(portal, store, checkpoints, clock, owner="replica-b")
+    done = a.run()
+    metrics.prepare(300)  # b has just started
+    metrics.show_stored(*last_known(checkpoints))
+    assert _gauge("reconciler_last_success_timestamp_seconds") == done.finished_at.timestamp()
+    clock.advance(minutes=1)
+    stood_back = b.run()
+    assert stood_back.not_run is not None
+    metrics.observe(stood_back)
+    metrics.show_stored(*last_known(checkpoints))
+    assert _gauge("reconciler_webhook_enabled") == 0  # not -1: min() over the replicas still sees it disabled
+
+
+def test_a_failing_cycle_keeps_the_last_success_of_the_one_before(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    ok = rec.run()
+    clock.advance(minutes=5)
+    portal.fail_next("list_webhooks", DocSpaceUnavailable("DocSpace GET settings/webhook -> 503"))
+    assert rec.run().error is not None
+    assert last_known(rec.checkpoints)[1] == ok.started_at  # a restart exports it, not its own start
+
+
+def test_a_checkpoint_store_that_fails_to_lease_is_a_failed_cycle_not_a_crash(
+    rec: Reconciler, checkpoints: SqliteCheckpoints
+) -> None:
+    class Unleasable:
+        def hold(self, name: str, owner: str, *, seconds: float) -> bool:
+            raise StoreUnavailable("the checkpoint store failed: Redis is down")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(checkpoints, name)
+
+    rec.checkpoints = Unleasable()  # type: ignore[assignment]
+    report = rec.run()
+    assert report.error is not None and report.error.startswith("idempotency_store_unavailable")
+    assert checkpoints.load(STATE) is None
+
+
+def test_a_lost_state_falls_back_to_the_last_runs_start_and_says_so(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    rec.checkpoints.save(STATE, {"rooms": "damaged"})
+    clock.advance(minutes=20)
+    with capture_logs() as logs:
+        rec.run()
+    assert rec.announcer.file_ids() == ["5001"]  # not lost behind a new floor of now
+    lost = [e for e in logs if e["event"] == "reconciler_state_lost"]
+    assert lost and lost[0]["log_level"] == "critical" and lost[0]["history_floor"] == T0.isoformat()
+
+
+@pytest.mark.parametrize(("triggers", "announced"), [({"file.created"}, "file.created"), ({"file.updated"}, None)])
+def test_the_scan_announces_with_a_trigger_the_classifier_takes(
+    portal: FakePortal,
+    store: SqliteStore,
+    checkpoints: SqliteCheckpoints,
+    clock: Clock,
+    triggers: set[str],
+    announced: str | None,
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(triggers=frozenset(triggers)))
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-1.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=20)
+    rec.run()
+    assert [a.trigger for a in rec.announcer.announced] == ([announced] if announced else [])
+    if announced:
+        delivery = parse_delivery(rec.announcer.announced[0].body)
+        assert delivery.trigger == announced
+    else:
+        assert not store.is_done("reconciler:announced:5001:v1")  # nothing marked that nobody took
+
+
+def test_the_simulated_enable_endpoint_requires_name_and_uri_like_docspace() -> None:
+    sim = DocSpaceSimulator()
+    config = sim.webhooks.create(
+        name="invoice-pipeline", uri="https://hooks.example/docspace/webhook", secret="s", check=False
+    )
+    client = testing.TestClient(sim.app, headers={"Authorization": f"Bearer {sim.api_key}"})
+    path = "/api/2.0/settings/webhook/enable"
+    assert client.simulate_put(path, json={"id": config.id, "enabled": False}).status_code == 400
+    full = {"id": config.id, "enabled": False, "name": config.name, "uri": config.uri}
+    assert client.simulate_put(path, json=full).status_code == 200  # disabling sends no HEAD
+
+
+def _gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value(name)

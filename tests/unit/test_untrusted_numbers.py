@@ -7,8 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.reconciler.scan import delivery_for
 from ops.dead_letters import describe, replay_properties
+from shared.docspace.admin import _listed_file, _logged_delivery
 from shared.docspace.values import _file_info, _id_sort_key, _webhook_config
+from shared.docspace.webhooks import ListedFile, LoggedDelivery, UnreadableRow
 from shared.ids import small_count
 
 HOSTILE = ["²", "١٢", "--5", "-1", "1" * 5000, "", " ", "1e3", "0x10", True, None, 2**70, -3, b"\xff"]
@@ -43,3 +46,13 @@ def test_docspace_answers_with_hostile_numbers_are_read_with_defaults(value: str
     assert info.version == 1
     assert _webhook_config({"id": 1, "triggers": value}, None).triggers == 0
     assert _id_sort_key(value)[0] == 1
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_numbers_in_the_delivery_log_and_a_listing_make_unreadable_rows_or_defaults(value: object) -> None:
+    assert isinstance(_logged_delivery({"id": value, "trigger": 256}), UnreadableRow)  # no id: a counted skip
+    row = _logged_delivery({"id": 7, "trigger": value, "status": value, "requestPayload": "{}"})
+    assert isinstance(row, LoggedDelivery) and (row.trigger, row.status) == (0, 0)
+    listed = _listed_file({"id": 5, "folderId": 7, "title": "Invoice.pdf", "version": value, "rootFolderId": value})
+    assert isinstance(listed, ListedFile) and listed.version == 1
+    assert delivery_for(listed)  # the root id is one the scan can write back, or left out
