@@ -219,7 +219,8 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
         reconcile_interval="2",
         reconcile_grace="5",
         reconcile_log_settle="2",
-        reconcile_scan_overlap="30",
+        # Every window reaches back past the uploads, so each cycle below looks at all 100 files (4 pages).
+        reconcile_scan_overlap="600",
     )
     with _pipeline_behind_a_proxy(broker, env, tmp_path, reconcilers=2) as (pipeline, _proxy, url):
         _wait_first_run(pipeline)
@@ -238,6 +239,8 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
         start, announced_before = cycles(), len(pipeline.logs.events(None, "delivery_recovered"))
         assert wait_until(lambda: cycles() >= start + 5, 30), pipeline.logs.dump(40)
         assert len(pipeline.logs.events(None, "delivery_recovered")) == announced_before  # nothing more announced
+        five = pipeline.logs.events(None, "reconcile_done")[start : start + 5]
+        assert [e["files_scanned"] for e in five] == [100] * 5, five  # each of them looked at every file
         assert sim.wait_idle(10)
         pipeline.wait_until_quiet(broker)
         _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
