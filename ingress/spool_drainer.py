@@ -12,14 +12,24 @@ from ingress.facts import CONTENT_TYPE, UNKNOWN_TRIGGER
 from ingress.fields import fitting
 from ingress.spool import Spool
 from ingress.spool_format import Record
-from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
+from shared.errors import BrokerUnavailable, MessageNacked, MessageRefused, MessageUnroutable, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress.spool")
 
-# The broker closing the channel on a message fails every message in flight with it; a record refused this many
-# times in a row, each time alone on the channel, is the one it refuses.
-MAX_REFUSALS = 3
+# A head record that fails this many times in a row for what it is (refused, unroutable, nacked, or a bug in
+# publishing it) is moved aside, so the deliveries behind it are not held up for good. One failure is no proof:
+# the broker closing the channel on a message fails every message in flight with it, and a nack or a missing
+# binding may be a moment's; three in a row, each record alone on the channel, a second apart, are.
+MAX_HEAD_FAILURES = 3
+# The spool itself failing this many steps in a row (reading the head, confirming it, or writing a quarantine) is a
+# fault the drainer cannot work around: it dies, so the ingress turns not-ready and exits instead of answering
+# 2xx into a spool that does not drain.
+MAX_SPOOL_FAULTS = 5
+
+
+class SpoolStuck(RuntimeError):
+    """The spool failed step after step (a disk fault, a quarantine that cannot be written): draining has stopped."""
 
 
 def publishable(message: OutgoingMessage, exchange: str) -> OutgoingMessage:
@@ -41,8 +51,8 @@ def publishable(message: OutgoingMessage, exchange: str) -> OutgoingMessage:
 class SpoolDrainer:
     """Publishes spooled deliveries, oldest first, one confirmed publish at a time, whenever the broker is up.
 
-    A record the broker or pika refuses for what it is goes to quarantine; the thread itself survives any
-    exception, and ``on_death`` hears of it if it ever stops otherwise.
+    A record the broker or pika refuses for what it is goes to quarantine; the thread survives any exception in
+    publishing, and stops (``on_death`` hears of it) only when the spool itself keeps failing.
     """
 
     def __init__(
@@ -53,6 +63,7 @@ class SpoolDrainer:
         is_connected: Callable[[], bool],
         exchange: str,
         idle_wait: float = 0.5,
+        failure_wait: float = 1.0,
         on_death: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._spool = spool
@@ -60,8 +71,10 @@ class SpoolDrainer:
         self._publish = publish_and_wait
         self._is_connected = is_connected
         self._idle_wait = idle_wait
+        self._failure_wait = failure_wait
         self._on_death = on_death
-        self._refused: tuple[int, int] = (-1, 0)  # (offset of the record, refusals in a row)
+        self._failures: tuple[int, int] = (-1, 0)  # (offset of the head record, its failures in a row)
+        self._faults = 0  # steps in a row the spool itself failed
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spool-drainer", daemon=True)
@@ -93,32 +106,63 @@ class SpoolDrainer:
             if record is None:
                 self._wake.wait(self._idle_wait)
                 self._wake.clear()
-                return
-            self._publish_one(record)
+            else:
+                self._publish_one(record)
         except Exception as exc:
-            # A bug or a disk fault: say so, wait a little, try again. Never a hot loop, never a dead thread.
-            log.error("spool_drain_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            self._stopping.wait(1.0)
+            # A disk fault (or a bug) in the spool: say so, wait a little, try again; never a hot loop. If it goes
+            # on, stop: a drainer spinning on its spool while the ingress answers 2xx would lose nothing but tell
+            # nobody, and a restart (or an operator) can.
+            self._faults += 1
+            # The traceback once per run of faults: the same one again says nothing more.
+            trace = exc if self._faults == 1 else None
+            log.error("spool_drain_failed", error=f"{type(exc).__name__}: {exc}", attempt=self._faults, exc_info=trace)
+            if self._faults >= MAX_SPOOL_FAULTS:
+                raise SpoolStuck(f"the spool failed {self._faults} times in a row: {type(exc).__name__}") from exc
+            self._stopping.wait(self._failure_wait)
+        else:
+            self._faults = 0
 
     def _publish_one(self, record: Record) -> None:
         try:
             self._publish(publishable(record.message, self._exchange))
         except UnpublishableMessage as exc:
-            self._spool.quarantine(record, "unpublishable", str(exc))
+            self._quarantine(record, "unpublishable", str(exc))
             return
         except MessageRefused as exc:
-            offset, count = self._refused
-            count = count + 1 if offset == record.offset else 1
-            self._refused = (record.offset, count)
-            if count >= MAX_REFUSALS:
-                self._spool.quarantine(record, "refused", str(exc))
-            else:
-                log.warning("spool_record_refused", error=str(exc), attempt=count, pending=self._spool.depth)
+            self._failed(record, "refused", str(exc))
+            return
+        except MessageUnroutable as exc:
+            self._failed(record, "unroutable", str(exc))
+            return
+        except MessageNacked as exc:
+            self._failed(record, "nacked", str(exc))
             return
         except BrokerUnavailable as exc:
             log.warning("spool_drain_paused", error=str(exc), pending=self._spool.depth)
             self._stopping.wait(1.0)
             return
+        except Exception as exc:
+            # A bug in publishing this one record: it gets the same few tries as a refusal, then quarantine,
+            # so it never stands in front of every delivery behind it.
+            log.error("spool_publish_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            self._failed(record, "bug", f"{type(exc).__name__}: {exc}")
+            return
+        self._failures = (-1, 0)
         self._spool.confirm(record)
         if self._spool.depth == 0:
             log.info("spool_drained")
+
+    def _failed(self, record: Record, reason: str, error: str) -> None:
+        """One more failure of the head record for what it is: quarantine it after ``MAX_HEAD_FAILURES`` in a row."""
+        offset, count = self._failures
+        count = count + 1 if offset == record.offset else 1
+        self._failures = (record.offset, count)
+        if count >= MAX_HEAD_FAILURES:
+            self._quarantine(record, reason, error)  # if this raises, the next step fails it again: see _step
+            return
+        log.warning("spool_record_failed", reason=reason, error=error, attempt=count, pending=self._spool.depth)
+        self._stopping.wait(self._failure_wait)
+
+    def _quarantine(self, record: Record, reason: str, error: str) -> None:
+        self._spool.quarantine(record, reason, error)
+        self._failures = (-1, 0)

@@ -61,6 +61,10 @@ class MessageUnroutable(BrokerUnavailable):
     reason = "unroutable"
 
 
+class MessageNacked(BrokerUnavailable):
+    """The broker nacked this message (a queue refusing it, an internal error): it did not take it, this once."""
+
+
 class MessageRefused(BrokerUnavailable):
     """The broker closed the channel with PRECONDITION_FAILED while this message was in flight.
 

@@ -24,7 +24,13 @@ from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay, declare_topology
-from shared.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
+from shared.errors import (
+    BrokerUnavailable,
+    MessageNacked,
+    MessageRefused,
+    MessageUnroutable,
+    UnpublishableMessage,
+)
 from shared.frame_batching import BatchingConnection
 from shared.outgoing import OutgoingMessage
 from shared.topology import Topology
@@ -310,7 +316,7 @@ class Publisher:
             if returned is not None:
                 _fail(pending, MessageUnroutable(f"unroutable: {returned}"))
             elif not acked:
-                _fail(pending, BrokerUnavailable("the broker refused the message (nack)"))
+                _fail(pending, MessageNacked("the broker refused the message (nack)"))
             elif not pending.future.done():
                 pending.future.set_result(None)
 

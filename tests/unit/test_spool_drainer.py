@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ingress.spool import Spool
-from ingress.spool_drainer import MAX_REFUSALS, SpoolDrainer
-from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
+from ingress.spool_drainer import MAX_HEAD_FAILURES, MAX_SPOOL_FAULTS, SpoolDrainer, SpoolStuck
+from shared.errors import BrokerUnavailable, MessageNacked, MessageRefused, MessageUnroutable, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
 
 
@@ -44,6 +46,7 @@ def _drain(tmp_path: Path, publish: ScriptedPublish, count: int) -> tuple[Spool,
         is_connected=lambda: True,
         exchange="docspace.events",
         idle_wait=0.01,
+        failure_wait=0.01,
         on_death=deaths.append,
     ).start()
     _until(lambda: spool.depth == 0)
@@ -69,7 +72,7 @@ def test_an_unpublishable_record_is_quarantined_at_once_and_the_rest_published(t
 
 def test_a_record_is_quarantined_only_after_repeated_refusals(tmp_path: Path) -> None:
     publish = ScriptedPublish(
-        {"0": [MessageRefused("406")] * (MAX_REFUSALS - 1), "1": [MessageRefused("406")] * MAX_REFUSALS}
+        {"0": [MessageRefused("406")] * (MAX_HEAD_FAILURES - 1), "1": [MessageRefused("406")] * MAX_HEAD_FAILURES}
     )
     _spool, quarantined = _drain(tmp_path, publish, 3)
     # Record 0 was a bystander of someone else's refusal and went through; record 1 is the one refused.
@@ -82,3 +85,41 @@ def test_an_outage_is_waited_out_and_a_surprise_does_not_kill_the_thread(tmp_pat
     _spool, quarantined = _drain(tmp_path, publish, 2)
     assert [m.message_id for m in publish.published] == ["0", "1"]
     assert quarantined == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [(MessageUnroutable("no binding"), "unroutable"), (MessageNacked("nack"), "nacked"), (KeyError("a bug"), "bug")],
+)
+def test_a_head_record_that_keeps_failing_for_what_it_is_is_quarantined_and_the_rest_published(
+    tmp_path: Path, failure: Exception, reason: str
+) -> None:
+    publish = ScriptedPublish({"0": [failure] * (MAX_HEAD_FAILURES + 10), "1": [failure] * (MAX_HEAD_FAILURES - 1)})
+    _spool, quarantined = _drain(tmp_path, publish, 3)
+    # Record 1 failed a moment and went through; record 0 failed every time and no longer holds up the rest.
+    assert [m.message_id for m in publish.published] == ["1", "2"]
+    assert quarantined == [reason]
+    assert len(publish.script["0"]) == 10  # tried exactly MAX_HEAD_FAILURES times
+
+
+def test_a_quarantine_that_keeps_failing_stops_the_drainer_instead_of_spinning(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1024 * 1024)
+    spool.append(_message(0))
+    spool.append(_message(1))
+    spool.quarantine_dir.write_text("a file where the quarantine folder belongs")  # every quarantine raises
+    publish = ScriptedPublish({"0": [UnpublishableMessage("ShortStringTooLong")] * 100})
+    deaths: list[BaseException] = []
+    drainer = SpoolDrainer(
+        spool,
+        publish_and_wait=publish,
+        is_connected=lambda: True,
+        exchange="docspace.events",
+        idle_wait=0.01,
+        failure_wait=0.01,
+        on_death=deaths.append,
+    ).start()
+    _until(lambda: bool(deaths))
+    drainer.stop()
+    assert isinstance(deaths[0], SpoolStuck)
+    assert len(publish.script["0"]) == 100 - MAX_SPOOL_FAULTS  # one try per step, then it stopped
+    assert publish.published == [] and spool.depth == 2  # nothing skipped, nothing lost
