@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -20,7 +21,7 @@ from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool
 from ingress.spool_drainer import SpoolDrainer
-from shared.broker import connection_parameters
+from shared.broker import TopologyMismatch, connection_parameters
 from shared.health import HealthServer
 from shared.logging import configure_logging
 from shared.publisher import Publisher
@@ -32,24 +33,42 @@ log = structlog.get_logger("ingress")
 
 
 class Lifeline:
-    """Stops the process when a thread it cannot work without dies: not ready at once, then exit code 1.
+    """Stops the process when a thread it cannot work without dies: not ready at once, then a non-zero exit.
 
     A dead publisher or spool drainer would leave the ingress answering 2xx into a spool nothing drains; an
     orchestrator (or ``make run``'s supervisor) restarts a process that exits, and the spool survives that.
+    The exit code is 3 for a topology mismatch (a restart cannot help: see the README), 1 for any other death.
     """
 
     def __init__(self, stop: Callable[[], None]) -> None:
         self._stop = stop
+        self._lock = threading.Lock()
         self.failure: str | None = None
+        self.exit_code = EXIT_OK
 
     @property
     def ok(self) -> bool:
         return self.failure is None
 
     def thread_died(self, name: str, error: BaseException) -> None:
-        self.failure = f"the {name} thread died: {type(error).__name__}"
+        with self._lock:
+            if self.failure is not None:
+                return  # the first death decides the exit code, and the process is stopped once
+            self.failure = f"the {name} thread died: {type(error).__name__}"
+            self.exit_code = EXIT_TOPOLOGY if isinstance(error, TopologyMismatch) else EXIT_THREAD_DIED
         log.critical("ingress_stopping", reason=self.failure, hint="restart the ingress; its spool is kept")
         self._stop()
+
+
+def readiness(lifeline: Lifeline, publisher: Publisher, spool: Spool | None) -> Callable[[], bool]:
+    """``/readyz``: can the ingress take a delivery, straight to the broker or into a spool that has room and drains."""
+
+    def ready() -> bool:
+        if not (lifeline.ok and publisher.is_alive and publisher.fatal_error is None):
+            return False
+        return publisher.is_connected or (spool is not None and spool.has_room)
+
+    return ready
 
 
 def _stop_serving(_signum: int, _frame: FrameType | None) -> None:
@@ -102,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _serve(settings, verifier, lifeline)
     except KeyboardInterrupt:
-        return EXIT_OK if lifeline.ok else EXIT_THREAD_DIED
+        return lifeline.exit_code
 
 
 def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
@@ -159,12 +178,6 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
             print(f"ingress: {publisher.fatal_error}", file=sys.stderr)
             return EXIT_TOPOLOGY
 
-        def ready() -> bool:
-            # Ready means "can take a delivery": straight to the broker, or into a spool that has room and drains.
-            if not (lifeline.ok and publisher.is_alive):
-                return False
-            return publisher.is_connected or (spool is not None and spool.has_room)
-
         app = create_app(
             verifier=verifier,
             publish=publisher.publish,
@@ -180,7 +193,12 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
         server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
         if settings.metrics_port:
             # Internal only: never route this port through the reverse proxy that serves the webhook.
-            health = HealthServer(settings.metrics_port, ready, host=settings.host, registry=metrics.registry).start()
+            health = HealthServer(
+                settings.metrics_port,
+                readiness(lifeline, publisher, spool),
+                host=settings.host,
+                registry=metrics.registry,
+            ).start()
         log.info(
             "ingress_listening",
             host=settings.host,
@@ -197,7 +215,7 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
         publisher.stop()
         if spool is not None:
             spool.close()
-    return EXIT_OK if lifeline.ok else EXIT_THREAD_DIED
+    return lifeline.exit_code
 
 
 if __name__ == "__main__":

@@ -76,7 +76,10 @@ class Publisher:
         max_in_flight: int = 20_000,
         on_death: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """``on_death`` is called (on the dying thread) if the I/O thread ever stops on an unexpected exception."""
+        """``on_death`` is called (on the dying thread) if the I/O thread ever stops without being asked to.
+
+        That is an unexpected exception, or a ``TopologyMismatch`` on any (re)connect (then ``fatal_error`` holds it).
+        """
         # One node, or the nodes of a cluster: each connection goes to the next node in turn.
         self._nodes = [params] if isinstance(params, pika.ConnectionParameters) else list(params)
         self._node_index = 0
@@ -154,15 +157,24 @@ class Publisher:
     def _run(self) -> None:
         try:
             self._connect_and_serve()
+        except TopologyMismatch as exc:
+            # A deployment bug, found on any (re)connect: nothing will be published until someone renames the
+            # queue, so it is a death like any other (no traceback: the text says what to do).
+            self.fatal_error = exc
+            log.critical("topology_mismatch", error=str(exc))
+            self._die(exc)
         except BaseException as exc:
-            # A bug (or a pika failure nobody foresaw) escaped the I/O loop. Say so loudly, fail every waiting
-            # publish, and let the owner decide: the ingress turns not-ready and exits so it is restarted.
-            self.died_of = exc
-            self._ready.clear()
+            # A bug (or a pika failure nobody foresaw) escaped the I/O loop. Say so loudly.
             log.critical("publisher_thread_died", error=_describe(exc), exc_info=exc)
-            self._fail_everything(f"the publisher's I/O thread died: {_describe(exc)}")
-            if self._on_death is not None:
-                self._on_death(exc)
+            self._die(exc)
+
+    def _die(self, exc: BaseException) -> None:
+        """Fail every waiting publish and let the owner decide: the ingress turns not-ready and exits."""
+        self.died_of = exc
+        self._ready.clear()
+        self._fail_everything(f"the publisher's I/O thread died: {_describe(exc)}")
+        if self._on_death is not None:
+            self._on_death(exc)
 
     def _connect_and_serve(self) -> None:
         attempt = 0
@@ -180,10 +192,6 @@ class Publisher:
                     on_open_error_callback=self._on_connection_open_error,
                     on_close_callback=self._on_connection_closed,
                 )
-            except TopologyMismatch as exc:
-                self.fatal_error = exc
-                log.critical("topology_mismatch", error=str(exc))
-                return
             except CONNECTION_ERRORS as exc:
                 log.warning("broker_unreachable", error=str(exc) or type(exc).__name__, attempt=attempt)
             else:

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from shared.broker import connection_parameters
+from shared.broker import TopologyMismatch, connection_parameters
 from shared.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
 from shared.publisher import Publisher
 from shared.topology import Topology
 from tests.broker import BrokerKit
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -154,6 +155,36 @@ def test_if_the_io_thread_dies_it_says_so_and_publishing_fails_fast(broker: Brok
         assert not publisher.is_alive and not publisher.is_connected
         future = publisher.publish(OutgoingMessage(exchange="x", routing_key="x", body=b"{}"))
         with pytest.raises(BrokerUnavailable, match="I/O thread died"):
+            future.result(timeout=1)
+    finally:
+        publisher.stop()
+
+
+def test_a_topology_mismatch_on_reconnect_is_a_death_its_owner_hears_of(
+    broker: BrokerKit, broker_proxy: TcpProxy
+) -> None:
+    deaths: list[BaseException] = []
+    publisher = Publisher(
+        connection_parameters(broker_proxy.proxied(broker.url), name="test-publisher-mismatch"),
+        topology=broker.topology,
+        on_death=deaths.append,
+    ).start()
+    try:
+        assert publisher.wait_connected(10)
+        with broker.connect() as connection:  # someone redeployed a queue with other arguments
+            channel = connection.channel()
+            clash = broker.topology.stage("classifier").work
+            channel.queue_delete(clash)
+            channel.queue_declare(clash, durable=True)  # a classic queue where a quorum queue belongs
+        broker_proxy.cut()  # the reconnect declares the topology again, and the broker refuses it
+        deadline = time.monotonic() + 10
+        while not deaths:
+            assert time.monotonic() < deadline, "the publisher stopped on the mismatch without saying so"
+            time.sleep(0.05)
+        assert isinstance(deaths[0], TopologyMismatch) and publisher.fatal_error is deaths[0]
+        assert not publisher.is_alive and not publisher.is_connected
+        future = publisher.publish(OutgoingMessage(exchange=broker.topology.events_exchange, routing_key="x", body=b""))
+        with pytest.raises(BrokerUnavailable, match="new name"):
             future.result(timeout=1)
     finally:
         publisher.stop()
