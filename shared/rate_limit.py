@@ -6,7 +6,7 @@ and answers 429 beyond. The limiter spaces requests evenly (GCRA, a leaky bucket
 makes every thread of the process wait out a 429's ``Retry-After`` together instead of each finding it out alone.
 
 DocSpace also allows each user 10,000 POST/PUT requests a day. The limiter counts its writes per quota period
-(``docspace_write_quota_used``) and, once a 429 says the day's writes are spent, refuses writes until the reset
+(``docspace_write_quota_used``) and, once a 429 names that quota, refuses writes until the reset
 with ``WriteQuotaSpent`` (a deferral: the invoice waits in the broker) while reads go on.
 
 This limiter is shared by all worker threads of one process. The portal counts per *user* (API key), not per
@@ -30,7 +30,7 @@ from shared.errors import Deferred, TransientError
 from shared.retry_after import DEFAULT_MAX_PAUSE, cap_pause, retry_after_from
 
 QUOTA_METHODS = frozenset({"POST", "PUT"})  # what the daily write quota counts
-# A 429 for the per-minute window never asks for more than a minute; a longer wait means the day's quota.
+# A daily-quota 429 without a usable reset: ask again in a minute.
 MINUTE_WINDOW = 60.0
 
 WRITE_QUOTA_USED = Gauge(
@@ -69,18 +69,16 @@ def quota_rejection(
 ) -> float | None:
     """Seconds until the write quota resets, when a 429 on ``method`` says the day's writes are spent; else None.
 
-    DocSpace names the limit that was hit in ``X-RateLimit-Limit``; a write refused with the daily quota's number
-    there, or with a wait longer than the per-minute window can ask for, is the daily quota. Its reset may be
-    hours away, and waiting it out is parking in the broker, not silencing the process: it is capped at one
-    quota period, not at ``MAX_PAUSE_SECONDS``.
+    DocSpace names the limit that was hit in ``X-RateLimit-Limit``: only a write refused with the daily quota's
+    number there is the daily quota. Its reset may be hours away, and waiting it out is parking in the broker, not
+    silencing the process: it is capped at one quota period, not at ``MAX_PAUSE_SECONDS``. A long wait alone
+    proves nothing (anyone between us and DocSpace can send ``Retry-After: 100000``): such a 429 is paused out
+    like any other, at most ``MAX_PAUSE_SECONDS``, and never holds back every write for a day.
     """
-    if not counts_against_quota(method):
+    if not counts_against_quota(method) or headers.get("X-RateLimit-Limit", "").strip() != str(daily_writes):
         return None
     wait = retry_after_from(headers, cap=math.inf)  # junk (inf, nan, negative) is still None
-    limit = headers.get("X-RateLimit-Limit", "").strip()
-    if limit == str(daily_writes) or (wait is not None and wait > MINUTE_WINDOW):
-        return min(wait, period) if wait is not None else min(MINUTE_WINDOW, period)
-    return None
+    return min(wait, period) if wait is not None else min(MINUTE_WINDOW, period)
 
 
 class RateLimiter:

@@ -10,11 +10,11 @@ host shares it):
 - **concurrent writes**: a semaphore of leases (a sorted set of tokens scored by when they lapse). A write holds
   a lease while it runs; a process that dies holding one loses it when the lease lapses, so a crash can never leak
   a slot for good.
-- **the daily write quota**: writes counted per quota period, and, once a 429 says the day's writes are spent,
-  the time they reset, so every replica parks its writes without asking DocSpace again. Reads are never held
-  back by it.
+- **the daily write quota**: writes counted per quota period, and, once a 429 names that quota (its
+  ``X-RateLimit-Limit`` is ``DOCSPACE_DAILY_WRITE_QUOTA``), the time they reset, so every replica parks its writes
+  without asking DocSpace again. Reads are never held back by it.
 
-A 429 that is not the daily quota pauses every process on the key for its ``Retry-After``.
+A 429 that is not the daily quota pauses every process on the key for its ``Retry-After``, at most ``max_pause``.
 """
 
 from __future__ import annotations

@@ -107,6 +107,18 @@ def test_a_429_pauses_every_replica_on_the_key(key: str) -> None:
     assert time.monotonic() - started >= 0.4
 
 
+def test_a_long_write_429_that_does_not_name_the_quota_parks_no_replicas_writes(key: str) -> None:
+    first, second = replicas(key, 2, per_minute=60_000, writes=5, daily_writes=10, max_pause=0.3)
+    for headers in ({"Retry-After": "100000"}, {"X-RateLimit-Reset": "1e12", "X-RateLimit-Limit": "15"}):
+        assert first.write_quota_spent("PUT", headers) is None
+    first.pause(100_000)  # what the client does with any other 429: capped at max_pause for the whole key
+    started = time.monotonic()
+    with second.slot("PUT"):
+        pass
+    assert time.monotonic() - started < 1.0
+    assert second.writes_used() == 1  # counted, not shown as spent
+
+
 def test_a_spent_write_quota_parks_every_replicas_writes_but_no_reads(key: str) -> None:
     first, second = replicas(key, 2, per_minute=60_000, writes=5, daily_writes=10, quota_period=2.0)
     for _ in range(3):

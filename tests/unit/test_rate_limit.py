@@ -194,7 +194,11 @@ def test_a_429_naming_the_daily_quota_holds_back_writes_until_the_reset_but_neve
     ("method", "headers", "is_quota"),
     [
         ("PUT", {"Retry-After": "42", "X-RateLimit-Limit": "10"}, True),  # names the quota
-        ("POST", {"Retry-After": "3600"}, True),  # longer than the minute window can ask
+        ("POST", {"X-RateLimit-Limit": " 10 "}, True),  # names it, without a reset: ask again in a minute
+        ("POST", {"Retry-After": "3600"}, False),  # a long wait alone names no quota
+        ("PUT", {"Retry-After": "100000", "X-RateLimit-Limit": "1500"}, False),
+        ("PUT", {"X-RateLimit-Reset": "1e12"}, False),
+        ("PUT", {"Retry-After": "100000", "X-RateLimit-Limit": "10000"}, False),  # DocSpace's default, not ours
         ("PUT", {"Retry-After": "1", "X-RateLimit-Limit": "1500"}, False),  # the per-minute window
         ("PUT", {"Retry-After": "1", "X-RateLimit-Limit": "15"}, False),  # concurrent writes
         ("GET", {"Retry-After": "3600", "X-RateLimit-Limit": "10"}, False),  # reads never spend the quota
@@ -210,7 +214,7 @@ def test_which_429s_mean_the_daily_quota(method: str, headers: dict[str, str], i
 
 def test_a_quota_reset_is_parked_for_at_most_one_period_and_junk_for_a_minute() -> None:
     limit = RateLimiter(60_000, 5, daily_writes=10_000, quota_period=86_400, wall_clock=WallClock())
-    far = limit.write_quota_spent("PUT", {"Retry-After": str(3 * 86_400)})
+    far = limit.write_quota_spent("PUT", {"Retry-After": str(3 * 86_400), "X-RateLimit-Limit": "10000"})
     assert far is not None and far.delay == 86_400
     junk = limit.write_quota_spent("PUT", {"Retry-After": "inf", "X-RateLimit-Limit": "10000"})
     assert junk is not None and junk.delay == 60
@@ -230,3 +234,17 @@ def test_a_share_within_a_shared_limit_keeps_to_the_share_and_counts_in_both() -
     with shared.slot("GET"):
         pass
     assert clock.now >= paused_at + 3  # a 429 holds back the shared limit too
+
+
+def test_a_write_429_asking_for_a_day_without_naming_the_quota_pauses_at_most_max_pause() -> None:
+    clock, wall = FakeClock(), WallClock()
+    limit = RateLimiter(
+        60_000, 5, max_pause=5, daily_writes=10, quota_period=86_400, clock=clock, sleep=clock.sleep, wall_clock=wall
+    )
+    for headers in ({"Retry-After": "100000"}, {"X-RateLimit-Reset": "1e12", "X-RateLimit-Limit": "1500"}):
+        assert limit.write_quota_spent("PUT", headers) is None
+        limit.pause(100_000)  # what the client does with any other 429 (it caps the wait it reads, too)
+        started = clock.now
+        with limit.slot("PUT"):  # writes are not held back for a day: only for the capped pause
+            pass
+        assert clock.now - started == pytest.approx(5)
