@@ -4,7 +4,9 @@ Stage code never sees pika: it gets an ``InboundMessage`` (``shared/handling.py`
 did, or raises ``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
 ``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
 (not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
-Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``.
+Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``. A retry,
+parking or dead letter that cannot be published for what it is (not because the broker is away) is logged with the
+message's ids, and the message is rejected to the work queue's own dead-lettering instead.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import pika
 import pika.exceptions
 import structlog
 
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
-from shared.errors import BrokerUnavailable, Deferred, PermanentError, TransientError
+from shared.errors import BrokerUnavailable, Deferred, PermanentError, TransientError, UnpublishableMessage
 from shared.handling import Handled, Handler, InboundMessage, Outcome
 from shared.ids import small_count
 from shared.outgoing import OutgoingMessage
@@ -44,6 +46,9 @@ ID_KEYS = ("event_id", "file_id", "invoice_id")
 _MAX_ERROR_TEXT = 2000
 
 
+# How a worker settles a message with the broker: done with it, give it back, or reject it to the queue's own
+# dead-letter exchange.
+Settlement = Literal["ack", "requeue", "reject"]
 OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome (an Outcome value), reason, seconds
 
 
@@ -168,14 +173,16 @@ class StageConsumer:
         with self._in_flight_lock:
             self._in_flight.discard(future)
 
-    def _settle_threadsafe(self, connection: pika.BlockingConnection, channel: Any, tag: int, ack: bool) -> None:
+    def _settle_threadsafe(
+        self, connection: pika.BlockingConnection, channel: Any, tag: int, settlement: Settlement
+    ) -> None:
         def settle() -> None:
             if not channel.is_open:
                 return  # the broker redelivers it; the stages are idempotent
-            if ack:
+            if settlement == "ack":
                 channel.basic_ack(tag)
             else:
-                channel.basic_nack(tag, requeue=True)
+                channel.basic_nack(tag, requeue=settlement == "requeue")
 
         try:
             connection.add_callback_threadsafe(settle)
@@ -184,19 +191,46 @@ class StageConsumer:
 
     # ---- the worker thread ----------------------------------------------------------------------------------
 
-    def _work(self, message: InboundMessage, properties: pika.BasicProperties, settle: Callable[[bool], None]) -> None:
+    def _work(
+        self, message: InboundMessage, properties: pika.BasicProperties, settle: Callable[[Settlement], None]
+    ) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(stage=self.queues.stage, message_id=message.message_id)
         started = time.perf_counter()
+        settlement: Settlement = "ack"
         try:
             outcome, reason, extra = self._outcome(message, properties)
         except BrokerUnavailable as exc:
             # The message could not be parked in a retry or dead-letter queue: give it back to the broker,
             # after a pause so a broker outage does not become a hot redelivery loop.
             outcome, reason, extra = Outcome.REQUEUED, exc.reason, {"error": str(exc)}
+            settlement = "requeue"
             time.sleep(1)
-        settle(outcome is not Outcome.REQUEUED)
+        except Exception as exc:
+            # Its retry, parking or dead letter cannot be published for what it is (a header pika cannot encode,
+            # or a bug building it). Requeueing would only meet the same failure; reject it instead: the work
+            # queue's own dead-lettering (at-least-once, with x-death) puts it, unchanged, in the stage's
+            # dead-letter queue. Nothing is lost and nothing loops.
+            outcome, reason, extra = self._unpublishable_follow_up(message, exc)
+            settlement = "reject"
+        settle(settlement)
         self._finish(outcome, reason, started, extra)
+
+    def _unpublishable_follow_up(
+        self, message: InboundMessage, exc: Exception
+    ) -> tuple[Outcome, str | None, dict[str, Any]]:
+        reason = exc.reason if isinstance(exc, UnpublishableMessage) else "bug"
+        context = structlog.contextvars.get_contextvars()
+        log.error(
+            "follow_up_unpublishable",
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT],
+            message_id=message.message_id,
+            **{key: context[key] for key in ID_KEYS if context.get(key) is not None},
+            hint="rejected to the stage's dead-letter queue by the broker (x-death), without x-reason",
+            exc_info=exc if reason == "bug" else None,
+        )
+        return Outcome.DEAD_LETTERED, reason, {"error": f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]}
 
     def _outcome(
         self, message: InboundMessage, properties: pika.BasicProperties

@@ -10,11 +10,13 @@ from typing import Any
 import pika
 import pytest
 import structlog
+import structlog.testing
 
 from shared.broker import connection_parameters
 from shared.consumer import MAX_DEFERRALS, StageConsumer
-from shared.errors import Deferred, PermanentError, TransientError
+from shared.errors import Deferred, PermanentError, TransientError, UnpublishableMessage
 from shared.handling import Handled, InboundMessage, Outcome
+from shared.outgoing import OutgoingMessage
 from shared.publisher import Publisher
 from shared.topology import CLASSIFIER
 from tests.broker import BrokerKit
@@ -24,7 +26,12 @@ from tests.mail_fixtures import wait_until
 class Harness:
     """A ``StageConsumer`` on the real broker around a test's handler, recording what it saw and decided."""
 
-    def __init__(self, broker: BrokerKit, handler: Callable[[InboundMessage], Handled | None]) -> None:
+    def __init__(
+        self,
+        broker: BrokerKit,
+        handler: Callable[[InboundMessage], Handled | None],
+        publisher: type[Publisher] = Publisher,
+    ) -> None:
         self.broker = broker
         self.seen: list[InboundMessage] = []
         self.outcomes: list[tuple[str, str | None]] = []
@@ -34,7 +41,7 @@ class Harness:
             return handler(message)
 
         params = connection_parameters(broker.url, name="test-consumer", heartbeat=5)
-        self.publisher = Publisher(params, topology=broker.topology).start()
+        self.publisher = publisher(params, topology=broker.topology).start()
         self.consumer = StageConsumer(
             params,
             topology=broker.topology,
@@ -64,11 +71,11 @@ class Harness:
 
 
 @pytest.fixture
-def harness(broker: BrokerKit) -> Iterator[Callable[[Callable[[InboundMessage], Handled | None]], Harness]]:
+def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
     started: list[Harness] = []
 
-    def start(handler: Callable[[InboundMessage], Handled | None]) -> Harness:
-        h = Harness(broker, handler)
+    def start(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
+        h = Harness(broker, handler, publisher)
         assert h.publisher.wait_connected(10)
         h.thread.start()
         started.append(h)
@@ -216,6 +223,46 @@ def test_a_bug_is_dead_lettered_not_looped(harness: Any, broker: BrokerKit) -> N
     assert "KeyError" in properties.headers["x-error"]
     time.sleep(0.5)
     assert len(h.seen) == 1
+
+
+class RefusingPublisher(Publisher):
+    """The real publisher, scripted to fail every publish as pika fails one it cannot encode (or as a bug would)."""
+
+    failure: Exception = UnpublishableMessage("the message cannot be encoded: UnsupportedAMQPFieldException")
+
+    def publish_and_wait(self, message: OutgoingMessage, timeout: float | None = None) -> None:
+        raise self.failure
+
+
+@pytest.mark.parametrize("failure", ["permanent", "transient", "deferred"])
+@pytest.mark.parametrize(
+    ("error", "reason"), [(UnpublishableMessage("cannot be encoded"), "unpublishable"), (KeyError("x"), "bug")]
+)
+def test_a_message_whose_follow_up_cannot_be_published_is_rejected_to_the_dead_letters_once(
+    harness: Any, broker: BrokerKit, failure: str, error: Exception, reason: str
+) -> None:
+    def fail(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(invoice_id="7:v1")
+        if failure == "permanent":
+            raise PermanentError("no such file", reason="docspace_not_found")
+        if failure == "transient":
+            raise TransientError("timeout")
+        raise Deferred("held elsewhere", delay=1)
+
+    RefusingPublisher.failure = error
+    h = harness(fail, publisher=RefusingPublisher)
+    with structlog.testing.capture_logs() as logs:
+        h.send(b"{}")
+        h.wait_for_outcomes(1)
+        dead, body = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
+    assert body == b"{}" and dead.message_id == "m-1"
+    assert dead.headers["x-death"][0]["reason"] == "rejected"  # the broker's dead-lettering, not the stage's
+    assert h.outcomes == [("dead_lettered", reason)]
+    [line] = [line for line in logs if line["event"] == "follow_up_unpublishable"]
+    assert line["message_id"] == "m-1" and line["invoice_id"] == "7:v1" and line["reason"] == reason
+    time.sleep(0.3)
+    assert len(h.seen) == 1  # rejected once, not looped
+    assert broker.depth(broker.topology.stage(CLASSIFIER).work) == 0
 
 
 def test_retry_after_skips_to_a_long_enough_step(broker: BrokerKit) -> None:
