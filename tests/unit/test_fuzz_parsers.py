@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import math
 import tempfile
@@ -20,16 +22,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pika
+import pika.spec
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from consumers.classifier.handler import classify_delivery
 from consumers.notifier.email_content import build_invoice_email
+from ingress.facts import read_facts
 from ingress.signature import SignatureVerifier, sign
 from shared.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
 from shared.errors import StageError
 from shared.ids import MAX_ID_LENGTH, MAX_NUMERIC_ID, InvalidId, parse_id
+from shared.publisher import properties
 from shared.redact import safe_url, scrub
 from shared.retry_after import parse_retry_after, retry_after_from
 from shared.rules import ClientRule, Rules, RulesError, load_rules
@@ -181,10 +187,24 @@ def test_the_classifier_decides_or_dead_letters_with_a_reason_never_a_bug(raw: b
 SECRETS = st.text(min_size=1, max_size=60).filter(lambda s: s.strip() != "")
 
 
-@given(st.binary(max_size=200), st.text(max_size=120) | st.from_regex(r"\A(?i:sha256=)[0-9a-fA-F]{0,70}\Z"), SECRETS)
-def test_any_signature_header_is_a_yes_or_a_no(body: bytes, header: str, secret: str) -> None:
-    verdict = SignatureVerifier([secret]).verify(body, header)
-    assert verdict is (header.strip().lower() == sign(body, secret).lower()) or verdict is False
+@given(st.binary(max_size=200), SECRETS, st.data())
+def test_any_signature_header_is_a_yes_or_a_no(body: bytes, secret: str, data: st.DataObject) -> None:
+    # The expected verdict, worked out without the verifier or sign().
+    true_hex = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    near_misses = st.tuples(
+        st.sampled_from(["sha256=", "SHA256=", "Sha256=", " sha256=", "sha256 =", "sha1=", "\u017fha256=", ""]),
+        st.sampled_from(["", " ", "\t", "\u00a0"]),
+        st.sampled_from([true_hex, true_hex.upper(), true_hex[:-1], true_hex + "0", true_hex[::-1], ""]),
+        st.sampled_from(["", " ", "\r\n", "\u2028", "x"]),
+    ).map("".join)
+    header = data.draw(
+        st.text(max_size=120) | st.from_regex(r"\A(?i:sha256=)[0-9a-fA-F]{0,70}\Z") | near_misses, label="header"
+    )
+    # Yes exactly when the header starts with "sha256=" in any ASCII case and, whitespace around it aside, the
+    # rest is the body's HMAC-SHA256 in hex, in any case.
+    prefix, rest = header[:7], header[7:]
+    expected = prefix.lower() == "sha256=" and rest.strip().lower() == true_hex
+    assert SignatureVerifier([secret]).verify(body, header) is expected
 
 
 @given(st.binary(max_size=200), SECRETS, st.lists(SECRETS, max_size=3), st.booleans(), st.binary(min_size=1))
@@ -197,6 +217,48 @@ def test_a_true_signature_verifies_in_any_case_and_a_changed_body_does_not(
     assert verifier.verify(body, "SHA256=" + header[len("sha256=") :])
     assume(all(sign(body + extra, other) != sign(body + extra, secret) for other in others))
     assert not verifier.verify(body + extra, header)
+
+
+# --- the ingress's message: every AMQP field fits ---------------------------------------------------------------
+
+OVERLONG = st.sampled_from(
+    ["ж" * 100, "€" * 86, "x" * 256, "9" * 5000, "9" * 19, 2**63, 2**64 + 1, -(2**63) - 1, "²", "\ud800"]
+)
+
+
+@st.composite
+def overlong_deliveries(draw: st.DrawFn) -> bytes:
+    """A readable delivery whose trigger, ids or retry count are as long, wide or large as an attacker likes."""
+    doc = {
+        "event": {"id": draw(OVERLONG | st.integers(0, 99)), "trigger": draw(OVERLONG | st.just("file.uploaded"))},
+        "payload": {"id": draw(OVERLONG | st.integers(0, 99)), "folderId": 7},
+        "webhook": {"id": draw(OVERLONG | st.integers(0, 99)), "retryCount": draw(OVERLONG | st.integers(0, 9))},
+    }
+    return json.dumps(doc, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
+
+
+def assert_short_string(value: str | None) -> None:
+    assert value is None or len(value.encode("utf-8")) <= 255
+
+
+@given(st.binary(max_size=300) | deliveries() | overlong_deliveries(), st.booleans())
+def test_the_ingress_message_of_any_signed_body_fits_amqp_and_pika_encodes_it(body: bytes, verified: bool) -> None:
+    message = read_facts(body).message(body, exchange="docspace.events", verified=verified)
+    assert message.body == body  # byte for byte, never re-serialised
+    assert message.content_type == "application/json"  # its own, never the request's
+    for short in (message.exchange, message.routing_key, message.message_id, message.content_type, message.type):
+        assert_short_string(short)
+    for name, value in message.headers.items():
+        assert_short_string(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            assert -(2**63) <= value < 2**63
+        elif isinstance(value, str):
+            value.encode("utf-8")  # a long string: any length, but it must be encodable
+        else:
+            assert isinstance(value, bool)
+    # What the publisher hands pika: the method frame's short strings and the content header's properties.
+    pika.spec.Basic.Publish(exchange=message.exchange, routing_key=message.routing_key, mandatory=True).encode()
+    properties(message, seq=2**31).encode()
 
 
 # --- Retry-After and X-RateLimit-Reset ---------------------------------------------------------------------------
