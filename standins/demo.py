@@ -9,6 +9,7 @@ image: it needs the simulator and the stand-ins, which only a checkout has.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import secrets
@@ -46,9 +47,16 @@ def run_demo() -> int:
         )
         return 1
     logs = LogCollector()
+    last_cycle: dict[str, str] = {}
 
     def on_line(process: str, line: str) -> None:
         logs.add(process, line)
+        # The demo's reconciler runs every few seconds: show a cycle only when it differs from the one before.
+        cycle = _quiet_cycle(line)
+        if cycle is not None:
+            if last_cycle.get(process) == cycle:
+                return
+            last_cycle[process] = cycle
         echo(process, line)
 
     webhook_secret = secrets.token_urlsafe(24)
@@ -196,6 +204,20 @@ def _outage(
     else:
         say("  ✗ not recovered: no reconciler line for Invoice-2026-0043.pdf yet")
     say(f"  {'✓' if len(mails) == 1 else '✗'} e-mailed:  {len(mails)} message(s) for it: exactly once")
+
+
+def _quiet_cycle(line: str) -> str | None:
+    """A reconcile_done line without its time, to compare with the previous one; None for any other line."""
+    if '"reconcile_done"' not in line:
+        return None
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    doc.pop("timestamp", None)
+    return json.dumps(doc, sort_keys=True)
 
 
 def _decision(logs: LogCollector, title: str) -> str | None:
