@@ -8,16 +8,55 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
+from shared.redis_limiter import limiter_key
 from shared.topology import STAGES
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit, wait_until_quiet
 from tests.mail_fixtures import free_port
+
+# The pipeline receiver's secret in every end-to-end test (Standard Webhooks form: whsec_ + base64).
+PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def outside_world_env(
+    sim: Any,
+    *,
+    secret: str,
+    rules: Path,
+    smtp: MailCatcher | None = None,
+    receiver: PipelineReceiver | None = None,
+) -> dict[str, str]:
+    """The settings that point the pipeline at the simulator (with ``rules``), the SMTP server and the receiver."""
+    env = {
+        "DOCSPACE_WEBHOOK_SECRET": secret,
+        "DOCSPACE_API_HOST": sim.base_url,
+        "DOCSPACE_API_KEY": sim.api_key,
+        "INVOICE_RULES_FILE": str(rules),
+    }
+    if smtp is not None:
+        env |= {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "MAIL_FROM": "invoices@pipeline.example"}
+    if receiver is not None:
+        env |= {"PIPELINE_URL": receiver.url, "PIPELINE_SECRET": PIPELINE_SECRET}
+    return env
+
+
+def forget_redis_keys(redis_url: str, prefix: str, sim: Any) -> None:
+    """Delete a test's Redis keys: its topology prefix's claims and marks, and the simulator key's shared limit."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"invoice-pipeline:{prefix}*"))
+        keys += list(client.scan_iter(match=limiter_key(sim.base_url, sim.api_key) + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @dataclass

@@ -14,22 +14,19 @@ from pathlib import Path
 
 import pika
 import pytest
-import redis
 
-from shared.redis_limiter import limiter_key
 from shared.topology import MOVER, STAGES, Topology
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit, new_prefix
-from tests.e2e.pipeline import assert_exactly_once, running_pipeline
+from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
 from tests.mail_fixtures import wait_until
 from tests.rabbit_cluster import RabbitCluster, installed, running_cluster
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "cluster-Webhook-Secret!1"
-PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 INVOICES = 300
 LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
@@ -56,12 +53,7 @@ def cluster_topology(rabbit_cluster: RabbitCluster, docspace_sim: DocSpaceSimula
     topology.declare(connection.channel())
     connection.close()
     yield topology
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"invoice-pipeline:{topology.prefix}*"))
-    keys += list(client.scan_iter(match=limiter_key(docspace_sim.base_url, docspace_sim.api_key) + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    forget_redis_keys(REDIS_URL, topology.prefix, docspace_sim)
 
 
 # Its waits add up to more than the suite's 300 s per test, though it takes about 2 minutes on a quiet machine.
@@ -93,17 +85,9 @@ def test_three_hundred_invoices_arrive_exactly_once_while_the_cluster_loses_a_no
     sim.faults.add(path="/api/*", latency=0.02)  # long enough for the faults to meet messages in flight
     env = {
         "AMQP_URL": ",".join(cluster.urls),  # every process knows every node; each starts at a random one
+        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver),
         "IDEMPOTENCY_URL": REDIS_URL,
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
         "DOCSPACE_TIMEOUT": "5",
-        "INVOICE_RULES_FILE": str(rules),
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "MAIL_FROM": "invoices@pipeline.example",
-        "PIPELINE_URL": pipeline_receiver.url,
-        "PIPELINE_SECRET": PIPELINE_SECRET,
         "CONCURRENCY": "4",
         "HEARTBEAT": "5",
     }

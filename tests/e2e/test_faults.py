@@ -20,31 +20,22 @@ from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
-from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, running_pipeline
+from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
 from tests.mail_fixtures import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "chaos-Webhook-Secret!1"
-PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # Long enough, in total, to outlast the 20 s mail and pipeline outages and an expired claim lease.
 LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
 
 
 def _env(sim, smtp_server: MailCatcher, pipeline_receiver: PipelineReceiver, rules: Path) -> dict[str, str]:
     return {
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
+        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver),
         "DOCSPACE_TIMEOUT": "5",
-        "INVOICE_RULES_FILE": str(rules),
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
         "SMTP_TIMEOUT": "5",
-        "MAIL_FROM": "invoices@pipeline.example",
-        "PIPELINE_URL": pipeline_receiver.url,
-        "PIPELINE_SECRET": PIPELINE_SECRET,
         "PIPELINE_TIMEOUT": "5",
         "CONCURRENCY": "8",
         # A killed worker's claim must expire well inside the retry ladder.

@@ -10,13 +10,12 @@ import pytest
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
-from tests.e2e.pipeline import running_pipeline
+from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.mail_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-Webhook-Secret!1"
-PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def test_invoices_are_moved_mailed_and_sent_once_and_the_rest_left_alone(
@@ -48,17 +47,7 @@ incoming_folder_id = "{globex_incoming}"
 """,
         encoding="utf-8",
     )
-    env = {
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "MAIL_FROM": "invoices@pipeline.example",
-        "PIPELINE_URL": pipeline_receiver.url,
-        "PIPELINE_SECRET": PIPELINE_SECRET,
-    }
+    env = outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver)
     with running_pipeline(broker, env, tmp_path) as pipeline:
         ingress_url, logs = pipeline.url, pipeline.logs
         sim.register_webhook(

@@ -19,14 +19,13 @@ from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.broker import BrokerKit
-from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, running_pipeline
+from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
 from tests.mail_fixtures import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "reconcile-Webhook-Secret!1"
-PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STAGES = ("classifier", "mover", "notifier.email", "notifier.pipeline")
 
 
@@ -44,15 +43,7 @@ def _rules(sim: DocSpaceSimulator, tmp_path: Path, rooms: int = 1) -> tuple[list
 
 def _env(sim: DocSpaceSimulator, smtp: MailCatcher, receiver: PipelineReceiver, rules: Path, **reconcile: str):
     return {
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
-        "SMTP_HOST": smtp.host,
-        "SMTP_PORT": str(smtp.port),
-        "MAIL_FROM": "invoices@pipeline.example",
-        "PIPELINE_URL": receiver.url,
-        "PIPELINE_SECRET": PIPELINE_SECRET,
+        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp, receiver=receiver),
         "CONCURRENCY": "8",
         # Short test intervals leave a cycle a few calls of the default 5%: give it 20% of the key (300/min).
         "RECONCILE_BUDGET_SHARE": "0.2",

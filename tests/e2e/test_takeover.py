@@ -17,7 +17,7 @@ from shared.topology import MOVER
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from tests.broker import BrokerKit
-from tests.e2e.pipeline import running_pipeline
+from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.mail_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -38,14 +38,8 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
         f'[[clients]]\nname = "acme"\nroom_id = "{room}"\nmanager_email = "anna@acme.example"\n', encoding="utf-8"
     )
     env = {
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
+        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server),
         "DOCSPACE_TIMEOUT": "60",
-        "INVOICE_RULES_FILE": str(rules),
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "MAIL_FROM": "invoices@pipeline.example",
         "CONCURRENCY": str(HELD),
         # CLAIM_LEASE_SECONDS is left at its default: the test is about what an operator gets out of the box.
     }

@@ -11,15 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from shared.redis_limiter import limiter_key
 from shared.topology import STAGES, Topology
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
-from tests.e2e.pipeline import running_pipeline
+from tests.e2e.pipeline import forget_redis_keys, outside_world_env, running_pipeline
 from tests.mail_fixtures import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -36,12 +34,7 @@ def quota_broker(broker_factory: BrokerFactory, docspace_sim: DocSpaceSimulator)
     """The test's topology on a short ladder; its Redis keys (claims, and the simulator key's limit) deleted after."""
     broker = broker_factory(retry_delays=(1, 5, 10), delivery_limit=20)
     yield broker
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"invoice-pipeline:{broker.topology.prefix}*"))
-    keys += list(client.scan_iter(match=limiter_key(docspace_sim.base_url, docspace_sim.api_key) + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    forget_redis_keys(REDIS_URL, broker.topology.prefix, docspace_sim)
 
 
 def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_none(
@@ -62,17 +55,11 @@ def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_
     )
     moved = sim.portal.moves  # file id -> times DocSpace moved it
     env = {
+        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server),
         "IDEMPOTENCY_URL": REDIS_URL,
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "DOCSPACE_API_HOST": sim.base_url,
-        "DOCSPACE_API_KEY": sim.api_key,
         "DOCSPACE_TIMEOUT": "5",
         "DOCSPACE_DAILY_WRITE_QUOTA": str(WRITES_PER_DAY),
         "DOCSPACE_WRITE_QUOTA_PERIOD": str(DAY),
-        "INVOICE_RULES_FILE": str(rules),
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "MAIL_FROM": "invoices@pipeline.example",
         "CONCURRENCY": "4",
     }
     with running_pipeline(broker, env, tmp_path, replicas=2) as pipeline:
