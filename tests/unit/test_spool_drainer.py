@@ -34,13 +34,9 @@ class ScriptedPublish:
         self.published.append(message)
 
 
-def _drain(tmp_path: Path, publish: ScriptedPublish, count: int) -> tuple[Spool, list[str]]:
-    quarantined: list[str] = []
-    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=lambda reason, _id: quarantined.append(reason))
-    for n in range(count):
-        spool.append(_message(n))
-    deaths: list[BaseException] = []
-    drainer = SpoolDrainer(
+def _start_drainer(spool: Spool, publish: ScriptedPublish, deaths: list[BaseException]) -> SpoolDrainer:
+    """A drainer on a broker that is always up, retrying at once, recording its death in ``deaths``."""
+    return SpoolDrainer(
         spool,
         publish_and_wait=publish,
         is_connected=lambda: True,
@@ -49,6 +45,15 @@ def _drain(tmp_path: Path, publish: ScriptedPublish, count: int) -> tuple[Spool,
         failure_wait=0.01,
         on_death=deaths.append,
     ).start()
+
+
+def _drain(tmp_path: Path, publish: ScriptedPublish, count: int) -> tuple[Spool, list[str]]:
+    quarantined: list[str] = []
+    spool = Spool(tmp_path, max_bytes=1024 * 1024, on_quarantine=lambda reason, _id: quarantined.append(reason))
+    for n in range(count):
+        spool.append(_message(n))
+    deaths: list[BaseException] = []
+    drainer = _start_drainer(spool, publish, deaths)
     _until(lambda: spool.depth == 0)
     drainer.stop()
     assert deaths == []
@@ -109,15 +114,7 @@ def test_a_quarantine_that_keeps_failing_stops_the_drainer_instead_of_spinning(t
     spool.quarantine_dir.write_text("a file where the quarantine folder belongs")  # every quarantine raises
     publish = ScriptedPublish({"0": [UnpublishableMessage("ShortStringTooLong")] * 100})
     deaths: list[BaseException] = []
-    drainer = SpoolDrainer(
-        spool,
-        publish_and_wait=publish,
-        is_connected=lambda: True,
-        exchange="docspace.events",
-        idle_wait=0.01,
-        failure_wait=0.01,
-        on_death=deaths.append,
-    ).start()
+    drainer = _start_drainer(spool, publish, deaths)
     _until(lambda: bool(deaths))
     drainer.stop()
     assert isinstance(deaths[0], SpoolStuck)
