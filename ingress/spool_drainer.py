@@ -12,15 +12,17 @@ from ingress.facts import CONTENT_TYPE, UNKNOWN_TRIGGER
 from ingress.fields import fitting
 from ingress.spool import Spool
 from ingress.spool_format import Record
-from shared.errors import BrokerUnavailable, MessageNacked, MessageRefused, MessageUnroutable, UnpublishableMessage
+from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
 from shared.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress.spool")
 
-# A head record that fails this many times in a row for what it is (refused, unroutable, nacked, or a bug in
-# publishing it) is moved aside, so the deliveries behind it are not held up for good. One failure is no proof:
-# the broker closing the channel on a message fails every message in flight with it, and a nack or a missing
-# binding may be a moment's; three in a row, each record alone on the channel, a second apart, are.
+# A head record that fails this many times in a row for what it is (refused, or a bug in publishing it) is moved
+# aside, so the deliveries behind it are not held up for good. One failure is no proof: the broker closing the
+# channel on a message fails every message in flight with it; three in a row, each record alone on the channel, a
+# second apart, are. A nack or an unroutable return is not about the record (the classifier's queue takes every
+# routing key, and a nack is a queue refusing whatever comes): it is the broker's state, waited out like an outage,
+# with the spool growing (and its alert firing) behind it, never a reason to move good deliveries aside.
 MAX_HEAD_FAILURES = 3
 # The spool itself failing this many steps in a row (reading the head, confirming it, or writing a quarantine) is a
 # fault the drainer cannot work around: it dies, so the ingress turns not-ready and exits instead of answering
@@ -131,15 +133,9 @@ class SpoolDrainer:
         except MessageRefused as exc:
             self._failed(record, "refused", str(exc))
             return
-        except MessageUnroutable as exc:
-            self._failed(record, "unroutable", str(exc))
-            return
-        except MessageNacked as exc:
-            self._failed(record, "nacked", str(exc))
-            return
-        except BrokerUnavailable as exc:
+        except BrokerUnavailable as exc:  # down, blocked, a nack, no binding: the broker's state, not the record's
             log.warning("spool_drain_paused", error=str(exc), pending=self._spool.depth)
-            self._stopping.wait(1.0)
+            self._stopping.wait(self._failure_wait)
             return
         except Exception as exc:
             # A bug in publishing this one record: it gets the same few tries as a refusal, then quarantine,
