@@ -16,6 +16,11 @@ RECOVERED = Counter(
     "reconciler_recovered", "Deliveries the reconciler fed back into the pipeline, by where it found them", ["source"]
 )
 FILES_SCANNED = Counter("reconciler_files_scanned", "Files the room scan looked at (inside its windows)")
+# A watched room DocSpace refused to list (the key lost access, the room was deleted): the cycle still succeeds,
+# so this is what tells an operator that the backstop does not cover that client any more.
+ROOMS_NOT_SCANNED = Counter(
+    "reconciler_rooms_not_scanned", "Watched rooms DocSpace refused to list (403, 404, another 4xx), per visit"
+)
 LAST_SUCCESS = Gauge(
     "reconciler_last_success_timestamp_seconds",
     "When the last successful cycle finished (Unix time), by any replica as stored; the process's start if none is",
@@ -54,6 +59,7 @@ def observe(report: CycleReport) -> None:
     for source, count in report.recovered.items():
         RECOVERED.labels(source).inc(count)
     FILES_SCANNED.inc(report.files_scanned)
+    ROOMS_NOT_SCANNED.inc(report.skipped.get("room_not_readable", 0))
     if report.not_run is not None:
         CYCLES.labels("not_run").inc()
     elif report.error is not None:

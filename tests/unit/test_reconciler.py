@@ -485,8 +485,12 @@ def test_a_room_docspace_refuses_is_reported_and_the_scan_goes_on(
     portal.add_file("101", "5002", "Invoice-2.pdf", at=clock.now + timedelta(minutes=1))
     clock.advance(minutes=20)
     portal.fail_next("files_by_date", DocSpaceAccessDenied("DocSpace GET files/100 -> 403: Access denied"))
+    refused_before = _gauge("reconciler_rooms_not_scanned_total") or 0.0
     report = rec.run()
+    metrics.observe(report)
     assert report.ok and report.skipped["room_not_readable"] == 1
+    # The cycle succeeds, so the counter is what the WatchedRoomNotReadable alert reads.
+    assert _gauge("reconciler_rooms_not_scanned_total") == refused_before + 1
     assert [(f.kind, f.ref, f.action) for f in report.findings if f.kind == "room"] == [("room", "100", "not scanned")]
     assert rec.announcer.file_ids() == ["5002"]
     clock.advance(minutes=5)
