@@ -91,8 +91,8 @@ class LoggedDelivery:
 
 @dataclass(frozen=True)
 class UnreadableRow:
-    """A row of a page that DocSpace would never write (an id that is no id, ``"²"``, ``-5``...): kept in the
-    page as a placeholder, so the page's length still says where the next one starts, and counted as skipped."""
+    """A row of a page that DocSpace would never write (an id that is no id, ``"²"``, ``-5``...): it keeps its
+    place in the page, so the page's length still says where the next one starts, and is counted as skipped."""
 
     reason: str
 
