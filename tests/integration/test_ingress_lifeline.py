@@ -19,7 +19,7 @@ from shared.health import HealthServer
 from shared.outgoing import OutgoingMessage
 from shared.publisher import Publisher
 from tests.broker import BrokerKit
-from tests.ingress_process import output, spawn_ingress
+from tests.ingress_process import IngressProcess, output, spawn_ingress
 from tests.tcp_proxy import TcpProxy
 
 SECRET = "lifeline-Test-Secret!4"
@@ -104,18 +104,23 @@ def test_a_drainer_that_dies_turns_readyz_503_at_once_and_asks_for_exit_1(
     assert stops == ["stop"] and lifeline.exit_code == EXIT_THREAD_DIED
 
 
+def _exit_events(ingress: IngressProcess, code: int, *, timeout: float) -> list[str]:
+    """Wait for the ingress to exit with ``code`` (killed if it does not); the events it logged."""
+    try:
+        assert ingress.process.wait(timeout) == code, output(ingress.process)
+    finally:
+        if ingress.process.poll() is None:
+            ingress.process.kill()
+    return [json.loads(line)["event"] for line in output(ingress.process).splitlines() if line.startswith("{")]
+
+
 def test_the_ingress_exits_3_when_its_publisher_meets_a_changed_topology_on_reconnect(
     broker: BrokerKit, broker_proxy: TcpProxy
 ) -> None:
     ingress = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": SECRET}, amqp_url=broker_proxy.proxied(broker.url))
-    try:
-        _swap_a_queue_for_one_with_other_arguments(broker)
-        broker_proxy.cut()
-        assert ingress.process.wait(15) == EXIT_TOPOLOGY, output(ingress.process)
-    finally:
-        if ingress.process.poll() is None:
-            ingress.process.kill()
-    events = [json.loads(line)["event"] for line in output(ingress.process).splitlines() if line.startswith("{")]
+    _swap_a_queue_for_one_with_other_arguments(broker)
+    broker_proxy.cut()
+    events = _exit_events(ingress, EXIT_TOPOLOGY, timeout=15)
     assert "topology_mismatch" in events and "ingress_stopping" in events
 
 
@@ -128,12 +133,7 @@ def test_the_ingress_exits_1_when_its_spool_drainer_dies(broker: BrokerKit, tmp_
     spool.quarantine_dir.write_text("a file where the quarantine folder belongs")
 
     ingress = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(spool_dir)})
-    try:
-        assert ingress.process.wait(20) == EXIT_THREAD_DIED, output(ingress.process)
-    finally:
-        if ingress.process.poll() is None:
-            ingress.process.kill()
-    events = [json.loads(line)["event"] for line in output(ingress.process).splitlines() if line.startswith("{")]
+    events = _exit_events(ingress, EXIT_THREAD_DIED, timeout=20)
     assert "spool_drainer_died" in events and "ingress_stopping" in events
     kept = Spool(spool_dir, max_bytes=1024 * 1024).peek()
     assert kept is not None and kept.message.body == b"{}"  # the record is still there, for the restart
