@@ -1,7 +1,7 @@
 """URLs and error texts shown without their secrets: scheme and host, never userinfo, query or a secret path.
 
 A configured URL may carry a token anywhere: ``https://user:password@host``, ``?api_key=…`` or a secret path
-(``/hooks/T0/B0/XXXX``). Log lines, dead-letter headers and ``doctor`` show it through ``safe_url``; text that
+(``/hooks/T0/B0/<token>``). Log lines, dead-letter headers and ``doctor`` show it through ``safe_url``; text that
 may quote it (an exception from ``requests`` names the path and query it failed on) goes through ``scrub``.
 """
 
