@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import CommonSettings
 
 WEBHOOK_PATH = "/docspace/webhook"
 # The ingress's own floor (DocSpace's password policy, which webhook secrets must pass, is usually stricter).
 MIN_SECRET_LENGTH = 16
+# The shortest replay window that refuses no delivery DocSpace is still sending: its six attempts span ~31 s of
+# pauses plus up to 100 s each when a connection hangs (~11 min), and clocks drift. Its queue can hold a delivery
+# longer still, which is why the default is an hour.
+MIN_REPLAY_WINDOW_SECONDS = 900
 
 
 class IngressSettings(CommonSettings):
@@ -41,9 +45,20 @@ class IngressSettings(CommonSettings):
     replay_window_seconds: float = Field(
         default=3600,
         ge=0,
-        description="how long an accepted event id is remembered; a replay is not published; 0 = off",
+        description="how long an accepted event id is remembered (a replay is not published), and the age of "
+        "event.createOn past which a delivery is refused; 0 = off",
     )
     replay_memory_size: int = Field(default=100_000, ge=1, description="at most this many event ids are remembered")
+
+    @field_validator("replay_window_seconds")
+    @classmethod
+    def _window_outlasts_docspace_retries(cls, value: float) -> float:
+        if 0 < value < MIN_REPLAY_WINDOW_SECONDS:
+            raise ValueError(
+                f"must be 0 (off) or at least {MIN_REPLAY_WINDOW_SECONDS} seconds: a shorter window would refuse "
+                "DocSpace's own retries"
+            )
+        return value
 
     def waitress_options(self) -> dict[str, Any]:
         """How waitress serves the ingress (also used by the benchmark's baseline endpoint, for a fair comparison)."""

@@ -167,6 +167,7 @@ class DeliveryPeek:
     file_id: str | None
     webhook_id: str | None
     retry_count: int
+    created_on: datetime | None = None
 
 
 def peek_delivery(raw: bytes) -> DeliveryPeek:
@@ -178,6 +179,8 @@ def peek_delivery(raw: bytes) -> DeliveryPeek:
         file_id=_id(payload.get("id"), "payload.id"),
         webhook_id=_id(webhook.get("id"), "webhook.id"),
         retry_count=_retry_count(webhook),
+        # The ingress refuses a delivery older than its replay window: see ``ingress/replay.py``.
+        created_on=parse_datetime(event.get("createOn")),
     )
 
 

@@ -7,6 +7,7 @@ import resource
 import signal
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -19,12 +20,12 @@ from tests.ingress_process import IngressProcess, output, spawn_ingress
 from tests.tcp_proxy import TcpProxy
 
 SECRET = "spool-Test-Secret!9"
+# Fixed for the run, so every delivery's bytes can be compared; recent, or the ingress would refuse them as stale.
+CREATED_ON = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _delivery(n: int) -> bytes:
-    return sample_delivery(
-        file_id=5000 + n, folder_id=7, title=f"Invoice-{n}.pdf", event_id=n, created_on="2026-11-28T10:00:00Z"
-    )
+    return sample_delivery(file_id=5000 + n, folder_id=7, title=f"Invoice-{n}.pdf", event_id=n, created_on=CREATED_ON)
 
 
 def _post(ingress: IngressProcess, body: bytes) -> requests.Response:

@@ -288,7 +288,7 @@ def test_a_utf8_bom_is_tolerated() -> None:
 def test_the_ingress_peek_reads_the_same_facts_as_the_full_parse(raw: bytes) -> None:
     full = parse_delivery(raw)
     assert peek_delivery(raw) == DeliveryPeek(
-        full.event_id, full.trigger, full.file_id, full.webhook_id, full.retry_count
+        full.event_id, full.trigger, full.file_id, full.webhook_id, full.retry_count, full.created_on
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from pydantic import ValidationError
 
 from ingress.replay import RecentEvents
 from ingress.settings import IngressSettings
@@ -59,6 +62,33 @@ def test_a_window_of_zero_remembers_nothing() -> None:
     recent = RecentEvents(0)
     recent.remember("1")
     assert not recent.seen("1") and len(recent) == 0
+
+
+def test_an_event_created_longer_ago_than_the_window_is_too_old() -> None:
+    created = datetime(2026, 9, 18, 8, 14, 3, tzinfo=UTC)
+    wall = Clock()
+    recent = RecentEvents(3600, wall_clock=wall)
+    wall.now = created.timestamp() + 3600
+    assert not recent.too_old(created)
+    wall.now += 1
+    assert recent.too_old(created)
+    assert not recent.too_old(None)
+    assert not RecentEvents(0, wall_clock=wall).too_old(created)
+
+
+@pytest.mark.parametrize("window", ["60", "899.5"])
+def test_a_replay_window_shorter_than_docspace_s_retries_is_refused(
+    monkeypatch: pytest.MonkeyPatch, window: str
+) -> None:
+    monkeypatch.setenv("REPLAY_WINDOW_SECONDS", window)
+    with pytest.raises(ValidationError, match="at least 900 seconds"):
+        IngressSettings()
+
+
+@pytest.mark.parametrize("window", ["0", "900", "3600"])
+def test_a_replay_window_of_zero_or_long_enough_is_taken(monkeypatch: pytest.MonkeyPatch, window: str) -> None:
+    monkeypatch.setenv("REPLAY_WINDOW_SECONDS", window)
+    assert IngressSettings().replay_window_seconds == float(window)
 
 
 def _settings(secret: str, monkeypatch: pytest.MonkeyPatch) -> IngressSettings:

@@ -194,6 +194,18 @@ def test_failed_deliveries_are_fed_back_once_as_docspace_sent_them(
     assert store.is_done("reconciler:log:138800")
 
 
+def test_a_delivery_the_ingress_refused_as_stale_is_recovered_from_the_log(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    # The ingress answers 422 to a delivery older than its replay window (a DocSpace backlog, a manual
+    # redelivery, which keeps the old createOn): DocSpace logs it as failed, and this is how it still arrives.
+    rec.run()
+    portal.add_failure(138900, trigger=UPLOADED, at=clock.now + timedelta(seconds=10), file_id="5009", status=422)
+    clock.advance(minutes=5)
+    assert rec.run().recovered["delivery_log"] == 1
+    assert [a.log_id for a in rec.announcer.announced] == [138900]
+
+
 def test_a_failure_docspace_may_still_retry_waits_and_holds_the_checkpoint(
     rec: Reconciler, portal: FakePortal, clock: Clock
 ) -> None:
