@@ -30,7 +30,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from shared.broker import BrokerNodes
-from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER
+from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER, STORE_OUTAGE_SINCE_HEADER
 from shared.delivery import parse_datetime
 from shared.ids import small_count
 from shared.publisher import SEQ_HEADER
@@ -43,6 +43,7 @@ FAILURE_HEADERS = frozenset(
     {
         SEQ_HEADER,
         ATTEMPT_HEADER,
+        STORE_OUTAGE_SINCE_HEADER,  # else a replayed store_outage_too_long letter would meet its old clock
         "x-stage",
         "x-reason",
         "x-error",

@@ -154,3 +154,9 @@ class StageSettings(CommonSettings):
 
     concurrency: int = Field(default=4, ge=1, le=256, description="worker threads (and prefetch) per stage")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="/metrics and /healthz port; 0 = off")
+    store_outage_max_wait: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="seconds a message waits in the parking queue for our own store (IDEMPOTENCY_URL) to come back "
+        "before it is dead-lettered with reason store_outage_too_long",
+    )
