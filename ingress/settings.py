@@ -6,11 +6,9 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import CommonSettings
+from shared.settings import MIN_SECRET_LENGTH, CommonSettings, short_secret
 
 WEBHOOK_PATH = "/docspace/webhook"
-# The ingress's own floor (DocSpace's password policy, which webhook secrets must pass, is usually stricter).
-MIN_SECRET_LENGTH = 16
 # The shortest replay window that refuses no delivery DocSpace is still sending: its six attempts span ~31 s of
 # pauses plus up to 100 s each when a connection hangs (~11 min), and clocks drift. Its queue can hold a delivery
 # longer still, which is why the default is an hour.
@@ -89,7 +87,6 @@ class IngressSettings(CommonSettings):
         parts = [part.strip() for part in self.docspace_webhook_secret.get_secret_value().split(",")]
         problems = []
         for number, part in enumerate(parts, start=1):
-            if len(part) < MIN_SECRET_LENGTH:
-                size = f"is {len(part)} character{'' if len(part) == 1 else 's'}" if part else "is empty"
+            if (size := short_secret(part)) is not None:
                 problems.append(f"secret #{number} of {len(parts)} {size}; each needs at least {MIN_SECRET_LENGTH}")
         return problems

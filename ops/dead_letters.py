@@ -30,7 +30,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from shared.broker import BrokerNodes
-from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER
+from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER, STORE_OUTAGE_SINCE_HEADER
 from shared.delivery import parse_datetime
 from shared.ids import small_count
 from shared.publisher import SEQ_HEADER
@@ -43,6 +43,7 @@ FAILURE_HEADERS = frozenset(
     {
         SEQ_HEADER,
         ATTEMPT_HEADER,
+        STORE_OUTAGE_SINCE_HEADER,  # else a replayed store_outage_too_long letter would meet its old clock
         "x-stage",
         "x-reason",
         "x-error",
@@ -65,6 +66,7 @@ FAILURE_HEADERS = frozenset(
     }
 )
 REPLAYS_HEADER = "x-replays"
+_PURGE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -197,10 +199,26 @@ class DeadLetterQueues:
                     progress(index + 1, total)
         return done
 
-    def purge(self, stage: str) -> int:
-        """Delete every message in the stage's dead-letter queue; returns how many the broker removed."""
+    def purge(self, stage: str, count: int) -> int:
+        """Delete the ``count`` oldest dead letters of the stage (what the operator was shown); returns how many.
+
+        Not ``queue.purge``: that also deletes whatever arrived after the operator counted and confirmed.
+        """
+        queue = self._topology.stage(stage).dead_letters
+        removed, last_tag = 0, None
         with self._channel() as channel:
-            return int(channel.queue_purge(self._topology.stage(stage).dead_letters).method.message_count)
+            while removed < count:
+                method, _properties, _body = channel.basic_get(queue, auto_ack=False)
+                if method is None:
+                    break  # someone else took messages meanwhile
+                removed, last_tag = removed + 1, method.delivery_tag
+                # Acked in batches (one round trip per message would make a purge of thousands slow); whatever is
+                # not acked yet when the connection drops goes back to the queue.
+                if removed % _PURGE_BATCH == 0:
+                    channel.basic_ack(last_tag, multiple=True)
+            if last_tag is not None and removed % _PURGE_BATCH:
+                channel.basic_ack(last_tag, multiple=True)
+        return removed
 
     @contextmanager
     def _channel(self) -> Iterator[BlockingChannel]:

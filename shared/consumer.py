@@ -4,6 +4,7 @@ Stage code never sees pika: it gets an ``InboundMessage`` (``shared/handling.py`
 did, or raises ``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
 ``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
 (not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
+``StoreOutage`` (our own store is away) is waited out the same way, bounded by ``StoreOutagePolicy.max_wait``.
 Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``. A retry,
 parking or dead letter that cannot be published for what it is (not because the broker is away) is logged with the
 message's ids, and the message is rejected to the work queue's own dead-lettering instead.
@@ -14,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -26,7 +27,14 @@ import pika.exceptions
 import structlog
 
 from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
-from shared.errors import BrokerUnavailable, Deferred, PermanentError, TransientError, UnpublishableMessage
+from shared.errors import (
+    BrokerUnavailable,
+    Deferred,
+    PermanentError,
+    StoreOutage,
+    TransientError,
+    UnpublishableMessage,
+)
 from shared.handling import Handled, Handler, InboundMessage, Outcome
 from shared.ids import small_count
 from shared.outgoing import OutgoingMessage
@@ -41,9 +49,20 @@ DEFERRALS_HEADER = "x-deferrals"
 # on it is a transient failure, so the retry ladder bounds it and an operator sees it in the dead-letter queue.
 MAX_DEFERRALS = 100
 ROUTING_KEY_HEADER = "x-original-routing-key"
+# When this message first met an outage of our own store (epoch milliseconds): how long it has waited for it.
+STORE_OUTAGE_SINCE_HEADER = "x-store-outage-since"
+STORE_OUTAGE_TOO_LONG = "store_outage_too_long"
 # The ids handlers bind to the log context; copied into dead-letter headers so an operator can find the invoice.
 ID_KEYS = ("event_id", "file_id", "invoice_id")
 _MAX_ERROR_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class StoreOutagePolicy:
+    """How a stage waits out an outage of its own store: it looks again every ``recheck`` s, up to ``max_wait`` s."""
+
+    max_wait: float = 86_400.0  # STORE_OUTAGE_MAX_WAIT
+    recheck: float = 30.0  # short enough to resume soon after the store is back, long enough not to hammer it
 
 
 # How a worker settles a message with the broker: done with it, give it back, or reject it to the queue's own
@@ -66,6 +85,7 @@ class StageConsumer:
         concurrency: int = 4,
         observe: OutcomeObserver | None = None,
         shutdown_grace: float = 30.0,
+        store_outage: StoreOutagePolicy | None = None,
     ) -> None:
         self._params = params
         self._topology = topology
@@ -75,6 +95,7 @@ class StageConsumer:
         self._concurrency = concurrency
         self._observe = observe
         self._shutdown_grace = shutdown_grace
+        self._store_outage = store_outage or StoreOutagePolicy()
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-worker")
@@ -238,6 +259,10 @@ class StageConsumer:
         try:
             handled = self._handler(message) or Handled()
             return handled.outcome, handled.reason, dict(handled.details)
+        except StoreOutage as exc:
+            # Before TransientError: our own store being away is not the invoice's fault, so it must not spend
+            # the retry ladder (about 12 minutes) and end in the dead-letter queue for an operator to replay.
+            return self._wait_out_store(message, properties, exc)
         except TransientError as exc:
             return self._retry(message, properties, exc), exc.reason, {"error": str(exc)}
         except Deferred as exc:
@@ -270,7 +295,7 @@ class StageConsumer:
         queue, delay = step
         now = _now()
         headers = {
-            **message.headers,
+            **_without_outage(message.headers),
             ATTEMPT_HEADER: message.attempt + 1,
             ROUTING_KEY_HEADER: message.routing_key,
             "x-first-failure": message.headers.get("x-first-failure", now),
@@ -282,10 +307,39 @@ class StageConsumer:
         structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=message.attempt + 1)
         return Outcome.RETRIED
 
+    def _wait_out_store(
+        self, message: InboundMessage, properties: pika.BasicProperties, error: StoreOutage
+    ) -> tuple[Outcome, str | None, dict[str, Any]]:
+        """Park the message until the store may be back; dead-letter it once it has waited ``max_wait``."""
+        now_ms = round(time.time() * 1000)
+        # A header anyone can set: never trusted to parse; one from the future (a replica's clock ahead) is now.
+        since_ms = min(small_count(message.headers.get(STORE_OUTAGE_SINCE_HEADER)) or now_ms, now_ms)
+        waited = (now_ms - since_ms) / 1000
+        policy = self._store_outage
+        if waited >= policy.max_wait:
+            text = (
+                f"our own store was unavailable for {waited:.0f}s "
+                f"(STORE_OUTAGE_MAX_WAIT={policy.max_wait:.0f}): {error}"
+            )
+            self._dead_letter(message, properties, STORE_OUTAGE_TOO_LONG, text)
+            return Outcome.DEAD_LETTERED, STORE_OUTAGE_TOO_LONG, {"error": text, "store_outage_s": round(waited)}
+        delay = max(0.001, min(policy.recheck, policy.max_wait - waited))
+        headers = {
+            **message.headers,
+            ROUTING_KEY_HEADER: message.routing_key,
+            STORE_OUTAGE_SINCE_HEADER: since_ms,
+            "x-last-reason": error.reason,
+            "x-last-error": str(error)[:_MAX_ERROR_TEXT],
+        }
+        parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
+        self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(delay * 1000))))
+        details = {"deferred_s": round(delay, 1), "store_outage_s": round(waited, 1), "error": str(error)}
+        return Outcome.DEFERRED, error.reason, details
+
     def _defer(self, message: InboundMessage, properties: pika.BasicProperties, deferral: Deferred) -> None:
         """Park the message for ``deferral.delay`` seconds; it comes back to the work queue at the same attempt."""
         headers = {
-            **message.headers,
+            **_without_outage(message.headers),
             ROUTING_KEY_HEADER: message.routing_key,
             DEFERRALS_HEADER: _deferrals(message) + 1,
             "x-last-reason": deferral.reason,
@@ -342,6 +396,11 @@ def _copy(
 def _deferrals(message: InboundMessage) -> int:
     # A header anyone can set: never trusted to parse.
     return small_count(message.headers.get(DEFERRALS_HEADER)) or 0
+
+
+def _without_outage(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers without the store-outage clock: the store answered, so a later outage starts its own wait."""
+    return {key: value for key, value in headers.items() if key != STORE_OUTAGE_SINCE_HEADER}
 
 
 def _now() -> str:

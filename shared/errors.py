@@ -34,6 +34,17 @@ class TransientError(StageError):
         self.retry_after = retry_after
 
 
+class StoreOutage(TransientError):
+    """Our own store (idempotency claims, checkpoints, the shared rate limit) did not answer: not the message's fault.
+
+    The consumer loop does not spend the retry ladder on it: the message waits in the stage's parking queue and comes
+    back until the store answers again, for at most ``STORE_OUTAGE_MAX_WAIT`` (then it is dead-lettered with reason
+    ``store_outage_too_long``). Everywhere else it is a transient error like any other.
+    """
+
+    reason = "store_unavailable"
+
+
 class Deferred(StageError):
     """Not a failure: the message must wait ``delay`` seconds and then be handled as if it had just arrived.
 

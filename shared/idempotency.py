@@ -24,7 +24,7 @@ from typing import ParamSpec, Protocol, TypeVar
 
 import structlog
 
-from shared.errors import Deferred, TransientError
+from shared.errors import Deferred, StoreOutage
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +43,8 @@ class Claim(Enum):
     DONE = "done"  # already done: skip
 
 
-class StoreUnavailable(TransientError):
-    """The store did not answer (Redis down, SQLite locked too long): retry later, never treat it as a bug."""
+class StoreUnavailable(StoreOutage):
+    """The store did not answer (Redis down, SQLite locked too long): wait it out, never treat it as a bug."""
 
     reason = "idempotency_store_unavailable"
 

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from shared.broker import TopologyMismatch, connection_parameters
-from shared.consumer import StageConsumer
+from shared.consumer import StageConsumer, StoreOutagePolicy
 from shared.handling import Handler
 from shared.health import HealthServer
 from shared.publisher import Publisher
@@ -90,6 +90,7 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
     concurrency = getattr(settings, "concurrency", 4)
+    store_outage = StoreOutagePolicy(max_wait=getattr(settings, "store_outage_max_wait", StoreOutagePolicy.max_wait))
     consumers += [
         StageConsumer(
             params,
@@ -99,6 +100,7 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
             publisher=publisher,
             concurrency=concurrency,
             observe=observe,
+            store_outage=store_outage,
         )
         for spec in specs
     ]

@@ -103,8 +103,8 @@ class RedisRateLimiter:
     """``RateLimiter``'s contract, with the limit kept in Redis for every process on the same portal and key.
 
     ``per_minute`` and ``max_concurrent_writes`` are the whole key's budget here, not a process's share. A Redis
-    that does not answer is a transient failure (``idempotency_store_unavailable``): the message is retried, never
-    sent unlimited.
+    that does not answer is an outage of our own store (``idempotency_store_unavailable``): the message waits in
+    the parking queue until it answers (``shared/consumer.py``), never sent unlimited.
     """
 
     def __init__(

@@ -11,6 +11,9 @@ from shared.retry_after import DEFAULT_MAX_PAUSE
 from shared.transport import check_url
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
+# The floor for every secret that signs (DOCSPACE_WEBHOOK_SECRET, PIPELINE_SECRET); DocSpace's password policy,
+# which webhook secrets must also pass, is usually stricter.
+MIN_SECRET_LENGTH = 16
 
 
 def split_csv(value: object) -> object:
@@ -28,6 +31,13 @@ def explain(exc: ValidationError) -> str:
         name = (loc[0].upper() + "".join(f"[{part}]" for part in loc[1:])) if loc else "settings"
         lines.append(f"  {name}: {error['msg']}")
     return "\n".join(lines)
+
+
+def short_secret(secret: str) -> str | None:
+    """Why ``secret`` is too short to sign with (``is 7 characters``), or None; never names its value."""
+    if len(secret) >= MIN_SECRET_LENGTH:
+        return None
+    return f"is {len(secret)} character{'' if len(secret) == 1 else 's'}" if secret else "is empty"
 
 
 class CommonSettings(BaseSettings):
@@ -154,3 +164,9 @@ class StageSettings(CommonSettings):
 
     concurrency: int = Field(default=4, ge=1, le=256, description="worker threads (and prefetch) per stage")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="/metrics and /healthz port; 0 = off")
+    store_outage_max_wait: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="seconds a message waits in the parking queue for our own store (IDEMPOTENCY_URL) to come back "
+        "before it is dead-lettered with reason store_outage_too_long",
+    )

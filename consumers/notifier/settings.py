@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import StageSettings
+from shared.settings import MIN_SECRET_LENGTH, StageSettings, short_secret
 from shared.transport import check_smtp_login, check_url
 
 
@@ -30,6 +30,12 @@ class NotifierSettings(StageSettings):
         if self.pipeline_url and self.pipeline_secret is None:
             raise ValueError("PIPELINE_URL is set but PIPELINE_SECRET is not: pipeline calls are always signed")
         self.transport_notes()  # raises InsecureTransport (a ValueError) for plain text to another host
+        if self.pipeline_secret is not None:
+            # The same floor as the webhook secret. A Standard Webhooks "whsec_" prefix is not secret: only what
+            # follows it counts (consumers/notifier/pipeline.py, signing_key).
+            size = short_secret(self.pipeline_secret.get_secret_value().removeprefix("whsec_"))
+            if size is not None:
+                raise ValueError(f"PIPELINE_SECRET {size}; it needs at least {MIN_SECRET_LENGTH}")
         return self
 
     def transport_notes(self) -> list[str]:

@@ -166,7 +166,7 @@ def test_doctor_shows_the_pipeline_and_docspace_hosts_without_their_secrets(stat
     env |= {
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F",
         "PIPELINE_URL": secret_url(port),
-        "PIPELINE_SECRET": "s3cr3t",
+        "PIPELINE_SECRET": "s3cr3t-0123456789abcdef",
         "DOCSPACE_API_HOST": f"http://admin:{USER_SECRET}@127.0.0.1:{port}",
         "DOCSPACE_API_KEY": "sk-test",
         "CLIENT_ROOM_ID": "1",

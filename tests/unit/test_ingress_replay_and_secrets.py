@@ -1,4 +1,4 @@
-"""The ingress's replay memory (bounded, forgetting) and its refusal of weak webhook secrets."""
+"""The ingress's replay memory (bounded, forgetting) and its refusal of weak webhook and pipeline secrets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from consumers.notifier.settings import NotifierSettings
 from ingress.replay import RecentEvents
 from ingress.settings import IngressSettings
 from ops.doctor import check_ingress_secret
+from shared.settings import explain
 
 
 class Clock:
@@ -121,3 +123,27 @@ def test_doctor_names_the_weak_part_never_its_value(monkeypatch: pytest.MonkeyPa
     assert check.status == "fail"
     assert "secret #2 of 2 is 8 characters" in check.detail
     assert "tiny-one" not in check.detail + check.fix and "Sixteen-chars-ok" not in check.detail + check.fix
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("hunter2", "PIPELINE_SECRET is 7 characters; it needs at least 16"),
+        ("whsec_c2VjcmV0", "PIPELINE_SECRET is 8 characters; it needs at least 16"),  # the prefix is not secret
+        ("Sixteen-chars-ok", None),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", None),
+    ],
+)
+def test_the_pipeline_secret_needs_as_many_characters_as_a_webhook_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str, problem: str | None
+) -> None:
+    monkeypatch.delenv("ALLOW_INSECURE_TRANSPORT", raising=False)
+    monkeypatch.setenv("PIPELINE_URL", "https://pipeline.example/hook")
+    monkeypatch.setenv("PIPELINE_SECRET", secret)
+    if problem is None:
+        assert NotifierSettings().pipeline_secret is not None
+        return
+    with pytest.raises(ValidationError) as info:
+        NotifierSettings()
+    assert problem in explain(info.value)
+    assert secret not in explain(info.value) and secret not in str(info.value)
