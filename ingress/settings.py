@@ -30,7 +30,7 @@ class IngressSettings(CommonSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger deliveries get 413")
     # Each worker thread holds one delivery while the broker confirms it (I/O wait, not CPU): the thread count is
-    # how many confirms can be in flight at once. See README, "Performance".
+    # how many confirms can be in flight at once. See docs/performance.md.
     ingress_threads: int = Field(
         default=64,
         ge=1,
