@@ -137,7 +137,7 @@ def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:
     try:
         rules = settings.rules()
     except RulesError as exc:
-        return None, Check("rules", "fail", str(exc), "see README, 'Rules file'")
+        return None, Check("rules", "fail", str(exc), "see docs/configuration.md, 'Clients and rules'")
     source = settings.invoice_rules_file or "CLIENT_ROOM_ID / MANAGER_EMAIL"
     return rules, Check("rules", "ok", f"{len(rules.clients)} client(s) from {source}")
 

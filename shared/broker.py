@@ -72,7 +72,7 @@ def declare_topology(params: pika.ConnectionParameters | BrokerNodes, topology: 
             if exc.reply_code == 406:
                 raise TopologyMismatch(
                     f"the broker refused the topology: {exc.reply_text}. A queue's arguments changed; "
-                    "give the changed queue a new name (see README, 'Changing the topology')."
+                    "give the changed queue a new name (see docs/architecture.md, 'Changing the topology')."
                 ) from exc
             raise
     finally:

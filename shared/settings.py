@@ -14,6 +14,17 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 # The floor for every secret that signs (DOCSPACE_WEBHOOK_SECRET, PIPELINE_SECRET); DocSpace's password policy,
 # which webhook secrets must also pass, is usually stricter.
 MIN_SECRET_LENGTH = 16
+# Descriptions of settings that several classes declare with their own defaults: one text, so the generated
+# configuration reference (tools/config_reference.py) has one meaning for each variable.
+RATE_LIMIT_SHARE = (
+    "this process's share of DocSpace's 1,500 requests/min per user (API key); the mover makes two calls per "
+    "invoice, the classifier one; divide further between replicas. Not used by the reconciler, whose rate is "
+    "`RECONCILE_BUDGET_SHARE` of `DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE`"
+)
+METRICS_PORT = (
+    "port of `/metrics`, `/healthz`, `/readyz`, on the `HOST` interface for the ingress (0 = off); the ingress's "
+    "is internal: keep it off the reverse proxy"
+)
 
 
 def split_csv(value: object) -> object:
@@ -51,44 +62,60 @@ class CommonSettings(BaseSettings):
 
     amqp_url: SecretStr = Field(
         default=SecretStr(DEFAULT_AMQP_URL),
-        description="broker URL, or the URLs of a cluster's nodes comma-separated; may hold a password, so secret",
+        description="the broker; for a cluster every node's URL, comma-separated (a comma inside a password is "
+        "`%2C`). Each process starts at a random node and goes to the next one that answers when its node dies. "
+        "It may hold a password, so it is kept as a secret",
     )
     topology_prefix: str = Field(
-        default="", description="prepended to every exchange and queue name (test isolation, staging)"
+        default="",
+        description="prepended to every exchange and queue name (staging beside production, tests; the demo uses "
+        "`demo.`)",
     )
     retry_delays: Annotated[list[float], NoDecode] = Field(
         default=[1.0, 5.0, 30.0, 120.0, 600.0],
-        description="seconds between attempts of a transient failure; one delay queue per step",
+        description="seconds of each retry step of a transient failure, comma-separated; each step is a delay queue",
     )
     delivery_limit: int = Field(
         default=10,
         ge=1,
-        description="quorum delivery limit: redeliveries before a crash-looping message is dead-lettered",
+        description="redeliveries of one message before the broker dead-letters it (crash loops): the work queues' "
+        "`x-delivery-limit`",
     )
-    heartbeat: int = Field(default=30, ge=5, description="AMQP heartbeat in seconds")
-    blocked_connection_timeout: float = Field(default=30.0, gt=0)
+    heartbeat: int = Field(default=30, ge=5, description="AMQP heartbeat, seconds")
+    blocked_connection_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a connection may stay blocked by a broker alarm before it is dropped and re-made",
+    )
     idempotency_url: SecretStr = Field(
         default=SecretStr("sqlite:///var/idempotency.sqlite3"),
-        description="where processed invoices are remembered: sqlite:///path (one host) or redis://host:6379/0",
+        description="where processed invoices (and the reconciler's checkpoints) are remembered: "
+        "`sqlite:///relative/path`, `sqlite:////absolute/path` (one host, any number of processes) or "
+        "`redis://host:6379/0` (replicas on several hosts)",
     )
-    idempotency_ttl_days: float = Field(default=30.0, gt=0, description="how long a done invoice is remembered")
+    idempotency_ttl_days: float = Field(default=30.0, gt=0, description="days a processed invoice is remembered")
     claim_lease_seconds: float = Field(
         default=15.0,
         ge=3,
-        description="a claim's lease, renewed every third of it while its worker lives: a dead worker's invoices "
-        "are taken over within this",
+        description="seconds of a claim's lease, renewed every third of it while its worker lives: a dead worker's "
+        "invoices are taken over within this (at least 3)",
     )
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="`json`, `console`, or `auto` (JSON unless on a terminal)"
+    )
+    log_level: str = Field(default="INFO", description="the lowest level logged: `DEBUG`, `INFO`, `WARNING`, ...")
     allow_insecure_transport: bool = Field(
         default=False,
-        description="allow plain http:// and SMTP logins without TLS to hosts other than this machine",
+        description="allow plain `http://` DocSpace and pipeline URLs and SMTP logins without TLS to hosts other "
+        "than this machine (loopback is always allowed, for development); each allowance is logged at start and "
+        "shown by `doctor`",
     )
     max_pause_seconds: float = Field(
         default=DEFAULT_MAX_PAUSE,
         gt=0,
         le=86400,
-        description="the longest pause a Retry-After or X-RateLimit-Reset from DocSpace or the pipeline may impose",
+        description="the longest pause, in seconds, a `Retry-After` or `X-RateLimit-Reset` from DocSpace (or the "
+        "pipeline) may impose; `inf`, `nan` and negative values are ignored",
     )
 
     @field_validator("amqp_url")
@@ -116,29 +143,39 @@ class CommonSettings(BaseSettings):
 class DocSpaceSettings(CommonSettings):
     """For the stages that call DocSpace's REST API (classifier, mover)."""
 
-    docspace_api_host: str = Field(min_length=1, description="portal base URL, e.g. https://yourportal.onlyoffice.com")
-    docspace_api_key: SecretStr = Field(description="API key (sk-…) or personal access token, sent as Bearer")
-    docspace_timeout: float = Field(default=15.0, gt=0, description="read timeout of one DocSpace call, seconds")
+    docspace_api_host: str = Field(
+        min_length=1,
+        description="portal base URL, e.g. `https://yourportal.onlyoffice.com`; unset → `make run` runs the demo. "
+        "`http://` only to this machine, or with `ALLOW_INSECURE_TRANSPORT`",
+    )
+    docspace_api_key: SecretStr = Field(
+        description="API key (`sk-…`) or personal access token, sent as `Authorization: Bearer …`"
+    )
+    docspace_timeout: float = Field(default=15.0, gt=0, description="read timeout of one API call, seconds")
     # DocSpace limits each user (API key) to 1,500 requests/min and 15 concurrent writes (contract §3.3). These are
     # this process's share: when several processes or replicas use one key, their values must add up to the limit.
-    docspace_rate_limit_per_minute: int = Field(
-        default=1400, ge=1, description="DocSpace requests per minute this process may send (its share of 1,500)"
-    )
+    docspace_rate_limit_per_minute: int = Field(default=1400, ge=1, description=RATE_LIMIT_SHARE)
     docspace_max_concurrent_writes: int = Field(
-        default=12, ge=1, description="non-GET DocSpace requests in flight at once (its share of 15)"
+        default=12, ge=1, description="this process's share of DocSpace's 15 concurrent non-GET requests"
     )
     # With Redis (IDEMPOTENCY_URL=redis://...) every process and replica on one key shares one limit instead.
     docspace_shared_rate_limit_per_minute: int = Field(
-        default=1450, ge=1, description="with Redis: DocSpace requests per minute for all processes on the key together"
+        default=1450,
+        ge=1,
+        description="with Redis (`IDEMPOTENCY_URL=redis://…`): requests per minute for every process and replica on "
+        "the key together (the per-process shares are then unused)",
     )
     docspace_shared_max_concurrent_writes: int = Field(
-        default=14, ge=1, description="with Redis: non-GET DocSpace requests in flight on the key, all processes"
+        default=14, ge=1, description="with Redis: non-GET requests in flight on the key, all processes together"
     )
     docspace_daily_write_quota: int = Field(
-        default=10_000, ge=1, description="DocSpace's POST/PUT requests allowed per key and day (its 429 names it)"
+        default=10_000,
+        ge=1,
+        description="DocSpace's POST/PUT requests per key and day; a 429 naming this number parks invoices until "
+        "the reset",
     )
     docspace_write_quota_period: float = Field(
-        default=86_400.0, ge=1, description="seconds in DocSpace's write-quota period: a day (tests shorten it)"
+        default=86_400.0, ge=1, description="seconds in that quota's period (a day; tests shorten it)"
     )
 
     @field_validator("docspace_api_host")
@@ -162,8 +199,8 @@ class DocSpaceSettings(CommonSettings):
 class StageSettings(CommonSettings):
     """What every consumer process has: how many messages it works on at once, where it reports health."""
 
-    concurrency: int = Field(default=4, ge=1, le=256, description="worker threads (and prefetch) per stage")
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="/metrics and /healthz port; 0 = off")
+    concurrency: int = Field(default=4, ge=1, le=256, description="worker threads (and prefetch) per consumer stage")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description=METRICS_PORT)
     store_outage_max_wait: float = Field(
         default=86_400.0,
         gt=0,
