@@ -115,11 +115,12 @@ class FakeDocSpace(_Scripted):
         if info is None:
             raise DocSpaceNotFound(f"file {file_id} not found")
         if info.folder_id == dest_folder_id:
-            return MoveResult(file_id=file_id, folder_id=dest_folder_id, confirmed_by="file_location")
+            return MoveResult(file_id=file_id, folder_id=dest_folder_id, confirmed_by="file_location", file=info)
         new_id = self.new_id_on_move.get(file_id, file_id)
         del self.files[file_id]
-        self.files[new_id] = dataclasses.replace(info, id=new_id, folder_id=dest_folder_id)
-        return MoveResult(file_id=new_id, folder_id=dest_folder_id, confirmed_by="operation")
+        moved = self.files[new_id] = dataclasses.replace(info, id=new_id, folder_id=dest_folder_id)
+        # Like the real client: the operation's report lists the moved file (its version, title, uploader).
+        return MoveResult(file_id=new_id, folder_id=dest_folder_id, confirmed_by="operation", file=moved)
 
 
 class RecordingEmitter:

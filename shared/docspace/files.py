@@ -208,6 +208,7 @@ class FileOperations:
                 file_id=_sid(match.get("id", fid)),
                 folder_id=_sid(folder) if folder is not None else dest,
                 confirmed_by="operation",
+                file=_file_info(match) if match.get("version") is not None else None,
             )
         located = self._located(fid, dest)
         if located is not None:
@@ -223,13 +224,13 @@ class FileOperations:
         except DocSpaceNotFound:
             return None
         if info.folder_id == dest:
-            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location")
+            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location", file=info)
         return None
 
     def _confirm(self, fid: str, dest: str, *, lost: bool) -> MoveResult:
         info = self.get_file(fid)
         if info.folder_id == dest:
-            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location")
+            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location", file=info)
         if lost:
             raise MoveReportLost(
                 f"DocSpace move of file {fid} to folder {dest}: the report was taken by another reader and "

@@ -38,11 +38,16 @@ class Room:
 
 @dataclass(frozen=True)
 class MoveResult:
-    """A confirmed move: ``confirmed_by`` is ``"operation"`` (its report) or ``"file_location"`` (a re-read)."""
+    """A confirmed move: ``confirmed_by`` is ``"operation"`` (its report) or ``"file_location"`` (a re-read).
+
+    ``file`` is the moved file as DocSpace described it in that report or re-read (version, title, uploader):
+    the mover names the invoice from it without reading the file again.
+    """
 
     file_id: str
     folder_id: str
     confirmed_by: str
+    file: FileInfo | None = None
 
 
 def _sid(value: Any) -> str:

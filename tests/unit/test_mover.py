@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from consumers.mover.handler import move_invoice
-from shared.docspace.errors import MoveSkipped
+from shared.docspace.errors import DocSpaceNotFound, MoveSkipped
 from shared.errors import BrokerUnavailable, PermanentError
 from shared.handling import Handled, Outcome
 from shared.idempotency import Claim
-from shared.messages import IncomingFolder, InvoiceReceived
+from shared.messages import IncomingFolder, InvoiceDetected, InvoiceReceived
 from shared.sqlite_store import SqliteStore
 from tests.fakes import FakeDocSpace, RecordingEmitter
 from tests.messages import invoice_detected
@@ -39,7 +40,9 @@ def test_moves_into_the_configured_incoming_folder(
     handled = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
 
     assert handled == Handled(
-        Outcome.RECEIVED, "moved (operation)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+        Outcome.RECEIVED,
+        "moved (operation)",
+        {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING, "invoice_id": "3358301:v1"},
     )
     assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
     assert docspace.files["3358301"].folder_id == INCOMING
@@ -81,7 +84,9 @@ def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
     )
 
     assert handled == Handled(
-        Outcome.RECEIVED, "already_in_incoming", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+        Outcome.RECEIVED,
+        "already_in_incoming",
+        {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING, "invoice_id": "3358301:v1"},
     )
     assert docspace.calls_to("move_file") == []
     [event] = emit.events
@@ -168,7 +173,75 @@ def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
 
     # The retry moves again; the file is already there, which the client reports as a move confirmed by location.
     assert retried == Handled(
-        Outcome.RECEIVED, "moved (file_location)", {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING}
+        Outcome.RECEIVED,
+        "moved (file_location)",
+        {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING, "invoice_id": "3358301:v1"},
     )
     assert len(docspace.calls_to("move_file")) == 2
     assert [(e.file_id, e.folder_id) for e in emit.events] == [("3358301", INCOMING)]
+
+
+def upload_detected(modified_on: str = "2026-09-18T08:14:02Z", **overrides: Any) -> InvoiceDetected:
+    """A detection decided from the signed delivery alone: it names the upload, not yet the version."""
+    return invoice_detected(
+        invoice_id=None,
+        upload_id=f"3358301@{modified_on}",
+        version=None,
+        size=None,
+        web_url=None,
+        uploaded_by=None,
+        uploaded_at=None,
+        **overrides,
+    )
+
+
+def test_an_upload_is_named_from_the_moves_own_report_without_reading_the_file(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", ROOM, version=4, size=52_113)
+
+    handled = move_invoice(upload_detected(), files=docspace, emit=emit, store=store)
+
+    assert (handled.outcome, handled.details["invoice_id"]) == ("received", "3358301:v4")
+    [received] = emit.events
+    assert (received.invoice_id, received.size, received.uploaded_by) == ("3358301:v4", 52_113, "Ann Uploader")
+    assert received.web_url == "https://docspace.example/doceditor?fileid=3358301"
+    assert [name for name, _ in docspace.calls] == ["move_file"]  # one DocSpace call: the move (and its poll)
+
+
+def test_two_uploads_that_reach_the_same_version_announce_it_once(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # A redelivery that outlived its upload's claim names another upload, but the file has one version.
+    first = move_invoice(upload_detected("2026-09-18T08:14:02Z"), files=docspace, emit=emit, store=store)
+    second = move_invoice(upload_detected("2026-09-18T08:14:09Z"), files=docspace, emit=emit, store=store)
+
+    assert first.outcome == "received"
+    assert second == Handled(
+        Outcome.IGNORED, "duplicate", {"title": "Invoice-2026-0917.pdf", "invoice_id": "3358301:v1"}
+    )
+    assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
+
+
+def test_an_upload_already_in_incoming_reads_its_version_once(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", INCOMING, version=2)
+
+    handled = move_invoice(
+        upload_detected(folder_id=INCOMING, already_in_incoming=True), files=docspace, emit=emit, store=store
+    )
+
+    assert (handled.reason, handled.details["invoice_id"]) == ("already_in_incoming", "3358301:v2")
+    assert [name for name, _ in docspace.calls] == ["get_file"]
+
+
+def test_an_upload_deleted_before_its_move_fails_like_any_missing_file(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    del docspace.files["3358301"]
+
+    with pytest.raises(DocSpaceNotFound):
+        move_invoice(upload_detected(), files=docspace, emit=emit, store=store)
+    assert emit.events == []
+    assert store.claim("mover:upload:3358301@2026-09-18T08:14:02Z", lease_seconds=5) is Claim.ACQUIRED
