@@ -61,6 +61,9 @@ class InvoiceDetected(Message):
     client: str
     room_id: str
     room_title: str | None = None
+    room_seen_at: datetime | None = Field(
+        default=None, description="when DocSpace last placed folder_id in room_id (its folder path read)"
+    )
     manager_email: str
     incoming: IncomingFolder
     already_in_incoming: bool = False

@@ -130,6 +130,11 @@ class DocSpaceSettings(CommonSettings):
     docspace_write_quota_period: float = Field(
         default=86_400.0, ge=1, description="seconds in DocSpace's write-quota period: a day (tests shorten it)"
     )
+    # A folder moved from one client's room to another's keeps its id: until a remembered folder -> room answer
+    # expires, its uploads would still go to the old client. The mover re-reads an answer older than this.
+    room_cache_ttl_seconds: float = Field(
+        default=300.0, gt=0, description="seconds a folder's room (from its DocSpace path) is trusted before a re-read"
+    )
 
     @field_validator("docspace_api_host")
     @classmethod

@@ -38,6 +38,7 @@ def docspace_client(
         max_pause=settings.max_pause_seconds,
         limiter=rate_limiter(settings, per_minute=per_minute),
         user_agent=f"invoice-pipeline/{process}" if process else None,
+        room_cache_ttl=settings.room_cache_ttl_seconds,
         **options,
     )
 

@@ -104,6 +104,7 @@ def classify_delivery(
         client=client.name,
         room_id=room.id,
         room_title=room.title,
+        room_seen_at=room.seen_at,
         manager_email=client.manager_email,
         incoming=client.incoming,
         already_in_incoming=client.incoming_folder_id == facts.folder_id,

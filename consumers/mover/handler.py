@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
 
-from shared.docspace.values import FileInfo, MoveResult
+from shared.docspace.values import FileInfo, MoveResult, Room
+from shared.errors import PermanentError
 from shared.handling import Handled, Outcome
 from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 from shared.messages import InvoiceDetected, InvoiceReceived, invoice_id_for
@@ -17,8 +18,9 @@ log = structlog.get_logger("mover")
 
 
 class FileMover(Protocol):
-    """What the mover asks DocSpace: find (or create) the Incoming folder, move a file into it, read a file."""
+    """What the mover asks DocSpace: the Incoming folder, a move into it, a folder's room, a file's facts."""
 
+    def find_room(self, folder_id: str) -> Room | None: ...
     def find_or_create_folder(self, room_id: str, title: str = "Incoming") -> str: ...
     def move_file(self, file_id: str, dest_folder_id: str, *, conflict: str = "Duplicate") -> MoveResult: ...
     def get_file(self, file_id: str) -> FileInfo: ...
@@ -32,6 +34,7 @@ def move_invoice(
     store: IdempotencyStore,
     conflict: str = "Duplicate",
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    room_ttl: float | None = None,
 ) -> Handled:
     """Move the file, then publish InvoiceReceived; the input is acked only after that publish is confirmed.
 
@@ -41,6 +44,10 @@ def move_invoice(
     An InvoiceDetected decided from the delivery alone names an upload, not yet an invoice: the move's own
     report says which version of the file moved (no extra call), and the invoice is announced once per version
     even if two uploads' detections lead to the same one.
+
+    With ``room_ttl``, a room decision older than that (a message that waited in a retry ladder or a backlog, or
+    one from a classifier that did not date it) is checked against DocSpace before anything moves: a folder
+    moved to another client's room since must not carry the file into the old client's room.
     """
     structlog.contextvars.bind_contextvars(
         invoice_id=detected.invoice_id,
@@ -52,6 +59,8 @@ def move_invoice(
     result: dict[str, str] = {}
 
     def move_and_announce() -> None:
+        if room_ttl is not None:
+            _check_room(detected, files, room_ttl)
         folder_id = detected.incoming.id or files.find_or_create_folder(detected.room_id, detected.incoming.name)
         reported: FileInfo | None = None
         if detected.already_in_incoming or detected.folder_id == folder_id:
@@ -101,3 +110,22 @@ def move_invoice(
         result["how"],
         {"title": detected.title, "folder_id": result["folder_id"], "invoice_id": result["invoice_id"]},
     )
+
+
+def _check_room(detected: InvoiceDetected, files: FileMover, room_ttl: float) -> None:
+    """Re-read the folder's room when the classifier's answer is older than ``room_ttl``; refuse a changed room.
+
+    In steady state the answer is seconds old and this costs no call; the re-read goes through the client's own
+    cache (also ``room_ttl``), so at most one per folder per ``room_ttl``.
+    """
+    seen_at = detected.room_seen_at
+    if seen_at is not None and datetime.now(UTC) - seen_at <= timedelta(seconds=room_ttl):
+        return
+    room = files.find_room(detected.folder_id)
+    if room is None or room.id != detected.room_id:
+        raise PermanentError(
+            f"folder {detected.folder_id} is no longer in room {detected.room_id} ({detected.client}) but in "
+            f"{f'room {room.id}' if room is not None else 'no room'}: the file was not moved; the classifier "
+            "decided on an answer older than ROOM_CACHE_TTL_SECONDS",
+            reason="room_changed",
+        )

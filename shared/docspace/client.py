@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from shared.docspace.files import FILE_FIELDS, FileOperations
-from shared.docspace.rooms import ROOMS_ROOT_FOLDER_TYPE, RoomDirectory
+from shared.docspace.rooms import DEFAULT_ROOM_TTL, ROOMS_ROOT_FOLDER_TYPE, RoomDirectory
 from shared.docspace.transport import DocSpaceTransport
 from shared.docspace.values import (
     FileInfo,
@@ -34,6 +34,7 @@ class DocSpaceClient:
         timeout: tuple[float, float] = (3.05, 15.0),
         pool_size: int = 16,
         room_cache_size: int = 4096,
+        room_cache_ttl: float = DEFAULT_ROOM_TTL,
         move_deadline: float = 30.0,
         poll_interval: float = 0.25,
         poll_max_interval: float = 2.0,
@@ -54,7 +55,7 @@ class DocSpaceClient:
             limiter=limiter,
             user_agent=user_agent,
         )
-        self.rooms = RoomDirectory(self.transport, cache_size=room_cache_size)
+        self.rooms = RoomDirectory(self.transport, cache_size=room_cache_size, ttl=room_cache_ttl)
         self.files = FileOperations(
             self.transport,
             move_deadline=move_deadline,

@@ -61,10 +61,10 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
         # The mover claims the upload (file id and payload.modifiedOn) the classifier decided on.
         claims = SqliteStore(tmp_path / "idempotency.sqlite3", ttl_seconds=60)
         payloads = [json.loads(attempt.body)["payload"] for attempt in sim.deliveries()]
-        uploads = {str(p["id"]): p["modifiedOn"] for p in payloads}
+        modified_on = {str(p["id"]): p["modifiedOn"] for p in payloads}
         assert wait_until(
             lambda: (
-                all(claims.lease_left(f"mover:upload:{f}@{uploads[str(f)]}") is not None for f in files)
+                all(claims.lease_left(f"mover:upload:{f}@{modified_on[str(f)]}") is not None for f in files)
                 and pipeline.metric("mover", "stage_messages_in_flight") == HELD
             ),
             timeout=30,

@@ -13,6 +13,7 @@ from consumers.classifier.handler import classify_delivery
 from ops.test_event import sample_delivery
 from shared.delivery import InvalidDelivery
 from shared.docspace.errors import DocSpaceUnavailable
+from shared.docspace.values import Room
 from shared.errors import BrokerUnavailable
 from shared.handling import Handled, Outcome
 from shared.messages import IncomingFolder, InvoiceDetected
@@ -143,6 +144,20 @@ def test_the_room_comes_from_the_files_folder_not_from_the_payload_root_id(
     assert globex.incoming == IncomingFolder(id=None, name="Eingang")
     assert ("find_room", ("7700002",)) in docspace.calls
     assert all(args != (str(ROOMS_ROOT),) for _, args in docspace.calls)
+
+
+def test_the_detection_carries_when_docspace_last_placed_the_folder_in_the_room(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # The mover re-checks a room answer older than its TTL before moving: the answer's date travels with it.
+    seen_at = datetime(2026, 9, 18, 8, 10, tzinfo=UTC)
+    docspace.folder_room["6590431"] = Room("6590431", "Acme Ltd", seen_at=seen_at)
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431")
+
+    classify(delivery(), docspace, emit, store)
+
+    [event] = emit.events
+    assert event.room_seen_at == seen_at
 
 
 def test_a_trigger_not_subscribed_is_ignored_without_asking_docspace(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -245,3 +245,69 @@ def test_an_upload_deleted_before_its_move_fails_like_any_missing_file(
         move_invoice(upload_detected(), files=docspace, emit=emit, store=store)
     assert emit.events == []
     assert store.claim("mover:upload:3358301@2026-09-18T08:14:02Z", lease_seconds=5) is Claim.ACQUIRED
+
+
+# --- a room decision older than the room TTL is checked before the move ----------------------------------
+
+UPLOADS = "6590440"  # a folder inside Acme's room, which someone may move to another client's room
+ROOM_TTL = 300.0
+
+
+def _decided(age_seconds: float | None) -> InvoiceDetected:
+    seen = None if age_seconds is None else datetime.now(UTC) - timedelta(seconds=age_seconds)
+    return invoice_detected(folder_id=UPLOADS, room_seen_at=seen)
+
+
+def test_a_fresh_room_decision_costs_no_extra_call(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", UPLOADS)
+    docspace.folder_room[UPLOADS] = docspace.folder_room[ROOM]
+
+    move_invoice(_decided(age_seconds=5), files=docspace, emit=emit, store=store, room_ttl=ROOM_TTL)
+
+    assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
+
+
+def test_a_stale_decision_for_a_folder_moved_to_another_room_moves_nothing_and_dead_letters(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", UPLOADS)
+    docspace.add_room("7700001", "Globex", UPLOADS)  # the folder now sits in Globex's room
+
+    with pytest.raises(PermanentError) as raised:
+        move_invoice(_decided(age_seconds=ROOM_TTL + 1), files=docspace, emit=emit, store=store, room_ttl=ROOM_TTL)
+
+    assert raised.value.reason == "room_changed"
+    assert "7700001" in str(raised.value)
+    assert docspace.calls == [("find_room", (UPLOADS,))]
+    assert docspace.files["3358301"].folder_id == UPLOADS  # not carried into Acme's Incoming
+    assert emit.events == []
+    assert store.claim("mover:3358301:v1", lease_seconds=5) is Claim.ACQUIRED
+
+
+def test_a_stale_decision_still_right_is_moved_after_one_check(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", UPLOADS)
+    docspace.folder_room[UPLOADS] = docspace.folder_room[ROOM]
+
+    handled = move_invoice(
+        _decided(age_seconds=ROOM_TTL + 1), files=docspace, emit=emit, store=store, room_ttl=ROOM_TTL
+    )
+
+    assert handled.outcome is Outcome.RECEIVED
+    assert docspace.calls == [("find_room", (UPLOADS,)), ("move_file", ("3358301", INCOMING, "Duplicate"))]
+
+
+def test_an_undated_decision_is_checked_and_a_folder_left_outside_any_room_moves_nothing(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # A classifier from before decisions were dated sends no room_seen_at: its answer may be of any age.
+    docspace.add_file("3358301", "Invoice-2026-0917.pdf", UPLOADS)
+
+    with pytest.raises(PermanentError) as raised:
+        move_invoice(_decided(age_seconds=None), files=docspace, emit=emit, store=store, room_ttl=ROOM_TTL)
+
+    assert raised.value.reason == "room_changed"
+    assert docspace.calls_to("move_file") == []
