@@ -8,6 +8,7 @@ from typing import Protocol
 
 import structlog
 
+from shared.docspace.errors import DocSpaceNotFound
 from shared.docspace.values import FileInfo, MoveResult, Room
 from shared.errors import PermanentError
 from shared.handling import Handled, Outcome
@@ -22,6 +23,7 @@ class FileMover(Protocol):
 
     def find_room(self, folder_id: str) -> Room | None: ...
     def find_or_create_folder(self, room_id: str, title: str = "Incoming") -> str: ...
+    def forget_folder(self, room_id: str, title: str = "Incoming") -> None: ...
     def move_file(self, file_id: str, dest_folder_id: str, *, conflict: str = "Duplicate") -> MoveResult: ...
     def get_file(self, file_id: str) -> FileInfo: ...
 
@@ -66,7 +68,7 @@ def move_invoice(
         if detected.already_in_incoming or detected.folder_id == folder_id:
             file_id, result["how"] = detected.file_id, "already_in_incoming"
         else:
-            moved = files.move_file(detected.file_id, folder_id, conflict=conflict)
+            moved, folder_id = _move(detected, files, folder_id, conflict)
             file_id, result["how"], reported = moved.file_id, f"moved ({moved.confirmed_by})", moved.file
         if detected.invoice_id is not None:
             invoice_id = detected.invoice_id
@@ -110,6 +112,24 @@ def move_invoice(
         result["how"],
         {"title": detected.title, "folder_id": result["folder_id"], "invoice_id": result["invoice_id"]},
     )
+
+
+def _move(detected: InvoiceDetected, files: FileMover, folder_id: str, conflict: str) -> tuple[MoveResult, str]:
+    """Move into ``folder_id``; a remembered Incoming folder that DocSpace no longer has is found (or made) anew.
+
+    The 404 may also mean the file is gone: then the second move raises it again, and that is the answer.
+    """
+    try:
+        return files.move_file(detected.file_id, folder_id, conflict=conflict), folder_id
+    except DocSpaceNotFound:
+        if detected.incoming.id is not None:
+            raise
+        files.forget_folder(detected.room_id, detected.incoming.name)
+        fresh = files.find_or_create_folder(detected.room_id, detected.incoming.name)
+        if fresh == folder_id:
+            raise
+        log.warning("incoming_folder_gone", room_id=detected.room_id, old_folder_id=folder_id, folder_id=fresh)
+        return files.move_file(detected.file_id, fresh, conflict=conflict), fresh
 
 
 def _check_room(detected: InvoiceDetected, files: FileMover, room_ttl: float) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import quote
 
+from shared.docspace.lookups import SharedLookups
 from shared.docspace.transport import path_id
 from shared.docspace.values import Room, _sid
 from shared.single_flight import SingleFlightCache
@@ -27,7 +30,9 @@ class RoomDirectory:
     """Finds the room that holds a folder; answers (``None`` too) stay ``ttl`` seconds in a bounded LRU.
 
     The cache is shared by all threads; ``clock`` (seconds since the epoch) dates each answer, both for its
-    expiry and for ``Room.seen_at``, which crosses processes in ``InvoiceDetected`` (hence wall time).
+    expiry and for ``Room.seen_at``, which crosses processes in ``InvoiceDetected`` (hence wall time). With
+    ``shared`` (Redis), replicas also leave their answers for each other; an answer found there keeps its date,
+    so no answer in use is ever older than ``ttl``, whichever replica asked DocSpace.
     """
 
     def __init__(
@@ -37,11 +42,17 @@ class RoomDirectory:
         cache_size: int = 4096,
         ttl: float = DEFAULT_ROOM_TTL,
         clock: Callable[[], float] = time.time,
+        shared: SharedLookups | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
+        self._ttl = ttl
+        self._shared = shared
         self._rooms: SingleFlightCache[str, Room | None] = SingleFlightCache(
-            max_entries=cache_size, ttl=ttl, clock=clock
+            max_entries=cache_size,
+            ttl=ttl,
+            clock=clock,
+            expires=lambda room: room.seen_at.timestamp() + ttl if room and room.seen_at else None,
         )
 
     def find_room(self, folder_id: str | int) -> Room | None:
@@ -58,6 +69,9 @@ class RoomDirectory:
         return self._rooms.get(key, lambda: self._look_up(key))
 
     def _look_up(self, key: str) -> Room | None:
+        known = self._recall(key)
+        if known is not _NOT_SHARED:
+            return known
         seen_at = datetime.fromtimestamp(self._clock(), UTC)  # before the read: the answer is at least this fresh
         path = self._transport.request("GET", f"files/folder/{quote(key, safe='')}/path")
         entries = path if isinstance(path, list) else []
@@ -72,4 +86,38 @@ class RoomDirectory:
                 below.append(_sid(entry["id"]))
         for folder in set(below) - {key}:
             self._rooms.put(folder, room)
+        self._share([key, *below], room, seen_at)
         return room
+
+    def _recall(self, key: str) -> Room | Literal[_Shared.NOT_SHARED] | None:
+        """Another replica's answer for ``key``, if it is younger than ``ttl``."""
+        text = self._shared.recall(f"room:{key}") if self._shared is not None else None
+        if text is None:
+            return _NOT_SHARED
+        try:
+            doc = json.loads(text)
+            seen_at = datetime.fromtimestamp(float(doc["seen_at"]), UTC)
+            room = doc["room"]
+            answer = None if room is None else Room(id=str(room["id"]), title=str(room["title"]), seen_at=seen_at)
+        except (ValueError, TypeError, KeyError, OverflowError):
+            return _NOT_SHARED  # not an answer this version wrote: ask DocSpace
+        if self._clock() - seen_at.timestamp() > self._ttl:
+            return _NOT_SHARED
+        return answer
+
+    def _share(self, folders: list[str], room: Room | None, seen_at: datetime) -> None:
+        if self._shared is None:
+            return
+        doc = {"room": None if room is None else {"id": room.id, "title": room.title}, "seen_at": seen_at.timestamp()}
+        left = seen_at.timestamp() + self._ttl - self._clock()
+        for folder in dict.fromkeys(folders):
+            self._shared.keep(f"room:{folder}", json.dumps(doc), seconds=left)
+
+
+class _Shared(enum.Enum):
+    """No shared answer (as distinct from a shared ``None``: the folder is in no room)."""
+
+    NOT_SHARED = enum.auto()
+
+
+_NOT_SHARED: Final = _Shared.NOT_SHARED

@@ -311,3 +311,26 @@ def test_an_undated_decision_is_checked_and_a_folder_left_outside_any_room_moves
 
     assert raised.value.reason == "room_changed"
     assert docspace.calls_to("move_file") == []
+
+
+def test_an_incoming_folder_deleted_since_it_was_found_is_found_again_and_the_file_moved_there(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    by_name = IncomingFolder(id=None, name="Incoming")
+    move_invoice(invoice_detected(incoming=by_name), files=docspace, emit=emit, store=store)
+    gone = docspace.named_folders[(ROOM, "Incoming")]
+    docspace.delete_folder(gone)  # someone tidied the room; the client still remembers the old id
+    docspace.add_file("42", "Invoice-42.pdf", ROOM)
+
+    handled = move_invoice(
+        invoice_detected(invoice_id="42:v1", file_id="42", title="Invoice-42.pdf", incoming=by_name),
+        files=docspace,
+        emit=emit,
+        store=store,
+    )
+
+    fresh = docspace.named_folders[(ROOM, "Incoming")]
+    assert fresh != gone
+    assert (handled.outcome, handled.details["folder_id"]) == ("received", fresh)
+    assert docspace.calls_to("forget_folder") == [(ROOM, "Incoming")]
+    assert docspace.files["42"].folder_id == fresh

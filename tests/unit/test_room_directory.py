@@ -96,3 +96,49 @@ def test_not_in_a_room_is_remembered_for_the_ttl_as_well() -> None:
     clock.now += 61
     assert rooms.find_room("500") == Room("86193", "Acme Ltd")
     assert api.calls == ["500", "500"]
+
+
+class SharedMemo:
+    """The replicas' shared answers (Redis in production): a dict whose entries expire on the test's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.answers: dict[str, tuple[float, str]] = {}
+
+    def recall(self, key: str) -> str | None:
+        expires, answer = self.answers.get(key, (0.0, ""))
+        return answer if expires > self.clock() else None
+
+    def keep(self, key: str, answer: str, *, seconds: float) -> None:
+        self.answers[key] = (self.clock() + seconds, answer)
+
+
+def test_replicas_share_one_path_read_per_folder_through_the_shared_memo() -> None:
+    clock, api = Clock(), FolderPaths()
+    memo = SharedMemo(clock)
+    api.paths["86200"] = _uploads_in(ACME)
+    first, second = (RoomDirectory(api, ttl=300, clock=clock, shared=memo) for _ in range(2))
+
+    assert first.find_room("86200") == Room("86193", "Acme Ltd")
+    clock.now += 100
+    found = second.find_room("86200")
+
+    assert found == Room("86193", "Acme Ltd")
+    assert api.calls == ["86200"]  # the second replica asked no one but the memo
+    assert found is not None and found.seen_at == datetime.fromtimestamp(clock.now - 100, UTC)  # its true age
+
+
+def test_a_shared_answer_is_never_used_past_the_ttl_of_the_read_that_made_it() -> None:
+    clock, api = Clock(), FolderPaths()
+    memo = SharedMemo(clock)
+    api.paths["86200"] = _uploads_in(ACME)
+    first, second = (RoomDirectory(api, ttl=300, clock=clock, shared=memo) for _ in range(2))
+    first.find_room("86200")
+    clock.now += 250
+    second.find_room("86200")  # recalled, 250 s old: the second replica may keep it 50 s more, not 300
+    api.paths["86200"] = _uploads_in(GLOBEX)
+
+    clock.now += 51
+
+    assert second.find_room("86200") == Room("86300", "Globex")
+    assert api.calls == ["86200", "86200"]
