@@ -212,7 +212,8 @@ def parse_delivery(raw: bytes) -> Delivery:
         webhook_id=_id(webhook.get("id"), "webhook.id"),
         webhook_name=_str(webhook.get("name")),
         retry_count=_retry_count(webhook),
-        modified_on=_str(payload.get("modifiedOn")),
+        # FileEntry's modifiedOn, or the newer REST-like shape's updated: either changes with each new version.
+        modified_on=_str(payload.get("modifiedOn")) or _str(payload.get("updated")),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.errors import PermanentError
 
@@ -33,14 +33,24 @@ class IncomingFolder(BaseModel):
 
 
 class InvoiceDetected(Message):
-    """The classifier found an invoice in a watched client room; the mover takes it from here."""
+    """The classifier found an invoice in a watched client room; the mover takes it from here.
 
-    schema_version: Literal[1] = 1
-    invoice_id: str = Field(description="stable across duplicate deliveries: '<file id>:v<version>'")
+    Version 2: decided from the signed delivery itself, the classifier knows the upload (``upload_id``) but
+    not yet the file's version; the mover learns it from the move and names the invoice then. A detection made
+    from a REST read of the file still carries ``version`` and ``invoice_id``. Upgrade movers before classifiers.
+    """
+
+    schema_version: Literal[1, 2] = 2
+    invoice_id: str | None = Field(
+        default=None, description="'<file id>:v<version>' when the classifier read the version, else None"
+    )
+    upload_id: str | None = Field(
+        default=None, description="'<file id>@<payload.modifiedOn>': one upload, the same in both of its webhooks"
+    )
     event_id: str | None = None
     trigger: str
     file_id: str
-    version: int
+    version: int | None = None
     title: str
     extension: str
     size: int | None = None
@@ -51,11 +61,25 @@ class InvoiceDetected(Message):
     client: str
     room_id: str
     room_title: str | None = None
+    room_seen_at: datetime | None = Field(
+        default=None, description="when DocSpace last placed folder_id in room_id (its folder path read)"
+    )
     manager_email: str
     incoming: IncomingFolder
     already_in_incoming: bool = False
     delivered_at: datetime | None = Field(default=None, description="when the ingress accepted the delivery")
     detected_at: datetime
+
+    @model_validator(mode="after")
+    def _names_its_work(self) -> InvoiceDetected:
+        if not self.invoice_id and not self.upload_id:
+            raise ValueError("an InvoiceDetected needs an invoice_id or an upload_id")
+        return self
+
+    @property
+    def work_id(self) -> str:
+        """What the mover claims: the invoice when its version is known, else the upload."""
+        return self.invoice_id or f"upload:{self.upload_id}"
 
 
 class InvoiceReceived(Message):
@@ -87,6 +111,12 @@ class InvoiceReceived(Message):
 def invoice_id_for(file_id: str, version: int) -> str:
     """The semantic dedupe key: one upload (or re-upload as a new version) is one invoice."""
     return f"{file_id}:v{version}"
+
+
+def upload_id_for(file_id: str, modified_on: str) -> str:
+    """One upload before its version is known: both webhooks of it carry the same ``payload.modifiedOn``, and a
+    new version changes it."""
+    return f"{file_id}@{modified_on}"
 
 
 class InvalidMessage(PermanentError):

@@ -11,7 +11,7 @@ with ``WriteQuotaSpent`` (a deferral: the invoice waits in the broker) while rea
 
 This limiter is shared by all worker threads of one process. The portal counts per *user* (API key), not per
 process: when several processes or replicas use the same key without Redis, each must be given its share of the
-limit (e.g. classifier and mover with one key: 480 + 940 per minute, not 1,420 each). With Redis, every process
+limit (e.g. classifier and mover with one key: 60 + 1,360 per minute, not 1,420 each). With Redis, every process
 on one key shares one limit instead (``shared.redis_limiter``).
 """
 

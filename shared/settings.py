@@ -18,7 +18,7 @@ MIN_SECRET_LENGTH = 16
 # configuration reference (tools/config_reference.py) has one meaning for each variable.
 RATE_LIMIT_SHARE = (
     "this process's share of DocSpace's 1,500 requests/min per user (API key); the mover makes two calls per "
-    "invoice, the classifier one; divide further between replicas. Not used by the reconciler, whose rate is "
+    "invoice (the move, its poll), the classifier only room lookups; divide further between replicas. Not used by the reconciler, whose rate is "
     "`RECONCILE_BUDGET_SHARE` of `DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE`"
 )
 METRICS_PORT = (
@@ -176,6 +176,11 @@ class DocSpaceSettings(CommonSettings):
     )
     docspace_write_quota_period: float = Field(
         default=86_400.0, ge=1, description="seconds in that quota's period (a day; tests shorten it)"
+    )
+    # A folder moved from one client's room to another's keeps its id: until a remembered folder -> room answer
+    # expires, its uploads would still go to the old client. The mover re-reads an answer older than this.
+    room_cache_ttl_seconds: float = Field(
+        default=300.0, gt=0, description="seconds a folder's room (from its DocSpace path) is trusted before a re-read"
     )
 
     @field_validator("docspace_api_host")

@@ -28,16 +28,23 @@ class SingleFlightCache(Generic[K, V]):
     Worker threads that miss the same key together wait for the first one's call instead of each making it (a
     DocSpace call counts against the portal's rate limit). A call that raises is not cached: the next caller, or
     one of those that waited, calls again. ``None`` is an answer like any other. ``hits`` counts the answers
-    given from the cache, those a waiting thread got included.
+    given from the cache, those a waiting thread got included. ``expires`` dates an answer that carries its own
+    age (one another replica found earlier): it is kept until then, not ``ttl`` from now.
     """
 
     def __init__(
-        self, *, max_entries: int, ttl: float | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        max_entries: int,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        expires: Callable[[V], float | None] | None = None,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._max_entries = max_entries
         self._ttl = ttl
+        self._expires = expires
         self._clock = clock
         self._answers: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: set[K] = set()
@@ -75,6 +82,11 @@ class SingleFlightCache(Generic[K, V]):
         with self._changed:
             self._keep(key, value)
 
+    def forget(self, key: K) -> bool:
+        """Drop an answer found wrong (a folder DocSpace says is gone); whether there was one."""
+        with self._changed:
+            return self._answers.pop(key, None) is not None
+
     def _recall(self, key: K) -> V | Literal[_Missing.MISSING]:
         entry = self._answers.get(key)
         if entry is None:
@@ -88,6 +100,9 @@ class SingleFlightCache(Generic[K, V]):
 
     def _keep(self, key: K, value: V) -> None:
         expires = self._clock() + self._ttl if self._ttl is not None else float("inf")
+        own = self._expires(value) if self._expires is not None else None
+        if own is not None:
+            expires = min(expires, own)
         self._answers[key] = (expires, value)
         self._answers.move_to_end(key)
         while len(self._answers) > self._max_entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -9,6 +10,7 @@ import redis
 
 from shared.checkpoints import Checkpoints
 from shared.docspace.client import DocSpaceClient
+from shared.docspace.lookups import RedisLookups
 from shared.idempotency import IdempotencyStore
 from shared.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
 from shared.redis_limiter import RedisRateLimiter, limiter_key
@@ -38,7 +40,21 @@ def docspace_client(
         max_pause=settings.max_pause_seconds,
         limiter=rate_limiter(settings, per_minute=per_minute),
         user_agent=f"invoice-pipeline/{process}" if process else None,
+        room_cache_ttl=settings.room_cache_ttl_seconds,
+        shared_lookups=shared_lookups(settings),
         **options,
+    )
+
+
+def shared_lookups(settings: DocSpaceSettings) -> RedisLookups | None:
+    """With Redis as the store, replicas share their folder -> room and Incoming-folder answers (per portal)."""
+    url = settings.idempotency_url.get_secret_value()
+    if not is_redis_url(url):
+        return None
+    portal = hashlib.sha256(settings.docspace_api_host.encode("utf-8")).hexdigest()[:12]
+    return RedisLookups(
+        redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2),
+        namespace=f"invoice-pipeline:{settings.topology_prefix}:{portal}",
     )
 
 

@@ -47,6 +47,7 @@ class FakeDocSpace(_Scripted):
         self.folder_room: dict[str, Room] = {}
         self.named_folders: dict[tuple[str, str], str] = {}
         self.new_id_on_move: dict[str, str] = {}
+        self.deleted_folders: set[str] = set()
         self._ids = itertools.count(900_000)
 
     # --- set-up helpers ---
@@ -109,17 +110,29 @@ class FakeDocSpace(_Scripted):
                 self.folder_room[folder_id] = self.folder_room[room_id]
         return self.named_folders[key]
 
+    def forget_folder(self, room_id: str, title: str = "Incoming") -> None:
+        """Like the client: the remembered folder is dropped, so the next find-or-create asks (and creates) anew."""
+        self._record("forget_folder", room_id, title)
+        self.named_folders.pop((room_id, title), None)
+
+    def delete_folder(self, folder_id: str) -> None:
+        """Someone deleted a folder in DocSpace: moves into it fail with 404 (the fake still remembers its id)."""
+        self.deleted_folders.add(folder_id)
+
     def move_file(self, file_id: str, dest_folder_id: str, *, conflict: str = "Duplicate") -> MoveResult:
         self._record("move_file", file_id, dest_folder_id, conflict)
         info = self.files.get(file_id)
         if info is None:
             raise DocSpaceNotFound(f"file {file_id} not found")
+        if dest_folder_id in self.deleted_folders:
+            raise DocSpaceNotFound(f"folder {dest_folder_id} not found")
         if info.folder_id == dest_folder_id:
-            return MoveResult(file_id=file_id, folder_id=dest_folder_id, confirmed_by="file_location")
+            return MoveResult(file_id=file_id, folder_id=dest_folder_id, confirmed_by="file_location", file=info)
         new_id = self.new_id_on_move.get(file_id, file_id)
         del self.files[file_id]
-        self.files[new_id] = dataclasses.replace(info, id=new_id, folder_id=dest_folder_id)
-        return MoveResult(file_id=new_id, folder_id=dest_folder_id, confirmed_by="operation")
+        moved = self.files[new_id] = dataclasses.replace(info, id=new_id, folder_id=dest_folder_id)
+        # Like the real client: the operation's report lists the moved file (its version, title, uploader).
+        return MoveResult(file_id=new_id, folder_id=dest_folder_id, confirmed_by="operation", file=moved)
 
 
 class RecordingEmitter:

@@ -14,9 +14,10 @@ from shared.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings, s
 class ClassifierSettings(DocSpaceSettings, StageSettings):
     """The classifier's settings, from the environment."""
 
-    # The classifier and the mover usually share one API key, and DocSpace counts per key. Per invoice the classifier
-    # makes one call (the file read) and the mover two: a third of the 1,500 here, a margin kept.
-    docspace_rate_limit_per_minute: int = Field(default=480, ge=1, description=RATE_LIMIT_SHARE)
+    # The classifier and the mover usually share one API key, and DocSpace counts per key. The classifier decides
+    # from the signed delivery: it only looks up a room's path once per folder and ROOM_CACHE_TTL_SECONDS (and reads
+    # a file when a delivery does not name its upload). The mover's two calls per invoice take the rest.
+    docspace_rate_limit_per_minute: int = Field(default=60, ge=1, description=RATE_LIMIT_SHARE)
     classifier_triggers: Annotated[list[str], NoDecode] = Field(
         default=["file.created", "file.uploaded"],
         description="triggers that may carry a new invoice, comma-separated; others are acknowledged and counted as "

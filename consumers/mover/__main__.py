@@ -41,6 +41,7 @@ def main() -> int:
                 store=store,
                 conflict=settings.move_conflict,
                 lease_seconds=settings.claim_lease_seconds,
+                room_ttl=settings.room_cache_ttl_seconds,
             )
 
         return StageSpec(MOVER, handle)
