@@ -18,8 +18,8 @@ MIN_SECRET_LENGTH = 16
 # configuration reference (tools/config_reference.py) has one meaning for each variable.
 RATE_LIMIT_SHARE = (
     "this process's share of DocSpace's 1,500 requests/min per user (API key); the mover makes two calls per "
-    "invoice (the move, its poll), the classifier only room lookups; divide further between replicas. Not used by the reconciler, whose rate is "
-    "`RECONCILE_BUDGET_SHARE` of `DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE`"
+    "invoice (the move, its poll), the classifier only room lookups; divide further between replicas. Not used "
+    "by the reconciler, whose rate is `RECONCILE_BUDGET_SHARE` of `DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE`"
 )
 METRICS_PORT = (
     "port of `/metrics`, `/healthz`, `/readyz`, on the `HOST` interface for the ingress (0 = off); the ingress's "
