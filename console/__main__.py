@@ -1,0 +1,164 @@
+"""Composition root of the operator console: ``python -m console`` serves it; ``add-user`` writes a login.
+
+Without ``CONSOLE_USERS_FILE`` or ``CONSOLE_AUTH_PROXY_HEADER`` the console listens on loopback only and prints a
+one-time operator login for this run on stderr (never into the log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import secrets
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import structlog
+import waitress.server
+from pydantic import ValidationError
+
+from console.app import AuthConfig, create_app
+from console.auth import ROLES, LoginLimiter, Sessions, User, UsersFileError, hash_password, read_users, user_line
+from console.refresh import Refreshing
+from console.settings import ConsoleSettings
+from console.sources import Sources
+from consumers.classifier.settings import ClassifierSettings
+from consumers.reconciler.settings import ReconcilerSettings
+from ops.checkup import configured_rules, reconciler_last_run, run_checks, settings_or_problem
+from ops.cli_common import broker_parameters, topology
+from ops.dead_letters import DeadLetterQueues
+from ops.doctor import Check
+from ops.queues import stage_queues
+from shared.logging import configure_logging
+from shared.rules import Rules
+from shared.settings import DocSpaceSettings, explain
+
+EXIT_CONFIG = 2
+log = structlog.get_logger("console")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m console", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    add = commands.add_parser("add-user", help="add a user (or change a password) in the users file")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="viewer")
+    add.add_argument("--file", type=Path, help="the users file (default: CONSOLE_USERS_FILE)")
+    args = parser.parse_args(argv)
+    try:
+        settings = ConsoleSettings()
+    except ValidationError as exc:
+        print(f"console: invalid configuration:\n{explain(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "add-user":
+        return add_user(args.name, args.role, args.file or settings.console_users_file)
+    return serve(settings)
+
+
+def add_user(name: str, role: str, path: Path | None) -> int:
+    if path is None:
+        print("console: name the users file with --file or CONSOLE_USERS_FILE", file=sys.stderr)
+        return EXIT_CONFIG
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if password != getpass.getpass("again: "):
+            print("console: the two passwords differ", file=sys.stderr)
+            return EXIT_CONFIG
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        print("console: a password needs at least 12 characters", file=sys.stderr)
+        return EXIT_CONFIG
+    line = user_line(name, role, password)  # type: ignore[arg-type]  # argparse choices are ROLES
+    existing = path.read_text("utf-8").splitlines() if path.exists() else []
+    kept = [ln for ln in existing if ln.split(":", 1)[0] != name]
+    path.write_text("\n".join([*kept, line]) + "\n", "utf-8")
+    path.chmod(0o600)
+    print(f"console: {name} ({role}) written to {path}", file=sys.stderr)
+    return 0
+
+
+def _stop_serving(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # waitress closes its server on this and returns from run()
+
+
+def serve(settings: ConsoleSettings) -> int:
+    problem = settings.listen_problem()
+    if problem:
+        print(f"console: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(fmt=settings.log_format, level=settings.log_level, process="console")
+    try:
+        users = read_users(settings.console_users_file) if settings.console_users_file else {}
+    except UsersFileError as exc:
+        print(f"console: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not settings.has_credentials():
+        password = secrets.token_urlsafe(12)
+        users = {"admin": User("admin", "operator", hash_password(password))}
+        url = f"http://{settings.console_host}:{settings.console_port}/"
+        print(f"console: one-time login for this run at {url}: admin / {password}", file=sys.stderr, flush=True)
+    key = (
+        settings.console_session_secret.get_secret_value().encode()
+        if settings.console_session_secret
+        else secrets.token_bytes(32)
+    )
+    sources = build_sources(settings)
+    app = create_app(
+        sources,
+        auth=AuthConfig(
+            users=users,
+            proxy_header=settings.console_auth_proxy_header,
+            proxy_addresses=frozenset(settings.console_auth_proxy_addresses),
+            operators=frozenset(settings.console_operators),
+            public_url=settings.console_public_url,
+        ),
+        sessions=Sessions(key, lifetime=settings.console_session_minutes * 60),
+        limiter=LoginLimiter(settings.console_login_attempts, settings.console_login_window_seconds),
+    )
+    signal.signal(signal.SIGTERM, _stop_serving)
+    signal.signal(signal.SIGINT, _stop_serving)
+    server = waitress.server.create_server(
+        app, host=settings.console_host, port=settings.console_port, threads=4, ident="console"
+    )
+    sources.checks.start()
+    log.info("console_listening", host=settings.console_host, port=settings.console_port, users=len(users))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sources.checks.stop()
+    return 0
+
+
+def build_sources(settings: ConsoleSettings) -> Sources:
+    params, names = broker_parameters(settings), topology(settings)
+    docspace, _ = settings_or_problem(DocSpaceSettings)
+    return Sources(
+        checks=Refreshing("checks", lambda: list(run_checks()), settings.console_health_interval),
+        queues=lambda: stage_queues(params, names),
+        last_run=_last_run,
+        rules=_rules,
+        dead_letters=DeadLetterQueues(params, names),
+        docspace_url=docspace.docspace_api_host if docspace else None,
+    )
+
+
+def _last_run() -> dict[str, object] | None:
+    settings, error = settings_or_problem(ReconcilerSettings)
+    if settings is None:
+        raise ValueError(error)
+    return reconciler_last_run(settings)
+
+
+def _rules() -> tuple[Rules | None, Check]:
+    settings, error = settings_or_problem(ClassifierSettings)
+    if settings is None:
+        return None, Check("rules", "fail", error, "fix the classifier settings")
+    return configured_rules(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
