@@ -65,7 +65,8 @@ HEADER = """\
 
 Every environment variable the pipeline's processes and its operator console read, with its default and which
 processes read it. How settings are read, validated and kept secret, the rules file and what `docker-compose.yml`
-adds are on [Configuration](configuration.md); `.env.example`, in the repository's root, is the same list as a file to copy.
+adds are on [Configuration](configuration.md); `.env.example`, in the repository's root, is the same list as a
+file to copy.
 """
 
 
