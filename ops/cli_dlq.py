@@ -14,8 +14,8 @@ from rich.table import Table
 
 from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision
-from shared.control_chars import printable
-from shared.settings import CommonSettings
+from shared.config.settings import CommonSettings
+from shared.core.control_chars import printable
 
 app = typer.Typer(
     help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",

@@ -29,12 +29,12 @@ from typing import Any, Literal
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from shared.broker import BrokerNodes
-from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER, STORE_OUTAGE_SINCE_HEADER
-from shared.delivery import parse_datetime
-from shared.ids import small_count
-from shared.publisher import SEQ_HEADER
-from shared.topology import Topology
+from shared.broker.connection import BrokerNodes
+from shared.broker.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER, STORE_OUTAGE_SINCE_HEADER
+from shared.broker.publisher import SEQ_HEADER
+from shared.broker.topology import Topology
+from shared.core.ids import small_count
+from shared.docspace.delivery import parse_datetime
 
 Decision = Literal["keep", "replay", "drop"]
 

@@ -18,8 +18,8 @@ from shared.docspace.values import (
     MoveResult,
     Room,
 )
-from shared.rate_limit import Limiter
-from shared.retry_after import DEFAULT_MAX_PAUSE
+from shared.limits.rate_limit import Limiter
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE
 
 __all__ = ["FILE_FIELDS", "ROOMS_ROOT_FOLDER_TYPE", "DocSpaceClient"]
 

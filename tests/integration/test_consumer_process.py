@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from ops.test_event import sample_delivery
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 
 def _classifier(broker: BrokerKit, sim, tmp_path: Path, **env: str) -> subprocess.Popen[str]:

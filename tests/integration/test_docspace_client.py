@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from shared.core.errors import PermanentError, TransientError
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import (
     DocSpaceAccessDenied,
@@ -25,8 +26,7 @@ from shared.docspace.errors import (
     MoveUnconfirmed,
 )
 from shared.docspace.values import Room
-from shared.errors import PermanentError, TransientError
-from shared.retry_after import retry_after_from
+from shared.limits.retry_after import retry_after_from
 from simulator import DocSpaceSimulator
 
 PATH_CALL = "/api/2.0/files/folder/*/path"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import requests
 
-from shared.health import HealthServer
-from tests.broker import BrokerKit
-from tests.mail_fixtures import free_port, wait_until
+from shared.runtime.health import HealthServer
+from tests.support.mail_fixtures import free_port, wait_until
+from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).parent.parent.parent
 

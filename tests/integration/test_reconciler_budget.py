@@ -10,9 +10,9 @@ from pathlib import Path
 from ops.logs import LogCollector
 from ops.supervisor import ChildSpec, Supervisor, python_module
 from simulator import DocSpaceSimulator
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
-from tests.simulator_fixtures import WebhookReceiver
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
+from tests.support.simulator_fixtures import WebhookReceiver
 
 ROOMS = 50
 KEY_LIMIT = 6000  # requests/min: DocSpace's 1,500 scaled up 4x, so the test takes seconds, not minutes

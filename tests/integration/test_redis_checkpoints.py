@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.checkpoints import Checkpoints
-from shared.idempotency import StoreUnavailable
-from shared.redis_store import RedisCheckpoints
-from tests.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
+from shared.store.checkpoints import Checkpoints
+from shared.store.idempotency import StoreUnavailable
+from shared.store.redis_store import RedisCheckpoints
+from tests.support.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
     Make,
     test_a_lease_has_one_holder_who_may_extend_and_release_it,
     test_a_saved_checkpoint_is_read_back_by_another_process,

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from shared.errors import TransientError
-from shared.idempotency import Claim, IdempotencyStore, StoreUnavailable, run_once
-from shared.redis_store import RedisStore
-from shared.wiring import open_store
-from tests.store_contract import (  # noqa: F401  (pytest collects the imported tests)
+from shared.core.errors import TransientError
+from shared.runtime.wiring import open_store
+from shared.store.idempotency import Claim, IdempotencyStore, StoreUnavailable, run_once
+from shared.store.redis_store import RedisStore
+from tests.support.store_contract import (  # noqa: F401  (pytest collects the imported tests)
     FakeClock,
     test_a_lease_expires_on_the_stores_clock,
     test_a_renewal_never_revives_a_claim_that_is_gone_or_someone_elses,

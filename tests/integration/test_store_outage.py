@@ -10,16 +10,16 @@ from collections.abc import Callable, Iterator
 import pika
 import pytest
 
-from shared.broker import connection_parameters
-from shared.consumer import STORE_OUTAGE_TOO_LONG, StageConsumer, StoreOutagePolicy
-from shared.handling import Handled, InboundMessage, Outcome
-from shared.idempotency import run_once
-from shared.publisher import Publisher
-from shared.redis_store import RedisStore
-from shared.topology import CLASSIFIER
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
-from tests.tcp_proxy import TcpProxy
+from shared.broker.connection import connection_parameters
+from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, StageConsumer, StoreOutagePolicy
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER
+from shared.core.handling import Handled, InboundMessage, Outcome
+from shared.store.idempotency import run_once
+from shared.store.redis_store import RedisStore
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 15
 StartStage = Callable[[StoreOutagePolicy], "StoreStage"]

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from consumers.notifier.pipeline import HttpPipelineClient
-from shared.errors import StageError
-from shared.redact import safe_url, scrub
-from shared.topology import NOTIFIER_PIPELINE
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
-from tests.messages import invoice_received
+from shared.broker.topology import NOTIFIER_PIPELINE
+from shared.config.redact import safe_url, scrub
+from shared.core.errors import StageError
+from tests.support.mail_fixtures import wait_until
+from tests.support.message_builders import invoice_received
+from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "invoice-pipeline")

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.checkpoints import Checkpoints
-from shared.sqlite_store import SqliteCheckpoints, SqliteStore
-from shared.wiring import open_checkpoints
-from tests.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
+from shared.runtime.wiring import open_checkpoints
+from shared.store.checkpoints import Checkpoints
+from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
+from tests.support.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
     Make,
     test_a_lease_has_one_holder_who_may_extend_and_release_it,
     test_a_saved_checkpoint_is_read_back_by_another_process,
 )
-from tests.store_contract import FakeClock
+from tests.support.store_contract import FakeClock
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import Field
 
-from shared.settings import StageSettings
+from shared.config.settings import StageSettings
 from tools import config_reference
 
 ROOT = Path(__file__).resolve().parents[2]

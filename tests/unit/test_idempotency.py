@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import Deferred, TransientError
-from shared.idempotency import AlreadyInProgress, Claim, IdempotencyStore, run_once
-from shared.sqlite_store import SqliteStore
-from shared.wiring import open_store
+from shared.core.errors import Deferred, TransientError
+from shared.runtime.wiring import open_store
+from shared.store.idempotency import AlreadyInProgress, Claim, IdempotencyStore, run_once
+from shared.store.sqlite_store import SqliteStore
 
 # The store's contract, run here against SQLite (tests/integration/test_redis_store.py runs it against Redis).
-from tests.store_contract import (  # noqa: F401  (pytest collects the imported tests)
+from tests.support.store_contract import (  # noqa: F401  (pytest collects the imported tests)
     FakeClock,
     test_a_lease_expires_on_the_stores_clock,
     test_a_renewal_never_revives_a_claim_that_is_gone_or_someone_elses,

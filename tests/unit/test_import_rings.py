@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# The adapters' libraries: only entry points (``__main__.py``, ``shared/wiring.py``) and adapters may load them.
+# The adapters' libraries: only entry points (``__main__.py``, ``shared/runtime/wiring.py``) and adapters may load them.
 FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqlite3")
 # Every module under consumers/ and ingress/ is stage logic unless named here, so a new one is checked by default.
 # Packages' ``__init__`` modules are checked through the modules inside them.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
 
-from shared.ids import parse_id
-from shared.messages import IncomingFolder
+from shared.core.events import IncomingFolder
+from shared.core.ids import parse_id
 
 DEFAULT_TITLE_PATTERNS = ("invoice*",)
 DEFAULT_EXTENSIONS = (
@@ -39,7 +39,7 @@ class ClientRule(BaseModel):
     @field_validator("room_id", "incoming_folder_id", mode="before")
     @classmethod
     def _ids_as_text(cls, value: object) -> object:
-        # Numbers or strings, as DocSpace's ids are; the check is shared.ids's, so a rule can name any room
+        # Numbers or strings, as DocSpace's ids are; the check is shared.core.ids's, so a rule can name any room
         # a delivery can, and nothing that would change a DocSpace URL.
         return value if value is None else parse_id(value)
 

@@ -7,7 +7,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.errors import PermanentError
+from shared.core.errors import PermanentError
 
 
 class Message(BaseModel):

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 
 import redis
 
-from shared.idempotency import StoreUnavailable
-from shared.rate_limit import RateLimitWait, WriteQuotaSpent, counts_against_quota, quota_rejection
-from shared.retry_after import DEFAULT_MAX_PAUSE, cap_pause
+from shared.limits.rate_limit import RateLimitWait, WriteQuotaSpent, counts_against_quota, quota_rejection
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE, cap_pause
+from shared.store.idempotency import StoreUnavailable
 
 _NOW = "local t = redis.call('time') local now = t[1] * 1000 + t[2] / 1000 "
 
@@ -104,7 +104,7 @@ class RedisRateLimiter:
 
     ``per_minute`` and ``max_concurrent_writes`` are the whole key's budget here, not a process's share. A Redis
     that does not answer is an outage of our own store (``idempotency_store_unavailable``): the message waits in
-    the parking queue until it answers (``shared/consumer.py``), never sent unlimited.
+    the parking queue until it answers (``shared/broker/consumer.py``), never sent unlimited.
     """
 
     def __init__(

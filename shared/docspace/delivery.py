@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from shared.errors import PermanentError
-from shared.ids import InvalidId, parse_id
+from shared.core.errors import PermanentError
+from shared.core.ids import InvalidId, parse_id
 
 __all__ = ["Delivery", "DeliveryPeek", "InvalidDelivery", "parse_datetime", "parse_delivery", "peek_delivery"]
 
@@ -188,7 +188,7 @@ def parse_delivery(raw: bytes) -> Delivery:
     """Read a delivery body, accepting both the current ``FileEntry`` payload and the newer REST-like one.
 
     Raises ``InvalidDelivery`` when the body cannot be a delivery, or an id or count in it cannot be what
-    DocSpace sends (see ``shared.ids``). A missing file id is not an error here: whether a delivery is
+    DocSpace sends (see ``shared.core.ids``). A missing file id is not an error here: whether a delivery is
     actionable is the classifier's call. Unreadable dates and titles are ``None``: they never decide a route.
     """
     event, payload, webhook = _load_parts(raw)

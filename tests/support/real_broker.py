@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from shared.topology import Topology
+from shared.broker.topology import Topology
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 

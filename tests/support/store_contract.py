@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from shared.idempotency import AlreadyInProgress, Claim, IdempotencyStore, LeaseKeeper, run_once
+from shared.store.idempotency import AlreadyInProgress, Claim, IdempotencyStore, LeaseKeeper, run_once
 
 THREADS = 16
 _WAIT = 30.0  # seconds a test waits for a lease keeper's beat before it fails (each beat comes every lease / 3)

@@ -12,7 +12,7 @@ with ``WriteQuotaSpent`` (a deferral: the invoice waits in the broker) while rea
 This limiter is shared by all worker threads of one process. The portal counts per *user* (API key), not per
 process: when several processes or replicas use the same key without Redis, each must be given its share of the
 limit (e.g. classifier and mover with one key: 60 + 1,360 per minute, not 1,420 each). With Redis, every process
-on one key shares one limit instead (``shared.redis_limiter``).
+on one key shares one limit instead (``shared.limits.redis_limiter``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Protocol
 
 from prometheus_client import Gauge
 
-from shared.errors import Deferred, TransientError
-from shared.retry_after import DEFAULT_MAX_PAUSE, cap_pause, retry_after_from
+from shared.core.errors import Deferred, TransientError
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE, cap_pause, retry_after_from
 
 QUOTA_METHODS = frozenset({"POST", "PUT"})  # what the daily write quota counts
 # A daily-quota 429 without a usable reset: ask again in a minute.

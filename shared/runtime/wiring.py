@@ -8,15 +8,15 @@ from typing import Any
 
 import redis
 
-from shared.checkpoints import Checkpoints
+from shared.config.settings import CommonSettings, DocSpaceSettings
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.lookups import RedisLookups
-from shared.idempotency import IdempotencyStore
-from shared.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
-from shared.redis_limiter import RedisRateLimiter, limiter_key
-from shared.redis_store import RedisCheckpoints, RedisStore
-from shared.settings import CommonSettings, DocSpaceSettings
-from shared.sqlite_store import SqliteCheckpoints, SqliteStore
+from shared.limits.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
+from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
+from shared.store.checkpoints import Checkpoints
+from shared.store.idempotency import IdempotencyStore
+from shared.store.redis_store import RedisCheckpoints, RedisStore
+from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 
 
 def docspace_client(

@@ -50,5 +50,5 @@ class Handled:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-# A stage's handler: returns what it did (None means Handled()), or raises the failure vocabulary of shared.errors.
+# A stage's handler: returns what it did (None means Handled()), or raises the failure vocabulary of shared.core.errors.
 Handler = Callable[[InboundMessage], Handled | None]

@@ -8,11 +8,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from shared.core.errors import BrokerUnavailable
+from shared.core.events import InvoiceReceived
 from shared.docspace.errors import DocSpaceNotFound, DocSpaceRejected
 from shared.docspace.values import FileInfo, MoveResult, Room, WebhookConfig
 from shared.docspace.webhooks import ListedFile, LoggedDelivery
-from shared.errors import BrokerUnavailable
-from shared.messages import InvoiceReceived
 
 
 class _Scripted:

@@ -7,8 +7,9 @@ loses it within one lease: the work is then done again by another. For e-mail th
 the same ``Message-ID``, which mail clients collapse.
 
 This module is the port (the ``IdempotencyStore`` Protocol, ``run_once``, the errors), free of any database driver.
-The adapters: ``shared/sqlite_store.py`` (default; one host, any number of processes) and ``shared/redis_store.py``
-(replicas on several hosts); ``shared/wiring.py`` opens the one ``IDEMPOTENCY_URL`` names.
+The adapters: ``shared/store/sqlite_store.py`` (default; one host, any number of processes) and
+``shared/store/redis_store.py`` (replicas on several hosts); ``shared/runtime/wiring.py`` opens the one
+``IDEMPOTENCY_URL`` names.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import ParamSpec, Protocol, TypeVar
 
 import structlog
 
-from shared.errors import Deferred, StoreOutage
+from shared.core.errors import Deferred, StoreOutage
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +73,8 @@ class AlreadyInProgress(Deferred):
 
 
 class IdempotencyStore(Protocol):
-    """Once-only bookkeeping per key, with leases (port; adapters in shared/sqlite_store.py, shared/redis_store.py)."""
+    """Once-only bookkeeping per key, with leases (port; adapters in shared/store/sqlite_store.py,
+    shared/store/redis_store.py)."""
 
     def claim(self, key: str, *, lease_seconds: float, owner: str = "") -> Claim: ...
     def renew(self, key: str, owner: str, *, lease_seconds: float) -> bool: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.messages import IncomingFolder, InvoiceDetected, InvoiceReceived
+from shared.core.events import IncomingFolder, InvoiceDetected, InvoiceReceived
 
 # What both messages say about the same upload: one acme invoice in its room, bound for its Incoming folder.
 _INVOICE: dict[str, Any] = {

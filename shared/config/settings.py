@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.retry_after import DEFAULT_MAX_PAUSE
-from shared.transport import check_url
+from shared.config.plaintext import check_url
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 # The floor for every secret that signs (DOCSPACE_WEBHOOK_SECRET, PIPELINE_SECRET); DocSpace's password policy,

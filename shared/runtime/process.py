@@ -13,13 +13,13 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from shared.broker import TopologyMismatch, connection_parameters
-from shared.consumer import StageConsumer, StoreOutagePolicy
-from shared.handling import Handler
-from shared.health import HealthServer
-from shared.publisher import Publisher
-from shared.settings import CommonSettings, StageSettings, explain
-from shared.topology import Topology
+from shared.broker.connection import TopologyMismatch, connection_parameters
+from shared.broker.consumer import StageConsumer, StoreOutagePolicy
+from shared.broker.publisher import Publisher
+from shared.broker.topology import Topology
+from shared.config.settings import CommonSettings, StageSettings, explain
+from shared.core.handling import Handler
+from shared.runtime.health import HealthServer
 
 log = structlog.get_logger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.messages import InvoiceDetected, InvoiceReceived
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
+from shared.broker.publisher import Publisher
+from shared.core.events import InvoiceDetected, InvoiceReceived
+from shared.core.outgoing import OutgoingMessage
 
 Event = InvoiceDetected | InvoiceReceived
 

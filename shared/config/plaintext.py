@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from shared.redact import safe_url
+from shared.config.redact import safe_url
 
 __all__ = ["InsecureTransport", "check_smtp_login", "check_url", "is_loopback"]
 

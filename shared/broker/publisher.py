@@ -23,17 +23,17 @@ import structlog
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
-from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay, declare_topology
-from shared.errors import (
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay, declare_topology
+from shared.broker.frame_batching import BatchingConnection
+from shared.broker.topology import Topology
+from shared.core.errors import (
     BrokerUnavailable,
     MessageNacked,
     MessageRefused,
     MessageUnroutable,
     UnpublishableMessage,
 )
-from shared.frame_batching import BatchingConnection
-from shared.outgoing import OutgoingMessage
-from shared.topology import Topology
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.broker import BrokerKit
+from tests.support.real_broker import BrokerKit
 
 
 def use_broker(monkeypatch: pytest.MonkeyPatch, broker: BrokerKit) -> None:

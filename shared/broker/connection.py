@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pika
 import pika.exceptions
 
-from shared.topology import Topology
+from shared.broker.topology import Topology
 
 
 class TopologyMismatch(RuntimeError):

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.checkpoints import decode_checkpoint
-from shared.idempotency import Claim, StoreUnavailable, unavailable_on
+from shared.store.checkpoints import decode_checkpoint
+from shared.store.idempotency import Claim, StoreUnavailable, unavailable_on
 
 
 class SqliteStore:

@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from shared.checkpoints import decode_checkpoint
-from shared.idempotency import Claim, StoreUnavailable, unavailable_on
+from shared.store.checkpoints import decode_checkpoint
+from shared.store.idempotency import Claim, StoreUnavailable, unavailable_on
 
 # The Redis scripts keep a pending claim as "pending|<expires at, ms>|<owner>", its lease judged by the server's
 # clock (every host shares it), or by ARGV's "now" when a test injects a clock. The key's own expiry, a minute

@@ -2,9 +2,9 @@
 
 The reconciler remembers here how far it got (the delivery log, each room's scan) and what its last run found,
 so a restart neither redoes everything nor misses a window; a lease around a cycle keeps two replicas from doing
-the same work at once. This module is the port: ``SqliteCheckpoints`` (``shared/sqlite_store.py``) and
-``RedisCheckpoints`` (``shared/redis_store.py``) keep them; ``shared/wiring.py`` opens the one ``IDEMPOTENCY_URL``
-names.
+the same work at once. This module is the port: ``SqliteCheckpoints`` (``shared/store/sqlite_store.py``) and
+``RedisCheckpoints`` (``shared/store/redis_store.py``) keep them; ``shared/runtime/wiring.py`` opens the one
+``IDEMPOTENCY_URL`` names.
 """
 
 from __future__ import annotations

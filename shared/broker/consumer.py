@@ -1,6 +1,6 @@
 """The consumer loop every stage runs: worker threads, acks after the outcome is safe, retries and dead letters.
 
-Stage code never sees pika: it gets an ``InboundMessage`` (``shared/handling.py``) and either returns what it
+Stage code never sees pika: it gets an ``InboundMessage`` (``shared/core/handling.py``) and either returns what it
 did, or raises ``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
 ``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
 (not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
@@ -26,8 +26,10 @@ import pika
 import pika.exceptions
 import structlog
 
-from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
-from shared.errors import (
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
+from shared.broker.publisher import SEQ_HEADER, Publisher
+from shared.broker.topology import StageQueues, Topology
+from shared.core.errors import (
     BrokerUnavailable,
     Deferred,
     PermanentError,
@@ -35,11 +37,9 @@ from shared.errors import (
     TransientError,
     UnpublishableMessage,
 )
-from shared.handling import Handled, Handler, InboundMessage, Outcome
-from shared.ids import small_count
-from shared.outgoing import OutgoingMessage
-from shared.publisher import SEQ_HEADER, Publisher
-from shared.topology import StageQueues, Topology
+from shared.core.handling import Handled, Handler, InboundMessage, Outcome
+from shared.core.ids import small_count
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.checkpoints import Checkpoints
+from shared.store.checkpoints import Checkpoints
 
 Make = Callable[[], Checkpoints]
 
