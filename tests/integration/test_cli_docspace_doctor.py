@@ -12,7 +12,7 @@ from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.support.cli_env import use_broker
-from tests.support.mail_fixtures import free_port
+from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 from tests.support.simulator_fixtures import WebhookReceiver
 

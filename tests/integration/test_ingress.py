@@ -21,7 +21,8 @@ from shared.broker.connection import connection_parameters
 from shared.broker.publisher import Publisher
 from shared.runtime.health import HealthServer
 from tests.fixtures import DOCSPACE_FIXTURES
-from tests.support.ingress_process import free_port, output, spawn_ingress
+from tests.support.ingress_process import output, spawn_ingress
+from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.wsgi_server import WsgiServer

@@ -14,8 +14,8 @@ from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from shared.core.errors import PermanentError, TransientError
 from shared.core.events import InvoiceReceived
 from standins.mail_catcher import MailCatcher
-from tests.support.mail_fixtures import free_port
 from tests.support.message_builders import invoice_received
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,15 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import sign
+from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 
 OUTPUT: dict[int, list[str]] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from standins.mail_catcher import MailCatcher, free_port
+from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 
-__all__ = ["MailCatcher", "PipelineReceiver", "free_port", "wait_until"]
+__all__ = ["MailCatcher", "PipelineReceiver", "wait_until"]
 
 HOST = "127.0.0.1"
 PIPELINE_PATH = "/hooks/invoice-received"

@@ -23,6 +23,8 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
+from tests.support.ports import free_port
+
 SCRIPTS = Path("/usr/lib/rabbitmq/bin")  # the real scripts: /usr/sbin's wrappers cd to /var/lib and switch user
 
 
@@ -32,15 +34,6 @@ def installed() -> bool:
 
 # The machine's rabbitmqctl takes its own distribution ports from here: a node listening on one breaks it.
 HOST_CLI_PORTS = range(35672, 35683)
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in HOST_CLI_PORTS:
-            return port
 
 
 def _free_range(size: int) -> int:
@@ -103,7 +96,13 @@ class RabbitCluster:
         tag = secrets.token_hex(3)
         self.home = root / "home"
         self.nodes = [
-            Node(f"n{i + 1}-{tag}@localhost", _free_port(), _free_port(), root / f"n{i + 1}") for i in range(size)
+            Node(
+                f"n{i + 1}-{tag}@localhost",
+                free_port(avoid=HOST_CLI_PORTS),
+                free_port(avoid=HOST_CLI_PORTS),
+                root / f"n{i + 1}",
+            )
+            for i in range(size)
         ]
         self._ctl_ports = _free_range(10)
 
