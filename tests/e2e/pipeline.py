@@ -108,10 +108,7 @@ def running_pipeline(
     port = free_port()
     logs = LogCollector()
     full_env = {
-        "AMQP_URL": broker.url,
-        "TOPOLOGY_PREFIX": broker.topology.prefix,
-        "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-        "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+        **broker.env(),
         "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
         "LOG_FORMAT": "json",
         "HOST": "127.0.0.1",

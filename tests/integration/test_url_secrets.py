@@ -96,10 +96,7 @@ def test_a_failing_pipeline_call_shows_no_secret_in_logs_or_dead_letters(
     url, reason = pipeline_url
     env = {
         **os.environ,
-        "AMQP_URL": broker.url,
-        "TOPOLOGY_PREFIX": broker.topology.prefix,
-        "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-        "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+        **broker.env(),
         "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
         "PIPELINE_URL": url,
         "PIPELINE_SECRET": "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=",

@@ -58,6 +58,15 @@ class BrokerKit:
     url: str
     topology: Topology
 
+    def env(self, amqp_url: str | None = None) -> dict[str, str]:
+        """The environment that points a process at this test's broker and topology, as production's does."""
+        return {
+            "AMQP_URL": amqp_url or self.url,
+            "TOPOLOGY_PREFIX": self.topology.prefix,
+            "RETRY_DELAYS": ",".join(str(d) for d in self.topology.retry_delays),
+            "DELIVERY_LIMIT": str(self.topology.delivery_limit),
+        }
+
     def connect(self) -> pika.BlockingConnection:
         return pika.BlockingConnection(pika.URLParameters(self.url))
 
