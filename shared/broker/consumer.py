@@ -27,7 +27,7 @@ import pika.exceptions
 import structlog
 
 from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
-from shared.broker.publisher import SEQ_HEADER, Publisher
+from shared.broker.publisher import Publisher
 from shared.broker.topology import StageQueues, Topology
 from shared.core.errors import (
     BrokerUnavailable,
@@ -38,22 +38,31 @@ from shared.core.errors import (
     UnpublishableMessage,
 )
 from shared.core.handling import Handled, Handler, InboundMessage, Outcome
+from shared.core.headers import (
+    ATTEMPT_HEADER,
+    ATTEMPTS_HEADER,
+    DEFERRALS_HEADER,
+    ERROR_HEADER,
+    FIRST_FAILURE_HEADER,
+    ID_HEADERS,
+    LAST_ERROR_HEADER,
+    LAST_FAILURE_HEADER,
+    LAST_REASON_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
+    SEQ_HEADER,
+    STAGE_HEADER,
+    STORE_OUTAGE_SINCE_HEADER,
+)
 from shared.core.ids import small_count
 from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 
-ATTEMPT_HEADER = "x-attempt"
-DEFERRALS_HEADER = "x-deferrals"
 # A message deferred this often is stuck behind something that never ends (a claim renewed for hours): from then
 # on it is a transient failure, so the retry ladder bounds it and an operator sees it in the dead-letter queue.
 MAX_DEFERRALS = 100
-ROUTING_KEY_HEADER = "x-original-routing-key"
-# When this message first met an outage of our own store (epoch milliseconds): how long it has waited for it.
-STORE_OUTAGE_SINCE_HEADER = "x-store-outage-since"
 STORE_OUTAGE_TOO_LONG = "store_outage_too_long"
-# The ids handlers bind to the log context; copied into dead-letter headers so an operator can find the invoice.
-ID_KEYS = ("event_id", "file_id", "invoice_id")
 _MAX_ERROR_TEXT = 2000
 
 
@@ -247,7 +256,7 @@ class StageConsumer:
             reason=reason,
             error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT],
             message_id=message.message_id,
-            **{key: context[key] for key in ID_KEYS if context.get(key) is not None},
+            **{key: context[key] for key in ID_HEADERS if context.get(key) is not None},
             hint="rejected to the stage's dead-letter queue by the broker (x-death), without x-reason",
             exc_info=exc if reason == "bug" else None,
         )
@@ -298,10 +307,10 @@ class StageConsumer:
             **_without_outage(message.headers),
             ATTEMPT_HEADER: message.attempt + 1,
             ROUTING_KEY_HEADER: message.routing_key,
-            "x-first-failure": message.headers.get("x-first-failure", now),
-            "x-last-failure": now,
-            "x-last-reason": error.reason,
-            "x-last-error": str(error)[:_MAX_ERROR_TEXT],
+            FIRST_FAILURE_HEADER: message.headers.get(FIRST_FAILURE_HEADER, now),
+            LAST_FAILURE_HEADER: now,
+            LAST_REASON_HEADER: error.reason,
+            LAST_ERROR_HEADER: str(error)[:_MAX_ERROR_TEXT],
         }
         self._publisher.publish_and_wait(_copy(properties, message, exchange="", routing_key=queue, headers=headers))
         structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=message.attempt + 1)
@@ -342,7 +351,7 @@ class StageConsumer:
             **_without_outage(message.headers),
             ROUTING_KEY_HEADER: message.routing_key,
             DEFERRALS_HEADER: _deferrals(message) + 1,
-            "x-last-reason": deferral.reason,
+            LAST_REASON_HEADER: deferral.reason,
         }
         parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
         self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(deferral.delay * 1000))))
@@ -353,13 +362,13 @@ class StageConsumer:
         headers = {
             **message.headers,
             ROUTING_KEY_HEADER: message.routing_key,
-            "x-stage": self.queues.stage,
-            "x-reason": reason,
-            "x-error": error[:_MAX_ERROR_TEXT],
-            "x-attempts": message.attempt,
-            "x-first-failure": message.headers.get("x-first-failure", now),
-            "x-last-failure": now,
-            **{f"x-{key.replace('_', '-')}": str(context[key]) for key in ID_KEYS if context.get(key) is not None},
+            STAGE_HEADER: self.queues.stage,
+            REASON_HEADER: reason,
+            ERROR_HEADER: error[:_MAX_ERROR_TEXT],
+            ATTEMPTS_HEADER: message.attempt,
+            FIRST_FAILURE_HEADER: message.headers.get(FIRST_FAILURE_HEADER, now),
+            LAST_FAILURE_HEADER: now,
+            **{header: str(context[key]) for key, header in ID_HEADERS.items() if context.get(key) is not None},
         }
         self._publisher.publish_and_wait(
             _copy(

@@ -33,12 +33,11 @@ from shared.core.errors import (
     MessageUnroutable,
     UnpublishableMessage,
 )
+from shared.core.headers import SEQ_HEADER
 from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 
-# Identifies a publish within its channel so a basic.return can be matched to its confirm.
-SEQ_HEADER = "x-publish-seq"
 # What the broker answers (closing the channel) to a message it will not take for what it is: a header of the
 # wrong type, a body over its max_message_size, a bad property.
 _PRECONDITION_FAILED = 406

@@ -7,9 +7,8 @@ import json
 import yaml
 
 from contract import generate
-from ops.dead_letters import FAILURE_HEADERS, REPLAYS_HEADER
-from shared.broker.consumer import ROUTING_KEY_HEADER
 from shared.broker.topology import Topology
+from shared.core.headers import FAILURE_HEADERS, REPLAYS_HEADER, ROUTING_KEY_HEADER
 from tests.support.message_builders import invoice_received
 
 
