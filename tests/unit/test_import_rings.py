@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # The adapters' libraries: only entry points (``__main__.py``, ``shared/wiring.py``) and adapters may load them.
-FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqlite3")
+FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqlite3", "psycopg")
 # Every module under consumers/ and ingress/ is stage logic unless named here, so a new one is checked by default.
 # Packages' ``__init__`` modules are checked through the modules inside them.
 ENTRY_POINTS_AND_ADAPTERS = {
@@ -24,6 +24,7 @@ ENTRY_POINTS_AND_ADAPTERS = {
     "consumers.mover.__main__": "entrypoint",
     "consumers.notifier.__main__": "entrypoint",
     "consumers.reconciler.__main__": "entrypoint",
+    "consumers.journal.__main__": "entrypoint",
     "ingress.__main__": "entrypoint",
     "ingress.app": "falcon",
     "consumers.notifier.mailer": "smtplib",
