@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pika
 import pytest
 import requests
 from prometheus_client import REGISTRY
@@ -319,3 +321,57 @@ def test_a_journal_publish_the_broker_cannot_take_never_raises_and_is_counted(br
     finally:
         publisher.stop()
         proxy.close()
+
+
+def test_the_journal_database_down_for_a_while_delays_records_and_loses_none(
+    broker: BrokerKit, publisher: Publisher, tmp_path: Path
+) -> None:
+    url = postgres_url()
+    proxy = TcpProxy.in_front_of(url.replace("postgresql://", "amqp://"))  # any scheme: only host and port count
+    target = urllib.parse.urlsplit(url)
+    db = JournalDb(url.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}", 1), new_schema())
+    writer = Writer(broker, db, tmp_path, JOURNAL_BATCH_WAIT="0.05").start()
+    journal = BrokerJournal(publisher, broker.topology.journal_exchange, process="test")
+    try:
+        journal.record(Decision.make("ingress", "accepted", file_id="1", event_id="before"))
+        assert wait_until(lambda: _stored(db) == 1, timeout=20)
+        proxy.down()  # the database goes away: connections cut, new ones refused
+        for n in range(50):
+            journal.record(Decision.make("ingress", "accepted", file_id=str(n), event_id=f"during{n}"))
+        assert wait_until(lambda: writer.metric("journal_writer_up") == 0, timeout=20), writer.log.read_text()
+        time.sleep(2)
+        assert writer.metric("journal_lag_seconds") >= 1  # the records it holds are getting older
+        proxy.up()
+        assert wait_until(lambda: _stored(db) == 51, timeout=40), writer.log.read_text()
+        assert wait_until(lambda: writer.metric("journal_writer_up") == 1, timeout=10)
+        assert writer.metric("journal_lag_seconds") == 0
+        assert '"batch_not_written"' in writer.log.read_text()
+    finally:
+        writer.stop()
+        proxy.close()
+        store = JournalDb(url, db.schema).open()
+        store.drop()  # type: ignore[attr-defined]  # the PostgreSQL adapter's test clean-up
+        store.close()
+
+
+def test_trace_finds_a_file_the_journal_does_not_know_in_the_dead_letter_queue(
+    broker: BrokerKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    connection = broker.connect()
+    connection.channel().basic_publish(
+        broker.topology.dead_letter_exchange,
+        broker.topology.stage("mover").work,
+        b'{"file_id": "5150"}',
+        pika.BasicProperties(
+            message_id="5150:1",
+            headers={"x-stage": "mover", "x-reason": "docspace_not_found", "x-file-id": "5150"},
+        ),
+    )
+    connection.close()
+    use_broker(monkeypatch, broker)
+    monkeypatch.setenv("JOURNAL_URL", f"sqlite:///{sqlite_path(tmp_path)}")
+    code, out = _trace(capsys, "5150")
+    assert code == 0
+    assert "not in the journal; in mover.dlq since" in out
+    assert "invoice-pipeline dlq replay --stage mover --reason docspace_not_found" in out
+    assert broker.depth(broker.topology.stage("mover").dead_letters) == 1  # looked at, left where it was
