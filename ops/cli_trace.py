@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues
-from ops.trace import Trace, clock, trace
+from ops.trace import FIND_LIMIT, Trace, clock, trace
 from shared.journal.record import Decision
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.store import JournalUnavailable, Match
@@ -90,7 +90,10 @@ def _print(found: Trace, now: datetime) -> None:
 
 
 def _choices(matches: list[Match], term: str, now: datetime) -> Table:
-    table = Table(title=f"{len(matches)} files match {term!r}", title_justify="left")
+    many = (
+        f"the {len(matches)} newest files that match" if len(matches) >= FIND_LIMIT else f"{len(matches)} files match"
+    )
+    table = Table(title=f"{many} {term!r}", title_justify="left")
     for name in ("file id", "title", "decisions", "first", "last", "matched by"):
         table.add_column(name, overflow="fold")
     for m in matches:

@@ -21,6 +21,7 @@ State = Literal["arrived", "skipped", "dead_lettered", "waiting", "retrying", "i
 ARRIVED = "received"  # the mover's outcome: in the client's Incoming folder, InvoiceReceived published
 SKIPPED = frozenset({"ignored", "skipped"})
 NOTIFIERS = ("notifier.email", "notifier.pipeline")
+FIND_LIMIT = 20  # files offered to choose from; a fragment that matches more shows the newest
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def trace(
     dead_letters: Callable[[], Sequence[DeadLetter]] | None = None,
 ) -> Trace:
     """Look ``term`` (a file id, invoice id, event id or title fragment) up: the journal first, then the DLQ."""
-    matches = store.find(term)
+    matches = store.find(term, limit=FIND_LIMIT)
     if len(matches) > 1:
         return Trace(term, matches=matches)
     if matches:
