@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.journal.record import Decision
-from shared.journal.store import JournalUnavailable, Match, MatchedBy, Rollup, like_pattern
+from shared.journal.store import ID_ROWS, JournalUnavailable, Match, MatchedBy, Rollup, like_pattern
 
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")
@@ -186,10 +186,10 @@ class PostgresJournalStore:
             with conn.transaction():
                 for matched_by in _ID_COLUMNS:
                     rows = conn.execute(
-                        sql.SQL("SELECT DISTINCT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
+                        sql.SQL("SELECT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
                             s=self._schema, c=sql.Identifier(matched_by)
                         ),
-                        (term, limit),
+                        (term, ID_ROWS),
                     ).fetchall()
                     if rows:
                         return self._matches(conn, rows, matched_by)

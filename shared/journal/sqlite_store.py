@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from shared.journal.record import Decision
-from shared.journal.store import TRIGRAM, JournalUnavailable, Match, MatchedBy, Rollup, floor_minute, like_pattern
+from shared.journal.store import (
+    ID_ROWS,
+    TRIGRAM,
+    JournalUnavailable,
+    Match,
+    MatchedBy,
+    Rollup,
+    floor_minute,
+    like_pattern,
+)
 
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
 P = ParamSpec("P")
@@ -135,8 +144,8 @@ class SqliteJournalStore:
         with self._lock:
             for matched_by in _ID_COLUMNS:
                 rows = self._db.execute(
-                    f"SELECT DISTINCT file_id, event_id FROM decisions WHERE {matched_by} = ? LIMIT ?",  # noqa: S608 - a fixed column name
-                    (term, limit),
+                    f"SELECT file_id, event_id FROM decisions WHERE {matched_by} = ? LIMIT ?",  # noqa: S608 - a fixed column name
+                    (term, ID_ROWS),
                 ).fetchall()
                 if rows:
                     return self._matches(rows, matched_by)

@@ -19,6 +19,9 @@ from shared.journal.record import Decision
 MatchedBy = Literal["file_id", "invoice_id", "event_id", "title"]
 # Title search below this length cannot use a trigram index; it still works, over the (much smaller) files table.
 TRIGRAM = 3
+# Decisions read for an exact id, deduplicated by file in Python: no DISTINCT, which lets PostgreSQL's planner walk
+# the whole file index for its sort order instead of the id's own index (seen: 38 ms instead of 0.1 at 100k rows).
+ID_ROWS = 1000
 
 
 class JournalUnavailable(Exception):
