@@ -46,7 +46,7 @@ lock: $(INSTALLED)
 	$(COMPILE) -o requirements/demo.txt --extra demo -c requirements/runtime.txt pyproject.toml
 	$(COMPILE) -o requirements/dev.txt --extra test --extra demo -c requirements/runtime.txt pyproject.toml
 
-## make contract: regenerate the AsyncAPI document and JSON Schemas in contract/ from shared/messages.py
+## make contract: regenerate the AsyncAPI document and JSON Schemas in contract/ from shared/core/events.py
 contract: $(INSTALLED)
 	$(PY) -m contract.generate
 

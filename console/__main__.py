@@ -30,9 +30,9 @@ from ops.cli_common import broker_parameters, topology
 from ops.dead_letters import DeadLetterQueues
 from ops.doctor import Check
 from ops.queues import stage_queues
-from shared.logging import configure_logging
-from shared.rules import Rules
-from shared.settings import DocSpaceSettings, explain
+from shared.config.settings import DocSpaceSettings, explain
+from shared.core.rules import Rules
+from shared.runtime.logging import configure_logging
 
 EXIT_CONFIG = 2
 log = structlog.get_logger("console")

@@ -13,7 +13,7 @@ from console.app import AuthConfig, Pages, set_session_cookie
 from console.auth import LoginLimiter, Sessions, User, check_password
 from console.sources import Sources
 from ops.dead_letters import LetterFilter, list_letters, purge_letters, replay_letters
-from shared.topology import STAGES
+from shared.broker.topology import STAGES
 
 LOGIN_FORM_SECONDS = 900.0  # the anonymous session behind the login form's CSRF token
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import CommonSettings, split_csv
+from shared.config.settings import CommonSettings, split_csv
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 

@@ -16,7 +16,7 @@ from console.refresh import Refreshing
 from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision, Sweep
 from ops.doctor import Check
 from ops.queues import StageQueue
-from shared.rules import Rules
+from shared.core.rules import Rules
 
 log = structlog.get_logger("console")
 

@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 
 from ingress.fields import fitting, int64, utf8_length
-from shared.delivery import InvalidDelivery, peek_delivery
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
+from shared.docspace.delivery import InvalidDelivery, peek_delivery
 
 log = structlog.get_logger("ingress")
 

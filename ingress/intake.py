@@ -17,8 +17,8 @@ from ingress.facts import DeliveryFacts, read_facts
 from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier, resend_signed_bytes
 from ingress.spool import Spool, SpoolFull
-from shared.errors import BrokerUnavailable, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
+from shared.core.errors import BrokerUnavailable, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress")
 

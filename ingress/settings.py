@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import METRICS_PORT, MIN_SECRET_LENGTH, CommonSettings, short_secret
+from shared.config.settings import METRICS_PORT, MIN_SECRET_LENGTH, CommonSettings, short_secret
 
 WEBHOOK_PATH = "/docspace/webhook"
 # The shortest replay window that refuses no delivery DocSpace is still sending: its six attempts span ~31 s of

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from ingress.spool_format import PREFIX, Damaged, Record, encode, scan
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress.spool")
 

@@ -28,11 +28,11 @@ from ops.doctor import (
     check_smtp,
     check_transport,
 )
+from shared.config.settings import CommonSettings, DocSpaceSettings, explain
+from shared.core.rules import Rules, RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.idempotency import StoreUnavailable
-from shared.rules import Rules, RulesError
-from shared.settings import CommonSettings, DocSpaceSettings, explain
-from shared.wiring import checkpoints, docspace_client
+from shared.runtime.wiring import checkpoints, docspace_client
+from shared.store.idempotency import StoreUnavailable
 
 S = TypeVar("S", bound=BaseSettings)
 

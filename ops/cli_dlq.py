@@ -21,8 +21,8 @@ from ops.dead_letters import (
     purge_letters,
     replay_letters,
 )
-from shared.control_chars import printable
-from shared.settings import CommonSettings
+from shared.config.settings import CommonSettings
+from shared.core.control_chars import printable
 
 app = typer.Typer(
     help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pika
 import pika.exceptions
 
-from shared.broker import BrokerNodes
-from shared.topology import STAGES, Topology
+from shared.broker.connection import BrokerNodes
+from shared.broker.topology import STAGES, Topology
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from typing import Protocol
 
 import structlog
 
-from shared.delivery import Delivery, InvalidDelivery, parse_delivery
+from shared.core.events import InvoiceDetected, invoice_id_for, upload_id_for
+from shared.core.handling import Handled, Outcome
+from shared.core.rules import Rules
+from shared.docspace.delivery import Delivery, InvalidDelivery, parse_delivery
 from shared.docspace.values import FileInfo, Room
-from shared.handling import Handled, Outcome
-from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
-from shared.messages import InvoiceDetected, invoice_id_for, upload_id_for
-from shared.rules import Rules
+from shared.store.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 
 log = structlog.get_logger("classifier")
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from shared.rules import Rules, load_rules
-from shared.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings, split_csv
+from shared.config.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings, split_csv
+from shared.core.rules import Rules, load_rules
 
 
 class ClassifierSettings(DocSpaceSettings, StageSettings):

@@ -8,12 +8,12 @@ from typing import Protocol
 
 import structlog
 
+from shared.core.errors import PermanentError
+from shared.core.events import InvoiceDetected, InvoiceReceived, invoice_id_for
+from shared.core.handling import Handled, Outcome
 from shared.docspace.errors import DocSpaceNotFound
 from shared.docspace.values import FileInfo, MoveResult, Room
-from shared.errors import PermanentError
-from shared.handling import Handled, Outcome
-from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
-from shared.messages import InvoiceDetected, InvoiceReceived, invoice_id_for
+from shared.store.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 
 log = structlog.get_logger("mover")
 

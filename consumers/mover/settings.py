@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings
+from shared.config.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings
 
 
 class MoverSettings(DocSpaceSettings, StageSettings):

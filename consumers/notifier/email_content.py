@@ -10,12 +10,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
-from shared.control_chars import one_line
-from shared.messages import InvoiceReceived
+from shared.core.control_chars import one_line
+from shared.core.events import InvoiceReceived
 
 # Everything shown comes from DocSpace users (file titles, room names, user names). In a header a CR/LF would be
 # refused by the email package or, worse elsewhere, inject headers; in the plain-text body it would start a line
-# of the sender's choosing ("Bank details changed: ..."). So each value is put on one line (shared/control_chars.py).
+# of the sender's choosing ("Bank details changed: ..."). So each value is put on one line
+# (shared/core/control_chars.py).
 
 
 def message_id_for(invoice_id: str, domain: str) -> str:

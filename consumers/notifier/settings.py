@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import MIN_SECRET_LENGTH, StageSettings, short_secret
-from shared.transport import check_smtp_login, check_url
+from shared.config.plaintext import check_smtp_login, check_url
+from shared.config.settings import MIN_SECRET_LENGTH, StageSettings, short_secret
 
 
 class NotifierSettings(StageSettings):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.delivery import parse_datetime
-from shared.ids import small_count
+from shared.core.ids import small_count
+from shared.docspace.delivery import parse_datetime
 
 Source = Literal["delivery_log", "room_scan"]
 # (what is being done, how many done, how many in all) for a progress bar; the service passes none.

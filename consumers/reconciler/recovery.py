@@ -17,7 +17,7 @@ import structlog
 
 from consumers.reconciler.model import Announce, Announcement, Budget, CycleReport, Finding, LogPass, State
 from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery, UnreadableRow
-from shared.idempotency import IdempotencyStore
+from shared.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 

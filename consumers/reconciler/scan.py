@@ -36,6 +36,8 @@ from consumers.reconciler.model import (
     ScanPass,
     State,
 )
+from shared.core.events import invoice_id_for
+from shared.core.rules import ClientRule, Rules
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected, DocSpaceUnavailable
 from shared.docspace.webhooks import (
     FILE_CREATED,
@@ -46,9 +48,7 @@ from shared.docspace.webhooks import (
     ListedFile,
     UnreadableRow,
 )
-from shared.idempotency import IdempotencyStore
-from shared.messages import invoice_id_for
-from shared.rules import ClientRule, Rules
+from shared.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import structlog
 
+from shared.core.single_flight import SingleFlightCache
 from shared.docspace.errors import (
     DocSpaceAccessDenied,
     DocSpaceNotFound,
@@ -22,7 +23,6 @@ from shared.docspace.errors import (
 from shared.docspace.lookups import SharedLookups
 from shared.docspace.transport import DocSpaceTransport, path_id
 from shared.docspace.values import FileInfo, MoveResult, _file_info, _id_sort_key, _sid
-from shared.single_flight import SingleFlightCache
 
 log = structlog.get_logger(__name__)
 

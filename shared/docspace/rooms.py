@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import quote
 
+from shared.core.single_flight import SingleFlightCache
 from shared.docspace.lookups import SharedLookups
 from shared.docspace.transport import path_id
 from shared.docspace.values import Room, _sid
-from shared.single_flight import SingleFlightCache
 
 ROOMS_ROOT_FOLDER_TYPE = 14
 # A folder can be moved to another client's room: a remembered answer is asked again after this long.

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.delivery import parse_datetime
-from shared.ids import small_count
+from shared.core.ids import small_count
+from shared.docspace.delivery import parse_datetime
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import pytest
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit
 from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
+from tests.support.real_broker import BrokerKit
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ import pytest
 
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
-from tests.broker import BrokerKit
 from tests.e2e.pipeline import outside_world_env, running_pipeline
+from tests.support.real_broker import BrokerKit
 
 pytestmark = pytest.mark.e2e
 

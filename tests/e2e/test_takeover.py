@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.sqlite_store import SqliteStore
-from shared.topology import MOVER
+from shared.broker.topology import MOVER
+from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
-from tests.broker import BrokerKit
 from tests.e2e.pipeline import outside_world_env, running_pipeline
-from tests.mail_fixtures import wait_until
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 pytestmark = pytest.mark.e2e
 

@@ -13,15 +13,15 @@ import pytest
 import structlog
 
 from ops.cli import main
-from shared.broker import connection_parameters
-from shared.consumer import StageConsumer
-from shared.errors import PermanentError
-from shared.handling import Handled, InboundMessage, Outcome
-from shared.publisher import Publisher
-from shared.topology import CLASSIFIER, MOVER
-from tests.broker import BrokerKit, wait_until_quiet
-from tests.cli_env import use_broker
-from tests.mail_fixtures import wait_until
+from shared.broker.connection import connection_parameters
+from shared.broker.consumer import StageConsumer
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER, MOVER
+from shared.core.errors import PermanentError
+from shared.core.handling import Handled, InboundMessage, Outcome
+from tests.support.cli_env import use_broker
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit, wait_until_quiet
 
 ID = re.compile(r"\b[0-9a-f]{12}\b")
 

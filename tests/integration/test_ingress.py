@@ -17,14 +17,15 @@ from ingress.app import IngressMetrics, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import SignatureVerifier, resend_headers, sign
-from shared.broker import connection_parameters
-from shared.health import HealthServer
-from shared.publisher import Publisher
-from tests.broker import BrokerKit
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
+from shared.runtime.health import HealthServer
 from tests.fixtures import DOCSPACE_FIXTURES
-from tests.ingress_process import free_port, output, spawn_ingress
-from tests.tcp_proxy import TcpProxy
-from tests.wsgi_server import WsgiServer
+from tests.support.ingress_process import output, spawn_ingress
+from tests.support.ports import free_port
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.wsgi_server import WsgiServer
 
 BODY = (DOCSPACE_FIXTURES / "file.created.json").read_bytes()
 SECRET = (DOCSPACE_FIXTURES / "file.created.secret").read_text().strip()

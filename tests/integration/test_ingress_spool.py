@@ -14,10 +14,10 @@ import requests
 
 from ingress.spool import Spool
 from ops.test_event import sample_delivery
-from shared.outgoing import OutgoingMessage
-from tests.broker import BrokerKit
-from tests.ingress_process import IngressProcess, output, spawn_ingress
-from tests.tcp_proxy import TcpProxy
+from shared.core.outgoing import OutgoingMessage
+from tests.support.ingress_process import IngressProcess, output, spawn_ingress
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 SECRET = "spool-Test-Secret!9"
 # Fixed for the run, so every delivery's bytes can be compared; recent, or the ingress would refuse them as stale.

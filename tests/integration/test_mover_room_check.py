@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from consumers.mover.handler import move_invoice
+from shared.core.errors import PermanentError
+from shared.core.events import IncomingFolder
 from shared.docspace.client import DocSpaceClient
-from shared.errors import PermanentError
-from shared.messages import IncomingFolder
-from shared.sqlite_store import SqliteStore
+from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
-from tests.fakes import RecordingEmitter
-from tests.messages import invoice_detected
+from tests.support.fakes import RecordingEmitter
+from tests.support.message_builders import invoice_detected
 
 ROOM_TTL = 300.0
 

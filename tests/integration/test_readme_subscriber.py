@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pika
 
-from tests.broker import BrokerKit
-from tests.messages import invoice_received
+from tests.support.message_builders import invoice_received
+from tests.support.real_broker import BrokerKit
 
 CONTRACT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 

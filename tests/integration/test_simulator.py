@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from shared.delivery import parse_delivery
+from shared.docspace.delivery import parse_delivery
 from simulator import DocSpaceSimulator
 from simulator.webhooks import sign, stj_dumps
-from tests.simulator_fixtures import FAST_RETRY_DELAYS, WebhookReceiver
+from tests.support.simulator_fixtures import FAST_RETRY_DELAYS, WebhookReceiver
 
 SECRET = "Inv0ice-Secret!2026"
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,15 +11,15 @@ import pytest
 
 from consumers.classifier.handler import classify_delivery
 from ops.test_event import sample_delivery
-from shared.delivery import InvalidDelivery
+from shared.core.errors import BrokerUnavailable
+from shared.core.events import IncomingFolder, InvoiceDetected
+from shared.core.handling import Handled, Outcome
+from shared.core.rules import ClientRule, Rules
+from shared.docspace.delivery import InvalidDelivery
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.values import Room
-from shared.errors import BrokerUnavailable
-from shared.handling import Handled, Outcome
-from shared.messages import IncomingFolder, InvoiceDetected
-from shared.rules import ClientRule, Rules
-from shared.sqlite_store import SqliteStore
-from tests.fakes import FakeDocSpace, RecordingEmitter
+from shared.store.sqlite_store import SqliteStore
+from tests.support.fakes import FakeDocSpace, RecordingEmitter
 
 TRIGGERS = ("file.created", "file.uploaded")
 ROOMS_ROOT = 18902  # the portal-wide "Rooms" folder: every room's payload.rootId

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.control_chars import one_line, printable
+from shared.core.control_chars import one_line, printable
 
 # What must never reach a terminal or start a line of its own in a plain-text e-mail.
 CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))] + ["\u2028", "\u2029"]

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.delivery import Delivery, DeliveryPeek, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
-from shared.errors import PermanentError
+from shared.core.errors import PermanentError
+from shared.docspace.delivery import (
+    Delivery,
+    DeliveryPeek,
+    InvalidDelivery,
+    parse_datetime,
+    parse_delivery,
+    peek_delivery,
+)
 
 FIXTURES = [
     Path(__file__).resolve().parents[1] / "fixtures" / "docspace",

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from consumers.notifier.email_content import build_invoice_email, message_id_for, sender_domain
-from shared.messages import InvoiceReceived
-from tests.messages import invoice_received
+from shared.core.events import InvoiceReceived
+from tests.support.message_builders import invoice_received
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 MAIL_FROM = "Invoice bot <invoices@example.org>"

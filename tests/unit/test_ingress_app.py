@@ -19,8 +19,8 @@ from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier, resend_headers, sign
 from ingress.spool import Spool
 from ops.test_event import sample_delivery
-from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
+from shared.core.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
 
 SECRET = "unit-Test-Secret-0123"
 PATH = "/docspace/webhook"

@@ -11,7 +11,7 @@ from consumers.notifier.settings import NotifierSettings
 from ingress.replay import RecentEvents
 from ingress.settings import IngressSettings
 from ops.doctor import check_ingress_secret
-from shared.settings import explain
+from shared.config.settings import explain
 
 
 class Clock:

@@ -12,12 +12,12 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from shared.logging import LineWriter
+from shared.runtime.logging import LineWriter
 
 SECRET = "sk-local-variable-secret-0123456789"
 
 _PROGRAM = f"""
-from shared.logging import configure_logging
+from shared.runtime.logging import configure_logging
 import structlog
 
 configure_logging(fmt={{fmt!r}}, process="test")

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from consumers.mover.handler import move_invoice
+from shared.core.errors import BrokerUnavailable, PermanentError
+from shared.core.events import IncomingFolder, InvoiceDetected, InvoiceReceived
+from shared.core.handling import Handled, Outcome
 from shared.docspace.errors import DocSpaceNotFound, MoveSkipped
-from shared.errors import BrokerUnavailable, PermanentError
-from shared.handling import Handled, Outcome
-from shared.idempotency import Claim
-from shared.messages import IncomingFolder, InvoiceDetected, InvoiceReceived
-from shared.sqlite_store import SqliteStore
-from tests.fakes import FakeDocSpace, RecordingEmitter
-from tests.messages import invoice_detected
+from shared.store.idempotency import Claim
+from shared.store.sqlite_store import SqliteStore
+from tests.support.fakes import FakeDocSpace, RecordingEmitter
+from tests.support.message_builders import invoice_detected
 
 ROOM = "6590431"
 INCOMING = "6590500"

@@ -17,16 +17,16 @@ from structlog.testing import capture_logs
 from consumers.reconciler import metrics
 from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, last_known, reconcile
 from consumers.reconciler.model import CycleReport, State
-from shared.delivery import parse_delivery
+from shared.core.errors import BrokerUnavailable
+from shared.core.rules import ClientRule, Rules
+from shared.docspace.delivery import parse_delivery
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceUnavailable
 from shared.docspace.webhooks import FAILED_DELIVERIES, UnreadableRow
-from shared.errors import BrokerUnavailable
-from shared.idempotency import StoreUnavailable
-from shared.rules import ClientRule, Rules
-from shared.sqlite_store import SqliteCheckpoints, SqliteStore
+from shared.store.idempotency import StoreUnavailable
+from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 from simulator import DocSpaceSimulator
 from simulator.webhooks import group_of
-from tests.fakes import FakePortal, MemoryAnnouncer
+from tests.support.fakes import FakePortal, MemoryAnnouncer
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 CREATED, UPLOADED, UPDATED = 128, 256, 512

@@ -12,7 +12,7 @@ import pytest
 from ingress.spool import Spool, SpoolFull
 from ingress.spool_drainer import publishable
 from ingress.spool_format import encode
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
 
 
 def _message(n: int, size: int = 10) -> OutgoingMessage:

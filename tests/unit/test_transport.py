@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from consumers.notifier.settings import NotifierSettings
-from shared.settings import DocSpaceSettings, explain
-from shared.transport import InsecureTransport, check_smtp_login, check_url, is_loopback
+from shared.config.plaintext import InsecureTransport, check_smtp_login, check_url, is_loopback
+from shared.config.settings import DocSpaceSettings, explain
 
 
 @pytest.fixture(autouse=True)
