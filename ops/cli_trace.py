@@ -15,6 +15,7 @@ from shared.topology import STAGES
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues
 from ops.trace import FIND_LIMIT, Trace, clock, trace
+from shared.broker.topology import STAGES
 from shared.journal.record import Decision
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.store import JournalUnavailable, Match
