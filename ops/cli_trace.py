@@ -10,7 +10,6 @@ import pika.exceptions
 import typer
 from rich.markup import escape
 from rich.table import Table
-from shared.topology import STAGES
 
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues

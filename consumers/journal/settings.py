@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import Field
-from shared.settings import StageSettings
 
 from shared.config.settings import StageSettings
 from shared.journal.settings import JournalStoreSettings
