@@ -11,6 +11,7 @@ import getpass
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -22,7 +23,7 @@ from console.app import AuthConfig, create_app
 from console.auth import ROLES, LoginLimiter, Sessions, User, UsersFileError, hash_password, read_users, user_line
 from console.refresh import Refreshing
 from console.settings import ConsoleSettings
-from console.sources import Sources
+from console.sources import Audit, Sources
 from consumers.classifier.settings import ClassifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
 from ops.checkup import configured_rules, reconciler_last_run, run_checks, settings_or_problem
@@ -30,8 +31,15 @@ from ops.cli_common import broker_parameters, topology
 from ops.dead_letters import DeadLetterQueues
 from ops.doctor import Check
 from ops.queues import stage_queues
+from shared.broker.publisher import Publisher
+from shared.broker.topology import Topology
 from shared.config.settings import DocSpaceSettings, explain
+from shared.core.outgoing import OutgoingMessage
 from shared.core.rules import Rules
+from shared.journal.broker import RECORD_TYPE
+from shared.journal.record import Decision
+from shared.journal.store import JournalStore, JournalUnavailable
+from shared.journal.wiring import journal_store
 from shared.runtime.logging import configure_logging
 
 EXIT_CONFIG = 2
@@ -104,7 +112,13 @@ def serve(settings: ConsoleSettings) -> int:
         if settings.console_session_secret
         else secrets.token_bytes(32)
     )
-    sources = build_sources(settings)
+    try:
+        journal = journal_store(settings)
+    except (JournalUnavailable, ValueError) as exc:
+        print(f"console: the journal cannot be opened: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    publisher = Publisher(broker_parameters(settings), topology=topology(settings)).start()
+    sources = build_sources(settings, publisher, journal)
     app = create_app(
         sources,
         auth=AuthConfig(
@@ -130,10 +144,32 @@ def serve(settings: ConsoleSettings) -> int:
         pass
     finally:
         sources.checks.stop()
+        publisher.stop()
+        if sources.journal is not None:
+            sources.journal.close()
     return 0
 
 
-def build_sources(settings: ConsoleSettings) -> Sources:
+def journal_publisher(publisher: Publisher, names: Topology) -> Callable[[Decision], None]:
+    """An operator's action to the journal's exchange, confirmed before the page says it is recorded."""
+
+    def publish(decision: Decision) -> None:
+        publisher.publish_and_wait(
+            OutgoingMessage(
+                exchange=names.journal_exchange,
+                routing_key=decision.stage,
+                body=decision.to_bytes(),
+                message_id=decision.decision_id,
+                type=RECORD_TYPE,
+                timestamp=int(decision.at.timestamp()),
+            ),
+            timeout=10.0,
+        )
+
+    return publish
+
+
+def build_sources(settings: ConsoleSettings, publisher: Publisher, journal: JournalStore) -> Sources:
     params, names = broker_parameters(settings), topology(settings)
     docspace, _ = settings_or_problem(DocSpaceSettings)
     return Sources(
@@ -142,6 +178,8 @@ def build_sources(settings: ConsoleSettings) -> Sources:
         last_run=_last_run,
         rules=_rules,
         dead_letters=DeadLetterQueues(params, names),
+        audit=Audit(journal_publisher(publisher, names)),
+        journal=journal,
         docspace_url=docspace.docspace_api_host if docspace else None,
     )
 

@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from console.auth import LoginLimiter, Session, Sessions, User
 from console.sources import Sources
+from ops.trace import details
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_FORM_BYTES = 16 * 1024
@@ -56,7 +57,16 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["details"] = lambda d: details(d, datetime.now(UTC))
+    env.filters["file_url"] = file_url
     return env
+
+
+def file_url(docspace: str | None, file_id: str | None) -> str | None:
+    """The file in DocSpace's editor (opened without a referrer: the console's address is nobody's business)."""
+    if not docspace or not file_id or not file_id.isdigit():
+        return None
+    return f"{docspace}/doceditor?fileid={file_id}"
 
 
 def _when(value: datetime | None) -> str:
@@ -207,10 +217,10 @@ def create_app(
     auth: AuthConfig,
     sessions: Sessions,
     limiter: LoginLimiter,
-    extra_pages: Callable[[falcon.App[falcon.Request, falcon.Response], Pages], list[tuple[str, str]]] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
-    """The console's WSGI app: pages, login, static files; ``extra_pages`` adds routes and navigation entries."""
-    from console import pages as views  # the page resources, which need Pages defined above
+    """The console's WSGI app: pages, login, static files; Today and Find when there is a journal."""
+    from console import journal_pages  # the page resources, which need Pages defined above
+    from console import pages as views
 
     env = templates()
     cookie = cookie_namer(auth.public_url)
@@ -219,8 +229,11 @@ def create_app(
     app.req_options.strip_url_path_trailing_slash = True
     nav: list[tuple[str, str]] = []
     page = Pages(env, sessions, nav=nav)
-    if extra_pages is not None:
-        nav += extra_pages(app, page)
+    if sources.journal is not None:
+        nav += [("/today", "Today"), ("/find", "Find an invoice")]
+        app.add_route("/today", journal_pages.TodayPage(page, sources))
+        app.add_route("/today/list", journal_pages.DecisionList(page, sources))
+        app.add_route("/find", journal_pages.Find(page, sources))
     nav += [("/dead-letters", "Dead letters"), ("/health", "Health"), ("/clients", "Clients")]
     home = nav[0][0]
     app.add_route("/", views.Redirect(home))

@@ -255,10 +255,11 @@ class DeadLetters:
             "count": len(replayed),
             "ids": [d.id for d in replayed][:100],
         }
-        self._sources.audit(user.name, "replay", details)
+        journaled = self._sources.audit(user.name, "replay", details, replayed)
         self._page.render(
-            req, resp, "done.html", title="Replayed", action="replay", count=len(replayed), letters=replayed
-        )
+            req, resp, "done.html", title="Replayed", action="replay", count=len(replayed), letters=replayed,
+            journaled=journaled,
+        )  # fmt: skip
 
     def on_get_purge(self, req: falcon.Request, resp: falcon.Response) -> None:
         _operator(req)
@@ -276,8 +277,10 @@ class DeadLetters:
         count = _count(_form(req, "count"))
         with self._sources.sweep_lock:
             removed = purge_letters(self._sources.dead_letters, {stage: count}).get(stage, 0)
-        self._sources.audit(user.name, "purge", {"stage": stage, "confirmed": count, "count": removed})
-        self._page.render(req, resp, "done.html", title="Purged", action="purge", count=removed, letters=[])
+        journaled = self._sources.audit(user.name, "purge", {"stage": stage, "confirmed": count, "count": removed})
+        self._page.render(
+            req, resp, "done.html", title="Purged", action="purge", count=removed, letters=[], journaled=journaled
+        )
 
 
 def _operator(req: falcon.Request) -> User:

@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from shared.config.settings import CommonSettings, split_csv
+from shared.config.settings import split_csv
+from shared.journal.settings import JournalStoreSettings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -23,7 +24,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ConsoleSettings(CommonSettings):
+class ConsoleSettings(JournalStoreSettings):
     """The operator console (``python -m console``): a web page over the same functions as the CLI."""
 
     console_host: str = Field(

@@ -20,6 +20,7 @@ from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 from shared.config.settings import CommonSettings, DocSpaceSettings, StageSettings
+from shared.journal.settings import JournalStoreSettings
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration-reference.md"
 
@@ -53,6 +54,7 @@ SECTIONS = (
     Section(MoverSettings, "Mover"),
     Section(NotifierSettings, "Notifier"),
     Section(ReconcilerSettings, "Reconciler"),
+    Section(JournalStoreSettings, "Decision journal"),
     Section(ConsoleSettings, "Operator console"),
 )
 

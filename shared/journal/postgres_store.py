@@ -263,6 +263,28 @@ class PostgresJournalStore:
         return int(deleted)
 
     @_guarded
+    def decisions(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        stage: str,
+        outcome: str,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Decision]:
+        query = "SELECT record FROM {s}.decisions WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s"
+        args: list[object] = [since, until, stage, outcome]
+        if reason is not None:
+            query += " AND coalesce(reason, '') = %s"
+            args.append(reason)
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(self._q(query + " ORDER BY at DESC LIMIT %s"), (*args, max(limit, 1))).fetchall()
+        return [Decision.model_validate(row[0]) for row in rows]
+
+    @_guarded
     def rollups(self, since: datetime, until: datetime | None = None) -> list[Rollup]:
         with self._lock:
             conn = self._connection()
