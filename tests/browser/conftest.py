@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,10 @@ PASSWORDS = {"olga": "operator-password-1", "victor": "viewer-password-22"}
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item, so the ``page`` fixture knows whether the test failed."""
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
@@ -94,7 +97,13 @@ class Console:
 
 
 @pytest.fixture
-def console(broker: BrokerKit, tmp_path: Path) -> Iterator[Console]:
+def console_env() -> dict[str, str]:
+    """More environment for the console process (a module overrides this fixture: a portal, rules)."""
+    return {}
+
+
+@pytest.fixture
+def console(broker: BrokerKit, tmp_path: Path, console_env: dict[str, str]) -> Iterator[Console]:
     users = tmp_path / "users"
     users.write_text(
         user_line("olga", "operator", PASSWORDS["olga"]) + "\n" + user_line("victor", "viewer", PASSWORDS["victor"])
@@ -116,6 +125,7 @@ def console(broker: BrokerKit, tmp_path: Path) -> Iterator[Console]:
         LOG_FORMAT="json",
         CONSOLE_LOGIN_ATTEMPTS="3",
     )
+    env.update(console_env)
     log_path = tmp_path / "console.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

@@ -204,7 +204,12 @@ def test_a_title_is_found_its_trace_shows_every_decision_and_a_script_in_it_is_o
 ) -> None:
     _day(console)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     console.login(page, "victor")
     page.goto(f"{console.url}/find")
     page.fill("input[name=q]", "<script>")
