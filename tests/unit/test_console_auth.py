@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from console.auth import LoginLimiter, Sessions, UsersFileError, check_password, read_users, user_line
 from console.settings import ConsoleSettings
@@ -89,4 +90,4 @@ def test_the_console_refuses_another_address_than_loopback_without_credentials(t
 
 def test_a_short_session_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32"):
-        ConsoleSettings(console_session_secret="short")
+        ConsoleSettings(console_session_secret=SecretStr("short"))
