@@ -26,7 +26,7 @@ from console.settings import ConsoleSettings
 from console.sources import Audit, Sources
 from consumers.classifier.settings import ClassifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
-from ops.checkup import configured_rules, reconciler_last_run, run_checks, settings_or_problem
+from ops.checkup import configured_rules, reconciler_last_run, run_checks, settings_or_problem, webhook_deliveries
 from ops.cli_common import broker_parameters, topology
 from ops.dead_letters import DeadLetterQueues
 from ops.doctor import Check
@@ -137,6 +137,8 @@ def serve(settings: ConsoleSettings) -> int:
         app, host=settings.console_host, port=settings.console_port, threads=4, ident="console"
     )
     sources.checks.start()
+    if sources.deliveries is not None:
+        sources.deliveries.start()
     log.info("console_listening", host=settings.console_host, port=settings.console_port, users=len(users))
     try:
         server.run()
@@ -144,6 +146,8 @@ def serve(settings: ConsoleSettings) -> int:
         pass
     finally:
         sources.checks.stop()
+        if sources.deliveries is not None:
+            sources.deliveries.stop()
         publisher.stop()
         if sources.journal is not None:
             sources.journal.close()
@@ -174,6 +178,7 @@ def build_sources(settings: ConsoleSettings, publisher: Publisher, journal: Jour
     docspace, _ = settings_or_problem(DocSpaceSettings)
     return Sources(
         checks=Refreshing("checks", lambda: list(run_checks()), settings.console_health_interval),
+        deliveries=Refreshing("deliveries", webhook_deliveries, settings.console_health_interval),
         queues=lambda: stage_queues(params, names),
         last_run=_last_run,
         rules=_rules,

@@ -140,10 +140,12 @@ class Health:
         snapshot = self._sources.checks.snapshot
         queues, queue_error = _attempt(self._sources.queues)
         last_run, run_error = _attempt(self._sources.last_run)
+        deliveries = self._sources.deliveries.snapshot if self._sources.deliveries else None
         self._page.render(
             req,
             resp,
             "health.html",
+            deliveries=(deliveries.value or ([], deliveries.error or "")) if deliveries else ([], "not configured"),
             title="Health",
             checks=snapshot.value or [],
             checked_at=snapshot.taken_at,
@@ -163,6 +165,8 @@ class HealthRefresh:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._sources.checks.refresh_now()
+        if self._sources.deliveries is not None:
+            self._sources.deliveries.refresh_now()
         raise falcon.HTTPSeeOther("/health")
 
 

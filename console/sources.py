@@ -18,6 +18,7 @@ from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision, Sweep
 from ops.doctor import Check
 from ops.queues import StageQueue
 from shared.core.rules import Rules
+from shared.docspace.values import WebhookDelivery
 from shared.journal import record
 from shared.journal.store import JournalStore
 
@@ -88,6 +89,7 @@ class Sources:
     dead_letters: DeadLetterQueues
     audit: Audit = field(default_factory=Audit)
     journal: JournalStore | None = None
+    deliveries: Refreshing[tuple[list[WebhookDelivery], str]] | None = None
     docspace_url: str | None = None
     # One sweep at a time: two sweeps of one queue would interleave its messages (ops/dead_letters.py).
     sweep_lock: threading.Lock = field(default_factory=threading.Lock)

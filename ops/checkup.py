@@ -16,7 +16,7 @@ from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.handler import LAST_RUN
 from consumers.reconciler.settings import ReconcilerSettings
-from ingress.settings import IngressSettings
+from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ops.cli_common import broker_parameters, topology
 from ops.doctor import (
     Check,
@@ -29,8 +29,11 @@ from ops.doctor import (
     check_transport,
 )
 from shared.config.settings import CommonSettings, DocSpaceSettings, explain
+from shared.core.errors import StageError
 from shared.core.rules import Rules, RulesError
 from shared.docspace.admin import PortalAdmin
+from shared.docspace.values import WebhookDelivery
+from shared.docspace.webhooks import find_pipeline_webhook
 from shared.runtime.wiring import checkpoints, docspace_client
 from shared.store.idempotency import StoreUnavailable
 
@@ -124,3 +127,19 @@ def settings_or_problem(cls: type[S]) -> tuple[S | None, str]:
     except ValidationError as exc:
         # Field names and messages only: the input may be a secret.
         return None, "; ".join(line.strip() for line in explain(exc).splitlines())
+
+
+def webhook_deliveries(count: int = 10) -> tuple[list[WebhookDelivery], str]:
+    """DocSpace's latest deliveries of the pipeline's webhook (newest first), or none and why not."""
+    settings, error = settings_or_problem(DocSpaceSettings)
+    if settings is None:
+        return [], error
+    with docspace_client(settings) as client:
+        portal = PortalAdmin(client.transport)
+        try:
+            config = find_pipeline_webhook(portal.list_webhooks(), path=WEBHOOK_PATH, url=None)
+            if config is None:
+                return [], "no webhook registered for a URL ending in " + WEBHOOK_PATH
+            return portal.webhook_deliveries(config.id, count=count), ""
+        except StageError as exc:
+            return [], f"DocSpace did not list the deliveries: {exc}"

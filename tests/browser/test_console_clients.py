@@ -17,6 +17,9 @@ def rooms(docspace_sim: DocSpaceSimulator) -> dict[str, str]:
     docspace_sim.create_folder(acme, "Incoming")
     globex = docspace_sim.create_room("Globex")
     docspace_sim.deny_room(globex)
+    docspace_sim.register_webhook(
+        "http://127.0.0.1:9/docspace/webhook", "Console-Test-Secret!1", triggers=["file.created"], check=False
+    )
     return {"acme": acme, "globex": globex}
 
 
@@ -50,3 +53,22 @@ def test_the_rules_in_force_with_the_room_docspace_refuses_flagged(page, console
     assert "refused" in globex.inner_text() and "403" in globex.inner_text()
     assert "<script>alert(1)</script>*" in globex.inner_text()  # shown as text
     assert page.locator("main script").count() == 0
+
+
+def test_health_shows_docspace_s_failed_deliveries_and_the_refused_room(
+    page, console: Console, docspace_sim: DocSpaceSimulator, rooms: dict[str, str]
+) -> None:
+    docspace_sim.upload_file(rooms["acme"], "Invoice-0815.pdf")  # its delivery meets nobody on port 9
+    assert docspace_sim.wait_idle(30)
+    console.login(page, "victor")
+    page.goto(f"{console.url}/health")
+    page.click("button:has-text('Check again')")
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto(f"{console.url}/health")
+        text = page.inner_text("main")
+        if "no answer" in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert page.locator("tr.flagged", has_text="no answer").count() >= 1
+    assert "room globex" in text and "cannot read it (403)" in text
