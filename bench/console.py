@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except requests.ConnectionError:
                 time.sleep(0.2)
+        print(f"console RSS at start: {rss_mib(process.pid):.0f} MiB", file=sys.stderr)
         token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
         session.post(f"{url}/login", data={"csrf": token, "username": "bench", "password": password, "next": "/"})
+        print(f"console RSS after a login: {rss_mib(process.pid):.0f} MiB", file=sys.stderr)
         last = 100_000 + rows // len(STAGES) - 1
         pages = {
             "today": "/today",

@@ -68,3 +68,21 @@ class Refreshing(Generic[T]):
             self.run_once()
             self._wake.wait(self._interval)
             self._wake.clear()
+
+
+class Cached(Generic[T]):
+    """``compute``'s value, reused for ``seconds``: several pages in a row (or several users) ask the broker once."""
+
+    def __init__(self, compute: Callable[[], T], seconds: float, *, clock: Callable[[], float] = time.monotonic):
+        self._compute = compute
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: tuple[float, T] | None = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            now = self._clock()
+            if self._value is None or now - self._value[0] >= self._seconds:
+                self._value = (now, self._compute())
+            return self._value[1]

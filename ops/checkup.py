@@ -17,7 +17,7 @@ from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.handler import LAST_RUN
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import WEBHOOK_PATH, IngressSettings
-from ops.cli_common import broker_parameters, topology
+from ops.broker_access import broker_parameters, topology
 from ops.doctor import (
     Check,
     check_broker,

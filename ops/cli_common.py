@@ -7,16 +7,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-import pika
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
 
-from shared.broker.connection import connection_parameters
-from shared.broker.topology import STAGES, Topology
-from shared.config.settings import CommonSettings, explain
+from shared.broker.topology import STAGES
+from shared.config.settings import explain
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -38,19 +36,6 @@ def load_settings(cls: type[S]) -> S:
         # Names and problems only (never the input: it may be a secret), and no markup from the messages.
         console(stderr=True).print(f"[red]invalid configuration ({cls.__name__}):[/red]\n{escape(explain(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
-
-
-def broker_parameters(settings: CommonSettings) -> list[pika.URLParameters]:
-    return connection_parameters(
-        settings.amqp_url.get_secret_value(),
-        name="invoice-pipeline-cli",
-        heartbeat=settings.heartbeat,
-        blocked_connection_timeout=settings.blocked_connection_timeout,
-    )
-
-
-def topology(settings: CommonSettings) -> Topology:
-    return Topology.from_settings(settings)
 
 
 def stages(stage: str | None) -> list[str]:

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings, parse_since, stages
 from ops.dead_letters import (
     DeadLetter,
     DeadLetterQueues,

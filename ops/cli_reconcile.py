@@ -14,7 +14,8 @@ from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.handler import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
-from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, console, load_settings, parse_since
 from shared.broker.publisher import Publisher
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin

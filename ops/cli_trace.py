@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_PROBLEM, console, load_settings
 from ops.dead_letters import DeadLetter, DeadLetterQueues
 from ops.trace import FIND_LIMIT, Trace, clock, details, trace
 from shared.broker.topology import STAGES

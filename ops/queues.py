@@ -26,14 +26,15 @@ class StageQueue:
 def stage_queues(params: pika.ConnectionParameters | BrokerNodes, topology: Topology) -> list[StageQueue]:
     """Passive declares only (nothing is created or changed); a missing queue reads as None."""
     connection = pika.BlockingConnection(params)
+    declare = _Declarer(connection)
     try:
         rows = []
         for stage in STAGES:
             queues = topology.stage(stage)
-            work = _declare(connection, queues.work)
-            delays = [_declare(connection, name) for name in queues.retries]
-            parked = _declare(connection, queues.parked)
-            dead = _declare(connection, queues.dead_letters)
+            work = declare(queues.work)
+            delays = [declare(name) for name in queues.retries]
+            parked = declare(queues.parked)
+            dead = declare(queues.dead_letters)
             rows.append(
                 StageQueue(
                     stage,
@@ -50,15 +51,20 @@ def stage_queues(params: pika.ConnectionParameters | BrokerNodes, topology: Topo
             connection.close()
 
 
-def _declare(connection: pika.BlockingConnection, name: str) -> tuple[int, int] | None:
-    channel = connection.channel()
-    try:
-        frame = channel.queue_declare(name, passive=True)
+class _Declarer:
+    """Passive declares on one channel; a missing queue closes it (404), and the next declare opens another."""
+
+    def __init__(self, connection: pika.BlockingConnection) -> None:
+        self._connection = connection
+        self._channel = connection.channel()
+
+    def __call__(self, name: str) -> tuple[int, int] | None:
+        if not self._channel.is_open:
+            self._channel = self._connection.channel()
+        try:
+            frame = self._channel.queue_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return None
+            raise
         return int(frame.method.message_count), int(frame.method.consumer_count)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code == 404:
-            return None
-        raise
-    finally:
-        if channel.is_open:
-            channel.close()

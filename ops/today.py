@@ -5,10 +5,11 @@ what dead-lettered, what waits. The console's Today page shows what :func:`summa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shared.journal.store import JournalStore, Rollup
+from shared.journal.store import JournalStore
 
 # The funnel's steps: a label, and the (stage, outcome) pairs whose decisions it counts.
 FUNNEL: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -64,11 +65,8 @@ def window(name: str | None, now: datetime) -> tuple[datetime, datetime, str]:
     return midnight, now, "today"
 
 
-def summarise(rollups: list[Rollup], since: datetime, until: datetime) -> Today:
-    """Add the rollups of the window up (a pure function: the store's query is :func:`today`)."""
-    totals: Counter[tuple[str, str, str]] = Counter()
-    for r in rollups:
-        totals[(r.stage, r.outcome, r.reason)] += r.count
+def summarise(totals: Mapping[tuple[str, str, str], int], since: datetime, until: datetime) -> Today:
+    """The window's numbers from its totals per (stage, outcome, reason) (a pure function; see :func:`today`)."""
     by_pair: Counter[tuple[str, str]] = Counter()
     for (stage, outcome, _reason), n in totals.items():
         by_pair[(stage, outcome)] += n
@@ -83,4 +81,4 @@ def summarise(rollups: list[Rollup], since: datetime, until: datetime) -> Today:
 
 def today(store: JournalStore, since: datetime, until: datetime) -> Today:
     """The window's numbers from the journal (per-minute rollups: the cost does not grow with the decisions)."""
-    return summarise(store.rollups(since, until), since, until)
+    return summarise(store.totals(since, until), since, until)

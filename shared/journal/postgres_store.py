@@ -263,6 +263,20 @@ class PostgresJournalStore:
         return int(deleted)
 
     @_guarded
+    def totals(self, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(
+                    self._q(
+                        "SELECT stage, outcome, reason, sum(count) FROM {s}.rollups"
+                        " WHERE minute >= date_trunc('minute', %s) AND minute < %s GROUP BY stage, outcome, reason"
+                    ),
+                    (since, until),
+                ).fetchall()
+        return {(s, o, r): int(n) for s, o, r, n in rows}
+
+    @_guarded
     def decisions(
         self,
         since: datetime,

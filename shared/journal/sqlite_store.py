@@ -229,6 +229,16 @@ class SqliteJournalStore:
         return int(deleted)
 
     @_guarded
+    def totals(self, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stage, outcome, reason, sum(count) FROM rollups WHERE minute >= ? AND minute < ?"
+                " GROUP BY stage, outcome, reason",
+                (floor_minute(since.timestamp()), until.timestamp()),
+            ).fetchall()
+        return {(s, o, r): int(n) for s, o, r, n in rows}
+
+    @_guarded
     def decisions(
         self,
         since: datetime,

@@ -75,6 +75,10 @@ class JournalStore(Protocol):
         """Per-minute counts from ``since`` (inclusive) to ``until`` (exclusive), oldest first."""
         ...
 
+    def totals(self, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        """The rollups from ``since`` to ``until`` added up per (stage, outcome, reason), in the database."""
+        ...
+
     def decisions(
         self,
         since: datetime,

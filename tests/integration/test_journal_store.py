@@ -143,6 +143,11 @@ def test_the_decisions_behind_a_rollup_are_listed_newest_first(store: JournalSto
     assert [d.file_id for d in store.decisions(*hour, stage="classifier", outcome="ignored")] == ["3", "2", "1"]
     assert [d.file_id for d in store.decisions(*hour, stage="classifier", outcome="accepted", reason="")] == ["4"]
     assert len(store.decisions(*hour, stage="classifier", outcome="ignored", limit=1)) == 1
+    assert store.totals(*hour) == {
+        ("classifier", "ignored", "not_an_invoice"): 2,
+        ("classifier", "ignored", "not_watched"): 1,
+        ("classifier", "accepted", ""): 1,
+    }
 
 
 def test_an_unreachable_postgresql_is_journal_unavailable_not_a_crash() -> None:
