@@ -86,13 +86,14 @@ class Login:
         if wait > 0:
             resp.status = falcon.HTTP_429
             resp.set_header("Retry-After", str(int(wait) + 1))
-            self._form(req, resp, target=target, error=f"Too many failed logins: try again in {int(wait) + 1} s.")
+            error = f"Too many failed logins: try again in {int(wait) + 1} s."
+            self._form(req, resp, target=target, error=error, name=name)
             return
         user = check_password(self._auth.users, name, password) if isinstance(password, str) else None
         if user is None:
             self._limiter.failed(*keys)
             resp.status = falcon.HTTP_401
-            self._form(req, resp, target=target, error="Wrong user name or password.")
+            self._form(req, resp, target=target, error="Wrong user name or password.", name=name)
             return
         self._limiter.succeeded(keys[0])
         if req.context.session is not None:
@@ -101,12 +102,14 @@ class Login:
         set_session_cookie(req, resp, self._sessions, session, self._cookie(req), self._auth.public_url)
         _see_other(resp, target)
 
-    def _form(self, req: falcon.Request, resp: falcon.Response, *, target: str, error: str | None) -> None:
+    def _form(
+        self, req: falcon.Request, resp: falcon.Response, *, target: str, error: str | None, name: str = ""
+    ) -> None:
         if req.context.session is None:
             session = self._sessions.new("", lifetime=LOGIN_FORM_SECONDS)
             req.context.session = session
             set_session_cookie(req, resp, self._sessions, session, self._cookie(req), self._auth.public_url)
-        self._page.render(req, resp, "login.html", next=target, error=error, title="Log in")
+        self._page.render(req, resp, "login.html", next=target, error=error, title="Log in", name=name)
 
 
 def _see_other(resp: falcon.Response, target: str) -> None:
