@@ -37,12 +37,13 @@ STAGES = (
 )
 
 
-def fill(store: SqliteJournalStore, rows: int, now: datetime) -> None:
+def fill(store: SqliteJournalStore, rows: int, now: datetime, *, first: int = 0) -> None:
+    """``rows`` more decisions, about files numbered from ``first`` on (a refill adds new files, no duplicates)."""
     files = rows // len(STAGES)
     batch: list[Decision] = []
     started = time.monotonic()
-    for n in range(files):
-        at = now - timedelta(seconds=(files - n) * 7 * 86400 / files)
+    for n in range(first, first + files):
+        at = now - timedelta(seconds=(first + files - n) * 7 * 86400 / (first + files))
         file_id, title = str(100_000 + n), f"Invoice-2026-{n:07d}.pdf"
         skipped = n % 10 == 9  # one file in ten is a photo: ignored by the classifier
         for i, (stage, outcome) in enumerate(STAGES[:2] if skipped else STAGES):
@@ -63,8 +64,7 @@ def fill(store: SqliteJournalStore, rows: int, now: datetime) -> None:
         if len(batch) >= 5000:
             store.insert(batch)
             batch = []
-            if n % 20_000 < 1000:
-                print(f"  {n * len(STAGES):>10,} rows ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+            print(f"  file {n:,} ({time.monotonic() - started:.0f} s)", file=sys.stderr, end="\r")
     if batch:
         store.insert(batch)
 
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     have = store._db.execute("SELECT count(*) FROM decisions").fetchone()[0]  # a bench may peek
     if have < args.rows:
         print(f"filling {journal_file} with {args.rows - have:,} decisions...", file=sys.stderr)
-        fill(store, args.rows - have, now)
+        last_file = store._db.execute("SELECT max(CAST(file_id AS INTEGER)) FROM files").fetchone()[0]
+        fill(store, args.rows - have, now, first=(last_file or 99_999) - 99_999)
     rows = store._db.execute("SELECT count(*) FROM decisions").fetchone()[0]
     store.close()
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
         session.post(f"{url}/login", data={"csrf": token, "username": "bench", "password": password, "next": "/"})
         print(f"console RSS after a login: {rss_mib(process.pid):.0f} MiB", file=sys.stderr)
-        last = 100_000 + rows // len(STAGES) - 1
+        last = 100_000 + 1000
         pages = {
             "today": "/today",
             "today (7 days)": "/today?window=7d",
