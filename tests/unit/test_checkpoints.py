@@ -13,6 +13,7 @@ from shared.wiring import open_checkpoints
 from tests.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
     Make,
     test_a_lease_has_one_holder_who_may_extend_and_release_it,
+    test_a_quarantined_row_is_listed_by_every_process_until_set_aside_again,
     test_a_saved_checkpoint_is_read_back_by_another_process,
 )
 from tests.store_contract import FakeClock
