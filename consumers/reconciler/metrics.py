@@ -27,6 +27,8 @@ LAST_SUCCESS = Gauge(
 )
 INTERVAL = Gauge("reconciler_interval_seconds", "RECONCILE_INTERVAL: the alert on stale runs compares against it")
 CYCLES = Counter("reconciler_cycles", "Reconcile cycles by outcome (ok, failed, not_run)", ["outcome"])
+# A bug (an exception nobody typed) failed a cycle; the row it met is set aside until an operator looks.
+BUGS = Counter("reconciler_bugs", "Bugs that failed a reconcile cycle (each row met is set aside in the quarantine)")
 
 _WEBHOOK = {"enabled": 1, "reenabled": 1, "disabled": 0, "missing": 0, "unknown": -1}
 
@@ -41,6 +43,12 @@ def prepare(interval_seconds: float) -> None:
         RECOVERED.labels(source)
     for outcome in ("ok", "failed", "not_run"):
         CYCLES.labels(outcome)
+
+
+def crashed() -> None:
+    """A cycle that raised past ``reconcile`` itself (a bug in its bookkeeping): a failed cycle and a bug."""
+    CYCLES.labels("failed").inc()
+    BUGS.inc()
 
 
 def show_stored(webhook: str | None, last_success: datetime | None) -> None:
@@ -60,6 +68,7 @@ def observe(report: CycleReport) -> None:
         RECOVERED.labels(source).inc(count)
     FILES_SCANNED.inc(report.files_scanned)
     ROOMS_NOT_SCANNED.inc(report.skipped.get("room_not_readable", 0))
+    BUGS.inc(report.bugs)
     if report.not_run is not None:
         CYCLES.labels("not_run").inc()
     elif report.error is not None:
