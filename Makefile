@@ -8,7 +8,11 @@ LOCKS := requirements/build.txt requirements/runtime.txt requirements/demo.txt r
 LOCK_FLAGS ?=
 COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 $(LOCK_FLAGS)
 
-.PHONY: run test compose-test lock contract lint bench clean
+.PHONY: help run test check compose-test lock contract docs lint bench clean
+
+## make help: this list (the `## ` comments of this file)
+help:
+	@awk '/^## make /{print substr($$0, 4); next} /^## /{print "    " substr($$0, 4)}' $(MAKEFILE_LIST)
 
 # Dependencies only from the lock (pip checks every hash), then the project itself without dependencies.
 $(INSTALLED): pyproject.toml $(LOCKS)
@@ -26,6 +30,10 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
+## make check: the inner loop while you work: make lint, then the unit tests (under 2 minutes; make test before a push)
+check: lint
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider
+
 ## make compose-test: docker-compose.yml for real: images, the demo stack, a delivery through the proxy, doctor,
 ## a broker outage across an ingress restart, Prometheus and promtool (starts a Docker engine if none runs)
 compose-test: $(INSTALLED)
@@ -38,9 +46,16 @@ lock: $(INSTALLED)
 	$(COMPILE) -o requirements/demo.txt --extra demo -c requirements/runtime.txt pyproject.toml
 	$(COMPILE) -o requirements/dev.txt --extra test --extra demo -c requirements/runtime.txt pyproject.toml
 
-## make contract: regenerate the AsyncAPI document and JSON Schemas in contract/ from shared/messages.py
+## make contract: regenerate the AsyncAPI document and JSON Schemas in contract/ from shared/core/events.py
 contract: $(INSTALLED)
 	$(PY) -m contract.generate
+
+## make docs: regenerate docs/configuration-reference.md from the settings, then build the site into site/ (--strict)
+docs: $(INSTALLED)
+	$(PY) -m tools.config_reference
+	@# Not --quiet: it hides the warnings --strict counts, and the build passes with broken links. Material prints a
+	@# notice about MkDocs 2.0 on every build, which is no warning about this site.
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 ## make bench: the performance benchmark, the product beside its baselines (installs wrk with apt-get if missing)
 bench: $(INSTALLED)
@@ -54,5 +69,6 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+## make clean: remove the virtual environment, the caches and the built site
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info site

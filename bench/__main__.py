@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         out += _backlog_table(runs)
     if "4" in args.sections:
         out += _section("4. Same, portal enforcing DocSpace's limits (1,500 req/min per user, 15 writes, 429)")
-        limited = backlog.run(limited_n, 16, portal_limit=True, shares=(480, 940))
+        limited = backlog.run(limited_n, 16, portal_limit=True, shares=(60, 1360))
         out += _limit_table(limited)
     if "5" in args.sections:
         out += _section("5. One DocSpace limit shared in Redis: 1 vs 3 replicas of classifier and mover, same key")
@@ -155,7 +155,7 @@ def _limit_table(r: backlog.BacklogResult) -> list[str]:
     allowed_per_min = 1500 / r.calls_per_invoice if r.calls_per_invoice else 0.0
     drain_per_min = r.steady_per_s * 60
     rows = [
-        f"invoices {r.invoices}, concurrency 16, client shares: classifier 480 + mover 940 req/min (one API key)",
+        f"invoices {r.invoices}, concurrency 16, client shares: classifier 60 + mover 1360 req/min (one API key)",
         f"drain {drain_per_min:.0f} invoices/min; the limit allows {allowed_per_min:.0f}/min at "
         f"{r.calls_per_invoice:.2f} calls/invoice -> {drain_per_min / allowed_per_min:.0%} "
         f"({_ok(drain_per_min >= 0.9 * allowed_per_min)}: >= 90%)",

@@ -68,7 +68,7 @@ def run(
     *,
     latency: float = 0.02,
     portal_limit: bool = False,
-    shares: tuple[int, int] = (480, 940),
+    shares: tuple[int, int] = (60, 1360),
     replicas: int = 1,
     redis_url: str | None = None,
     timeout: float = 1200,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pika
 import requests
 
-from shared.broker import connection_parameters
-from shared.settings import DEFAULT_AMQP_URL, CommonSettings
-from shared.topology import Topology
+from shared.broker.connection import connection_parameters
+from shared.broker.topology import Topology
+from shared.config.settings import DEFAULT_AMQP_URL, CommonSettings
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 # The replica sections share claims and the DocSpace limit in Redis, as replicas on several hosts would.

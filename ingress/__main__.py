@@ -21,11 +21,11 @@ from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool
 from ingress.spool_drainer import SpoolDrainer
-from shared.broker import TopologyMismatch, connection_parameters
-from shared.health import HealthServer
-from shared.logging import configure_logging
-from shared.publisher import Publisher
-from shared.topology import Topology
+from shared.broker.connection import TopologyMismatch, connection_parameters
+from shared.broker.publisher import Publisher
+from shared.broker.topology import Topology
+from shared.runtime.health import HealthServer
+from shared.runtime.logging import configure_logging
 
 EXIT_OK, EXIT_THREAD_DIED, EXIT_CONFIG, EXIT_TOPOLOGY = 0, 1, 2, 3
 

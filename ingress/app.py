@@ -13,10 +13,20 @@ import falcon
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ingress.intake import Accepted, DeliveryIntake, IntakeOutcome, Publish, Refused, Rejected, Replayed, Spooled
+from ingress.intake import (
+    Accepted,
+    DeliveryIntake,
+    IntakeOutcome,
+    Publish,
+    Refused,
+    Rejected,
+    Replayed,
+    ResendStamp,
+    Spooled,
+)
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
-from ingress.signature import SignatureVerifier
+from ingress.signature import RESEND_SIGNATURE_HEADER, RESENT_AT_HEADER, SignatureVerifier
 from ingress.spool import Spool
 
 SIGNATURE_HEADER = "x-docspace-signature-256"
@@ -64,6 +74,9 @@ def http_answer(outcome: IntakeOutcome, *, retry_after: str) -> tuple[str, dict[
             return falcon.HTTP_413, {"error": "body too large"}, {}
         case Rejected(name="unpublishable"):
             return falcon.HTTP_422, {"error": "the delivery cannot be published"}, {}
+        case Rejected(name="stale"):
+            # DocSpace keeps this body in its delivery log: it tells whoever reads the log why.
+            return falcon.HTTP_422, {"error": "stale delivery: event.createOn is older than the replay window"}, {}
     raise AssertionError(f"no HTTP answer for {outcome!r}")
 
 
@@ -92,7 +105,10 @@ class WebhookResource:
             if body is None:
                 outcome: IntakeOutcome = Rejected("too_large", f"larger than {self._max_body_bytes} bytes")
             else:
-                outcome = self._intake.accept_delivery(body, req.get_header(SIGNATURE_HEADER), remote=req.remote_addr)
+                resend = ResendStamp(req.get_header(RESENT_AT_HEADER), req.get_header(RESEND_SIGNATURE_HEADER))
+                outcome = self._intake.accept_delivery(
+                    body, req.get_header(SIGNATURE_HEADER), remote=req.remote_addr, resend=resend
+                )
             resp.status, resp.media, headers = http_answer(outcome, retry_after=self._retry_after)
             resp.set_headers(headers)
             self._metrics.deliveries.labels(outcome.name).inc()

@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 
 from ingress.fields import fitting, int64, utf8_length
-from shared.delivery import InvalidDelivery, peek_delivery
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
+from shared.docspace.delivery import InvalidDelivery, peek_delivery
 
 log = structlog.get_logger("ingress")
 
@@ -36,6 +36,7 @@ class DeliveryFacts:
     file_id: str | None = None
     webhook_id: str | None = None
     retry_count: int = 0
+    created_on: datetime | None = None
 
     def message(self, body: bytes, *, exchange: str, verified: bool) -> OutgoingMessage:
         """The message the ingress publishes: the verified bytes, never a re-serialised copy."""
@@ -83,6 +84,7 @@ def read_facts(body: bytes) -> DeliveryFacts:
             file_id=fitting(delivery.file_id),
             webhook_id=fitting(delivery.webhook_id),
             retry_count=int64(delivery.retry_count),
+            created_on=delivery.created_on,
         )
     except InvalidDelivery as exc:
         log.info("delivery_unreadable", error=str(exc)[:200], size=len(body))

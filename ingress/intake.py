@@ -15,10 +15,10 @@ import structlog
 
 from ingress.facts import DeliveryFacts, read_facts
 from ingress.replay import RecentEvents
-from ingress.signature import SignatureVerifier
+from ingress.signature import SignatureVerifier, resend_signed_bytes
 from ingress.spool import Spool, SpoolFull
-from shared.errors import BrokerUnavailable, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
+from shared.core.errors import BrokerUnavailable, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress")
 
@@ -62,11 +62,19 @@ class Refused:
 class Rejected:
     """Not accepted, for what it is: retrying the same bytes cannot help."""
 
-    name: Literal["bad_signature", "too_large", "unpublishable"]
+    name: Literal["bad_signature", "too_large", "unpublishable", "stale"]
     error: str
 
 
 IntakeOutcome = Accepted | Spooled | Replayed | Refused | Rejected
+
+
+@dataclass(frozen=True)
+class ResendStamp:
+    """An operator's resend of a saved delivery: when (unix seconds, as sent) and its signature (see signature.py)."""
+
+    resent_at: str | None
+    signature: str | None
 
 
 class DeliveryIntake:
@@ -91,7 +99,9 @@ class DeliveryIntake:
         self._spool = spool
         self._on_spooled = on_spooled
 
-    def accept_delivery(self, body: bytes, signature: str | None, *, remote: str | None = None) -> IntakeOutcome:
+    def accept_delivery(
+        self, body: bytes, signature: str | None, *, remote: str | None = None, resend: ResendStamp | None = None
+    ) -> IntakeOutcome:
         if self._verifier is not None and not self._verifier.verify(body, signature):
             log.warning(
                 "delivery_rejected",
@@ -106,6 +116,21 @@ class DeliveryIntake:
         if facts.event_id is not None and self._recent.seen(facts.event_id):
             log.info("delivery_replayed", **facts.log_fields())
             return Replayed(facts)
+        if self._recent.too_old(facts.created_on) and not self._resent_lately(body, resend):
+            # Past the window the memory above may have forgotten the id (or restarted), so the age decides. Not a
+            # 2xx: nothing holds this delivery, and a DocSpace delivery refused to the end stays "failed" in its
+            # log, where the reconciler finds it and publishes it (a late DocSpace backlog, a manual redelivery,
+            # which keeps the old createOn). A captured delivery replayed from outside has no such row.
+            assert facts.created_on is not None
+            log.warning(
+                "delivery_rejected",
+                reason="stale",
+                created_on=facts.created_on.isoformat(),
+                window_seconds=self._recent.window_seconds,
+                remote=remote,
+                **facts.log_fields(),
+            )
+            return Rejected("stale", "event.createOn is older than the replay window")
         message = facts.message(body, exchange=self._exchange, verified=self._verifier is not None)
         if self._spool is not None and self._spool.depth > 0:
             # Deliveries wait behind the backlog, so the spool drains in arrival order.
@@ -122,6 +147,17 @@ class DeliveryIntake:
         self._remember(facts)
         log.info("delivery_accepted", **facts.log_fields())
         return Accepted(facts)
+
+    def _resent_lately(self, body: bytes, resend: ResendStamp | None) -> bool:
+        if resend is None or resend.resent_at is None:
+            return False
+        stamp = resend.resent_at.strip()
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or not self._recent.recent(int(stamp)):
+            return False
+        if self._verifier is not None and not self._verifier.verify(resend_signed_bytes(body, stamp), resend.signature):
+            return False
+        log.info("delivery_resent", resent_at=int(stamp))
+        return True
 
     def _spool_or_refuse(self, message: OutgoingMessage, facts: DeliveryFacts, why: str) -> Spooled | Refused:
         assert self._spool is not None

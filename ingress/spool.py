@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from ingress.spool_format import PREFIX, Damaged, Record, encode, scan
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress.spool")
 
@@ -57,8 +57,10 @@ class Spool:
         self._on_quarantine = on_quarantine
         self._quarantined = 0
         self._lock = threading.Lock()
-        self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open for the process's life
-        self._size = self._log.seek(0, os.SEEK_END)
+        # A raw descriptor, never a buffered file: a write that fails must leave no bytes behind in a buffer that
+        # a later write would flush after another delivery's frame (issue 18, item 3).
+        self._fd = _open_log(self._log_path)
+        self._size = self._file_size()
         self._offset = self._pending = 0
         with self._lock:
             self._recover(self._read_checkpoint())
@@ -78,18 +80,23 @@ class Spool:
         """Durably add a delivery; returns only once it is on disk. Raises SpoolFull."""
         frame = encode(message)
         with self._lock:
-            if self._size + len(frame) > self._max_bytes:
-                raise SpoolFull(f"the spool holds {self._size} bytes; its limit is {self._max_bytes}")
             try:
-                self._log.write(frame)
-                self._log.flush()
-                os.fsync(self._log.fileno())
+                good = self._file_size()
             except OSError as exc:
-                # Cut a partial frame off if the disk lets us; if not, it is found damaged and moved aside later.
-                with contextlib.suppress(OSError):
-                    self._log.truncate(self._size)
+                raise SpoolFull(f"the spool cannot be read: {exc}") from exc
+            self._size = good
+            if good + len(frame) > self._max_bytes:
+                raise SpoolFull(f"the spool holds {good} bytes; its limit is {self._max_bytes}")
+            try:
+                _write_all(self._fd, frame)
+                os.fsync(self._fd)
+            except OSError as exc:
+                # ENOSPC, EFBIG, EIO: this delivery gets a 503, so none of its bytes may stay in the file, where the
+                # next frame would land behind them. If even the cut fails, the stretch is found damaged and moved
+                # aside before the records after it are read (peek recovers when a read does not add up).
+                self._cut_back(good, exc)
                 raise SpoolFull(f"the spool could not be written: {exc}") from exc
-            self._size += len(frame)
+            self._size = good + len(frame)
             self._pending += 1
 
     def peek(self) -> Record | None:
@@ -108,12 +115,13 @@ class Spool:
             # Memory first: if the disk fails below, this record is still never handed out again by this process.
             self._offset = record.end
             self._pending = max(0, self._pending - 1)
-            if self._offset >= self._size:
-                # Everything is out: start the files afresh so the spool never grows without bound.
+            self._size = self._file_size()
+            if self._offset == self._size:
+                # Everything is out (the file itself says so, not a count kept beside it): start the files afresh
+                # so the spool never grows without bound.
+                os.ftruncate(self._fd, 0)
+                os.fsync(self._fd)
                 self._size = self._offset = self._pending = 0
-                self._log.truncate(0)
-                self._log.flush()
-                os.fsync(self._log.fileno())
             self._write_checkpoint(self._offset)
 
     def quarantine(self, record: Record, reason: str, error: str) -> Path:
@@ -150,24 +158,38 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
-            self._log.close()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     # ---- under the lock -------------------------------------------------------------------------------------
 
+    def _file_size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def _cut_back(self, good: int, error: OSError) -> None:
+        """Remove whatever a failed append left after ``good`` bytes."""
+        try:
+            os.ftruncate(self._fd, good)
+        except OSError as cut_error:
+            log.error("spool_cut_failed", error=str(cut_error), write_error=str(error), size=good)
+        with contextlib.suppress(OSError):
+            self._size = self._file_size()
+
     def _read_at(self, offset: int) -> Record | None:
-        self._log.seek(offset)
-        prefix = self._log.read(PREFIX.size)
+        prefix = os.pread(self._fd, PREFIX.size, offset)
         if len(prefix) < PREFIX.size:
             return None
         header_length, body_length, _crc = PREFIX.unpack(prefix)
         if offset + PREFIX.size + header_length + body_length > self._size:
             return None
-        item = next(scan(prefix + self._log.read(header_length + body_length)), None)
+        rest = os.pread(self._fd, header_length + body_length, offset + PREFIX.size)
+        item = next(scan(prefix + rest), None)
         return replace(item, offset=offset, end=offset + item.end) if isinstance(item, Record) else None
 
     def _recover(self, checkpoint: int | None) -> None:
         """Find every record and damaged stretch; move the damage after the checkpoint aside; keep the records."""
-        self._size = os.fstat(self._log.fileno()).st_size
+        self._size = self._file_size()
         items = self._scan_file()
         starts = {item.offset for item in items} | {self._size}
         if checkpoint is None or checkpoint not in starts:
@@ -190,7 +212,7 @@ class Spool:
             self._rewrite(records)
             checkpoint = 0
         elif tail is not None:
-            self._log.truncate(tail.offset)
+            os.ftruncate(self._fd, tail.offset)
             self._size = tail.offset
         self._offset = checkpoint
         self._pending = len(records)
@@ -199,12 +221,11 @@ class Spool:
     def _scan_file(self) -> list[Record | Damaged]:
         if self._size == 0:
             return []
-        with mmap.mmap(self._log.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as data:
             return list(scan(data))
 
     def _quarantine_stretch(self, stretch: Damaged, *, torn_tail: bool) -> None:
-        self._log.seek(stretch.offset)
-        raw = self._log.read(stretch.end - stretch.offset)
+        raw = os.pread(self._fd, stretch.end - stretch.offset, stretch.offset)
         path = self._write_quarantine(
             "damaged",
             None,
@@ -228,10 +249,10 @@ class Spool:
                 handle.write(encode(record.message))
             handle.flush()
             os.fsync(handle.fileno())
-        self._log.close()
+        os.close(self._fd)
         os.replace(temporary, self._log_path)
-        self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open for the process's life
-        self._size = self._log.seek(0, os.SEEK_END)
+        self._fd = _open_log(self._log_path)
+        self._size = self._file_size()
 
     def _write_quarantine(
         self, reason: str, event_id: str | None, data: bytes, meta: dict[str, Any], *, suffix: str
@@ -269,6 +290,21 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self._checkpoint_path)
+
+
+def _open_log(path: Path) -> int:
+    # O_APPEND: every frame lands at the end, whatever offset a read used last.
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written; a short write is followed by the next, which reports the error."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(f"the spool took {written} bytes")
+        view = view[written:]
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes:

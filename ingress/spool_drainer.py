@@ -12,8 +12,8 @@ from ingress.facts import CONTENT_TYPE, UNKNOWN_TRIGGER
 from ingress.fields import fitting
 from ingress.spool import Spool
 from ingress.spool_format import Record
-from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
+from shared.core.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
 
 log = structlog.get_logger("ingress.spool")
 

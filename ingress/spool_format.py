@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
 
 PREFIX = struct.Struct(">III")
 MARKER = b'{"exchange":'

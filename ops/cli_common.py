@@ -14,9 +14,9 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
 
-from shared.broker import connection_parameters
-from shared.settings import CommonSettings, explain
-from shared.topology import STAGES, Topology
+from shared.broker.connection import connection_parameters
+from shared.broker.topology import STAGES, Topology
+from shared.config.settings import CommonSettings, explain
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision
-from shared.settings import CommonSettings
+from shared.config.settings import CommonSettings
+from shared.core.control_chars import printable
 
 app = typer.Typer(
     help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",
@@ -69,10 +70,11 @@ def _table(letters: list[DeadLetter], title: str) -> Table:
         table.add_column(name, no_wrap=name in {"id", "stage", "reason"}, overflow="fold")
     for d in letters:
         # Every cell comes from the message's headers, which anyone who can publish may write: a "[/x]" in
-        # one would be read as markup, and rich raises on a closing tag that was never opened.
+        # one would be read as markup, and rich raises on a closing tag that was never opened; an escape
+        # sequence would drive the operator's terminal.
         table.add_row(
             *(
-                escape(str(cell))
+                _shown(cell)
                 for cell in (
                     d.id,
                     d.stage,
@@ -124,8 +126,8 @@ def show(
     letter = found[0]
     copies = f" ({len(found)} copies)" if len(found) > 1 else ""
     out.print(
-        f"[bold]{escape(letter.id)}[/bold]{copies}  stage {escape(letter.stage)}  "
-        f"reason [bold]{escape(letter.reason)}[/bold]"
+        f"[bold]{_shown(letter.id)}[/bold]{copies}  stage {_shown(letter.stage)}  "
+        f"reason [bold]{_shown(letter.reason)}[/bold]"
     )
     meta = Table(show_header=False, box=None)
     for name, value in (
@@ -137,16 +139,21 @@ def show(
         ("last failure", ago(letter.last_failure)),
         ("error", letter.error),
     ):
-        meta.add_row(name, escape(str(value if value is not None else "-")))
+        meta.add_row(name, _shown(value if value is not None else "-"))
     out.print(meta)
     headers = Table(title="headers", title_justify="left")
     headers.add_column("name", no_wrap=True)
     headers.add_column("value", overflow="fold")
     for name, value in sorted(letter.headers.items()):
-        headers.add_row(escape(name), escape(_render(value)))
+        headers.add_row(_shown(name), _shown(_render(value)))
     out.print(headers)
     out.print("[bold]body[/bold]")
-    out.print(_body(letter.body), markup=False)
+    out.print(printable(_body(letter.body)), markup=False, highlight=False)
+
+
+def _shown(value: object) -> str:
+    """A value from a dead letter as inert text: no markup for rich, no escape sequence for the terminal."""
+    return escape(printable(str(value)))
 
 
 def _render(value: object) -> str:
@@ -200,7 +207,11 @@ def purge(
     stage: StageOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
-    """Delete dead letters for good (asks first). Consider 'dlq list' and 'dlq replay' before this."""
+    """Delete dead letters for good (asks first). Consider 'dlq list' and 'dlq replay' before this.
+
+    Exactly the number confirmed is deleted, oldest first: dead letters that arrive while the question waits
+    are left for the next look.
+    """
     names = stages(stage)
     queues = _queues()
     depths = {name: queues.depth(name) for name in names}
@@ -213,5 +224,5 @@ def purge(
     if not yes and not typer.confirm(f"Delete {total} dead letter(s) for good ({summary})?", default=False):
         out.print("Nothing purged.")
         raise typer.Exit(EXIT_PROBLEM)
-    removed = {name: queues.purge(name) for name in names if depths[name]}
+    removed = {name: queues.purge(name, depths[name]) for name in names if depths[name]}
     out.print(f"Purged {sum(removed.values())} dead letter(s): " + ", ".join(f"{n}: {c}" for n, c in removed.items()))

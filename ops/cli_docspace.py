@@ -13,14 +13,14 @@ from rich.table import Table
 from ingress.settings import WEBHOOK_PATH
 from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings
 from ops.webhook_setup import generate_secret
+from shared.config.plaintext import is_loopback
+from shared.config.redact import safe_url
+from shared.config.settings import DocSpaceSettings
+from shared.core.errors import StageError
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.docspace.webhooks import INVOICE_TRIGGERS, trigger_names
-from shared.errors import StageError
-from shared.redact import safe_url
-from shared.settings import DocSpaceSettings
-from shared.transport import is_loopback
-from shared.wiring import docspace_client
+from shared.runtime.wiring import docspace_client
 
 app = typer.Typer(help="Manage the DocSpace side: the webhook that feeds the pipeline.", no_args_is_help=True)
 

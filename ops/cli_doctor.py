@@ -29,11 +29,11 @@ from ops.doctor import (
     check_smtp,
     check_transport,
 )
+from shared.config.settings import CommonSettings, DocSpaceSettings, explain
+from shared.core.rules import Rules, RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.idempotency import StoreUnavailable
-from shared.rules import Rules, RulesError
-from shared.settings import CommonSettings, DocSpaceSettings, explain
-from shared.wiring import checkpoints, docspace_client
+from shared.runtime.wiring import checkpoints, docspace_client
+from shared.store.idempotency import StoreUnavailable
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -143,7 +143,7 @@ def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:
     try:
         rules = settings.rules()
     except RulesError as exc:
-        return None, Check("rules", "fail", str(exc), "see README, 'Rules file'")
+        return None, Check("rules", "fail", str(exc), "see docs/configuration.md, 'Clients and rules'")
     source = settings.invoice_rules_file or "CLIENT_ROOM_ID / MANAGER_EMAIL"
     return rules, Check("rules", "ok", f"{len(rules.clients)} client(s) from {source}")
 

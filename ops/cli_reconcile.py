@@ -15,10 +15,10 @@ from consumers.reconciler.handler import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
 from consumers.reconciler.settings import CLI_MAX_CALLS, MIN_CALLS_PER_CYCLE, ReconcilerSettings, knobs_for
 from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
+from shared.broker.publisher import Publisher
+from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.publisher import Publisher
-from shared.rules import RulesError
-from shared.wiring import checkpoints, docspace_client, idempotency_store
+from shared.runtime.wiring import checkpoints, docspace_client, idempotency_store
 
 ACTION_STYLE = {
     "recovered": "green",

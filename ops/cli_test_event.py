@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +36,7 @@ def send_test_event(
     body = file.read_bytes() if file is not None else sample_delivery(file_id=file_id, folder_id=folder_id)
     target = url or f"http://127.0.0.1:{settings.port}{WEBHOOK_PATH}"
     try:
-        resp = post_delivery(target, body, secrets[0])
+        resp = post_delivery(target, body, secrets[0], resent_at=time.time() if file is not None else None)
     except requests.RequestException as exc:
         err.print(f"[red]no answer from {escape(target)}:[/red] {type(exc).__name__}: {escape(str(exc))}")
         raise typer.Exit(EXIT_PROBLEM) from None

@@ -29,42 +29,29 @@ from typing import Any, Literal
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from shared.broker import BrokerNodes
-from shared.consumer import ATTEMPT_HEADER, ROUTING_KEY_HEADER
-from shared.delivery import parse_datetime
-from shared.ids import small_count
-from shared.publisher import SEQ_HEADER
-from shared.topology import Topology
+from shared.broker.connection import BrokerNodes
+from shared.broker.topology import Topology
+from shared.core.headers import (
+    ATTEMPT_HEADER,
+    ATTEMPTS_HEADER,
+    DEATH_HEADER,
+    ERROR_HEADER,
+    FAILURE_HEADERS,
+    FIRST_FAILURE_HEADER,
+    ID_HEADERS,
+    LAST_FAILURE_HEADER,
+    REASON_HEADER,
+    REPLAYED_AT_HEADER,
+    REPLAYS_HEADER,
+    ROUTING_KEY_HEADER,
+    STAGE_HEADER,
+)
+from shared.core.ids import small_count
+from shared.docspace.delivery import parse_datetime
 
 Decision = Literal["keep", "replay", "drop"]
 
-# Headers that tell the story of the failure; a replayed message starts a new story (attempt 1, a fresh ladder).
-FAILURE_HEADERS = frozenset(
-    {
-        SEQ_HEADER,
-        ATTEMPT_HEADER,
-        "x-stage",
-        "x-reason",
-        "x-error",
-        "x-attempts",
-        "x-first-failure",
-        "x-last-failure",
-        "x-last-reason",
-        "x-last-error",
-        "x-event-id",
-        "x-file-id",
-        "x-invoice-id",
-        "x-death",
-        "x-delivery-count",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-    }
-)
-REPLAYS_HEADER = "x-replays"
+_PURGE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -103,24 +90,24 @@ def describe(stage: str, properties: pika.BasicProperties, body: bytes) -> DeadL
     """Read a dead letter's headers: ours (``x-reason``...) or the broker's ``x-death`` (delivery limit)."""
     headers = dict(properties.headers or {})
     death = _first_death(headers)
-    reason = _text(headers.get("x-reason")) or (_text(death.get("reason")) if death else None) or "unknown"
+    reason = _text(headers.get(REASON_HEADER)) or (_text(death.get("reason")) if death else None) or "unknown"
     attempts = (
-        small_count(headers.get("x-attempts"))
+        small_count(headers.get(ATTEMPTS_HEADER))
         or small_count(headers.get(ATTEMPT_HEADER))
         or small_count(death.get("count"))
     )
-    last = _when(headers.get("x-last-failure")) or _when(death.get("time"))
+    last = _when(headers.get(LAST_FAILURE_HEADER)) or _when(death.get("time"))
     return DeadLetter(
         id=dead_letter_id(stage, properties.message_id, body),
-        stage=_text(headers.get("x-stage")) or stage,
+        stage=_text(headers.get(STAGE_HEADER)) or stage,
         reason=reason,
-        error=_text(headers.get("x-error")) or "",
+        error=_text(headers.get(ERROR_HEADER)) or "",
         attempts=attempts,
-        first_failure=_when(headers.get("x-first-failure")) or last,
+        first_failure=_when(headers.get(FIRST_FAILURE_HEADER)) or last,
         last_failure=last,
-        event_id=_text(headers.get("x-event-id")),
-        file_id=_text(headers.get("x-file-id")),
-        invoice_id=_text(headers.get("x-invoice-id")),
+        event_id=_text(headers.get(ID_HEADERS["event_id"])),
+        file_id=_text(headers.get(ID_HEADERS["file_id"])),
+        invoice_id=_text(headers.get(ID_HEADERS["invoice_id"])),
         routing_key=original_routing_key(headers),
         message_id=properties.message_id,
         content_type=properties.content_type,
@@ -146,7 +133,7 @@ def replay_properties(properties: pika.BasicProperties, now: datetime | None = N
     if key:
         headers[ROUTING_KEY_HEADER] = key
     headers[REPLAYS_HEADER] = (small_count(headers.get(REPLAYS_HEADER)) or 0) + 1
-    headers["x-replayed-at"] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    headers[REPLAYED_AT_HEADER] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     replayed = copy.copy(properties)
     replayed.headers = headers
     replayed.delivery_mode = pika.DeliveryMode.Persistent.value
@@ -197,10 +184,26 @@ class DeadLetterQueues:
                     progress(index + 1, total)
         return done
 
-    def purge(self, stage: str) -> int:
-        """Delete every message in the stage's dead-letter queue; returns how many the broker removed."""
+    def purge(self, stage: str, count: int) -> int:
+        """Delete the ``count`` oldest dead letters of the stage (what the operator was shown); returns how many.
+
+        Not ``queue.purge``: that also deletes whatever arrived after the operator counted and confirmed.
+        """
+        queue = self._topology.stage(stage).dead_letters
+        removed, last_tag = 0, None
         with self._channel() as channel:
-            return int(channel.queue_purge(self._topology.stage(stage).dead_letters).method.message_count)
+            while removed < count:
+                method, _properties, _body = channel.basic_get(queue, auto_ack=False)
+                if method is None:
+                    break  # someone else took messages meanwhile
+                removed, last_tag = removed + 1, method.delivery_tag
+                # Acked in batches (one round trip per message would make a purge of thousands slow); whatever is
+                # not acked yet when the connection drops goes back to the queue.
+                if removed % _PURGE_BATCH == 0:
+                    channel.basic_ack(last_tag, multiple=True)
+            if last_tag is not None and removed % _PURGE_BATCH:
+                channel.basic_ack(last_tag, multiple=True)
+        return removed
 
     @contextmanager
     def _channel(self) -> Iterator[BlockingChannel]:
@@ -213,7 +216,7 @@ class DeadLetterQueues:
 
 
 def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
-    deaths = headers.get("x-death")
+    deaths = headers.get(DEATH_HEADER)
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
         return deaths[0]
     return {}

@@ -15,10 +15,15 @@ import pika.exceptions
 import requests
 
 from ingress.settings import WEBHOOK_PATH, IngressSettings
-from shared.broker import CONNECTION_ERRORS, BrokerNodes, node_names
-from shared.delivery import parse_datetime
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, node_names
+from shared.broker.topology import STAGES, Topology
+from shared.config.redact import safe_url
+from shared.core.errors import StageError
+from shared.core.events import IncomingFolder
+from shared.core.rules import Rules
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
+from shared.docspace.delivery import parse_datetime
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound
 from shared.docspace.values import WebhookConfig
 from shared.docspace.webhooks import (
@@ -28,11 +33,6 @@ from shared.docspace.webhooks import (
     register_command,
     trigger_names,
 )
-from shared.errors import StageError
-from shared.messages import IncomingFolder
-from shared.redact import safe_url
-from shared.rules import Rules
-from shared.topology import STAGES, Topology
 
 Status = Literal["ok", "warn", "fail", "off", "skip"]
 

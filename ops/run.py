@@ -11,7 +11,7 @@ import sys
 
 from ops.console import echo, say
 from ops.supervisor import Supervisor, pipeline_children, supervise
-from shared.redact import safe_url
+from shared.config.redact import safe_url
 
 
 def main() -> int:

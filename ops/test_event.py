@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from ingress.signature import sign
+from ingress.signature import resend_headers, sign
 
 SIGNATURE_HEADER = "x-docspace-signature-256"
 SAMPLE_FILE_ID = 3358285
@@ -72,7 +72,12 @@ def sample_delivery(
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
-def post_delivery(url: str, body: bytes, secret: str, *, timeout: float = 15.0) -> requests.Response:
-    """POST the exact bytes with the signature DocSpace would send."""
+def post_delivery(
+    url: str, body: bytes, secret: str, *, timeout: float = 15.0, resent_at: float | None = None
+) -> requests.Response:
+    """POST the exact bytes with the signature DocSpace would send; ``resent_at``: stamped as an operator's resend."""
     headers = {"Content-Type": "application/json; charset=utf-8", SIGNATURE_HEADER: sign(body, secret)}
+    if resent_at is not None:
+        # A saved delivery is older than the ingress's replay window: the signed stamp lets it through.
+        headers.update(resend_headers(body, secret, resent_at))
     return requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)

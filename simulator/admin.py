@@ -80,9 +80,16 @@ class FileItem(_Base):
 
 
 class FolderItem(_Base):
-    """``GET /_sim/folders/{folder_id}``: a folder's files and subfolders."""
+    """``/_sim/folders/{folder_id}``: a folder's files and subfolders; PUT ``{"parentId": …}`` moves it there."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, folder_id: str) -> None:
+        _out(resp, {"files": self.sim.files_in(folder_id), "folders": self.sim.subfolders(folder_id)})
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, folder_id: str) -> None:
+        doc = _doc(req)
+        if "parentId" not in doc:
+            raise ApiError(400, "parentId is required")
+        self.sim.move_folder(folder_id, doc["parentId"])
         _out(resp, {"files": self.sim.files_in(folder_id), "folders": self.sim.subfolders(folder_id)})
 
 

@@ -129,6 +129,10 @@ class DocSpaceSimulator:
     def create_folder(self, parent_id: str | int, title: str) -> str:
         return str(self.portal.create_folder(parent_id, title))
 
+    def move_folder(self, folder_id: str | int, dest_id: str | int) -> None:
+        """Move a folder under ``dest_id`` (say, into another room); it keeps its id. Fires ``folder.moved``."""
+        self.portal.move_folder(folder_id, dest_id)
+
     def upload_file(self, folder_id: str | int, title: str, *, size: int = 84_234, chunked: bool = False) -> str:
         """Simple: file.created then file.uploaded; chunked: only file.uploaded; same title: a new version."""
         return str(self.portal.upload_file(folder_id, title, size=size, chunked=chunked))

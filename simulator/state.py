@@ -334,6 +334,22 @@ class Portal:
             self._fire("folder.created", folder)
             return folder.id
 
+    def move_folder(self, folder_id: Any, dest_id: Any) -> None:
+        """Move a folder (with everything in it) under ``dest_id``, e.g. from one room to another; keeps its id.
+
+        What a user does in the web UI or a move operation with ``folderIds`` does; fires ``folder.moved``.
+        A room, a section root, or a move into the folder's own subtree or a section root is refused with 403.
+        """
+        with self.lock:
+            folder, dest = self.folder(folder_id), self.folder(dest_id)
+            if folder.parent_id is None or folder.room_type is not None or self.in_subtree(dest, folder):
+                raise ApiError(403, "Access denied")
+            if dest.parent_id is None and dest.folder_type in (FT_VIRTUAL_ROOMS, FT_ARCHIVE):
+                raise ApiError(403, "Access denied")
+            folder.parent_id = dest.id
+            folder.updated = now()
+            self._fire("folder.moved", folder)
+
     def upload_file(self, folder_id: Any, title: str, *, size: int = 84_234, chunked: bool = False) -> int:
         """Simple upload fires file.created then file.uploaded; chunked only file.uploaded; same title = new version."""
         with self.lock:

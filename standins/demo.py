@@ -23,9 +23,9 @@ import pika.exceptions
 from ops.console import echo, say
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, supervise, wait_for_pipeline
-from shared.broker import connection_parameters
-from shared.settings import DEFAULT_AMQP_URL
-from shared.topology import Topology
+from shared.broker.connection import connection_parameters
+from shared.broker.topology import Topology
+from shared.config.settings import DEFAULT_AMQP_URL
 from simulator import DocSpaceSimulator
 from simulator.demo import INVOICE_TITLE, MANAGER_EMAIL, PHOTO_TITLE, ROOM_TITLE, seed_demo, upload_demo_files
 from standins.mail_catcher import MailCatcher

@@ -9,11 +9,11 @@ import pika
 import pytest
 from hypothesis import settings
 
-from shared.topology import Topology
-from tests.broker import BrokerKit, find_broker, new_prefix
-from tests.tcp_proxy import TcpProxy
+from shared.broker.topology import Topology
+from tests.support.real_broker import BrokerKit, find_broker, new_prefix
+from tests.support.tcp_proxy import TcpProxy
 
-pytest_plugins = ["tests.simulator_fixtures", "tests.mail_fixtures"]
+pytest_plugins = ["tests.support.simulator_fixtures", "tests.support.mail_fixtures"]
 
 # The property tests run in every `make test`: a bounded budget keeps the whole set to seconds. The deadline
 # catches a pathological input (quadratic parsing of a 4,300-digit number) without failing on a busy machine.

@@ -10,15 +10,15 @@ from pydantic import ValidationError
 from consumers.classifier.file_reads import SharedFileReads
 from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
-from shared.delivery import parse_datetime
-from shared.emitter import emitter
-from shared.handling import Handled, InboundMessage
-from shared.logging import configure_logging
-from shared.process import StageSpec, config_error, log_transport_notes, run_stages
-from shared.publisher import Publisher
-from shared.rules import RulesError
-from shared.topology import CLASSIFIER, Topology
-from shared.wiring import docspace_client, idempotency_store
+from shared.broker.emitter import emitter
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER, Topology
+from shared.core.handling import Handled, InboundMessage
+from shared.core.rules import RulesError
+from shared.docspace.delivery import parse_datetime
+from shared.runtime.logging import configure_logging
+from shared.runtime.process import StageSpec, config_error, log_transport_notes, run_stages
+from shared.runtime.wiring import docspace_client, idempotency_store
 
 
 def main() -> int:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from shared.core.single_flight import SingleFlightCache
 from shared.docspace.values import FileInfo, Room
-from shared.single_flight import SingleFlightCache
 
 
 class DocSpaceFiles(Protocol):

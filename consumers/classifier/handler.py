@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
 
-from shared.delivery import InvalidDelivery, parse_delivery
+from shared.core.events import InvoiceDetected, invoice_id_for, upload_id_for
+from shared.core.handling import Handled, Outcome
+from shared.core.rules import Rules
+from shared.docspace.delivery import Delivery, InvalidDelivery, parse_delivery
 from shared.docspace.values import FileInfo, Room
-from shared.handling import Handled, Outcome
-from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
-from shared.messages import InvoiceDetected, invoice_id_for
-from shared.rules import Rules
+from shared.store.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 
 log = structlog.get_logger("classifier")
 
@@ -57,58 +59,116 @@ def classify_delivery(
         raise InvalidDelivery("the delivery has no payload.id: there is no file to classify")
     structlog.contextvars.bind_contextvars(file_id=delivery.file_id)
 
-    # The REST API is the source of truth: the payload has no version or extension, and its title may be stale.
-    file = files.get_file(delivery.file_id, delivery.modified_on)
+    facts = _payload_facts(delivery)
+    if facts is None:
+        # A delivery that does not name its upload (no title, folder or modifiedOn: an older or partial shape):
+        # the REST API is the source of truth, and the version it reads names the invoice.
+        facts = _FileFacts.of(files.get_file(delivery.file_id, delivery.modified_on))
     # payload.rootId is the portal-wide "Rooms" folder, the same for every room: the room comes from the path.
-    room = files.find_room(file.folder_id)
+    room = files.find_room(facts.folder_id)
     client = rules.for_room(room.id) if room is not None else None
     if room is None or client is None:
-        return Handled(Outcome.IGNORED, "no_watched_room", {"title": file.title, "room_id": room.id if room else None})
-    if not client.title_matches(file.title):
-        return Handled(Outcome.IGNORED, "not_an_invoice", {"title": file.title, "client": client.name})
-    if not client.extension_allowed(file.extension):
-        return Handled(Outcome.IGNORED, "extension_not_allowed", {"title": file.title, "extension": file.extension})
+        return Handled(Outcome.IGNORED, "no_watched_room", {"title": facts.title, "room_id": room.id if room else None})
+    if not client.title_matches(facts.title):
+        return Handled(Outcome.IGNORED, "not_an_invoice", {"title": facts.title, "client": client.name})
+    if not client.extension_allowed(facts.extension):
+        return Handled(Outcome.IGNORED, "extension_not_allowed", {"title": facts.title, "extension": facts.extension})
 
-    if _is_stale(delivery.created_on, file.updated_at) and store.is_done(f"routed-file:{file.id}"):
+    if (
+        facts.version is not None
+        and _is_stale(delivery.created_on, facts.updated_at)
+        and store.is_done(f"routed-file:{delivery.file_id}")
+    ):
         # A retry or manual redelivery of an upload we already routed, read after the file changed again
         # (edited, new version): its version is not the one the event was about.
-        return Handled(Outcome.IGNORED, "stale_delivery", {"title": file.title, "version": file.version})
+        return Handled(Outcome.IGNORED, "stale_delivery", {"title": facts.title, "version": facts.version})
 
-    invoice_id = invoice_id_for(file.id, file.version)
-    structlog.contextvars.bind_contextvars(invoice_id=invoice_id)
+    file_id = facts.file_id or delivery.file_id
+    invoice_id = invoice_id_for(file_id, facts.version) if facts.version is not None else None
+    upload_id = upload_id_for(file_id, delivery.modified_on or "") if invoice_id is None else None
+    structlog.contextvars.bind_contextvars(invoice_id=invoice_id, upload_id=upload_id)
     detected = InvoiceDetected(
         invoice_id=invoice_id,
+        upload_id=upload_id,
         event_id=delivery.event_id,
         trigger=delivery.trigger or "",
-        file_id=file.id,
-        version=file.version,
-        title=file.title,
-        extension=file.extension,
-        size=file.size,
-        web_url=file.web_url,
-        uploaded_by=file.uploaded_by,
-        uploaded_at=file.uploaded_at,
-        folder_id=file.folder_id,
+        file_id=file_id,
+        version=facts.version,
+        title=facts.title,
+        extension=facts.extension,
+        size=facts.size,
+        web_url=facts.web_url,
+        uploaded_by=facts.uploaded_by,
+        uploaded_at=facts.uploaded_at,
+        folder_id=facts.folder_id,
         client=client.name,
         room_id=room.id,
         room_title=room.title,
+        room_seen_at=room.seen_at,
         manager_email=client.manager_email,
         incoming=client.incoming,
-        already_in_incoming=client.incoming_folder_id == file.folder_id,
+        already_in_incoming=client.incoming_folder_id == facts.folder_id,
         delivered_at=delivered_at,
         detected_at=datetime.now(UTC),
     )
     # file.created and file.uploaded of one upload, DocSpace's retries and manual redeliveries all carry the
-    # same file id and version: only the first becomes an InvoiceDetected.
+    # same upload (file id and modifiedOn): only the first becomes an InvoiceDetected. The claim lives in the
+    # idempotency store, so with Redis it is one decision per upload across every classifier replica.
     # The other trigger of the same upload usually arrives alongside: wait out its short claim (one confirmed
-    # publish) rather than retry, which would read the file from DocSpace again.
+    # publish) rather than retry.
     routed = run_once(
-        store, f"classifier:{invoice_id}", lambda: emit(detected), lease_seconds=lease_seconds, wait_seconds=2.0
+        store, f"classifier:{detected.work_id}", lambda: emit(detected), lease_seconds=lease_seconds, wait_seconds=2.0
     )
     if not routed:
-        return Handled(Outcome.IGNORED, "duplicate", {"title": file.title, "client": client.name})
-    store.mark(f"routed-file:{file.id}")
-    return Handled(Outcome.ACCEPTED, None, {"title": file.title, "client": client.name, "room_id": room.id})
+        return Handled(Outcome.IGNORED, "duplicate", {"title": facts.title, "client": client.name})
+    store.mark(f"routed-file:{file_id}")
+    return Handled(Outcome.ACCEPTED, None, {"title": facts.title, "client": client.name, "room_id": room.id})
+
+
+@dataclass(frozen=True)
+class _FileFacts:
+    """What the decision needs to know of the file: from the signed delivery, or from a REST read."""
+
+    title: str
+    folder_id: str
+    extension: str
+    version: int | None = None
+    file_id: str | None = None
+    size: int | None = None
+    web_url: str | None = None
+    uploaded_by: str | None = None
+    uploaded_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, file: FileInfo) -> _FileFacts:
+        return cls(
+            title=file.title,
+            folder_id=file.folder_id,
+            extension=file.extension,
+            version=file.version,
+            file_id=file.id,
+            size=file.size,
+            web_url=file.web_url,
+            uploaded_by=file.uploaded_by,
+            uploaded_at=file.uploaded_at,
+            updated_at=file.updated_at,
+        )
+
+
+def _payload_facts(delivery: Delivery) -> _FileFacts | None:
+    """The file as the signed delivery describes it, when it names the upload (title, folder and modifiedOn).
+
+    The payload is authentic (the HMAC covers it) and is the file as it was uploaded: deciding on it costs no
+    DocSpace call. Its version, size and uploader come later, from the mover's move report.
+    """
+    if not delivery.title or not delivery.folder_id or not delivery.modified_on:
+        return None
+    return _FileFacts(
+        title=delivery.title,
+        folder_id=delivery.folder_id,
+        extension=os.path.splitext(delivery.title)[1].lower(),
+    )
 
 
 def _is_stale(event_created: datetime | None, file_updated: datetime | None) -> bool:

@@ -7,25 +7,36 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from shared.rules import Rules, load_rules
-from shared.settings import DocSpaceSettings, StageSettings, split_csv
+from shared.config.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings, split_csv
+from shared.core.rules import Rules, load_rules
 
 
 class ClassifierSettings(DocSpaceSettings, StageSettings):
     """The classifier's settings, from the environment."""
 
-    # The classifier and the mover usually share one API key, and DocSpace counts per key. Per invoice the classifier
-    # makes one call (the file read) and the mover two: a third of the 1,500 here, a margin kept.
-    docspace_rate_limit_per_minute: int = Field(
-        default=480, ge=1, description="DocSpace requests per minute this process may send (its share of 1,500)"
-    )
+    # The classifier and the mover usually share one API key, and DocSpace counts per key. The classifier decides
+    # from the signed delivery: it only looks up a room's path once per folder and ROOM_CACHE_TTL_SECONDS (and reads
+    # a file when a delivery does not name its upload). The mover's two calls per invoice take the rest.
+    docspace_rate_limit_per_minute: int = Field(default=60, ge=1, description=RATE_LIMIT_SHARE)
     classifier_triggers: Annotated[list[str], NoDecode] = Field(
-        default=["file.created", "file.uploaded"], description="triggers that may carry a new invoice"
+        default=["file.created", "file.uploaded"],
+        description="triggers that may carry a new invoice, comma-separated; others are acknowledged and counted as "
+        "`wrong_trigger`",
     )
-    invoice_rules_file: str | None = Field(default=None, description="TOML file of clients ([[clients]] tables)")
-    client_room_id: str | None = None
-    incoming_folder_id: str | None = None
-    manager_email: str | None = None
+    invoice_rules_file: str | None = Field(
+        default=None, description="TOML file of clients (`[[clients]]` tables: see Configuration, Clients and rules)"
+    )
+    client_room_id: str | None = Field(
+        default=None, description="one-client shortcut instead of a rules file: the client's room id"
+    )
+    incoming_folder_id: str | None = Field(
+        default=None,
+        description="one-client shortcut: the id of the room's Incoming folder (optional: without it a folder named "
+        "`Incoming` is found or created)",
+    )
+    manager_email: str | None = Field(
+        default=None, description="one-client shortcut: the account manager who is e-mailed about each invoice"
+    )
 
     @field_validator("classifier_triggers", mode="before")
     @classmethod

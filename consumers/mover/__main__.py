@@ -8,14 +8,14 @@ from pydantic import ValidationError
 
 from consumers.mover.handler import move_invoice
 from consumers.mover.settings import MoverSettings
-from shared.emitter import emitter
-from shared.handling import Handled, InboundMessage
-from shared.logging import configure_logging
-from shared.messages import InvoiceDetected, decode
-from shared.process import StageSpec, config_error, log_transport_notes, run_stages
-from shared.publisher import Publisher
-from shared.topology import MOVER, Topology
-from shared.wiring import docspace_client, idempotency_store
+from shared.broker.emitter import emitter
+from shared.broker.publisher import Publisher
+from shared.broker.topology import MOVER, Topology
+from shared.core.events import InvoiceDetected, decode
+from shared.core.handling import Handled, InboundMessage
+from shared.runtime.logging import configure_logging
+from shared.runtime.process import StageSpec, config_error, log_transport_notes, run_stages
+from shared.runtime.wiring import docspace_client, idempotency_store
 
 
 def main() -> int:
@@ -41,6 +41,7 @@ def main() -> int:
                 store=store,
                 conflict=settings.move_conflict,
                 lease_seconds=settings.claim_lease_seconds,
+                room_ttl=settings.room_cache_ttl_seconds,
             )
 
         return StageSpec(MOVER, handle)

@@ -16,14 +16,14 @@ from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from consumers.notifier.metrics import observe_end_to_end
 from consumers.notifier.pipeline import HttpPipelineClient
 from consumers.notifier.settings import NotifierSettings
-from shared.handling import Handled, InboundMessage
-from shared.logging import configure_logging
-from shared.messages import InvoiceReceived, decode
-from shared.process import StageBuilder, StageSpec, config_error, log_transport_notes, run_stages
-from shared.publisher import Publisher
-from shared.redact import safe_url
-from shared.topology import NOTIFIER_EMAIL, NOTIFIER_PIPELINE
-from shared.wiring import idempotency_store
+from shared.broker.publisher import Publisher
+from shared.broker.topology import NOTIFIER_EMAIL, NOTIFIER_PIPELINE
+from shared.config.redact import safe_url
+from shared.core.events import InvoiceReceived, decode
+from shared.core.handling import Handled, InboundMessage
+from shared.runtime.logging import configure_logging
+from shared.runtime.process import StageBuilder, StageSpec, config_error, log_transport_notes, run_stages
+from shared.runtime.wiring import idempotency_store
 
 
 def main(argv: list[str] | None = None) -> int:

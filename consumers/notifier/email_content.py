@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
-from shared.messages import InvoiceReceived
+from shared.core.control_chars import one_line
+from shared.core.events import InvoiceReceived
 
-# Header values come from DocSpace users (file titles, room names); a CR/LF there would either be refused by
-# the email package or, worse elsewhere, inject headers. Any control character becomes a plain space: the C0
-# and C1 sets and DEL, and U+2028/U+2029, since the email package splits lines wherever str.splitlines() does
-# (NEL, U+0085, included) and refuses the notice for them.
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Everything shown comes from DocSpace users (file titles, room names, user names). In a header a CR/LF would be
+# refused by the email package or, worse elsewhere, inject headers; in the plain-text body it would start a line
+# of the sender's choosing ("Bank details changed: ..."). So each value is put on one line
+# (shared/core/control_chars.py).
 
 
 def message_id_for(invoice_id: str, domain: str) -> str:
@@ -56,7 +55,7 @@ def build_invoice_email(invoice: InvoiceReceived, *, mail_from: str, now: dateti
 
 
 def _header_text(value: str) -> str:
-    return _CONTROL_CHARS.sub(" ", value).strip()
+    return one_line(value)
 
 
 def _when(value: datetime | None) -> str | None:
@@ -76,7 +75,8 @@ def _facts(invoice: InvoiceReceived) -> list[tuple[str, str]]:
         ("Uploaded at", _when(invoice.uploaded_at)),
         ("Invoice id", invoice.invoice_id),
     ]
-    return [(label, value) for label, value in facts if value]
+    cleaned = [(label, one_line(value)) for label, value in facts if value]
+    return [(label, value) for label, value in cleaned if value]
 
 
 def _safe_link(url: str | None) -> str | None:
@@ -87,10 +87,10 @@ def _safe_link(url: str | None) -> str | None:
 
 
 def _plain_text(invoice: InvoiceReceived) -> str:
-    lines = [f"A new invoice from {invoice.client} is in the Incoming folder.", ""]
+    lines = [f"A new invoice from {one_line(invoice.client)} is in the Incoming folder.", ""]
     lines += [f"{label}: {value}" for label, value in _facts(invoice)]
     if invoice.web_url:
-        lines += ["", f"Open the file: {invoice.web_url}"]
+        lines += ["", f"Open the file: {one_line(invoice.web_url)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +113,7 @@ def _html(invoice: InvoiceReceived) -> str:
         '<html>\n  <head><meta charset="utf-8"><title>'
         f"{esc(_header_text(f'New invoice from {invoice.client}'))}</title></head>\n"
         "  <body>\n"
-        f"    <p>A new invoice from <strong>{esc(invoice.client)}</strong> is in the Incoming folder.</p>\n"
+        f"    <p>A new invoice from <strong>{esc(one_line(invoice.client))}</strong> is in the Incoming folder.</p>\n"
         f"    <table>\n{rows}\n    </table>\n"
         f"{open_file}"
         "  </body>\n</html>\n"

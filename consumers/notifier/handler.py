@@ -6,9 +6,9 @@ from typing import Protocol
 
 import structlog
 
-from shared.handling import Handled, Outcome
-from shared.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
-from shared.messages import InvoiceReceived
+from shared.core.events import InvoiceReceived
+from shared.core.handling import Handled, Outcome
+from shared.store.idempotency import DEFAULT_LEASE_SECONDS, IdempotencyStore, run_once
 
 
 class Mailer(Protocol):

@@ -14,8 +14,8 @@ from email.utils import parseaddr
 from pydantic import SecretStr
 
 from consumers.notifier.email_content import build_invoice_email
-from shared.errors import PermanentError, TransientError
-from shared.messages import InvoiceReceived
+from shared.core.errors import PermanentError, TransientError
+from shared.core.events import InvoiceReceived
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import Histogram
 
-from shared.handling import Handled, Outcome
-from shared.messages import InvoiceReceived
+from shared.core.events import InvoiceReceived
+from shared.core.handling import Handled, Outcome
 
 END_TO_END = Histogram(
     "invoice_end_to_end_seconds",

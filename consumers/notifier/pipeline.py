@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import SecretStr
 
-from shared.errors import PermanentError, TransientError
-from shared.messages import InvoiceReceived
-from shared.redact import safe_url, scrub
-from shared.retry_after import DEFAULT_MAX_PAUSE, parse_retry_after
+from shared.config.redact import safe_url, scrub
+from shared.core.errors import PermanentError, TransientError
+from shared.core.events import InvoiceReceived
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE, parse_retry_after
 
 USER_AGENT = "docspace-invoice-pipeline-notifier/0.1 (+https://www.standardwebhooks.com/)"
 _WHSEC_PREFIX = "whsec_"

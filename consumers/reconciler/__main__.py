@@ -17,16 +17,16 @@ from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.handler import last_known, reconcile
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
-from shared.broker import connection_parameters
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
+from shared.broker.topology import Topology
+from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.health import HealthServer
-from shared.idempotency import StoreUnavailable
-from shared.logging import configure_logging
-from shared.process import EXIT_OK, EXIT_TOPOLOGY, config_error, log_transport_notes
-from shared.publisher import Publisher
-from shared.rules import RulesError
-from shared.topology import Topology
-from shared.wiring import checkpoints, docspace_client, idempotency_store
+from shared.runtime.health import HealthServer
+from shared.runtime.logging import configure_logging
+from shared.runtime.process import EXIT_OK, EXIT_TOPOLOGY, config_error, log_transport_notes
+from shared.runtime.wiring import checkpoints, docspace_client, idempotency_store
+from shared.store.idempotency import StoreUnavailable
 
 log = structlog.get_logger("reconciler")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from consumers.reconciler.model import Announce, Announcement
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
+from shared.broker.publisher import Publisher
+from shared.core.outgoing import OutgoingMessage
 
 
 def broker_announcer(publisher: Publisher, exchange: str) -> Announce:

@@ -21,14 +21,14 @@ import structlog
 from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, Progress, RowBug, State
 from consumers.reconciler.recovery import DeliveryLog, recover_failed_deliveries
 from consumers.reconciler.scan import RoomListing, announce_trigger, scan_rooms
-from shared.checkpoints import Checkpoints
-from shared.delivery import parse_datetime
+from shared.core.errors import StageError
+from shared.core.rules import Rules
+from shared.docspace.delivery import parse_datetime
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.docspace.values import WebhookConfig
 from shared.docspace.webhooks import find_pipeline_webhook, register_command
-from shared.errors import StageError
-from shared.idempotency import IdempotencyStore, StoreUnavailable
-from shared.rules import Rules
+from shared.store.checkpoints import Checkpoints
+from shared.store.idempotency import IdempotencyStore, StoreUnavailable
 
 log = structlog.get_logger("reconciler")
 

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.delivery import parse_datetime
-from shared.errors import StageError
-from shared.ids import small_count
+from shared.core.errors import StageError
+from shared.core.ids import small_count
+from shared.docspace.delivery import parse_datetime
 
 Source = Literal["delivery_log", "room_scan"]
+# A walk down the delivery log to its checkpoint, or through a room scan's window, stops after this many pages
+# (100,000 entries, far beyond a month-end bulk upload): a portal that keeps answering full pages is not a real
+# listing. Hitting it is logged (``docspace_listing_page_cap_hit``) and counted (``reconciler_page_cap_hits``).
+MAX_WALK_PAGES = 1000
 # (what is being done, how many done, how many in all) for a progress bar; the service passes none.
 Progress = Callable[[str, int, int], None]
 

@@ -16,6 +16,7 @@ import orjson
 import structlog
 
 from consumers.reconciler.model import (
+    MAX_WALK_PAGES,
     Announce,
     Announcement,
     Budget,
@@ -26,10 +27,9 @@ from consumers.reconciler.model import (
     State,
     delivery_key,
 )
-from shared.docspace.paging import MAX_WALK_PAGES, page_cap_hit
+from shared.core.errors import StageError
 from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery, UnreadableRow
-from shared.errors import StageError
-from shared.idempotency import IdempotencyStore
+from shared.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 
@@ -93,8 +93,14 @@ def recover_failed_deliveries(
     pages = 0
     while True:
         if pages >= MAX_WALK_PAGES:
-            page_cap_hit("delivery_log", pages, webhook_id=config_id, start=walk.start)
             report.skipped["log_page_cap"] += 1
+            log.critical(
+                "docspace_listing_page_cap_hit",
+                listing="delivery_log",
+                pages=pages,
+                webhook_id=config_id,
+                hint="DocSpace kept answering full pages; the rest of the log was not read",
+            )
             break  # the checkpoint still moves only over the rows settled
         pages += 1
         if not budget.spend():

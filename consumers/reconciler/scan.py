@@ -26,6 +26,7 @@ import orjson
 import structlog
 
 from consumers.reconciler.model import (
+    MAX_WALK_PAGES,
     Announce,
     Announcement,
     Budget,
@@ -38,8 +39,10 @@ from consumers.reconciler.model import (
     State,
     file_key,
 )
+from shared.core.errors import StageError
+from shared.core.events import invoice_id_for
+from shared.core.rules import ClientRule, Rules
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected, DocSpaceUnavailable
-from shared.docspace.paging import MAX_WALK_PAGES, page_cap_hit
 from shared.docspace.webhooks import (
     FILE_CREATED,
     FILE_UPLOADED,
@@ -49,10 +52,7 @@ from shared.docspace.webhooks import (
     ListedFile,
     UnreadableRow,
 )
-from shared.errors import StageError
-from shared.idempotency import IdempotencyStore
-from shared.messages import invoice_id_for
-from shared.rules import ClientRule, Rules
+from shared.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 
@@ -200,8 +200,14 @@ def _scan_room(
     pages = 0
     while True:
         if pages >= MAX_WALK_PAGES:
-            page_cap_hit("room_files", pages, room_id=room, start=scan.offset)
             report.skipped["room_page_cap"] += 1
+            log.critical(
+                "docspace_listing_page_cap_hit",
+                listing="room_files",
+                pages=pages,
+                room_id=room,
+                hint="DocSpace kept answering full pages; the rest of this room's window was not read",
+            )
             break  # the pass ends here: what lies below the cap is not read (said loudly)
         pages += 1
         offset = max(scan.offset - RESUME_MARGIN, 0) if scan.offset else 0

@@ -25,19 +25,32 @@ class ReconcilerSettings(ClassifierSettings):
 
     reconcile_interval: float = Field(default=300.0, ge=1, description="seconds between two cycles")
     reconcile_grace: float = Field(
-        default=600.0, ge=0, description="the room scan leaves files younger than this to the webhook path"
+        default=600.0, ge=0, description="seconds: the room scan leaves files younger than this to the webhook path"
     )
     reconcile_log_settle: float = Field(
-        default=60.0, ge=0, description="a failed delivery younger than this may still be retried by DocSpace"
+        default=60.0,
+        ge=0,
+        description="seconds: a failed delivery younger than this may still be retried by DocSpace (~31 s); it waits "
+        "for the next cycle",
     )
     reconcile_scan_overlap: float = Field(
-        default=300.0, ge=0, description="each scan starts this long before the last one ended (clock skew)"
+        default=300.0,
+        ge=0,
+        description="seconds each scan of a room starts before the last one ended (clock skew between the portal and "
+        "us)",
     )
     reconcile_budget_share: float = Field(
-        default=0.05, gt=0, le=1, description="the reconciler's share of DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE"
+        default=0.05,
+        gt=0,
+        le=1,
+        description="the reconciler's share of the API key's requests per minute "
+        "(`DOCSPACE_SHARED_RATE_LIMIT_PER_MINUTE`; `DOCSPACE_RATE_LIMIT_PER_MINUTE` is not used by it), however many "
+        "rooms; a cycle spends at most one interval's worth (at least 5 calls) and the next goes on",
     )
     docspace_webhook_url: str | None = Field(
-        default=None, description="the URL the pipeline's webhook points at (default: any ending /docspace/webhook)"
+        default=None,
+        description="the URL the pipeline's webhook points at; unset → the webhook whose URL ends in "
+        "`/docspace/webhook`",
     )
     docspace_webhook_id: str | None = Field(default=None, description="or the webhook's id in DocSpace")
 

@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from shared.delivery import parse_datetime
+from shared.core.ids import InvalidId, parse_id, small_count
+from shared.docspace.delivery import parse_datetime
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.transport import DocSpaceTransport, path_id
 from shared.docspace.values import WebhookConfig, WebhookDelivery, _webhook_config, _webhook_delivery
@@ -25,7 +26,6 @@ from shared.docspace.webhooks import (
     LoggedDelivery,
     UnreadableRow,
 )
-from shared.ids import InvalidId, parse_id, small_count
 
 
 class PortalAdmin:
@@ -153,7 +153,7 @@ def _numeric_or_text(value: str) -> int | str:
 
 
 def _logged_delivery(row: object) -> LoggedDelivery | UnreadableRow:
-    # small_count, not int(): "²".isdigit() is true and int() of a 5,000-digit string raises (shared.ids).
+    # small_count, not int(): "²".isdigit() is true and int() of a 5,000-digit string raises (shared.core.ids).
     log_id = small_count(row.get("id")) if isinstance(row, dict) else None
     if not isinstance(row, dict) or log_id is None:
         # Without an id a row cannot be checkpointed or told apart: not one DocSpace writes.

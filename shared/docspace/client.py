@@ -10,15 +10,16 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from shared.docspace.files import FILE_FIELDS, FileOperations
-from shared.docspace.rooms import ROOMS_ROOT_FOLDER_TYPE, RoomDirectory
+from shared.docspace.lookups import SharedLookups
+from shared.docspace.rooms import DEFAULT_ROOM_TTL, ROOMS_ROOT_FOLDER_TYPE, RoomDirectory
 from shared.docspace.transport import DocSpaceTransport
 from shared.docspace.values import (
     FileInfo,
     MoveResult,
     Room,
 )
-from shared.rate_limit import Limiter
-from shared.retry_after import DEFAULT_MAX_PAUSE
+from shared.limits.rate_limit import Limiter
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE
 
 __all__ = ["FILE_FIELDS", "ROOMS_ROOT_FOLDER_TYPE", "DocSpaceClient"]
 
@@ -34,6 +35,7 @@ class DocSpaceClient:
         timeout: tuple[float, float] = (3.05, 15.0),
         pool_size: int = 16,
         room_cache_size: int = 4096,
+        room_cache_ttl: float = DEFAULT_ROOM_TTL,
         move_deadline: float = 30.0,
         poll_interval: float = 0.25,
         poll_max_interval: float = 2.0,
@@ -42,6 +44,7 @@ class DocSpaceClient:
         max_pause: float = DEFAULT_MAX_PAUSE,
         limiter: Limiter | None = None,
         user_agent: str | None = None,
+        shared_lookups: SharedLookups | None = None,
     ) -> None:
         self.transport = DocSpaceTransport(
             base_url,
@@ -54,12 +57,16 @@ class DocSpaceClient:
             limiter=limiter,
             user_agent=user_agent,
         )
-        self.rooms = RoomDirectory(self.transport, cache_size=room_cache_size)
+        self.rooms = RoomDirectory(
+            self.transport, cache_size=room_cache_size, ttl=room_cache_ttl, shared=shared_lookups
+        )
         self.files = FileOperations(
             self.transport,
             move_deadline=move_deadline,
             poll_interval=poll_interval,
             poll_max_interval=poll_max_interval,
+            folder_ttl=room_cache_ttl,
+            shared=shared_lookups,
         )
         self.base_url = self.transport.base_url
         self.shown_url = self.transport.shown_url  # for logs and messages: no userinfo or path
@@ -89,6 +96,10 @@ class DocSpaceClient:
     def find_or_create_folder(self, room_id: str | int, title: str = "Incoming") -> str:
         """The room's subfolder ``title``, created when missing (``FileOperations.find_or_create_folder``)."""
         return self.files.find_or_create_folder(room_id, title)
+
+    def forget_folder(self, room_id: str | int, title: str = "Incoming") -> None:
+        """Forget a remembered room folder DocSpace says is gone (``FileOperations.forget_folder``)."""
+        self.files.forget_folder(room_id, title)
 
     def move_file(self, file_id: str | int, dest_folder_id: str | int, *, conflict: str = "Duplicate") -> MoveResult:
         """Move a file and confirm it landed (``FileOperations.move_file``)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import PermanentError, TransientError
+from shared.core.errors import PermanentError, TransientError
 
 
 class DocSpaceNotFound(PermanentError):

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import structlog
 
+from shared.core.single_flight import SingleFlightCache
 from shared.docspace.errors import (
     DocSpaceAccessDenied,
     DocSpaceNotFound,
@@ -19,10 +20,10 @@ from shared.docspace.errors import (
     MoveSkipped,
     MoveUnconfirmed,
 )
+from shared.docspace.lookups import SharedLookups
 from shared.docspace.paging import MAX_FOLDER_PAGES, page_cap_hit
 from shared.docspace.transport import DocSpaceTransport, path_id
 from shared.docspace.values import FileInfo, MoveResult, _file_info, _id_sort_key, _sid
-from shared.single_flight import SingleFlightCache
 
 log = structlog.get_logger(__name__)
 
@@ -45,12 +46,18 @@ class FileOperations:
         poll_interval: float = 0.25,
         poll_max_interval: float = 2.0,
         folder_cache_size: int = 4096,
+        folder_ttl: float = 300.0,
+        shared: SharedLookups | None = None,
     ) -> None:
         self._transport = transport
         self._move_deadline = move_deadline
         self._poll_interval = poll_interval
         self._poll_max_interval = poll_max_interval
-        self._folders: SingleFlightCache[tuple[str, str], str] = SingleFlightCache(max_entries=folder_cache_size)
+        self._folder_ttl = folder_ttl
+        self._shared = shared
+        self._folders: SingleFlightCache[tuple[str, str], str] = SingleFlightCache(
+            max_entries=folder_cache_size, ttl=folder_ttl
+        )
 
     # --- files and folders --------------------------------------------------------------------------------
 
@@ -86,7 +93,24 @@ class FileOperations:
         room = path_id(room_id)
         return self._folders.get((room, title), lambda: self._find_or_create(room, title))
 
+    def forget_folder(self, room_id: str | int, title: str = "Incoming") -> None:
+        """Forget the room's folder ``title`` (DocSpace said it is gone): the next use finds or creates it again."""
+        room = path_id(room_id)
+        self._folders.forget((room, title))
+        if self._shared is not None:
+            self._shared.keep(f"folder:{room}:{title}", "", seconds=self._folder_ttl)  # "": ask DocSpace again
+
     def _find_or_create(self, room: str, title: str) -> str:
+        key = f"folder:{room}:{title}"
+        known = self._shared.recall(key) if self._shared is not None else None
+        if known:
+            return known
+        folder = self._find_or_create_in_docspace(room, title)
+        if self._shared is not None:
+            self._shared.keep(key, folder, seconds=self._folder_ttl)
+        return folder
+
+    def _find_or_create_in_docspace(self, room: str, title: str) -> str:
         found = self._matching_subfolders(room, title)
         if not found:
             created = self._transport.request("POST", f"files/folder/{quote(room, safe='')}", json={"title": title})
@@ -211,6 +235,7 @@ class FileOperations:
                 file_id=_sid(match.get("id", fid)),
                 folder_id=_sid(folder) if folder is not None else dest,
                 confirmed_by="operation",
+                file=_file_info(match) if match.get("version") is not None else None,
             )
         located = self._located(fid, dest)
         if located is not None:
@@ -226,13 +251,13 @@ class FileOperations:
         except DocSpaceNotFound:
             return None
         if info.folder_id == dest:
-            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location")
+            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location", file=info)
         return None
 
     def _confirm(self, fid: str, dest: str, *, lost: bool) -> MoveResult:
         info = self.get_file(fid)
         if info.folder_id == dest:
-            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location")
+            return MoveResult(file_id=info.id, folder_id=dest, confirmed_by="file_location", file=info)
         if lost:
             raise MoveReportLost(
                 f"DocSpace move of file {fid} to folder {dest}: the report was taken by another reader and "

@@ -12,11 +12,9 @@ from prometheus_client import Counter
 
 log = structlog.get_logger("docspace")
 
-# A room's subfolders matching one title: a real one has a handful.
+# A room's subfolders matching one title: a real one has a handful. (The reconciler's walks have their own cap,
+# ``consumers.reconciler.model.MAX_WALK_PAGES``, counted as ``reconciler_page_cap_hits``.)
 MAX_FOLDER_PAGES = 50
-# The delivery log's failed rows down to the checkpoint, or a room scan's window: 100,000 entries at 100 a page,
-# far beyond a month-end bulk upload; a walk that goes further is not reading a real listing.
-MAX_WALK_PAGES = 1000
 
 PAGE_CAP_HITS = Counter(
     "docspace_listing_page_cap_hits",
@@ -24,8 +22,7 @@ PAGE_CAP_HITS = Counter(
     ["listing"],
 )
 # Every series from the start at zero: an alert on increase() would miss a first hit on a series born at 1.
-for _listing in ("folder_subfolders", "delivery_log", "room_files"):
-    PAGE_CAP_HITS.labels(_listing)
+PAGE_CAP_HITS.labels("folder_subfolders")
 
 
 def page_cap_hit(listing: str, pages: int, **ids: str | int | None) -> None:

@@ -10,6 +10,8 @@ import structlog
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
+from shared.config.redact import safe_url, scrub
+from shared.core.ids import InvalidId, parse_id
 from shared.docspace.errors import (
     DocSpaceAccessDenied,
     DocSpaceNotFound,
@@ -17,10 +19,8 @@ from shared.docspace.errors import (
     DocSpaceUnavailable,
     InvalidDocSpaceId,
 )
-from shared.ids import InvalidId, parse_id
-from shared.rate_limit import Limiter
-from shared.redact import safe_url, scrub
-from shared.retry_after import DEFAULT_MAX_PAUSE, retry_after_from
+from shared.limits.rate_limit import Limiter
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE, retry_after_from
 
 log = structlog.get_logger(__name__)
 

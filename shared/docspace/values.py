@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.delivery import parse_datetime
-from shared.ids import small_count
+from shared.core.ids import small_count
+from shared.docspace.delivery import parse_datetime
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,29 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class Room:
-    """A DocSpace room (the first folder with a ``roomType`` on a folder's path)."""
+    """A DocSpace room (the first folder with a ``roomType`` on a folder's path).
+
+    ``seen_at`` is when DocSpace last said so (the folder path read this answer came from): a folder can be moved
+    to another room, so the mover checks how old the answer is before it acts on it. Not part of equality.
+    """
 
     id: str
     title: str
+    seen_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class MoveResult:
-    """A confirmed move: ``confirmed_by`` is ``"operation"`` (its report) or ``"file_location"`` (a re-read)."""
+    """A confirmed move: ``confirmed_by`` is ``"operation"`` (its report) or ``"file_location"`` (a re-read).
+
+    ``file`` is the moved file as DocSpace described it in that report or re-read (version, title, uploader):
+    the mover names the invoice from it without reading the file again.
+    """
 
     file_id: str
     folder_id: str
     confirmed_by: str
+    file: FileInfo | None = None
 
 
 def _sid(value: Any) -> str:

@@ -14,12 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logs import LogCollector
 from ops.supervisor import Supervisor, pipeline_children, wait_for_pipeline
-from shared.redis_limiter import limiter_key
-from shared.topology import STAGES
+from shared.broker.topology import STAGES
+from shared.limits.redis_limiter import limiter_key
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit, wait_until_quiet
-from tests.mail_fixtures import free_port
+from tests.support.ports import free_port
+from tests.support.real_broker import BrokerKit, wait_until_quiet
 
 # The pipeline receiver's secret in every end-to-end test (Standard Webhooks form: whsec_ + base64).
 PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -80,7 +80,8 @@ class RunningPipeline:
         )
 
     def wait_until_quiet(self, broker: BrokerKit, *, timeout: float = 120.0) -> None:
-        """Return once the pipeline has nothing left to do (``tests.broker.wait_until_quiet``); fail after ``timeout``.
+        """Return once the pipeline has nothing left to do (``tests.support.real_broker.wait_until_quiet``); fail after
+        ``timeout``.
 
         A late duplicate (a redelivery, a retry in a delay queue, a message parked behind a claim) has then been
         handled, however long it took, so a test that counts side effects after this sees them all.
@@ -107,10 +108,7 @@ def running_pipeline(
     port = free_port()
     logs = LogCollector()
     full_env = {
-        "AMQP_URL": broker.url,
-        "TOPOLOGY_PREFIX": broker.topology.prefix,
-        "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-        "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+        **broker.env(),
         "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
         "LOG_FORMAT": "json",
         "HOST": "127.0.0.1",

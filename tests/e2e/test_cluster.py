@@ -15,14 +15,14 @@ from pathlib import Path
 import pika
 import pytest
 
-from shared.topology import MOVER, STAGES, Topology
+from shared.broker.topology import MOVER, STAGES, Topology
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit, new_prefix
 from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
-from tests.mail_fixtures import wait_until
-from tests.rabbit_cluster import RabbitCluster, installed, running_cluster
+from tests.support.mail_fixtures import wait_until
+from tests.support.rabbit_cluster import RabbitCluster, installed, running_cluster
+from tests.support.real_broker import BrokerKit, new_prefix
 
 pytestmark = pytest.mark.e2e
 

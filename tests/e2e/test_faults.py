@@ -18,11 +18,11 @@ import pytest
 
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
-from tests.mail_fixtures import wait_until
-from tests.tcp_proxy import TcpProxy
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 

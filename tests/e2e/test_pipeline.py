@@ -9,9 +9,9 @@ import pytest
 
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit
 from tests.e2e.pipeline import outside_world_env, running_pipeline
-from tests.mail_fixtures import wait_until
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 pytestmark = pytest.mark.e2e
 

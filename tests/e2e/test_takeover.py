@@ -6,19 +6,20 @@ within 15 s; the redelivered invoices wait in the parking queue exactly until th
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from shared.sqlite_store import SqliteStore
-from shared.topology import MOVER
+from shared.broker.topology import MOVER
+from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
-from tests.broker import BrokerKit
 from tests.e2e.pipeline import outside_world_env, running_pipeline
-from tests.mail_fixtures import wait_until
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 pytestmark = pytest.mark.e2e
 
@@ -57,10 +58,13 @@ def test_a_killed_movers_four_invoices_are_moved_and_announced_once_within_thirt
             timeout=30,
         ), pipeline.logs.dump(40)
         # Every one of the four is claimed and waiting on DocSpace: its claim is in the store, its worker holds it.
+        # The mover claims the upload (file id and payload.modifiedOn) the classifier decided on.
         claims = SqliteStore(tmp_path / "idempotency.sqlite3", ttl_seconds=60)
+        payloads = [json.loads(attempt.body)["payload"] for attempt in sim.deliveries()]
+        modified_on = {str(p["id"]): p["modifiedOn"] for p in payloads}
         assert wait_until(
             lambda: (
-                all(claims.lease_left(f"mover:{file_id}:v1") is not None for file_id in files)
+                all(claims.lease_left(f"mover:upload:{f}@{modified_on[str(f)]}") is not None for f in files)
                 and pipeline.metric("mover", "stage_messages_in_flight") == HELD
             ),
             timeout=30,

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.topology import STAGES, Topology
+from shared.broker.topology import STAGES, Topology
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
-from tests.broker import BrokerKit
 from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import forget_redis_keys, outside_world_env, running_pipeline
-from tests.mail_fixtures import wait_until
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 pytestmark = pytest.mark.e2e
 

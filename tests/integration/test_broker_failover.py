@@ -15,14 +15,14 @@ import pika
 import pytest
 
 from ops.doctor import check_broker
-from shared.broker import connection_parameters
-from shared.consumer import StageConsumer
-from shared.handling import Handled, InboundMessage, Outcome
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
-from shared.topology import CLASSIFIER
-from tests.broker import BrokerKit
-from tests.tcp_proxy import TcpProxy
+from shared.broker.connection import connection_parameters
+from shared.broker.consumer import StageConsumer
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER
+from shared.core.handling import Handled, InboundMessage, Outcome
+from shared.core.outgoing import OutgoingMessage
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 
 class FirstNode(random.Random):

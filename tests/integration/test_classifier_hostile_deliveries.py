@@ -14,16 +14,16 @@ import pytest
 
 from consumers.classifier.handler import classify_delivery
 from ops.test_event import sample_delivery
-from shared.broker import connection_parameters
-from shared.consumer import StageConsumer
-from shared.handling import Handled, InboundMessage
-from shared.publisher import Publisher
-from shared.rules import ClientRule, Rules
-from shared.sqlite_store import SqliteStore
-from shared.topology import CLASSIFIER
-from tests.broker import BrokerKit
-from tests.fakes import FakeDocSpace, RecordingEmitter
-from tests.mail_fixtures import wait_until
+from shared.broker.connection import connection_parameters
+from shared.broker.consumer import StageConsumer
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER
+from shared.core.handling import Handled, InboundMessage
+from shared.core.rules import ClientRule, Rules
+from shared.store.sqlite_store import SqliteStore
+from tests.support.fakes import FakeDocSpace, RecordingEmitter
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 
 def body(event_id: object = 1, file_id: object = 2, parent_id: object = 3, retry_count: object = 0) -> bytes:

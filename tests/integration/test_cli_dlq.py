@@ -13,15 +13,15 @@ import pytest
 import structlog
 
 from ops.cli import main
-from shared.broker import connection_parameters
-from shared.consumer import StageConsumer
-from shared.errors import PermanentError
-from shared.handling import Handled, InboundMessage, Outcome
-from shared.publisher import Publisher
-from shared.topology import CLASSIFIER, MOVER
-from tests.broker import BrokerKit, wait_until_quiet
-from tests.cli_env import use_broker
-from tests.mail_fixtures import wait_until
+from shared.broker.connection import connection_parameters
+from shared.broker.consumer import StageConsumer
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER, MOVER
+from shared.core.errors import PermanentError
+from shared.core.handling import Handled, InboundMessage, Outcome
+from tests.support.cli_env import use_broker
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit, wait_until_quiet
 
 ID = re.compile(r"\b[0-9a-f]{12}\b")
 
@@ -193,3 +193,52 @@ def test_list_show_and_replay_print_hostile_headers_and_bodies_as_text(
     code, out = run(capsys, "dlq", "replay", "--stage", MOVER, "--dry-run")
     assert code == 0 and f"Would replay {len(HOSTILE_MARKUP)}" in out and "[/evil]" in out
     assert broker.depth(mover.dead_letters) == len(HOSTILE_MARKUP)
+
+
+def test_show_prints_no_terminal_escape_sequence_from_a_dead_letter(
+    broker: BrokerKit, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Anyone who can publish writes a dead letter's headers and body; ESC/CSI sequences would drive the terminal
+    # (clear it, retitle it, hide lines). Tabs and newlines keep the body readable.
+    use_broker(monkeypatch, broker)
+    mover = broker.topology.stage(MOVER)
+    hostile = "\x1b[2J\x1b]0;owned\x07\x9b31mred\r"
+    headers = {"x-reason": f"bug{hostile}", "x-error": f"boom{hostile}", f"x-{hostile}": hostile}
+    body = b'{"title": "x\\u001b[8mhidden"}\n\tplain line \x1b[0m'
+    publish(broker, "", mover.dead_letters, body, message_id=f"inv{hostile}", headers=headers)
+    assert wait_until(lambda: broker.depth(mover.dead_letters) == 1, 5)
+
+    code, out = run(capsys, "dlq", "list", "--stage", MOVER)
+    assert code == 0 and "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+    [ident] = ID.findall(out)
+
+    code, out = run(capsys, "dlq", "show", ident, "--stage", MOVER)
+    assert code == 0, out
+    assert not any(c in out for c in "\x1b\x9b\x07\r"), repr(out)
+    assert "[2J" in out and "boom" in out and "hidden" in out  # the text is shown, only the controls are gone
+    shown_body = out.split("\nbody\n", 1)[1].splitlines()
+    assert shown_body[0].endswith('hidden"}') and shown_body[1].strip() == "plain line [0m"  # the newline kept
+
+
+def test_purge_deletes_exactly_the_dead_letters_confirmed(
+    broker: BrokerKit, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_broker(monkeypatch, broker)
+    mover = broker.topology.stage(MOVER)
+    for n in (1, 2):
+        publish(broker, "", mover.dead_letters, f'{{"invoice":{n}}}'.encode(), message_id=f"inv-{n}")
+    assert wait_until(lambda: broker.depth(mover.dead_letters) == 2, 5)
+
+    def confirm_while_one_more_arrives(text: str, **_kw: object) -> bool:
+        assert "Delete 2 dead letter(s)" in text
+        publish(broker, "", mover.dead_letters, b'{"invoice":3}', message_id="inv-3")
+        assert wait_until(lambda: broker.depth(mover.dead_letters) == 3, 5)
+        return True
+
+    # typer's prompt, not ours: the operator answering "yes" while a new dead letter arrives.
+    monkeypatch.setattr("typer.confirm", confirm_while_one_more_arrives)
+    code, out = run(capsys, "dlq", "purge", "--stage", MOVER)
+    assert code == 0 and "Purged 2" in out, out
+    assert broker.depth(mover.dead_letters) == 1
+    _properties, body = broker.get(mover.dead_letters)
+    assert body == b'{"invoice":3}'  # the one nobody was asked about is still there

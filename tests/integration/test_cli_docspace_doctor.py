@@ -11,10 +11,10 @@ from ops.cli import main
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.broker import BrokerKit
-from tests.cli_env import use_broker
-from tests.mail_fixtures import free_port
-from tests.simulator_fixtures import WebhookReceiver
+from tests.support.cli_env import use_broker
+from tests.support.ports import free_port
+from tests.support.real_broker import BrokerKit
+from tests.support.simulator_fixtures import WebhookReceiver
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pytest
 from ops.cli import main
 from ops.cli_common import EXIT_PROBLEM
 from simulator import DocSpaceSimulator
-from tests.broker import BrokerKit
-from tests.cli_env import use_broker
-from tests.simulator_fixtures import WebhookReceiver
+from tests.support.cli_env import use_broker
+from tests.support.real_broker import BrokerKit
+from tests.support.simulator_fixtures import WebhookReceiver
 
 SECRET = "Reconcile-Cli-Secret!1"
 

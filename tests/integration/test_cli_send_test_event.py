@@ -11,11 +11,11 @@ import pytest
 from ingress.app import create_app
 from ingress.signature import SignatureVerifier
 from ops.cli import main
-from shared.broker import connection_parameters
-from shared.publisher import Publisher
-from tests.broker import BrokerKit
-from tests.cli_env import use_broker
-from tests.wsgi_server import WsgiServer
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
+from tests.support.cli_env import use_broker
+from tests.support.real_broker import BrokerKit
+from tests.support.wsgi_server import WsgiServer
 
 SECRET = "Send-Test-Secret!7"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "docspace"

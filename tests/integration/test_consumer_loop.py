@@ -12,15 +12,15 @@ import pytest
 import structlog
 import structlog.testing
 
-from shared.broker import connection_parameters
-from shared.consumer import MAX_DEFERRALS, StageConsumer
-from shared.errors import Deferred, PermanentError, TransientError, UnpublishableMessage
-from shared.handling import Handled, InboundMessage, Outcome
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
-from shared.topology import CLASSIFIER
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
+from shared.broker.connection import connection_parameters
+from shared.broker.consumer import MAX_DEFERRALS, StageConsumer
+from shared.broker.publisher import Publisher
+from shared.broker.topology import CLASSIFIER
+from shared.core.errors import Deferred, PermanentError, TransientError, UnpublishableMessage
+from shared.core.handling import Handled, InboundMessage, Outcome
+from shared.core.outgoing import OutgoingMessage
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 
 class Harness:

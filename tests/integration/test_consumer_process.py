@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from ops.test_event import sample_delivery
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
 
 
 def _classifier(broker: BrokerKit, sim, tmp_path: Path, **env: str) -> subprocess.Popen[str]:
@@ -19,10 +19,7 @@ def _classifier(broker: BrokerKit, sim, tmp_path: Path, **env: str) -> subproces
         [sys.executable, "-m", "consumers.classifier"],
         env={
             **os.environ,
-            "AMQP_URL": broker.url,
-            "TOPOLOGY_PREFIX": broker.topology.prefix,
-            "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-            "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+            **broker.env(),
             "DOCSPACE_API_HOST": sim.base_url,
             "DOCSPACE_API_KEY": sim.api_key,
             "CLIENT_ROOM_ID": env.pop("CLIENT_ROOM_ID", "1"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from shared.core.errors import PermanentError, TransientError
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import (
     DocSpaceAccessDenied,
@@ -25,9 +25,9 @@ from shared.docspace.errors import (
     MoveUnconfirmed,
 )
 from shared.docspace.values import Room
-from shared.errors import PermanentError, TransientError
-from shared.retry_after import retry_after_from
+from shared.limits.retry_after import retry_after_from
 from simulator import DocSpaceSimulator
+from tests.support.ports import free_port
 
 PATH_CALL = "/api/2.0/files/folder/*/path"
 
@@ -143,11 +143,8 @@ def test_a_read_timeout_is_unavailable(docspace_sim: DocSpaceSimulator) -> None:
 
 
 def test_a_refused_connection_is_unavailable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with (
-        DocSpaceClient(f"http://127.0.0.1:{port}", "k", timeout=(0.5, 0.5)) as client,
+        DocSpaceClient(f"http://127.0.0.1:{free_port()}", "k", timeout=(0.5, 0.5)) as client,
         pytest.raises(DocSpaceUnavailable),
     ):
         client.get_file(1)

@@ -19,11 +19,11 @@ from consumers.mover.handler import move_invoice
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceUnavailable, InvalidDocSpaceId
-from shared.rate_limit import RateLimiter
-from shared.sqlite_store import SqliteStore
+from shared.limits.rate_limit import RateLimiter
+from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
-from tests.fakes import RecordingEmitter
-from tests.messages import invoice_detected
+from tests.support.fakes import RecordingEmitter
+from tests.support.message_builders import invoice_detected
 
 HOSTILE_IDS = [".", "..", "../settings", "a/b", "a\\b", "a?x=1", "a#b", "%2e%2e", "a\r\nb", "a\x00b", "x" * 513, "²"]
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 from shared.docspace.client import DocSpaceClient
-from shared.rate_limit import RateLimiter
+from shared.limits.rate_limit import RateLimiter
 from simulator import DocSpaceSimulator
 
 

@@ -1,6 +1,6 @@
 """The one private pika method the publisher overrides is still there, still shaped the same, still used.
 
-If a pika upgrade breaks any of these, the batching in ``shared/frame_batching.py`` would silently stop working
+If a pika upgrade breaks any of these, the batching in ``shared/broker/frame_batching.py`` would silently stop working
 (or break publishing): this test is the alarm.
 """
 
@@ -13,8 +13,8 @@ import pika
 import pika.connection
 from pika.adapters.select_connection import SelectConnection
 
-from shared.frame_batching import BatchingConnection
-from tests.broker import BrokerKit
+from shared.broker.frame_batching import BatchingConnection
+from tests.support.real_broker import BrokerKit
 
 
 def test_pika_still_has_the_method_with_the_same_signature() -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import requests
 
-from shared.health import HealthServer
-from tests.broker import BrokerKit
-from tests.mail_fixtures import free_port, wait_until
+from shared.runtime.health import HealthServer
+from tests.support.mail_fixtures import wait_until
+from tests.support.ports import free_port
+from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -35,10 +36,7 @@ def test_the_notifier_process_serves_its_probes_and_metrics(broker: BrokerKit, t
     port = free_port()
     env = {
         **os.environ,
-        "AMQP_URL": broker.url,
-        "TOPOLOGY_PREFIX": broker.topology.prefix,
-        "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-        "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+        **broker.env(),
         "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
         "METRICS_PORT": str(port),
         "LOG_FORMAT": "json",

@@ -16,15 +16,16 @@ import requests
 from ingress.app import IngressMetrics, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
-from ingress.signature import SignatureVerifier, sign
-from shared.broker import connection_parameters
-from shared.health import HealthServer
-from shared.publisher import Publisher
-from tests.broker import BrokerKit
+from ingress.signature import SignatureVerifier, resend_headers, sign
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
+from shared.runtime.health import HealthServer
 from tests.fixtures import DOCSPACE_FIXTURES
-from tests.ingress_process import free_port, output, spawn_ingress
-from tests.tcp_proxy import TcpProxy
-from tests.wsgi_server import WsgiServer
+from tests.support.ingress_process import output, spawn_ingress
+from tests.support.ports import free_port
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.wsgi_server import WsgiServer
 
 BODY = (DOCSPACE_FIXTURES / "file.created.json").read_bytes()
 SECRET = (DOCSPACE_FIXTURES / "file.created.secret").read_text().strip()
@@ -200,7 +201,10 @@ def test_unroutable_publish_is_not_accepted(broker: BrokerKit) -> None:
         channel = connection.channel()
         lonely = broker.topology.prefix + "lonely"
         channel.exchange_declare(lonely, "topic", auto_delete=True)
-        app = create_app(verifier=SignatureVerifier([SECRET]), publish=publisher.publish, exchange=lonely)
+        # The fixture is older than any replay window: this ingress does not look at its age.
+        app = create_app(
+            verifier=SignatureVerifier([SECRET]), publish=publisher.publish, exchange=lonely, recent=RecentEvents(0)
+        )
         with WsgiServer(app) as server:
             response = requests.post(
                 server.url + WEBHOOK_PATH,
@@ -247,7 +251,9 @@ def test_the_ingress_process_accepts_a_delivery_signed_like_docspace_signs(broke
     # process gets longer ones; the signature is computed exactly as DocSpace does (tests/unit/test_signature.py).
     secret = "Rotated-Webhook-Secret-2027"
     probe = broker.bind_probe(broker.topology.events_exchange)
-    ingress = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": f"next-Secret-2028-xyz,{secret}"})
+    # The fixture was created in 2026-09, longer ago than any replay window: this ingress does not look at its age.
+    env = {"DOCSPACE_WEBHOOK_SECRET": f"next-Secret-2028-xyz,{secret}", "REPLAY_WINDOW_SECONDS": "0"}
+    ingress = spawn_ingress(broker, env)
     try:
         response = requests.post(
             ingress.webhook, data=BODY, headers={"x-docspace-signature-256": sign(BODY, secret)}, timeout=10
@@ -264,8 +270,36 @@ def test_the_ingress_process_accepts_a_delivery_signed_like_docspace_signs(broke
     assert secret not in stderr and "next-Secret" not in stderr
 
 
+def test_the_ingress_process_refuses_a_delivery_older_than_its_window_unless_an_operator_resends_it(
+    broker: BrokerKit,
+) -> None:
+    secret = "Rotated-Webhook-Secret-2027"
+    probe = broker.bind_probe(broker.topology.events_exchange)
+    ingress = spawn_ingress(broker, {"DOCSPACE_WEBHOOK_SECRET": secret})
+    try:
+        # The fixture's createOn is months old: a replay that a restarted ingress no longer remembers.
+        stale = ingress.post(BODY, secret)
+        assert stale.status_code == 422 and "stale" in stale.json()["error"]
+        assert ingress.metric("ingress_deliveries_total", outcome="stale") == 1
+        # A resend stamp with a wrong secret, or an old one, changes nothing.
+        forged = resend_headers(BODY, "Not-The-Secret-At-All", time.time())
+        assert ingress.post(BODY, secret, headers=forged).status_code == 422
+        old_stamp = resend_headers(BODY, secret, time.time() - 7200)
+        assert ingress.post(BODY, secret, headers=old_stamp).status_code == 422
+        assert broker.get_all(probe) == []
+        # The operator's resend (invoice-pipeline send-test-event --file) goes through, byte for byte.
+        resent = ingress.post(BODY, secret, headers=resend_headers(BODY, secret, time.time()))
+        assert resent.status_code == 200
+        assert broker.get(probe)[1] == BODY
+        assert ingress.metric("ingress_deliveries_total", outcome="stale") == 3
+    finally:
+        ingress.stop()
+    events = [json.loads(line) for line in output(ingress.process).splitlines() if line.startswith("{")]
+    assert [e["reason"] for e in events if e["event"] == "delivery_rejected"] == ["stale"] * 3
+
+
 def test_insecure_flag_starts_without_a_secret_and_says_so_loudly(broker: BrokerKit) -> None:
-    ingress = spawn_ingress(broker, {}, "--insecure-skip-signature")
+    ingress = spawn_ingress(broker, {"REPLAY_WINDOW_SECONDS": "0"}, "--insecure-skip-signature")
     try:
         assert requests.post(ingress.webhook, data=BODY, timeout=10).status_code == 200
     finally:

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from ops.test_event import sample_delivery
-from tests.broker import BrokerKit
-from tests.ingress_process import IngressProcess, output, spawn_ingress
+from tests.support.ingress_process import IngressProcess, output, spawn_ingress
+from tests.support.real_broker import BrokerKit
 
 SECRET = "hostile-Test-Secret!42"
 

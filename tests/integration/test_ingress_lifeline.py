@@ -14,13 +14,13 @@ from prometheus_client import CollectorRegistry
 from ingress.__main__ import EXIT_THREAD_DIED, EXIT_TOPOLOGY, Lifeline, readiness
 from ingress.spool import Spool
 from ingress.spool_drainer import SpoolStuck
-from shared.broker import connection_parameters
-from shared.health import HealthServer
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
-from tests.broker import BrokerKit
-from tests.ingress_process import IngressProcess, output, spawn_ingress
-from tests.tcp_proxy import TcpProxy
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
+from shared.core.outgoing import OutgoingMessage
+from shared.runtime.health import HealthServer
+from tests.support.ingress_process import IngressProcess, output, spawn_ingress
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 SECRET = "lifeline-Test-Secret!4"
 

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
 from ingress.spool import Spool
 from ops.test_event import sample_delivery
-from shared.outgoing import OutgoingMessage
-from tests.broker import BrokerKit
-from tests.ingress_process import IngressProcess, output, spawn_ingress
-from tests.tcp_proxy import TcpProxy
+from shared.core.outgoing import OutgoingMessage
+from tests.support.ingress_process import IngressProcess, output, spawn_ingress
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 SECRET = "spool-Test-Secret!9"
+# Fixed for the run, so every delivery's bytes can be compared; recent, or the ingress would refuse them as stale.
+CREATED_ON = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _delivery(n: int) -> bytes:
-    return sample_delivery(
-        file_id=5000 + n, folder_id=7, title=f"Invoice-{n}.pdf", event_id=n, created_on="2026-11-28T10:00:00Z"
-    )
+    return sample_delivery(file_id=5000 + n, folder_id=7, title=f"Invoice-{n}.pdf", event_id=n, created_on=CREATED_ON)
 
 
 def _post(ingress: IngressProcess, body: bytes) -> requests.Response:
@@ -99,6 +101,46 @@ def test_a_full_spool_answers_503(broker: BrokerKit, broker_proxy: TcpProxy, tmp
         bigger = b'{"event":{"id":2,"trigger":"file.uploaded"},"pad":"' + b"x" * 700_000 + b'"}'
         refused = _post(ingress, bigger)
         assert refused.status_code == 503 and refused.headers["Retry-After"]
+    finally:
+        ingress.stop()
+
+
+def _limit_file_size(ingress: IngressProcess, limit: int) -> None:
+    """What a full disk does to the spool: a write past ``limit`` bytes fails (EFBIG; Python ignores SIGXFSZ)."""
+    resource.prlimit(ingress.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
+def test_a_full_disk_answers_503_and_never_costs_a_delivery_answered_202(
+    broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    probe = broker.bind_probe(broker.topology.events_exchange)
+    spool_file = tmp_path / "spool" / "deliveries.spool"
+    env = {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(tmp_path / "spool"), "CONFIRM_TIMEOUT": "1"}
+    ingress = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
+    try:
+        broker_proxy.down()
+        statuses: dict[int, int] = {}
+        for n in range(1, 7):
+            if n in (2, 4):
+                # The disk fills up half-way through this delivery's frame.
+                frame = spool_file.stat().st_size // len([s for s in statuses.values() if s == 202])
+                _limit_file_size(ingress, spool_file.stat().st_size + frame // 2)
+            else:
+                _limit_file_size(ingress, resource.RLIM_INFINITY)
+            answer = _post(ingress, _delivery(n))
+            statuses[n] = answer.status_code
+            if answer.status_code == 503:
+                assert answer.headers["Retry-After"], answer.headers
+        assert statuses == {1: 202, 2: 503, 3: 202, 4: 503, 5: 202, 6: 202}
+        broker_proxy.up()
+        _wait_drained(ingress, timeout=30)
+        time.sleep(0.3)
+        received = [body for _, body in broker.get_all(probe)]
+        # Each delivery answered 202 is published once, in order (a 503 one DocSpace sends again anyway).
+        accepted = [_delivery(n) for n, status in statuses.items() if status == 202]
+        assert [body for body in received if body in accepted] == accepted, output(ingress.process)
+        assert ingress.metric("ingress_spool_quarantined_total") == 0
+        assert ingress.metric("ingress_deliveries_total", outcome="broker_unavailable") == 2
     finally:
         ingress.stop()
 

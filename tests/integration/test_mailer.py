@@ -11,11 +11,11 @@ from pydantic import SecretStr
 
 from consumers.notifier.handler import Mailer
 from consumers.notifier.mailer import SmtpConfig, SmtpMailer
-from shared.errors import PermanentError, TransientError
-from shared.messages import InvoiceReceived
+from shared.core.errors import PermanentError, TransientError
+from shared.core.events import InvoiceReceived
 from standins.mail_catcher import MailCatcher
-from tests.mail_fixtures import free_port
-from tests.messages import invoice_received
+from tests.support.message_builders import invoice_received
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

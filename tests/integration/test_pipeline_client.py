@@ -14,11 +14,12 @@ from pydantic import SecretStr
 
 from consumers.notifier.handler import PipelineTrigger
 from consumers.notifier.pipeline import USER_AGENT, HttpPipelineClient
-from shared.errors import PermanentError, TransientError
-from shared.messages import InvoiceReceived
+from shared.core.errors import PermanentError, TransientError
+from shared.core.events import InvoiceReceived
 from standins.pipeline_receiver import PipelineReceiver
-from tests.mail_fixtures import PIPELINE_PATH, free_port
-from tests.messages import invoice_received
+from tests.support.mail_fixtures import PIPELINE_PATH
+from tests.support.message_builders import invoice_received
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -14,7 +14,7 @@ from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceRejected
 from shared.docspace.webhooks import ListedFile, LoggedDelivery, find_pipeline_webhook
 from simulator import DocSpaceSimulator
-from tests.simulator_fixtures import WebhookReceiver
+from tests.support.simulator_fixtures import WebhookReceiver
 
 SECRET = "Admin-Test-Secret!1"
 

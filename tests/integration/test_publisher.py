@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from shared.broker import TopologyMismatch, connection_parameters
-from shared.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
-from shared.topology import Topology
-from tests.broker import BrokerKit
-from tests.tcp_proxy import TcpProxy
+from shared.broker.connection import TopologyMismatch, connection_parameters
+from shared.broker.publisher import Publisher
+from shared.broker.topology import Topology
+from shared.core.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture

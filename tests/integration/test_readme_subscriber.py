@@ -1,4 +1,4 @@
-"""The README's example subscriber runs as printed: it binds its own queue and prints each invoice published."""
+"""docs/contract.md's example subscriber runs as printed: it binds its own queue and prints each invoice published."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pika
 
-from tests.broker import BrokerKit
-from tests.messages import invoice_received
+from tests.support.message_builders import invoice_received
+from tests.support.real_broker import BrokerKit
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONTRACT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 
 
 def _example() -> str:
-    text = README.read_text("utf-8")
+    text = CONTRACT_PAGE.read_text("utf-8")
     match = re.search(r'```python\n("""Example downstream subscriber.*?)```', text, re.DOTALL)
-    assert match, "the README's example subscriber is gone"
+    assert match, "docs/contract.md's example subscriber is gone"
     code = match.group(1)
     assert len(code.strip().splitlines()) <= 25, "the example is meant to stay short"
     return code

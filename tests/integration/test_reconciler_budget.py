@@ -10,9 +10,9 @@ from pathlib import Path
 from ops.logs import LogCollector
 from ops.supervisor import ChildSpec, Supervisor, python_module
 from simulator import DocSpaceSimulator
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
-from tests.simulator_fixtures import WebhookReceiver
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
+from tests.support.simulator_fixtures import WebhookReceiver
 
 ROOMS = 50
 KEY_LIMIT = 6000  # requests/min: DocSpace's 1,500 scaled up 4x, so the test takes seconds, not minutes
@@ -37,10 +37,7 @@ def test_fifty_rooms_never_take_more_than_the_reconcilers_share(
     per_minute = int(KEY_LIMIT * SHARE)  # 300: five calls a second
     per_cycle = int(per_minute * interval / 60)  # 15: the webhook, the log and 13 rooms
     env = {
-        "AMQP_URL": broker.url,
-        "TOPOLOGY_PREFIX": broker.topology.prefix,
-        "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-        "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+        **broker.env(),
         "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
         "DOCSPACE_API_HOST": sim.base_url,
         "DOCSPACE_API_KEY": sim.api_key,

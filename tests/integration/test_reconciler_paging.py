@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from consumers.reconciler.handler import Knobs, reconcile
+from shared.core.rules import ClientRule, Rules
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.webhooks import PAGE_SIZE
-from shared.rules import ClientRule, Rules
-from shared.sqlite_store import SqliteCheckpoints, SqliteStore
+from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 from simulator import DocSpaceSimulator
-from tests.fakes import MemoryAnnouncer
+from tests.support.fakes import MemoryAnnouncer
 
 BIG, SMALL = 350, 3  # four pages in one room, one in the other
 

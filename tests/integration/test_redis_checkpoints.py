@@ -9,15 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.checkpoints import Checkpoints
-from shared.idempotency import StoreUnavailable
-from shared.redis_store import RedisCheckpoints
-from tests.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
-    Make,
-    test_a_lease_has_one_holder_who_may_extend_and_release_it,
-    test_a_quarantined_row_is_listed_by_every_process_until_set_aside_again,
-    test_a_saved_checkpoint_is_read_back_by_another_process,
-)
+from shared.store.checkpoints import Checkpoints
+from shared.store.idempotency import StoreUnavailable
+from shared.store.redis_store import RedisCheckpoints
+from tests.support.checkpoints_contract import CheckpointsContract, Make
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -58,3 +53,7 @@ def test_an_unreachable_redis_is_a_transient_failure() -> None:
         checkpoints.load("reconciler.state")
     with pytest.raises(StoreUnavailable):
         checkpoints.hold("reconciler.cycle", "a", seconds=1)
+
+
+class TestRedisCheckpointsContract(CheckpointsContract):
+    """The checkpoint store's contract, on Redis."""

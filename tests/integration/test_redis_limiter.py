@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from shared.docspace.client import DocSpaceClient
-from shared.idempotency import StoreUnavailable
-from shared.rate_limit import WriteQuotaSpent
-from shared.redis_limiter import RedisRateLimiter, limiter_key
+from shared.limits.rate_limit import WriteQuotaSpent
+from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
+from shared.store.idempotency import StoreUnavailable
 from simulator import DocSpaceSimulator
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -8,23 +8,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from shared.errors import TransientError
-from shared.idempotency import Claim, IdempotencyStore, StoreUnavailable, run_once
-from shared.redis_store import RedisStore
-from shared.wiring import open_store
-from tests.store_contract import (  # noqa: F401  (pytest collects the imported tests)
-    FakeClock,
-    test_a_lease_expires_on_the_stores_clock,
-    test_a_renewal_never_revives_a_claim_that_is_gone_or_someone_elses,
-    test_a_worker_whose_lease_ran_out_cannot_release_the_next_workers_claim,
-    test_mark_and_is_done,
-    test_release_is_owner_checked,
-    test_renewing_keeps_a_live_workers_claim,
-    test_run_once_runs_again_after_the_holder_died,
-    test_sixteen_instances_racing_on_one_key_do_the_work_once,
-    test_the_lease_keeper_renews_while_the_work_runs,
-    test_the_lease_keeper_stops_with_the_work,
-)
+from shared.core.errors import TransientError
+from shared.runtime.wiring import open_store
+from shared.store.idempotency import Claim, IdempotencyStore, StoreUnavailable, run_once
+from shared.store.redis_store import RedisStore
+from tests.support.store_contract import FakeClock, StoreContract
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -113,3 +101,7 @@ def test_an_unreachable_store_is_a_transient_failure_not_a_bug() -> None:
     assert isinstance(raised.value, TransientError)
     assert raised.value.reason == "idempotency_store_unavailable"
     assert ran == []  # nothing is done without a claim
+
+
+class TestRedisStoreContract(StoreContract):
+    """The idempotency store's contract, on Redis."""

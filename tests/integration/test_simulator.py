@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from shared.delivery import parse_delivery
+from shared.docspace.delivery import parse_delivery
 from simulator import DocSpaceSimulator
 from simulator.webhooks import sign, stj_dumps
-from tests.simulator_fixtures import FAST_RETRY_DELAYS, WebhookReceiver
+from tests.support.simulator_fixtures import FAST_RETRY_DELAYS, WebhookReceiver
 
 SECRET = "Inv0ice-Secret!2026"
 ROOT = Path(__file__).resolve().parents[2]
@@ -321,6 +321,28 @@ def test_the_path_lists_root_room_and_folders(docspace_sim: DocSpaceSimulator) -
     assert [p["title"] for p in path] == ["Rooms", "Client A", "Uploads"]
     assert [p.get("roomType") for p in path] == [None, 5, None]
     assert path[0]["rootFolderType"] == 14
+
+
+def test_a_folder_moved_to_another_room_keeps_its_id_and_its_path_names_the_new_room(
+    docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
+) -> None:
+    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["folder.moved"])
+    a, b = docspace_sim.create_room("Client A"), docspace_sim.create_room("Client B")
+    sub = docspace_sim.create_folder(a, "Uploads")
+    inner = docspace_sim.create_folder(sub, "2026")
+
+    moved = admin(docspace_sim, "PUT", f"folders/{sub}", json={"parentId": b})
+
+    assert [f["id"] for f in moved["folders"]] == [int(inner)]
+    path = api(docspace_sim, "GET", f"files/folder/{inner}/path").json()["response"]
+    assert [p["title"] for p in path] == ["Rooms", "Client B", "Uploads", "2026"]
+    assert docspace_sim.wait_idle(10)
+    [post] = webhook_receiver.posts()
+    assert json.loads(post.body)["event"]["trigger"] == "folder.moved"
+    # A room, a move into its own subtree, and a plain folder straight into the Rooms root are refused.
+    for folder, dest in ((a, b), (sub, inner), (sub, docspace_sim.rooms_root_id)):
+        resp = requests.put(f"{docspace_sim.base_url}/_sim/folders/{folder}", json={"parentId": dest}, timeout=10)
+        assert resp.status_code == 403, (folder, dest, resp.text)
 
 
 def test_contents_filters_and_the_subtree_trap(docspace_sim: DocSpaceSimulator) -> None:

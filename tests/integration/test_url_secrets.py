@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from consumers.notifier.pipeline import HttpPipelineClient
-from shared.errors import StageError
-from shared.redact import safe_url, scrub
-from shared.topology import NOTIFIER_PIPELINE
-from tests.broker import BrokerKit
-from tests.mail_fixtures import wait_until
-from tests.messages import invoice_received
+from shared.broker.topology import NOTIFIER_PIPELINE
+from shared.config.redact import safe_url, scrub
+from shared.core.errors import StageError
+from tests.support.mail_fixtures import wait_until
+from tests.support.message_builders import invoice_received
+from tests.support.ports import free_port
+from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "invoice-pipeline")
@@ -73,17 +73,11 @@ def secret_url(port: int) -> str:
     return f"http://invoices:{USER_SECRET}@127.0.0.1:{port}/hooks/{PATH_SECRET}?api_key={QUERY_SECRET}"
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(params=[400, 503, 307, "refused"])
 def pipeline_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(URL, the dead-letter reason it ends in) for each way a pipeline call fails."""
     if request.param == "refused":
-        yield secret_url(closed_port()), "retries_exhausted"
+        yield secret_url(free_port()), "retries_exhausted"
         return
     endpoint = FailingEndpoint(request.param)
     reason = "retries_exhausted" if request.param == 503 else "pipeline_rejected"
@@ -102,10 +96,7 @@ def test_a_failing_pipeline_call_shows_no_secret_in_logs_or_dead_letters(
     url, reason = pipeline_url
     env = {
         **os.environ,
-        "AMQP_URL": broker.url,
-        "TOPOLOGY_PREFIX": broker.topology.prefix,
-        "RETRY_DELAYS": ",".join(str(d) for d in broker.topology.retry_delays),
-        "DELIVERY_LIMIT": str(broker.topology.delivery_limit),
+        **broker.env(),
         "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
         "PIPELINE_URL": url,
         "PIPELINE_SECRET": "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=",
@@ -161,12 +152,12 @@ def test_the_pipeline_client_caps_a_retry_after_of_inf() -> None:
 @pytest.mark.parametrize("status", [503, "refused"])
 def test_doctor_shows_the_pipeline_and_docspace_hosts_without_their_secrets(status: int | str) -> None:
     endpoint = FailingEndpoint(503) if status == 503 else None
-    port = endpoint.port if endpoint else closed_port()
+    port = endpoint.port if endpoint else free_port()
     env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
     env |= {
-        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F",
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
         "PIPELINE_URL": secret_url(port),
-        "PIPELINE_SECRET": "s3cr3t",
+        "PIPELINE_SECRET": "s3cr3t-0123456789abcdef",
         "DOCSPACE_API_HOST": f"http://admin:{USER_SECRET}@127.0.0.1:{port}",
         "DOCSPACE_API_KEY": "sk-test",
         "CLIENT_ROOM_ID": "1",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.sqlite_store import SqliteStore
+from shared.store.sqlite_store import SqliteStore
 
 
 @pytest.fixture

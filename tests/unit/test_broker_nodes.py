@@ -7,8 +7,8 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from shared.broker import connection_parameters, node_names
-from shared.settings import CommonSettings
+from shared.broker.connection import connection_parameters, node_names
+from shared.config.settings import CommonSettings
 
 CLUSTER = "amqp://app:s3cr%2Ct@rmq-1:5672/%2F, amqp://app:s3cr%2Ct@rmq-2:5672/%2F,amqp://app:s3cr%2Ct@rmq-3:5672/%2F"
 

@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.checkpoints import Checkpoints
-from shared.sqlite_store import SqliteCheckpoints, SqliteStore
-from shared.wiring import open_checkpoints
-from tests.checkpoints_contract import (  # noqa: F401  (pytest collects the imported tests)
-    Make,
-    test_a_lease_has_one_holder_who_may_extend_and_release_it,
-    test_a_quarantined_row_is_listed_by_every_process_until_set_aside_again,
-    test_a_saved_checkpoint_is_read_back_by_another_process,
-)
-from tests.store_contract import FakeClock
+from shared.runtime.wiring import open_checkpoints
+from shared.store.checkpoints import Checkpoints
+from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
+from tests.support.checkpoints_contract import CheckpointsContract, Make
+from tests.support.store_contract import FakeClock
 
 
 @pytest.fixture
@@ -74,3 +69,7 @@ def test_the_url_names_the_backend_and_never_echoes_it() -> None:
     with pytest.raises(ValueError, match=r"got postgres://…") as err:
         open_checkpoints("postgres://user:secret@db/x")
     assert "secret" not in str(err.value)
+
+
+class TestSqliteCheckpointsContract(CheckpointsContract):
+    """The checkpoint store's contract, on SQLite."""

@@ -11,14 +11,15 @@ import pytest
 
 from consumers.classifier.handler import classify_delivery
 from ops.test_event import sample_delivery
-from shared.delivery import InvalidDelivery
+from shared.core.errors import BrokerUnavailable
+from shared.core.events import IncomingFolder, InvoiceDetected
+from shared.core.handling import Handled, Outcome
+from shared.core.rules import ClientRule, Rules
+from shared.docspace.delivery import InvalidDelivery
 from shared.docspace.errors import DocSpaceUnavailable
-from shared.errors import BrokerUnavailable
-from shared.handling import Handled, Outcome
-from shared.messages import IncomingFolder, InvoiceDetected
-from shared.rules import ClientRule, Rules
-from shared.sqlite_store import SqliteStore
-from tests.fakes import FakeDocSpace, RecordingEmitter
+from shared.docspace.values import Room
+from shared.store.sqlite_store import SqliteStore
+from tests.support.fakes import FakeDocSpace, RecordingEmitter
 
 TRIGGERS = ("file.created", "file.uploaded")
 ROOMS_ROOT = 18902  # the portal-wide "Rooms" folder: every room's payload.rootId
@@ -37,6 +38,13 @@ def delivery(
     return sample_delivery(
         file_id=file_id, folder_id=folder_id, title=title, event_id=event_id, created_on=created_on, **fields
     )
+
+
+def rest_delivery(file_id: int = 3358301, **fields: Any) -> bytes:
+    """A delivery that does not name its upload (no ``payload.modifiedOn``): the classifier reads the file."""
+    body = json.loads(delivery(file_id, **fields))
+    del body["payload"]["modifiedOn"]
+    return _compact(body)
 
 
 def _compact(body: dict[str, Any]) -> bytes:
@@ -72,30 +80,49 @@ def classify(raw: bytes, docspace: FakeDocSpace, emit: RecordingEmitter, store: 
     return classify_delivery(raw, files=docspace, rules=RULES, triggers=TRIGGERS, emit=emit, store=store)
 
 
-def test_an_invoice_in_a_watched_room_is_detected_with_the_rest_facts(
+def test_an_invoice_is_decided_from_the_signed_delivery_without_reading_the_file(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
-    # The payload title is stale (renamed since upload); the REST FileInfo is the truth.
+    # The payload is authentic (HMAC) and names the upload: title, folder and modifiedOn. Only the room lookup
+    # (cached per folder) asks DocSpace; the version comes later, from the mover's move report.
+    handled = classify(delivery(title="Invoice-2026-0917.pdf"), docspace, emit, store)
+
+    assert (handled.outcome, handled.reason) == ("accepted", None)
+    assert handled.details == {"title": "Invoice-2026-0917.pdf", "client": "acme", "room_id": "6590431"}
+    [event] = emit.events
+    assert isinstance(event, InvoiceDetected)
+    assert (event.invoice_id, event.upload_id) == (None, "3358301@2026-09-18T08:14:03Z")
+    assert (event.file_id, event.version, event.title, event.extension) == (
+        "3358301",
+        None,
+        "Invoice-2026-0917.pdf",
+        ".pdf",
+    )
+    assert (event.event_id, event.trigger, event.folder_id) == ("141022", "file.uploaded", "6590431")
+    assert (event.client, event.room_id, event.room_title) == ("acme", "6590431", "Acme Ltd")
+    assert event.manager_email == "ann@acme.example"
+    assert event.incoming == IncomingFolder(id="6590500", name="Incoming")
+    assert event.already_in_incoming is False
+    assert docspace.calls == [("find_room", ("6590431",))]
+
+
+def test_a_delivery_that_does_not_name_its_upload_is_decided_on_the_rest_facts(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # No payload.modifiedOn (an older or partial shape): the REST FileInfo is the truth, and names the version.
     docspace.add_file("3358301", "Invoice-2026-0917-final.pdf", "6590431", version=3, size=52_113)
 
-    handled = classify(delivery(title="Upload-in-progress.tmp"), docspace, emit, store)
+    handled = classify(rest_delivery(title="Upload-in-progress.tmp"), docspace, emit, store)
 
     assert (handled.outcome, handled.reason) == ("accepted", None)
     assert handled.details == {"title": "Invoice-2026-0917-final.pdf", "client": "acme", "room_id": "6590431"}
     [event] = emit.events
     assert isinstance(event, InvoiceDetected)
-    assert event.invoice_id == "3358301:v3"
-    assert event.event_id == "141022"
-    assert event.trigger == "file.uploaded"
+    assert (event.invoice_id, event.upload_id) == ("3358301:v3", None)
     assert (event.file_id, event.version, event.title) == ("3358301", 3, "Invoice-2026-0917-final.pdf")
     assert (event.extension, event.size) == (".pdf", 52_113)
     assert event.web_url == "https://docspace.example/doceditor?fileid=3358301"
     assert event.uploaded_by == "Ann Uploader"
-    assert event.folder_id == "6590431"
-    assert (event.client, event.room_id, event.room_title) == ("acme", "6590431", "Acme Ltd")
-    assert event.manager_email == "ann@acme.example"
-    assert event.incoming == IncomingFolder(id="6590500", name="Incoming")
-    assert event.already_in_incoming is False
     assert docspace.calls == [("get_file", ("3358301",)), ("find_room", ("6590431",))]
 
 
@@ -117,6 +144,20 @@ def test_the_room_comes_from_the_files_folder_not_from_the_payload_root_id(
     assert globex.incoming == IncomingFolder(id=None, name="Eingang")
     assert ("find_room", ("7700002",)) in docspace.calls
     assert all(args != (str(ROOMS_ROOT),) for _, args in docspace.calls)
+
+
+def test_the_detection_carries_when_docspace_last_placed_the_folder_in_the_room(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    # The mover re-checks a room answer older than its TTL before moving: the answer's date travels with it.
+    seen_at = datetime(2026, 9, 18, 8, 10, tzinfo=UTC)
+    docspace.folder_room["6590431"] = Room("6590431", "Acme Ltd", seen_at=seen_at)
+    docspace.add_file("3358301", "Invoice-1.pdf", "6590431")
+
+    classify(delivery(), docspace, emit, store)
+
+    [event] = emit.events
+    assert event.room_seen_at == seen_at
 
 
 def test_a_trigger_not_subscribed_is_ignored_without_asking_docspace(
@@ -146,8 +187,8 @@ def test_a_file_outside_every_watched_room_is_ignored(
     docspace.add_file("3", "invoice-3.pdf", "8800001")
     docspace.add_file("4", "invoice-4.pdf", "999")  # a folder in no room at all (My documents)
 
-    in_other_room = classify(delivery(3, folder_id=8800001), docspace, emit, store)
-    in_no_room = classify(delivery(4, folder_id=999), docspace, emit, store)
+    in_other_room = classify(delivery(3, folder_id=8800001, title="invoice-3.pdf"), docspace, emit, store)
+    in_no_room = classify(delivery(4, folder_id=999, title="invoice-4.pdf"), docspace, emit, store)
 
     assert (in_other_room.outcome, in_other_room.reason) == ("ignored", "no_watched_room")
     assert in_other_room.details == {"title": "invoice-3.pdf", "room_id": "8800001"}
@@ -161,10 +202,12 @@ def test_a_title_that_is_not_an_invoice_is_ignored(
 ) -> None:
     docspace.add_file("3358301", "Contract-2026.pdf", "6590431")
 
-    handled = classify(delivery(title="Invoice-stale-title.pdf"), docspace, emit, store)
+    signed = classify(delivery(title="Contract-2026.pdf"), docspace, emit, store)
+    read = classify(rest_delivery(title="Invoice-stale-title.pdf"), docspace, emit, store)
 
-    assert (handled.outcome, handled.reason) == ("ignored", "not_an_invoice")
-    assert handled.details == {"title": "Contract-2026.pdf", "client": "acme"}
+    assert (signed.outcome, signed.reason) == ("ignored", "not_an_invoice")
+    assert signed.details == {"title": "Contract-2026.pdf", "client": "acme"}
+    assert (read.outcome, read.details) == ("ignored", {"title": "Contract-2026.pdf", "client": "acme"})
     assert emit.events == []
 
 
@@ -174,8 +217,8 @@ def test_an_extension_not_allowed_is_ignored(
     docspace.add_file("3358301", "invoice-2026.exe", "6590431")
     docspace.add_file("2002", "invoice-2026.docx", "7700001")  # globex allows only pdf
 
-    exe = classify(delivery(), docspace, emit, store)
-    docx = classify(delivery(2002, folder_id=7700001), docspace, emit, store)
+    exe = classify(delivery(title="invoice-2026.exe"), docspace, emit, store)
+    docx = classify(delivery(2002, folder_id=7700001, title="invoice-2026.docx"), docspace, emit, store)
 
     assert (exe.outcome, exe.reason) == ("ignored", "extension_not_allowed")
     assert exe.details == {"title": "invoice-2026.exe", "extension": ".exe"}
@@ -205,24 +248,32 @@ def test_created_then_uploaded_for_the_same_version_emits_once(
 ) -> None:
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431")
 
-    first = classify(delivery(trigger="file.created", event_id=1), docspace, emit, store)
-    second = classify(delivery(trigger="file.uploaded", event_id=2), docspace, emit, store)
+    first = classify(delivery(trigger="file.created", event_id=1, title="Invoice-1.pdf"), docspace, emit, store)
+    second = classify(delivery(trigger="file.uploaded", event_id=2, title="Invoice-1.pdf"), docspace, emit, store)
 
     assert (first.outcome, first.reason) == ("accepted", None)
     assert second == Handled(Outcome.IGNORED, "duplicate", {"title": "Invoice-1.pdf", "client": "acme"})
-    assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
+    assert [e.upload_id for e in emit.events] == ["3358301@2026-09-18T08:14:03Z"]
     assert emit.events[0].trigger == "file.created"
 
 
 def test_a_new_version_is_a_new_invoice(docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore) -> None:
+    # Uploading over an existing file keeps its id and changes payload.modifiedOn: another upload.
+    classify(delivery(event_id=1, created_on="2026-09-18T08:14:03Z"), docspace, emit, store)
+    handled = classify(delivery(event_id=2, created_on="2026-09-18T09:30:00Z"), docspace, emit, store)
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=1)
-    classify(delivery(event_id=1), docspace, emit, store)
+    classify(rest_delivery(event_id=3), docspace, emit, store)
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2)
-
-    handled = classify(delivery(event_id=2), docspace, emit, store)
+    read = classify(rest_delivery(event_id=4), docspace, emit, store)
 
     assert (handled.outcome, handled.reason) == ("accepted", None)
-    assert [e.invoice_id for e in emit.events] == ["3358301:v1", "3358301:v2"]
+    assert (read.outcome, read.reason) == ("accepted", None)
+    assert [e.work_id for e in emit.events] == [
+        "upload:3358301@2026-09-18T08:14:03Z",
+        "upload:3358301@2026-09-18T09:30:00Z",
+        "3358301:v1",
+        "3358301:v2",
+    ]
 
 
 def test_a_body_that_is_not_json_is_invalid(docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore) -> None:
@@ -258,7 +309,7 @@ def test_a_docspace_outage_propagates_and_a_retry_still_emits(
 
     retried = classify(delivery(), docspace, emit, store)
     assert (retried.outcome, retried.reason) == ("accepted", None)
-    assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
+    assert [e.upload_id for e in emit.events] == ["3358301@2026-09-18T08:14:03Z"]
 
 
 def test_a_failed_emit_releases_the_claim_so_a_retry_emits(
@@ -273,7 +324,7 @@ def test_a_failed_emit_releases_the_claim_so_a_retry_emits(
 
     retried = classify(delivery(), docspace, emit, store)
     assert (retried.outcome, retried.reason) == ("accepted", None)
-    assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
+    assert [e.upload_id for e in emit.events] == ["3358301@2026-09-18T08:14:03Z"]
     assert emit.attempts == 2
 
 
@@ -322,11 +373,11 @@ def test_a_redelivery_read_after_the_file_changed_again_is_stale(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=1, updated_at=EVENT_AT)
-    assert classify(delivery(), docspace, emit, store).outcome == "accepted"
+    assert classify(rest_delivery(), docspace, emit, store).outcome == "accepted"
     # Someone saves a new version an hour later; then DocSpace retries (or an operator replays) the first event.
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2, updated_at=EVENT_AT + timedelta(hours=1))
 
-    handled = classify(delivery(), docspace, emit, store)
+    handled = classify(rest_delivery(), docspace, emit, store)
 
     assert handled == Handled(Outcome.IGNORED, "stale_delivery", {"title": "Invoice-1.pdf", "version": 2})
     assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
@@ -336,11 +387,11 @@ def test_the_new_versions_own_event_is_not_stale(
     docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
 ) -> None:
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=1, updated_at=EVENT_AT)
-    classify(delivery(), docspace, emit, store)
+    classify(rest_delivery(), docspace, emit, store)
     later = EVENT_AT + timedelta(hours=1)
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2, updated_at=later + timedelta(seconds=1))
 
-    handled = classify(delivery(event_id=2, created_on="2026-09-18T09:14:03Z"), docspace, emit, store)
+    handled = classify(rest_delivery(event_id=2, created_on="2026-09-18T09:14:03Z"), docspace, emit, store)
 
     assert (handled.outcome, handled.reason) == ("accepted", None)
     assert [e.invoice_id for e in emit.events] == ["3358301:v1", "3358301:v2"]
@@ -352,7 +403,7 @@ def test_a_late_delivery_of_a_file_never_routed_is_still_classified(
     # Without an earlier routing of this file, a late event is the only news of it: it must not be lost.
     docspace.add_file("3358301", "Invoice-1.pdf", "6590431", version=2, updated_at=EVENT_AT + timedelta(hours=1))
 
-    handled = classify(delivery(), docspace, emit, store)
+    handled = classify(rest_delivery(), docspace, emit, store)
 
     assert (handled.outcome, handled.reason) == ("accepted", None)
     assert [e.invoice_id for e in emit.events] == ["3358301:v2"]

@@ -7,15 +7,14 @@ import json
 import yaml
 
 from contract import generate
-from ops.dead_letters import FAILURE_HEADERS, REPLAYS_HEADER
-from shared.consumer import ROUTING_KEY_HEADER
-from shared.topology import Topology
-from tests.messages import invoice_received
+from shared.broker.topology import Topology
+from shared.core.headers import FAILURE_HEADERS, REPLAYS_HEADER, ROUTING_KEY_HEADER
+from tests.support.message_builders import invoice_received
 
 
 def test_the_committed_files_are_what_the_models_generate() -> None:
     for path, text in generate.rendered().items():
-        assert path.read_text("utf-8") == text, f"{path.name} drifted from shared/messages.py: run `make contract`"
+        assert path.read_text("utf-8") == text, f"{path.name} drifted from shared/core/events.py: run `make contract`"
 
 
 def test_the_document_names_the_exchanges_the_topology_declares() -> None:

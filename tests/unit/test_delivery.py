@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.delivery import Delivery, DeliveryPeek, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
-from shared.errors import PermanentError
+from shared.core.errors import PermanentError
+from shared.docspace.delivery import (
+    Delivery,
+    DeliveryPeek,
+    InvalidDelivery,
+    parse_datetime,
+    parse_delivery,
+    peek_delivery,
+)
 
 FIXTURES = [
     Path(__file__).resolve().parents[1] / "fixtures" / "docspace",
@@ -81,6 +88,7 @@ def test_newer_rest_like_shape_with_string_ids_and_unknown_keys() -> None:
             "contentLength": 86234,
             "version": 3,
             "created": "2026-09-18T08:14:02.0000000+00:00",
+            "updated": "2026-09-18T08:14:02.0000000+00:00",
             "createdBy": {"id": "3f1d2c4e-8b7a-4c21-9e55-0a6b7c8d9e10", "displayName": "Anna"},
             "somethingNew": {"nested": [1, 2]},
         },
@@ -94,6 +102,8 @@ def test_newer_rest_like_shape_with_string_ids_and_unknown_keys() -> None:
     assert d.created_by == "3f1d2c4e-8b7a-4c21-9e55-0a6b7c8d9e10"
     assert d.created_on == datetime(2026, 9, 18, 8, 14, 3, 123456, tzinfo=UTC)
     assert d.retry_count == 2
+    # Its "updated" names the upload as FileEntry's modifiedOn does: the classifier need not read the file.
+    assert d.modified_on == "2026-09-18T08:14:02.0000000+00:00"
 
 
 def test_omitted_keys_are_none_and_missing_file_id_is_not_an_error() -> None:
@@ -288,7 +298,7 @@ def test_a_utf8_bom_is_tolerated() -> None:
 def test_the_ingress_peek_reads_the_same_facts_as_the_full_parse(raw: bytes) -> None:
     full = parse_delivery(raw)
     assert peek_delivery(raw) == DeliveryPeek(
-        full.event_id, full.trigger, full.file_id, full.webhook_id, full.retry_count
+        full.event_id, full.trigger, full.file_id, full.webhook_id, full.retry_count, full.created_on
     )
 
 

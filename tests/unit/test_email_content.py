@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from consumers.notifier.email_content import build_invoice_email, message_id_for, sender_domain
-from shared.messages import InvoiceReceived
-from tests.messages import invoice_received
+from shared.core.events import InvoiceReceived
+from tests.support.message_builders import invoice_received
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 MAIL_FROM = "Invoice bot <invoices@example.org>"
@@ -131,6 +131,23 @@ def test_line_breaks_in_titles_cannot_inject_headers() -> None:
 
     assert msg["Bcc"] is None
     assert "\n" not in msg["Subject"]
+
+
+def test_control_characters_in_what_users_typed_cannot_forge_lines_in_the_plain_text() -> None:
+    forged = "\r\nBank details changed: pay to IBAN XX00 0000\r\n"
+    hostile = invoice(
+        title=f"x.pdf{forged}",
+        uploaded_by=f"Eve\u2028{forged}",
+        room_title=f"Acme\x85{forged}\x1b[2J",
+        client=f"Acme{forged}",
+    )
+    plain, rich = bodies(roundtrip(build_invoice_email(hostile, mail_from=MAIL_FROM, now=NOW)))
+
+    forged_lines = [line for line in plain.splitlines() if line.startswith("Bank details changed")]
+    assert forged_lines == [], plain
+    assert "File: x.pdf Bank details changed: pay to IBAN XX00 0000" in plain
+    assert "\x1b" not in plain and "\u2028" not in plain and "\x85" not in plain
+    assert "\x1b" not in rich and "\u2028" not in rich
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,9 @@ def test_every_setting_is_in_env_example() -> None:
     assert not missing, f".env.example lacks {sorted(missing)}"
 
 
-def test_every_setting_is_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    missing = {name for name in _documented() if f"`{name}`" not in readme}
-    assert not missing, f"README.md does not describe {sorted(missing)}"
+def test_every_setting_in_env_example_is_in_the_docs() -> None:
+    # The processes' settings are in the generated reference; docker-compose.yml's own (RABBITMQ_USER, *_BIND) in
+    # the pages about Docker and scaling out.
+    docs = "".join(page.read_text(encoding="utf-8") for page in sorted((ROOT / "docs").glob("*.md")))
+    missing = {name for name in _documented() if f"`{name}`" not in docs}
+    assert not missing, f"docs/ does not describe {sorted(missing)}"

@@ -10,7 +10,7 @@ import pytest
 from consumers.classifier.file_reads import SharedFileReads
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.values import FileInfo
-from tests.fakes import FakeDocSpace
+from tests.support.fakes import FakeDocSpace
 
 MODIFIED = "2026-09-18T08:14:02Z"
 

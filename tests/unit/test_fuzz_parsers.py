@@ -32,16 +32,16 @@ from consumers.classifier.handler import classify_delivery
 from consumers.notifier.email_content import build_invoice_email
 from ingress.facts import read_facts
 from ingress.signature import SignatureVerifier, sign
-from shared.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
-from shared.errors import StageError
-from shared.ids import MAX_ID_LENGTH, MAX_NUMERIC_ID, InvalidId, parse_id
-from shared.publisher import properties
-from shared.redact import safe_url, scrub
-from shared.retry_after import parse_retry_after, retry_after_from
-from shared.rules import ClientRule, Rules, RulesError, load_rules
-from shared.sqlite_store import SqliteStore
-from tests.fakes import FakeDocSpace, RecordingEmitter
-from tests.messages import invoice_received
+from shared.broker.publisher import properties
+from shared.config.redact import safe_url, scrub
+from shared.core.errors import StageError
+from shared.core.ids import MAX_ID_LENGTH, MAX_NUMERIC_ID, InvalidId, parse_id
+from shared.core.rules import ClientRule, Rules, RulesError, load_rules
+from shared.docspace.delivery import Delivery, InvalidDelivery, parse_datetime, parse_delivery, peek_delivery
+from shared.limits.retry_after import parse_retry_after, retry_after_from
+from shared.store.sqlite_store import SqliteStore
+from tests.support.fakes import FakeDocSpace, RecordingEmitter
+from tests.support.message_builders import invoice_received
 
 # --- strategies -----------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingress.spool_format import Damaged, Record, decode_at, encode, scan
-from shared.outgoing import OutgoingMessage
+from shared.core.outgoing import OutgoingMessage
 
 # The suite's bounded profile (tests/conftest.py) sets how many examples; HYPOTHESIS_PROFILE=fuzz runs more.
 BUDGET = settings(suppress_health_check=[HealthCheck.too_slow])

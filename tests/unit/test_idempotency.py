@@ -8,25 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import Deferred, TransientError
-from shared.idempotency import AlreadyInProgress, Claim, IdempotencyStore, run_once
-from shared.sqlite_store import SqliteStore
-from shared.wiring import open_store
+from shared.core.errors import Deferred, TransientError
+from shared.runtime.wiring import open_store
+from shared.store.idempotency import AlreadyInProgress, Claim, IdempotencyStore, run_once
+from shared.store.sqlite_store import SqliteStore
 
-# The store's contract, run here against SQLite (tests/integration/test_redis_store.py runs it against Redis).
-from tests.store_contract import (  # noqa: F401  (pytest collects the imported tests)
-    FakeClock,
-    test_a_lease_expires_on_the_stores_clock,
-    test_a_renewal_never_revives_a_claim_that_is_gone_or_someone_elses,
-    test_a_worker_whose_lease_ran_out_cannot_release_the_next_workers_claim,
-    test_mark_and_is_done,
-    test_release_is_owner_checked,
-    test_renewing_keeps_a_live_workers_claim,
-    test_run_once_runs_again_after_the_holder_died,
-    test_sixteen_instances_racing_on_one_key_do_the_work_once,
-    test_the_lease_keeper_renews_while_the_work_runs,
-    test_the_lease_keeper_stops_with_the_work,
-)
+# The store's contract runs here against SQLite (TestSqliteStoreContract below), in test_redis_store.py on Redis.
+from tests.support.store_contract import FakeClock, StoreContract
 
 
 @pytest.fixture
@@ -266,3 +254,7 @@ def test_open_store_does_not_create_files_for_a_bad_url(tmp_path: Path, monkeypa
     with pytest.raises(ValueError):
         open_store("file:///idem.sqlite3", ttl_seconds=60)
     assert os.listdir(tmp_path) == []
+
+
+class TestSqliteStoreContract(StoreContract):
+    """The idempotency store's contract, on SQLite."""

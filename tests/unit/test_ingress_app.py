@@ -6,6 +6,7 @@ Millisecond tests for every path; what needs the real broker is in tests/integra
 from __future__ import annotations
 
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,18 @@ from prometheus_client import CollectorRegistry
 
 from ingress.app import IngressMetrics, create_app
 from ingress.replay import RecentEvents
-from ingress.signature import SignatureVerifier, sign
+from ingress.signature import SignatureVerifier, resend_headers, sign
 from ingress.spool import Spool
 from ops.test_event import sample_delivery
-from shared.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
+from shared.core.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
 
 SECRET = "unit-Test-Secret-0123"
 PATH = "/docspace/webhook"
 INT64_MAX = 2**63 - 1
+CREATED_ON = "2026-09-18T08:14:03Z"
+# The ingress's wall clock in these tests: the deliveries below were created a moment ago.
+CREATED_AT = datetime(2026, 9, 18, 8, 14, 3, tzinfo=UTC).timestamp()
 
 
 class FakePublisher:
@@ -46,14 +50,20 @@ class FakePublisher:
         return future
 
 
-def delivery(event_id: Any = 141022, *, trigger: Any = "file.uploaded", webhook: dict[str, Any] | None = None) -> bytes:
+def delivery(
+    event_id: Any = 141022,
+    *,
+    trigger: Any = "file.uploaded",
+    webhook: dict[str, Any] | None = None,
+    created_on: str = CREATED_ON,
+) -> bytes:
     return sample_delivery(
         file_id=3358301,
         folder_id=6590431,
         title="Invoice-2026-0917.pdf",
         event_id=event_id,
         trigger=trigger,
-        created_on="2026-09-18T08:14:03Z",
+        created_on=created_on,
         webhook=webhook if webhook is not None else {"id": 2622, "name": "invoice-router"},
     )
 
@@ -61,7 +71,9 @@ def delivery(event_id: Any = 141022, *, trigger: Any = "file.uploaded", webhook:
 class Ingress:
     """The Falcon app under ``falcon.testing`` with a fake publisher, its metrics and (optionally) a spool."""
 
-    def __init__(self, tmp_path: Path, *, spool: bool = False, replay_window: float = 3600) -> None:
+    def __init__(
+        self, tmp_path: Path, *, spool: bool = False, replay_window: float = 3600, now: float = CREATED_AT + 2
+    ) -> None:
         self.publisher = FakePublisher()
         self.metrics = IngressMetrics(CollectorRegistry())
         self.spool = Spool(tmp_path / "spool", max_bytes=1024 * 1024) if spool else None
@@ -73,7 +85,7 @@ class Ingress:
                 confirm_timeout=0.05,
                 retry_after_seconds=7,
                 metrics=self.metrics,
-                recent=RecentEvents(replay_window),
+                recent=RecentEvents(replay_window, wall_clock=lambda: now),
                 spool=self.spool,
             )
         )
@@ -128,6 +140,80 @@ def test_without_a_replay_window_every_delivery_is_published(tmp_path: Path) -> 
     ingress = Ingress(tmp_path, replay_window=0)
     assert [ingress.post(delivery()).status_code for _ in range(3)] == [200, 200, 200]
     assert len(ingress.publisher.published) == 3
+
+
+def test_a_replay_older_than_the_window_is_refused_even_by_a_restarted_ingress(tmp_path: Path) -> None:
+    body = delivery()
+    assert Ingress(tmp_path).post(body).status_code == 200
+    # Two hours on, a new process (its memory of event ids empty) meets the same signed bytes again.
+    restarted = Ingress(tmp_path, now=CREATED_AT + 7200)
+    refused = restarted.post(body)
+    # Not a 2xx: a delivery DocSpace itself sends this late (its backlog, or a manual redelivery, which keeps the
+    # old createOn) then stays "failed" in DocSpace's log, where the reconciler picks it up.
+    assert refused.status_code == 422
+    assert refused.json == {"error": "stale delivery: event.createOn is older than the replay window"}
+    assert restarted.publisher.published == []
+    assert restarted.counted("stale") == 1 and restarted.counted("accepted") == 0
+    # A manual redelivery through DocSpace's API: a new event id, the old createOn.
+    assert restarted.post(delivery(event_id=141999)).status_code == 422
+    assert restarted.counted("stale") == 2
+
+
+@pytest.mark.parametrize(
+    ("created_on", "now"),
+    [
+        (CREATED_ON, CREATED_AT + 31),  # DocSpace's last automatic retry
+        (CREATED_ON, CREATED_AT + 900 + 31),  # ... when our clock runs a quarter of an hour fast
+        (CREATED_ON, CREATED_AT + 3599),  # a delivery held an hour in DocSpace's queue, just inside
+        ("2026-09-18T09:14:03Z", CREATED_AT),  # the portal's clock runs an hour fast
+        ("not a date", CREATED_AT + 10**9),  # a date is never the reason to lose a delivery
+        ("2026-09-18T08:14:03+24:00", CREATED_AT + 10**9),
+    ],
+)
+def test_deliveries_inside_the_window_or_without_a_readable_date_are_published(
+    tmp_path: Path, created_on: str, now: float
+) -> None:
+    ingress = Ingress(tmp_path, now=now)
+    retry = delivery(webhook={"id": 2622, "retryCount": 5}, created_on=created_on)
+    assert ingress.post(retry).status_code == 200
+    assert len(ingress.publisher.published) == 1 and ingress.counted("stale") == 0
+
+
+def test_an_operator_s_signed_recent_resend_of_an_old_delivery_is_published(tmp_path: Path) -> None:
+    now = CREATED_AT + 30 * 86400
+    ingress = Ingress(tmp_path, now=now)
+    body = delivery()
+    assert ingress.post(body, **resend_headers(body, SECRET, now - 5)).status_code == 200
+    assert [m.body for m in ingress.publisher.published] == [body] and ingress.counted("stale") == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        pytest.param(lambda body, now: resend_headers(body, "Another-Secret-0123", now), id="wrong secret"),
+        pytest.param(lambda body, now: resend_headers(body, SECRET, now - 3601), id="stamp too old"),
+        pytest.param(lambda body, now: resend_headers(b"other bytes", SECRET, now), id="stamp of other bytes"),
+        pytest.param(
+            lambda body, now: {**resend_headers(body, SECRET, now), "x-pipeline-resent-at": str(int(now) + 1)},
+            id="time changed",
+        ),
+        pytest.param(lambda body, now: {"x-pipeline-resent-at": str(int(now))}, id="no signature"),
+        pytest.param(lambda body, now: {"x-pipeline-resent-at": "soon"}, id="not a time"),
+    ],
+)
+def test_a_resend_stamp_that_is_not_fresh_and_signed_over_these_bytes_changes_nothing(
+    tmp_path: Path, stamp: Any
+) -> None:
+    now = CREATED_AT + 30 * 86400
+    ingress = Ingress(tmp_path, now=now)
+    body = delivery()
+    assert ingress.post(body, **stamp(body, now)).status_code == 422
+    assert ingress.publisher.published == [] and ingress.counted("stale") == 1
+
+
+def test_without_a_replay_window_no_delivery_is_too_old(tmp_path: Path) -> None:
+    ingress = Ingress(tmp_path, replay_window=0, now=CREATED_AT + 10**8)
+    assert ingress.post(delivery()).status_code == 200
 
 
 def test_deliveries_without_an_event_id_are_never_taken_for_replays(ingress: Ingress) -> None:

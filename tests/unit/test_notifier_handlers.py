@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from consumers.notifier.handler import email_manager, trigger_pipeline
-from shared.errors import TransientError
-from shared.handling import Handled, Outcome
-from shared.sqlite_store import SqliteStore
-from tests.fakes import FakeMailer, FakePipeline
-from tests.messages import invoice_received
+from shared.core.errors import TransientError
+from shared.core.handling import Handled, Outcome
+from shared.store.sqlite_store import SqliteStore
+from tests.support.fakes import FakeMailer, FakePipeline
+from tests.support.message_builders import invoice_received
 
 
 def test_the_manager_is_emailed_once_even_if_the_message_arrives_twice(store: SqliteStore) -> None:

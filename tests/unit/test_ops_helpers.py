@@ -1,4 +1,4 @@
-"""Pure parts of the operator tooling: the webhook secret, trigger names, --since, and the webhook verdict."""
+"""Pure parts of the operator tooling: the webhook secret, trigger names, --since, replays, the webhook verdict."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pika
 import pytest
 import typer
 
 from ops.cli_common import parse_since
-from ops.dead_letters import dead_letter_id
+from ops.dead_letters import dead_letter_id, replay_properties
 from ops.doctor import _check_webhook, check_reconciler
 from ops.webhook_setup import generate_secret
 from shared.docspace.values import WebhookConfig
@@ -43,6 +44,14 @@ def test_since_takes_durations_and_iso_times() -> None:
 def test_dead_letter_ids_are_stable_and_tell_stages_apart() -> None:
     assert dead_letter_id("notifier.email", "inv", b"x") == dead_letter_id("notifier.email", "inv", b"x")
     assert dead_letter_id("notifier.email", "inv", b"x") != dead_letter_id("notifier.pipeline", "inv", b"x")
+
+
+def test_a_replayed_dead_letter_waits_for_a_new_store_outage_from_zero() -> None:
+    # Dead-lettered as store_outage_too_long: replayed with its old clock, it would be dead-lettered again at once.
+    headers = {"x-reason": "store_outage_too_long", "x-store-outage-since": 1_700_000_000_000, "x-custom": "kept"}
+    replayed = replay_properties(pika.BasicProperties(headers=headers), now=NOW)
+    assert "x-store-outage-since" not in (replayed.headers or {})
+    assert (replayed.headers or {})["x-custom"] == "kept"
 
 
 def hook(**kw: Any) -> WebhookConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared.handling import Handled, Outcome
+from shared.core.handling import Handled, Outcome
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # stage_messages_total{...outcome="word"...} in a dashboard's JSON (quotes escaped) or an alert rule's YAML.

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # What the production image holds (Dockerfile, target runtime), and what it must do without.
 PRODUCTION = ("ingress", "consumers", "shared", "ops")
-ABSENT = ("simulator", "standins", "tests", "bench", "aiosmtpd", "pytest", "hypothesis")
+ABSENT = ("simulator", "standins", "tests", "bench", "tools", "aiosmtpd", "pytest", "hypothesis", "mkdocs")
 
 PROBE = f"""
 import importlib, importlib.abc, pkgutil, sys
@@ -45,4 +45,4 @@ def test_the_production_image_leaves_the_demo_out() -> None:
     runtime = (ROOT / "Dockerfile").read_text(encoding="utf-8").split(" AS demo")[0]  # the stages before the demo's
     copied = {line.split()[1] for line in runtime.splitlines() if line.startswith("COPY ") and "--from" not in line}
     assert {"ingress", "consumers", "shared", "ops"} <= copied
-    assert not copied & {"simulator", "standins", "tests", "bench"}
+    assert not copied & {"simulator", "standins", "tests", "bench", "tools", "docs"}

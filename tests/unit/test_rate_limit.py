@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.errors import Deferred
-from shared.rate_limit import RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
+from shared.core.errors import Deferred
+from shared.limits.rate_limit import RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
 
 
 class FakeClock:

@@ -16,19 +16,18 @@ from structlog.testing import capture_logs
 
 from consumers.reconciler import metrics
 from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, last_known, reconcile
-from consumers.reconciler.model import CycleReport, State
+from consumers.reconciler.model import MAX_WALK_PAGES, CycleReport, State
 from ops.doctor import check_quarantine
-from shared.delivery import parse_delivery
+from shared.core.errors import BrokerUnavailable
+from shared.core.rules import ClientRule, Rules
+from shared.docspace.delivery import parse_delivery
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceUnavailable
-from shared.docspace.paging import MAX_WALK_PAGES
 from shared.docspace.webhooks import FAILED_DELIVERIES, LoggedDelivery, UnreadableRow
-from shared.errors import BrokerUnavailable
-from shared.idempotency import StoreUnavailable
-from shared.rules import ClientRule, Rules
-from shared.sqlite_store import SqliteCheckpoints, SqliteStore
+from shared.store.idempotency import StoreUnavailable
+from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 from simulator import DocSpaceSimulator
 from simulator.webhooks import group_of
-from tests.fakes import FakePortal, MemoryAnnouncer
+from tests.support.fakes import FakePortal, MemoryAnnouncer
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 CREATED, UPLOADED, UPDATED = 128, 256, 512
@@ -194,6 +193,18 @@ def test_failed_deliveries_are_fed_back_once_as_docspace_sent_them(
     again = rec.run()
     assert again.recovered["delivery_log"] == 0 and len(rec.announcer.announced) == 2
     assert store.is_done("reconciler:log:138800")
+
+
+def test_a_delivery_the_ingress_refused_as_stale_is_recovered_from_the_log(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    # The ingress answers 422 to a delivery older than its replay window (a DocSpace backlog, a manual
+    # redelivery, which keeps the old createOn): DocSpace logs it as failed, and this is how it still arrives.
+    rec.run()
+    portal.add_failure(138900, trigger=UPLOADED, at=clock.now + timedelta(seconds=10), file_id="5009", status=422)
+    clock.advance(minutes=5)
+    assert rec.run().recovered["delivery_log"] == 1
+    assert [a.log_id for a in rec.announcer.announced] == [138900]
 
 
 def test_a_failure_docspace_may_still_retry_waits_and_holds_the_checkpoint(
@@ -927,10 +938,11 @@ def test_a_listing_that_never_ends_stops_at_the_page_cap_and_says_so(
         return list(reversed(portal.room_files[folder_id]))[:count]  # newest first, whatever the start
 
     portal.files_by_date = same_page_for_ever  # type: ignore[method-assign]
-    before = REGISTRY.get_sample_value("docspace_listing_page_cap_hits_total", {"listing": "room_files"}) or 0.0
+    before = REGISTRY.get_sample_value("reconciler_page_cap_hits_total", {"listing": "room_files"}) or 0.0
     with capture_logs() as logs:
         report = rec.run()
+    metrics.observe(report)
     assert len(portal.calls_to("files_by_date")) == MAX_WALK_PAGES
     assert report.skipped["room_page_cap"] == 1
     assert [e["listing"] for e in logs if e["event"] == "docspace_listing_page_cap_hit"] == ["room_files"]
-    assert REGISTRY.get_sample_value("docspace_listing_page_cap_hits_total", {"listing": "room_files"}) == before + 1
+    assert REGISTRY.get_sample_value("reconciler_page_cap_hits_total", {"listing": "room_files"}) == before + 1

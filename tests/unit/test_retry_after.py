@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.retry_after import DEFAULT_MAX_PAUSE, parse_retry_after, retry_after_from
+from shared.limits.retry_after import DEFAULT_MAX_PAUSE, parse_retry_after, retry_after_from
 
 NOW = datetime(2026, 9, 18, 8, 0, 0, tzinfo=UTC)
 

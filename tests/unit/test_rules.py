@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.messages import IncomingFolder
-from shared.rules import DEFAULT_EXTENSIONS, DEFAULT_TITLE_PATTERNS, ClientRule, Rules, RulesError, load_rules
+from shared.core.events import IncomingFolder
+from shared.core.rules import DEFAULT_EXTENSIONS, DEFAULT_TITLE_PATTERNS, ClientRule, Rules, RulesError, load_rules
 
 TWO_CLIENTS = """\
 [[clients]]

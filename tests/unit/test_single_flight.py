@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared.single_flight import SingleFlightCache
+from shared.core.single_flight import SingleFlightCache
 
 
 class Clock:

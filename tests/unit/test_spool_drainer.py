@@ -10,8 +10,8 @@ import pytest
 
 from ingress.spool import Spool
 from ingress.spool_drainer import MAX_HEAD_FAILURES, MAX_SPOOL_FAULTS, SpoolDrainer, SpoolStuck
-from shared.errors import BrokerUnavailable, MessageNacked, MessageRefused, MessageUnroutable, UnpublishableMessage
-from shared.outgoing import OutgoingMessage
+from shared.core.errors import BrokerUnavailable, MessageNacked, MessageRefused, MessageUnroutable, UnpublishableMessage
+from shared.core.outgoing import OutgoingMessage
 
 
 def _message(n: int) -> OutgoingMessage:

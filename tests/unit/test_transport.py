@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from consumers.notifier.settings import NotifierSettings
-from shared.settings import DocSpaceSettings, explain
-from shared.transport import InsecureTransport, check_smtp_login, check_url, is_loopback
+from shared.config.plaintext import InsecureTransport, check_smtp_login, check_url, is_loopback
+from shared.config.settings import DocSpaceSettings, explain
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +79,10 @@ def test_docspace_settings_on_loopback_say_so(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
-        ({"PIPELINE_URL": "http://pipeline.example/hook", "PIPELINE_SECRET": "s"}, "PIPELINE_URL must be https://"),
+        (
+            {"PIPELINE_URL": "http://pipeline.example/hook", "PIPELINE_SECRET": "pipeline-secret-0123456789"},
+            "PIPELINE_URL must be https://",
+        ),
         ({"SMTP_HOST": "smtp.example", "SMTP_USERNAME": "u", "SMTP_PASSWORD": "p"}, "SMTP_USERNAME is set"),
     ],
 )
@@ -99,7 +102,7 @@ def test_notifier_settings_refuse_plain_text(
 def test_notifier_settings_with_tls_need_no_note(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "PIPELINE_URL": "https://pipeline.example/hook",
-        "PIPELINE_SECRET": "s",
+        "PIPELINE_SECRET": "pipeline-secret-0123456789",
         "SMTP_HOST": "smtp.example",
         "SMTP_USERNAME": "u",
         "SMTP_PASSWORD": "p",

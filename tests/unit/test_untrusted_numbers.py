@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from consumers.reconciler.scan import delivery_for
 from ops.dead_letters import describe, replay_properties
+from shared.core.ids import small_count
 from shared.docspace.admin import _listed_file, _logged_delivery
 from shared.docspace.values import _file_info, _id_sort_key, _webhook_config
 from shared.docspace.webhooks import ListedFile, LoggedDelivery, UnreadableRow
-from shared.ids import small_count
 
 HOSTILE = ["²", "١٢", "--5", "-1", "1" * 5000, "", " ", "1e3", "0x10", True, None, 2**70, -3, b"\xff"]
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from consumers.notifier.pipeline import sign_standard_webhook, signing_key
-from shared.retry_after import parse_retry_after
+from shared.limits.retry_after import parse_retry_after
 
 # The example from the Standard Webhooks specification (and the reference libraries' tests).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -1,0 +1,1 @@
+"""RabbitMQ through pika: connection parameters, topology, publisher, the consumer loop."""

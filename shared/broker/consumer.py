@@ -1,0 +1,416 @@
+"""The consumer loop every stage runs: worker threads, acks after the outcome is safe, retries and dead letters.
+
+Stage code never sees pika: it gets an ``InboundMessage`` (``shared/core/handling.py``) and either returns what it
+did, or raises ``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
+``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
+(not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
+``StoreOutage`` (our own store is away) is waited out the same way, bounded by ``StoreOutagePolicy.max_wait``.
+Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``. A retry,
+parking or dead letter that cannot be published for what it is (not because the broker is away) is logged with the
+message's ids, and the message is rejected to the work queue's own dead-lettering instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+
+import pika
+import pika.exceptions
+import structlog
+
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
+from shared.broker.publisher import Publisher
+from shared.broker.topology import StageQueues, Topology
+from shared.core.errors import (
+    BrokerUnavailable,
+    Deferred,
+    PermanentError,
+    StoreOutage,
+    TransientError,
+    UnpublishableMessage,
+)
+from shared.core.handling import Handled, Handler, InboundMessage, Outcome
+from shared.core.headers import (
+    ATTEMPT_HEADER,
+    ATTEMPTS_HEADER,
+    DEFERRALS_HEADER,
+    ERROR_HEADER,
+    FIRST_FAILURE_HEADER,
+    ID_HEADERS,
+    LAST_ERROR_HEADER,
+    LAST_FAILURE_HEADER,
+    LAST_REASON_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
+    SEQ_HEADER,
+    STAGE_HEADER,
+    STORE_OUTAGE_SINCE_HEADER,
+)
+from shared.core.ids import small_count
+from shared.core.outgoing import OutgoingMessage
+
+log = structlog.get_logger(__name__)
+
+# A message deferred this often is stuck behind something that never ends (a claim renewed for hours): from then
+# on it is a transient failure, so the retry ladder bounds it and an operator sees it in the dead-letter queue.
+MAX_DEFERRALS = 100
+STORE_OUTAGE_TOO_LONG = "store_outage_too_long"
+_MAX_ERROR_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class StoreOutagePolicy:
+    """How a stage waits out an outage of its own store: it looks again every ``recheck`` s, up to ``max_wait`` s."""
+
+    max_wait: float = 86_400.0  # STORE_OUTAGE_MAX_WAIT
+    recheck: float = 30.0  # short enough to resume soon after the store is back, long enough not to hammer it
+
+
+# How a worker settles a message with the broker: done with it, give it back, or reject it to the queue's own
+# dead-letter exchange.
+Settlement = Literal["ack", "requeue", "reject"]
+OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome (an Outcome value), reason, seconds
+
+
+class StageConsumer:
+    """Consumes one stage's work queue with ``concurrency`` worker threads; reconnects by itself."""
+
+    def __init__(
+        self,
+        params: pika.ConnectionParameters | BrokerNodes,
+        *,
+        topology: Topology,
+        stage: str,
+        handler: Handler,
+        publisher: Publisher,
+        concurrency: int = 4,
+        observe: OutcomeObserver | None = None,
+        shutdown_grace: float = 30.0,
+        store_outage: StoreOutagePolicy | None = None,
+    ) -> None:
+        self._params = params
+        self._topology = topology
+        self.queues: StageQueues = topology.stage(stage)
+        self._handler = handler
+        self._publisher = publisher
+        self._concurrency = concurrency
+        self._observe = observe
+        self._shutdown_grace = shutdown_grace
+        self._store_outage = store_outage or StoreOutagePolicy()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-worker")
+        self._in_flight: set[Future[None]] = set()
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages taken from the queue whose outcome is not yet decided (and acknowledged) by a worker."""
+        with self._in_flight_lock:
+            return len(self._in_flight)
+
+    def stop(self) -> None:
+        """Ask the loop to finish the messages in hand and return; safe from a signal handler."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; raises TopologyMismatch (a bug to fix, not an outage to wait out)."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                # Given a cluster's nodes, pika connects to the first that answers: failover is the next connect.
+                connection = pika.BlockingConnection(self._params)
+            except CONNECTION_ERRORS as exc:
+                log.warning("broker_unreachable", stage=self.queues.stage, error=str(exc) or type(exc).__name__)
+            else:
+                try:
+                    self._consume(connection)
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    if exc.reply_code == 406:
+                        raise TopologyMismatch(f"the broker refused the topology: {exc.reply_text}") from exc
+                    log.warning("consumer_channel_closed", stage=self.queues.stage, reason=exc.reply_text)
+                except CONNECTION_ERRORS as exc:
+                    log.warning("consumer_connection_lost", stage=self.queues.stage, error=str(exc))
+                finally:
+                    if self._connected.is_set():
+                        attempt = 0  # it was consuming: this outage starts its backoff afresh
+                    self._connected.clear()
+                    if connection.is_open:
+                        with contextlib.suppress(*CONNECTION_ERRORS):
+                            connection.close()
+            if not self._stopping.is_set():
+                self._stopping.wait(backoff_delay(attempt))
+                attempt += 1
+        self._pool.shutdown(wait=True)
+
+    def _consume(self, connection: pika.BlockingConnection) -> None:
+        channel = connection.channel()
+        self._topology.declare(channel)
+        channel.basic_qos(prefetch_count=self._concurrency)
+        tag = channel.basic_consume(self.queues.work, on_message_callback=partial(self._on_message, connection))
+        self._connected.set()
+        log.info("consumer_started", stage=self.queues.stage, queue=self.queues.work, concurrency=self._concurrency)
+        while not self._stopping.is_set():
+            connection.process_data_events(time_limit=0.25)
+        # SIGTERM: take no more, let the workers finish what they hold, and let their acks reach the broker.
+        channel.basic_cancel(tag)
+        deadline = time.monotonic() + self._shutdown_grace
+        while self._busy() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        connection.process_data_events(time_limit=0)
+        log.info("consumer_stopped", stage=self.queues.stage, unfinished=len(self._in_flight))
+
+    def _busy(self) -> bool:
+        return self.in_flight > 0
+
+    def _on_message(
+        self,
+        connection: pika.BlockingConnection,
+        channel: Any,
+        method: Any,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        headers = dict(properties.headers or {})
+        headers.pop(SEQ_HEADER, None)
+        message = InboundMessage(
+            body=body,
+            routing_key=str(headers.get(ROUTING_KEY_HEADER, method.routing_key)),
+            message_id=properties.message_id,
+            headers=headers,
+            redelivered=bool(method.redelivered),
+            attempt=small_count(headers.get(ATTEMPT_HEADER)) or 1,  # a header anyone can set: never trusted to parse
+        )
+        settle = partial(self._settle_threadsafe, connection, channel, method.delivery_tag)
+        future = self._pool.submit(self._work, message, properties, settle)
+        with self._in_flight_lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(future)
+
+    def _settle_threadsafe(
+        self, connection: pika.BlockingConnection, channel: Any, tag: int, settlement: Settlement
+    ) -> None:
+        def settle() -> None:
+            if not channel.is_open:
+                return  # the broker redelivers it; the stages are idempotent
+            if settlement == "ack":
+                channel.basic_ack(tag)
+            else:
+                channel.basic_nack(tag, requeue=settlement == "requeue")
+
+        try:
+            connection.add_callback_threadsafe(settle)
+        except (RuntimeError, *CONNECTION_ERRORS):
+            pass
+
+    # ---- the worker thread ----------------------------------------------------------------------------------
+
+    def _work(
+        self, message: InboundMessage, properties: pika.BasicProperties, settle: Callable[[Settlement], None]
+    ) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(stage=self.queues.stage, message_id=message.message_id)
+        started = time.perf_counter()
+        settlement: Settlement = "ack"
+        try:
+            outcome, reason, extra = self._outcome(message, properties)
+        except BrokerUnavailable as exc:
+            # The message could not be parked in a retry or dead-letter queue: give it back to the broker,
+            # after a pause so a broker outage does not become a hot redelivery loop.
+            outcome, reason, extra = Outcome.REQUEUED, exc.reason, {"error": str(exc)}
+            settlement = "requeue"
+            time.sleep(1)
+        except Exception as exc:
+            # Its retry, parking or dead letter cannot be published for what it is (a header pika cannot encode,
+            # or a bug building it). Requeueing would only meet the same failure; reject it instead: the work
+            # queue's own dead-lettering (at-least-once, with x-death) puts it, unchanged, in the stage's
+            # dead-letter queue. Nothing is lost and nothing loops.
+            outcome, reason, extra = self._unpublishable_follow_up(message, exc)
+            settlement = "reject"
+        settle(settlement)
+        self._finish(outcome, reason, started, extra)
+
+    def _unpublishable_follow_up(
+        self, message: InboundMessage, exc: Exception
+    ) -> tuple[Outcome, str | None, dict[str, Any]]:
+        reason = exc.reason if isinstance(exc, UnpublishableMessage) else "bug"
+        context = structlog.contextvars.get_contextvars()
+        log.error(
+            "follow_up_unpublishable",
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT],
+            message_id=message.message_id,
+            **{key: context[key] for key in ID_HEADERS if context.get(key) is not None},
+            hint="rejected to the stage's dead-letter queue by the broker (x-death), without x-reason",
+            exc_info=exc if reason == "bug" else None,
+        )
+        return Outcome.DEAD_LETTERED, reason, {"error": f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]}
+
+    def _outcome(
+        self, message: InboundMessage, properties: pika.BasicProperties
+    ) -> tuple[Outcome, str | None, dict[str, Any]]:
+        try:
+            handled = self._handler(message) or Handled()
+            return handled.outcome, handled.reason, dict(handled.details)
+        except StoreOutage as exc:
+            # Before TransientError: our own store being away is not the invoice's fault, so it must not spend
+            # the retry ladder (about 12 minutes) and end in the dead-letter queue for an operator to replay.
+            return self._wait_out_store(message, properties, exc)
+        except TransientError as exc:
+            return self._retry(message, properties, exc), exc.reason, {"error": str(exc)}
+        except Deferred as exc:
+            if _deferrals(message) >= MAX_DEFERRALS:
+                error = TransientError(f"deferred {MAX_DEFERRALS} times: {exc}", reason=exc.reason)
+                return self._retry(message, properties, error), exc.reason, {"error": str(error)}
+            self._defer(message, properties, exc)
+            return Outcome.DEFERRED, exc.reason, {"deferred_s": round(exc.delay, 1)}
+        except PermanentError as exc:
+            self._dead_letter(message, properties, exc.reason, str(exc))
+            return Outcome.DEAD_LETTERED, exc.reason, {"error": str(exc)}
+        except Exception as exc:
+            # Not a failure we know how to classify: a bug. Keep the message where an operator can replay it.
+            log.exception("handler_bug")
+            self._dead_letter(message, properties, "bug", f"{type(exc).__name__}: {exc}")
+            return Outcome.DEAD_LETTERED, "bug", {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _finish(self, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]) -> None:
+        duration = time.perf_counter() - started
+        level = log.warning if outcome in {Outcome.DEAD_LETTERED, Outcome.REQUEUED} else log.info
+        level("message_handled", outcome=str(outcome), reason=reason, duration_ms=round(duration * 1000, 1), **extra)
+        if self._observe is not None:
+            self._observe(self.queues.stage, str(outcome), reason, duration)
+
+    def _retry(self, message: InboundMessage, properties: pika.BasicProperties, error: TransientError) -> Outcome:
+        step = self.queues.retry_queue_for(message.attempt, error.retry_after)
+        if step is None:
+            self._dead_letter(message, properties, "retries_exhausted", f"{error.reason}: {error}")
+            return Outcome.DEAD_LETTERED
+        queue, delay = step
+        now = _now()
+        headers = {
+            **_without_outage(message.headers),
+            ATTEMPT_HEADER: message.attempt + 1,
+            ROUTING_KEY_HEADER: message.routing_key,
+            FIRST_FAILURE_HEADER: message.headers.get(FIRST_FAILURE_HEADER, now),
+            LAST_FAILURE_HEADER: now,
+            LAST_REASON_HEADER: error.reason,
+            LAST_ERROR_HEADER: str(error)[:_MAX_ERROR_TEXT],
+        }
+        self._publisher.publish_and_wait(_copy(properties, message, exchange="", routing_key=queue, headers=headers))
+        structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=message.attempt + 1)
+        return Outcome.RETRIED
+
+    def _wait_out_store(
+        self, message: InboundMessage, properties: pika.BasicProperties, error: StoreOutage
+    ) -> tuple[Outcome, str | None, dict[str, Any]]:
+        """Park the message until the store may be back; dead-letter it once it has waited ``max_wait``."""
+        now_ms = round(time.time() * 1000)
+        # A header anyone can set: never trusted to parse; one from the future (a replica's clock ahead) is now.
+        since_ms = min(small_count(message.headers.get(STORE_OUTAGE_SINCE_HEADER)) or now_ms, now_ms)
+        waited = (now_ms - since_ms) / 1000
+        policy = self._store_outage
+        if waited >= policy.max_wait:
+            text = (
+                f"our own store was unavailable for {waited:.0f}s "
+                f"(STORE_OUTAGE_MAX_WAIT={policy.max_wait:.0f}): {error}"
+            )
+            self._dead_letter(message, properties, STORE_OUTAGE_TOO_LONG, text)
+            return Outcome.DEAD_LETTERED, STORE_OUTAGE_TOO_LONG, {"error": text, "store_outage_s": round(waited)}
+        delay = max(0.001, min(policy.recheck, policy.max_wait - waited))
+        headers = {
+            **message.headers,
+            ROUTING_KEY_HEADER: message.routing_key,
+            STORE_OUTAGE_SINCE_HEADER: since_ms,
+            "x-last-reason": error.reason,
+            "x-last-error": str(error)[:_MAX_ERROR_TEXT],
+        }
+        parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
+        self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(delay * 1000))))
+        details = {"deferred_s": round(delay, 1), "store_outage_s": round(waited, 1), "error": str(error)}
+        return Outcome.DEFERRED, error.reason, details
+
+    def _defer(self, message: InboundMessage, properties: pika.BasicProperties, deferral: Deferred) -> None:
+        """Park the message for ``deferral.delay`` seconds; it comes back to the work queue at the same attempt."""
+        headers = {
+            **_without_outage(message.headers),
+            ROUTING_KEY_HEADER: message.routing_key,
+            DEFERRALS_HEADER: _deferrals(message) + 1,
+            LAST_REASON_HEADER: deferral.reason,
+        }
+        parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
+        self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(deferral.delay * 1000))))
+
+    def _dead_letter(self, message: InboundMessage, properties: pika.BasicProperties, reason: str, error: str) -> None:
+        now = _now()
+        context = structlog.contextvars.get_contextvars()
+        headers = {
+            **message.headers,
+            ROUTING_KEY_HEADER: message.routing_key,
+            STAGE_HEADER: self.queues.stage,
+            REASON_HEADER: reason,
+            ERROR_HEADER: error[:_MAX_ERROR_TEXT],
+            ATTEMPTS_HEADER: message.attempt,
+            FIRST_FAILURE_HEADER: message.headers.get(FIRST_FAILURE_HEADER, now),
+            LAST_FAILURE_HEADER: now,
+            **{header: str(context[key]) for key, header in ID_HEADERS.items() if context.get(key) is not None},
+        }
+        self._publisher.publish_and_wait(
+            _copy(
+                properties,
+                message,
+                exchange=self._topology.dead_letter_exchange,
+                routing_key=self.queues.work,
+                headers=headers,
+            )
+        )
+
+
+def _copy(
+    properties: pika.BasicProperties,
+    message: InboundMessage,
+    *,
+    exchange: str,
+    routing_key: str,
+    headers: dict[str, Any],
+) -> OutgoingMessage:
+    """The same body and identity, with new headers: a retried or dead-lettered message is the original."""
+    return OutgoingMessage(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=message.body,
+        message_id=message.message_id,
+        content_type=properties.content_type or "application/octet-stream",
+        headers=headers,
+        timestamp=properties.timestamp,
+        type=properties.type,
+    )
+
+
+def _deferrals(message: InboundMessage) -> int:
+    # A header anyone can set: never trusted to parse.
+    return small_count(message.headers.get(DEFERRALS_HEADER)) or 0
+
+
+def _without_outage(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers without the store-outage clock: the store answered, so a later outage starts its own wait."""
+    return {key: value for key, value in headers.items() if key != STORE_OUTAGE_SINCE_HEADER}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""What a process runs on: the process runner, health server, logging, adapter wiring."""

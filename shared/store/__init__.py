@@ -1,0 +1,1 @@
+"""Idempotency and checkpoint ports, and their SQLite and Redis adapters."""
