@@ -4,7 +4,7 @@ Stage code never sees pika: it gets an ``InboundMessage`` (``shared/core/handlin
 did, or raises ``TransientError`` (the message goes up the retry ladder: a delay queue in the broker, then back),
 ``PermanentError`` (straight to the stage's dead-letter queue, with the reason in its headers) or ``Deferred``
 (not a failure: it waits in the stage's parking queue for the time asked, then comes back at the same attempt).
-``StoreOutage`` (our own store is away) is waited out the same way, bounded by ``StoreOutagePolicy.max_wait``.
+``StoreOutage`` (our own store is away) is waited out the same way, bounded by ``Patience.store_outage_max_wait``.
 Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``. A retry,
 parking or dead letter that cannot be published for what it is (not because the broker is away) is logged with the
 message's ids, and the message is rejected to the work queue's own dead-lettering instead.
@@ -67,11 +67,13 @@ _MAX_ERROR_TEXT = 2000
 
 
 @dataclass(frozen=True)
-class StoreOutagePolicy:
-    """How a stage waits out an outage of its own store: it looks again every ``recheck`` s, up to ``max_wait`` s."""
+class Patience:
+    """How long a stage waits: for its workers to finish at shutdown, and for its own store during an outage (it
+    looks again every ``store_outage_recheck`` s, up to ``store_outage_max_wait`` s)."""
 
-    max_wait: float = 86_400.0  # STORE_OUTAGE_MAX_WAIT
-    recheck: float = 30.0  # short enough to resume soon after the store is back, long enough not to hammer it
+    shutdown_grace: float = 30.0
+    store_outage_max_wait: float = 86_400.0  # STORE_OUTAGE_MAX_WAIT
+    store_outage_recheck: float = 30.0  # short enough to resume soon after the store is back, not to hammer it
 
 
 # How a worker settles a message with the broker: done with it, give it back, or reject it to the queue's own
@@ -93,8 +95,7 @@ class StageConsumer:
         publisher: Publisher,
         concurrency: int = 4,
         observe: OutcomeObserver | None = None,
-        shutdown_grace: float = 30.0,
-        store_outage: StoreOutagePolicy | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self._params = params
         self._topology = topology
@@ -103,8 +104,7 @@ class StageConsumer:
         self._publisher = publisher
         self._concurrency = concurrency
         self._observe = observe
-        self._shutdown_grace = shutdown_grace
-        self._store_outage = store_outage or StoreOutagePolicy()
+        self._patience = patience or Patience()
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-worker")
@@ -166,7 +166,7 @@ class StageConsumer:
             connection.process_data_events(time_limit=0.25)
         # SIGTERM: take no more, let the workers finish what they hold, and let their acks reach the broker.
         channel.basic_cancel(tag)
-        deadline = time.monotonic() + self._shutdown_grace
+        deadline = time.monotonic() + self._patience.shutdown_grace
         while self._busy() and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.1)
         connection.process_data_events(time_limit=0)
@@ -324,21 +324,21 @@ class StageConsumer:
         # A header anyone can set: never trusted to parse; one from the future (a replica's clock ahead) is now.
         since_ms = min(small_count(message.headers.get(STORE_OUTAGE_SINCE_HEADER)) or now_ms, now_ms)
         waited = (now_ms - since_ms) / 1000
-        policy = self._store_outage
-        if waited >= policy.max_wait:
+        policy = self._patience
+        if waited >= policy.store_outage_max_wait:
             text = (
                 f"our own store was unavailable for {waited:.0f}s "
-                f"(STORE_OUTAGE_MAX_WAIT={policy.max_wait:.0f}): {error}"
+                f"(STORE_OUTAGE_MAX_WAIT={policy.store_outage_max_wait:.0f}): {error}"
             )
             self._dead_letter(message, properties, STORE_OUTAGE_TOO_LONG, text)
             return Outcome.DEAD_LETTERED, STORE_OUTAGE_TOO_LONG, {"error": text, "store_outage_s": round(waited)}
-        delay = max(0.001, min(policy.recheck, policy.max_wait - waited))
+        delay = max(0.001, min(policy.store_outage_recheck, policy.store_outage_max_wait - waited))
         headers = {
             **message.headers,
             ROUTING_KEY_HEADER: message.routing_key,
             STORE_OUTAGE_SINCE_HEADER: since_ms,
-            "x-last-reason": error.reason,
-            "x-last-error": str(error)[:_MAX_ERROR_TEXT],
+            LAST_REASON_HEADER: error.reason,
+            LAST_ERROR_HEADER: str(error)[:_MAX_ERROR_TEXT],
         }
         parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
         self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(delay * 1000))))

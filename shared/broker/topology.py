@@ -23,6 +23,12 @@ EVENTS_EXCHANGE = "docspace.events"
 DETECTED_EXCHANGE = "invoice.detected"
 RECEIVED_EXCHANGE = "invoice.received"
 DEAD_LETTER_EXCHANGE = "dead-letters"
+JOURNAL_EXCHANGE = "invoice.journal"
+JOURNAL_QUEUE = "journal"
+# The journal queue's bound: a writer away for days must not fill the broker's disk and block the invoices' own
+# publishers with a resource alarm. Past it the broker refuses journal records (counted as dropped by their
+# publisher), never invoices. About 500 bytes a record: half a gigabyte at the bound.
+JOURNAL_MAX_LENGTH = 1_000_000
 
 CLASSIFIER = "classifier"
 MOVER = "mover"
@@ -100,6 +106,8 @@ class Topology:
         self.detected_exchange = prefix + DETECTED_EXCHANGE
         self.received_exchange = prefix + RECEIVED_EXCHANGE
         self.dead_letter_exchange = prefix + DEAD_LETTER_EXCHANGE
+        self.journal_exchange = prefix + JOURNAL_EXCHANGE
+        self.journal_queue = prefix + JOURNAL_QUEUE
 
     @classmethod
     def from_settings(cls, settings: Any) -> Topology:
@@ -124,6 +132,7 @@ class Topology:
             Exchange(self.detected_exchange, "topic"),
             Exchange(self.received_exchange, "topic"),
             Exchange(self.dead_letter_exchange, "direct"),
+            Exchange(self.journal_exchange, "topic"),
         ]
 
     def queues(self) -> list[Queue]:
@@ -166,7 +175,25 @@ class Topology:
                     (Binding(self.dead_letter_exchange, names.work),),
                 )
             )
+        queues.append(self.journal())
         return queues
+
+    def journal(self) -> Queue:
+        """The decision journal's queue: every stage's records (routed by stage), one writer active at a time."""
+        return Queue(
+            self.journal_queue,
+            {
+                "x-queue-type": "quorum",
+                # One writer inserts at a time, in the order the records came: a second replica stands by.
+                "x-single-active-consumer": True,
+                "x-max-length": JOURNAL_MAX_LENGTH,
+                "x-overflow": "reject-publish",
+                # Set explicitly (4.x defaults to 20): a record is redelivered after every writer crash or database
+                # outage that held it, and it is never worth dead-lettering, only inserting once.
+                "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT,
+            },
+            (Binding(self.journal_exchange, "#"),),
+        )
 
     def all_queue_names(self) -> list[str]:
         return [queue.name for queue in self.queues()]

@@ -7,6 +7,8 @@ their calls, so one object satisfies each stage's port.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import SecretStr
 
 from shared.docspace.files import FILE_FIELDS, FileOperations
@@ -21,7 +23,17 @@ from shared.docspace.values import (
 from shared.limits.rate_limit import Limiter
 from shared.limits.retry_after import DEFAULT_MAX_PAUSE
 
-__all__ = ["FILE_FIELDS", "ROOMS_ROOT_FOLDER_TYPE", "DocSpaceClient"]
+__all__ = ["FILE_FIELDS", "ROOMS_ROOT_FOLDER_TYPE", "DocSpaceClient", "LookupCaching"]
+
+
+@dataclass(frozen=True)
+class LookupCaching:
+    """How long and how many folder -> room and Incoming-folder answers are remembered, and where replicas share
+    them (Redis); ``ttl`` is ``ROOM_CACHE_TTL_SECONDS``."""
+
+    size: int = 4096
+    ttl: float = DEFAULT_ROOM_TTL
+    shared: SharedLookups | None = None
 
 
 class DocSpaceClient:
@@ -34,8 +46,7 @@ class DocSpaceClient:
         *,
         timeout: tuple[float, float] = (3.05, 15.0),
         pool_size: int = 16,
-        room_cache_size: int = 4096,
-        room_cache_ttl: float = DEFAULT_ROOM_TTL,
+        lookups: LookupCaching | None = None,
         move_deadline: float = 30.0,
         poll_interval: float = 0.25,
         poll_max_interval: float = 2.0,
@@ -44,8 +55,8 @@ class DocSpaceClient:
         max_pause: float = DEFAULT_MAX_PAUSE,
         limiter: Limiter | None = None,
         user_agent: str | None = None,
-        shared_lookups: SharedLookups | None = None,
     ) -> None:
+        lookups = lookups or LookupCaching()
         self.transport = DocSpaceTransport(
             base_url,
             api_key,
@@ -57,16 +68,14 @@ class DocSpaceClient:
             limiter=limiter,
             user_agent=user_agent,
         )
-        self.rooms = RoomDirectory(
-            self.transport, cache_size=room_cache_size, ttl=room_cache_ttl, shared=shared_lookups
-        )
+        self.rooms = RoomDirectory(self.transport, cache_size=lookups.size, ttl=lookups.ttl, shared=lookups.shared)
         self.files = FileOperations(
             self.transport,
             move_deadline=move_deadline,
             poll_interval=poll_interval,
             poll_max_interval=poll_max_interval,
-            folder_ttl=room_cache_ttl,
-            shared=shared_lookups,
+            folder_ttl=lookups.ttl,
+            shared=lookups.shared,
         )
         self.base_url = self.transport.base_url
         self.shown_url = self.transport.shown_url  # for logs and messages: no userinfo or path

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from shared.broker.connection import TopologyMismatch, connection_parameters
-from shared.broker.consumer import StageConsumer, StoreOutagePolicy
+from shared.broker.consumer import Patience, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.config.settings import CommonSettings, StageSettings, explain
@@ -90,7 +90,9 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
     concurrency = getattr(settings, "concurrency", 4)
-    store_outage = StoreOutagePolicy(max_wait=getattr(settings, "store_outage_max_wait", StoreOutagePolicy.max_wait))
+    patience = Patience(
+        store_outage_max_wait=getattr(settings, "store_outage_max_wait", Patience.store_outage_max_wait)
+    )
     consumers += [
         StageConsumer(
             params,
@@ -100,7 +102,7 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
             publisher=publisher,
             concurrency=concurrency,
             observe=observe,
-            store_outage=store_outage,
+            patience=patience,
         )
         for spec in specs
     ]

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from shared.config.settings import CommonSettings, DocSpaceSettings
-from shared.docspace.client import DocSpaceClient
+from shared.docspace.client import DocSpaceClient, LookupCaching
 from shared.docspace.lookups import RedisLookups
 from shared.limits.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
 from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
@@ -40,8 +40,7 @@ def docspace_client(
         max_pause=settings.max_pause_seconds,
         limiter=rate_limiter(settings, per_minute=per_minute),
         user_agent=f"invoice-pipeline/{process}" if process else None,
-        room_cache_ttl=settings.room_cache_ttl_seconds,
-        shared_lookups=shared_lookups(settings),
+        lookups=LookupCaching(ttl=settings.room_cache_ttl_seconds, shared=shared_lookups(settings)),
         **options,
     )
 

@@ -29,6 +29,7 @@ PUBLISHED = {
 REPORT: dict[str, Any] = {}
 # The profiles CI starts; "grafana" and "mailpit" need images that cannot be built here.
 PROFILES = ("demo",)
+DEMO_ENV_FILE = "deploy/demo.env"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
@@ -59,7 +60,9 @@ class Stack:
 
     def dc(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         profiles = [arg for name in PROFILES for arg in ("--profile", name)]
-        return run([*self.compose, *profiles, *args], env=self.env, timeout=timeout, check=check)
+        # The demo's passwords: docker-compose.yml has no defaults for them (README's demo command says the same).
+        env_file = ["--env-file", DEMO_ENV_FILE]
+        return run([*self.compose, *env_file, *profiles, *args], env=self.env, timeout=timeout, check=check)
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"

@@ -37,6 +37,8 @@ DEMO_ENV = dict(
 WEBHOOK = "/docspace/webhook"
 INGRESS_METRICS_PORT = 9100  # the ingress's internal METRICS_PORT on the compose network
 CLASSIFIER_METRICS_PORT = 9101
+PROXY_EXPORTER_METRICS_PORT = 9113
+PORTAL_ADDRESS = "198.51.100.50"  # PROXY_EXEMPT_ADDRESSES in this stack
 # Grafana's own variables, as Grafana would fill them in for a dashboard showing the last hour.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
 
@@ -71,6 +73,10 @@ def stack() -> Iterator[Stack]:
             **os.environ,
             "COMPOSE_PROJECT_NAME": project,
             "PIPELINE_ENV_FILE": "deploy/demo.env",  # the demo's wiring, whatever a local .env says
+            # Requests reach the proxy from Docker's bridge (a private address): it stands for a TLS terminator,
+            # so X-Forwarded-For names the client. One documentation address stands for the portal.
+            "PROXY_TRUSTED_ADDRESSES": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+            "PROXY_EXEMPT_ADDRESSES": PORTAL_ADDRESS,
             **{var: f"127.0.0.1:{ports[service]}" for var, service in PUBLISHED.items()},
         }
         s = Stack(compose=compose, project=project, ports=ports, env=env, timings=timings)
@@ -370,6 +376,91 @@ def test_prometheus_scrapes_every_service_and_every_query_returns_data(stack: St
     stack.timings["prometheus checks"] = time.monotonic() - mark
 
 
+def _flood(stack: Stack, client: str, requests_count: int = 400) -> list[int]:
+    """Answers to a burst of HEADs of the webhook (DocSpace's URL check) that a trusted proxy says ``client`` sent.
+
+    The webhook's location: nginx answers other paths itself before its limits apply.
+    """
+    with requests.Session() as session:
+        headers = {"X-Forwarded-For": client}
+        return [
+            session.head(stack.url("proxy", WEBHOOK), headers=headers, timeout=10).status_code
+            for _ in range(requests_count)
+        ]
+
+
+def _proxy_refusals(stack: Stack) -> float:
+    labels = {"status": "429", "limited": "rate"}
+    return stack.metric("proxy-exporter", PROXY_EXPORTER_METRICS_PORT, "proxy_responses_total", labels) or 0.0
+
+
+# After the Prometheus test: the 429s below fire ProxyRateLimiting, as they should.
+def test_behind_a_trusted_proxy_each_client_has_its_own_bucket_and_the_portal_none(stack: Stack) -> None:
+    before = _proxy_refusals(stack)
+    flooded = _flood(stack, "203.0.113.10")
+    refused = flooded.count(429)
+    assert refused > 0 and set(flooded) == {200, 429}, "the flood is over the limit (50/s, burst 100)"
+    # The flooder's bucket is empty; another client behind the same proxy, and the proxy itself, are not refused.
+    other = requests.head(stack.url("proxy", WEBHOOK), headers={"X-Forwarded-For": "203.0.113.11"}, timeout=10)
+    assert other.status_code == 200
+    assert requests.head(stack.url("proxy", WEBHOOK), timeout=10).status_code == 200
+    # A flooder cannot pretend to be the portal through a proxy it is not: the last untrusted address counts.
+    spoofed = _flood(stack, f"{PORTAL_ADDRESS}, 203.0.113.10")
+    assert 429 in spoofed, "the flooder's bucket, whatever it put first in X-Forwarded-For"
+    # The portal's address (PROXY_EXEMPT_ADDRESSES) is never limited, however much it sends.
+    assert set(_flood(stack, PORTAL_ADDRESS)) == {200}
+    # Every refusal is counted for Prometheus (ProxyRateLimiting reads it), the spoofed ones too.
+    wait_for("the proxy's 429s counted", lambda: _proxy_refusals(stack) == before + refused + spoofed.count(429), 30)
+
+
+def test_redis_refuses_a_client_without_the_password_and_ps_does_not_show_it(stack: Stack) -> None:
+    anonymous = stack.dc("exec", "-T", "redis", "sh", "-c", "env -u REDISCLI_AUTH redis-cli ping", check=False)
+    assert "NOAUTH" in anonymous.stdout + anonymous.stderr, anonymous
+    wrong = stack.dc("exec", "-T", "redis", "sh", "-c", "REDISCLI_AUTH=wrong redis-cli ping", check=False)
+    assert "PONG" not in wrong.stdout, wrong
+    assert "PONG" in stack.dc("exec", "-T", "redis", "redis-cli", "ping").stdout
+    command_lines = stack.dc("exec", "-T", "redis", "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
+    assert "redis-server" in command_lines
+    assert DEMO_ENV["REDIS_PASSWORD"] not in command_lines
+
+
+def test_the_cluster_nodes_share_a_cookie_read_from_a_secret_file_with_mode_0400(stack: Stack, tmp_path: Path) -> None:
+    cookie_value = "cluster-test-cookie-" + os.urandom(8).hex()
+    cookie = tmp_path / "erlang.cookie"
+    cookie.write_text(cookie_value + "\n", "utf-8")
+    cookie.chmod(0o644)  # CI's stand-in runs as rabbitmq, and compose v1 mounts the file as it is
+    project = f"{stack.project}-cluster"
+    env = {
+        **stack.env,
+        "COMPOSE_PROJECT_NAME": project,
+        "RABBITMQ_PASSWORD": "cluster-test-password",
+        "REDIS_PASSWORD": "cluster-test-password",
+        "RABBITMQ_ERLANG_COOKIE_FILE": str(cookie),
+    }
+    cluster = [*stack.compose, "-f", "deploy/compose.cluster.yml"]
+    nodes = ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
+    try:
+        run([*cluster, "up", "-d", "--no-build", *nodes], env=env, timeout=300)
+
+        def clustered() -> bool:
+            status = run(
+                [*cluster, "exec", "-T", "rabbitmq-1", "rabbitmqctl", "cluster_status", "--formatter", "json"],
+                env=env, check=False,
+            )  # fmt: skip
+            return status.returncode == 0 and len(json.loads(status.stdout)["running_nodes"]) == 3
+
+        wait_for("three nodes running in one cluster", clustered, 180, interval=3)
+        for node in nodes:
+            mode = run([*cluster, "exec", "-T", node, "sh", "-c", 'stat -c %a "$HOME/.erlang.cookie"'], env=env)
+            assert mode.stdout.strip() == "400", node
+            command_lines = run(
+                [*cluster, "exec", "-T", node, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"], env=env
+            ).stdout
+            assert "beam" in command_lines and cookie_value not in command_lines and "setcookie" not in command_lines
+    finally:
+        run([*cluster, "down", "-v", "-t", "10"], env=env, check=False, timeout=300)
+
+
 def test_the_production_image_carries_no_test_code_and_stays_small(stack: Stack) -> None:
     image = "docspace-invoice-pipeline:latest"
     listing = run(
@@ -400,12 +491,16 @@ def test_the_cluster_example_is_a_valid_compose_file_that_builds_the_production_
     assert compose is not None
     env_file = tmp_path / ".env"
     settings = os.path.relpath(ROOT / "deploy/demo.env", ROOT)
-    env_file.write_text(
-        f"RABBITMQ_PASSWORD=example\nRABBITMQ_ERLANG_COOKIE=example-cookie\nPIPELINE_ENV_FILE={settings}\n", "utf-8"
-    )
+    cookie = tmp_path / "erlang.cookie"
+    cookie.write_text("example-cookie\n", "utf-8")
+    required = {"RABBITMQ_PASSWORD": "example", "REDIS_PASSWORD": "example", "RABBITMQ_ERLANG_COOKIE_FILE": str(cookie)}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in required.items()) + f"PIPELINE_ENV_FILE={settings}\n", "utf-8")
     cluster = ["-f", "deploy/compose.cluster.yml", "--env-file", str(env_file)]
-    missing = run([*compose, *cluster[:2], "config", "-q"], check=False)
-    assert missing.returncode != 0 and "RABBITMQ_ERLANG_COOKIE" in missing.stderr + missing.stdout
+    for name in required:
+        partial = tmp_path / f"without-{name}.env"
+        partial.write_text("".join(f"{k}={v}\n" for k, v in required.items() if k != name), "utf-8")
+        missing = run([*compose, *cluster[:2], "--env-file", str(partial), "config", "-q"], check=False)
+        assert missing.returncode != 0 and name in missing.stderr + missing.stdout, name
     config = yaml.safe_load(run([*compose, *cluster, "config"]).stdout)
     built = {name: spec["build"] for name, spec in config["services"].items() if "build" in spec}
     assert set(built) == {"ingress", "classifier", "mover", "notifier"}

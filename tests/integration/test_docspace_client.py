@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from shared.core.errors import PermanentError, TransientError
-from shared.docspace.client import DocSpaceClient
+from shared.docspace.client import DocSpaceClient, LookupCaching
 from shared.docspace.errors import (
     DocSpaceAccessDenied,
     DocSpaceNotFound,
@@ -269,7 +269,7 @@ def test_a_folder_outside_rooms_has_no_room(docspace_sim: DocSpaceSimulator, doc
 
 def test_the_room_cache_is_bounded(docspace_sim: DocSpaceSimulator) -> None:
     rooms = [docspace_sim.create_room(f"R{i}") for i in range(3)]
-    with make_client(docspace_sim, room_cache_size=2) as client:
+    with make_client(docspace_sim, lookups=LookupCaching(size=2)) as client:
         for r in rooms:
             client.find_room(r)
         client.find_room(rooms[2])

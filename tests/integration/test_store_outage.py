@@ -11,7 +11,7 @@ import pika
 import pytest
 
 from shared.broker.connection import connection_parameters
-from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, StageConsumer, StoreOutagePolicy
+from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, Patience, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.handling import Handled, InboundMessage, Outcome
@@ -22,13 +22,13 @@ from tests.support.real_broker import BrokerKit
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 15
-StartStage = Callable[[StoreOutagePolicy], "StoreStage"]
+StartStage = Callable[[Patience], "StoreStage"]
 
 
 class StoreStage:
     """A stage whose side effect is guarded by ``run_once`` on a real Redis that the test can take away."""
 
-    def __init__(self, broker: BrokerKit, policy: StoreOutagePolicy) -> None:
+    def __init__(self, broker: BrokerKit, policy: Patience) -> None:
         self.broker = broker
         self.proxy = TcpProxy(REDIS_HOST, REDIS_PORT)
         self.store = RedisStore(
@@ -48,7 +48,7 @@ class StoreStage:
             publisher=self.publisher,
             concurrency=2,
             observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
-            store_outage=policy,
+            patience=policy,
         )
         self.thread = threading.Thread(target=self.consumer.run, daemon=True)
 
@@ -74,7 +74,7 @@ class StoreStage:
 def stage(broker: BrokerKit) -> Iterator[StartStage]:
     started: list[StoreStage] = []
 
-    def start(policy: StoreOutagePolicy) -> StoreStage:
+    def start(policy: Patience) -> StoreStage:
         s = StoreStage(broker, policy)
         assert s.publisher.wait_connected(10)
         s.thread.start()
@@ -94,7 +94,7 @@ def test_a_store_outage_longer_than_the_retry_ladder_is_waited_out_and_the_invoi
     stage: StartStage, broker: BrokerKit
 ) -> None:
     ladder = sum(broker.topology.retry_delays)  # 1.4 s: the outage below lasts more than twice that
-    s = stage(StoreOutagePolicy(max_wait=3600, recheck=0.3))
+    s = stage(Patience(store_outage_max_wait=3600, store_outage_recheck=0.3))
     s.proxy.down()
     s.send(b"invoice-1")
     time.sleep(ladder * 2 + 1.5)
@@ -112,7 +112,7 @@ def test_a_store_outage_longer_than_the_retry_ladder_is_waited_out_and_the_invoi
 
 
 def test_a_store_outage_past_its_bound_dead_letters_with_a_clear_reason(stage: StartStage, broker: BrokerKit) -> None:
-    s = stage(StoreOutagePolicy(max_wait=1.5, recheck=0.3))
+    s = stage(Patience(store_outage_max_wait=1.5, store_outage_recheck=0.3))
     s.proxy.down()
     s.send(b"invoice-2")
     assert wait_until(lambda: s.dead_letters() == 1, 15), s.outcomes

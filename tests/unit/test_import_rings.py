@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ("shared", "consumers", "ingress", "ops")
 # The adapters' libraries: only entry points and adapters may load them.
-FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqlite3")
+FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqlite3", "psycopg")
 
 # The inner ring: what stage logic may import of ours.
 CORE = "shared.core"
@@ -43,6 +43,7 @@ ENTRY_POINTS_AND_ADAPTERS = {
     "consumers.mover.__main__": "entrypoint",
     "consumers.notifier.__main__": "entrypoint",
     "consumers.reconciler.__main__": "entrypoint",
+    "consumers.journal.__main__": "entrypoint",
     "ingress.__main__": "entrypoint",
     "ingress.app": "falcon",
     "consumers.notifier.mailer": "smtplib",

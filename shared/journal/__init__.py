@@ -1,0 +1,1 @@
+"""The decision journal: one record per decision about a file, published without waiting, stored by one writer."""

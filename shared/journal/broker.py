@@ -1,0 +1,72 @@
+"""The journal port over the broker: records go to the journal exchange with confirms, and nobody waits for them.
+
+A record the broker does not take (down, blocked, queue full, unroutable, not confirmed in time) is logged and
+counted in ``journal_records_dropped_total{reason="publish_failed"}``; the decision it describes goes on.
+"""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import Future
+
+import structlog
+
+from shared.journal.metrics import DROPPED, PUBLISHED
+from shared.journal.record import Decision
+from shared.outgoing import OutgoingMessage
+from shared.publisher import Publisher
+
+log = structlog.get_logger(__name__)
+
+RECORD_TYPE = "JournalDecision"
+
+
+class BrokerJournal:
+    """Publishes each decision to ``exchange`` (routing key: its stage) on the process's one publisher."""
+
+    def __init__(self, publisher: Publisher, exchange: str, *, process: str, host: str | None = None) -> None:
+        self._publisher = publisher
+        self._exchange = exchange
+        self._process = process
+        self._host = host if host is not None else socket.gethostname()
+
+    def record(self, decision: Decision) -> None:
+        stamped = decision.model_copy(
+            update={"process": decision.process or self._process, "host": decision.host or self._host}
+        )
+        try:
+            future = self._publisher.publish(
+                OutgoingMessage(
+                    exchange=self._exchange,
+                    routing_key=stamped.stage,
+                    body=stamped.to_bytes(),
+                    message_id=stamped.decision_id,
+                    type=RECORD_TYPE,
+                    timestamp=int(stamped.at.timestamp()),
+                )
+            )
+        except Exception as exc:
+            # The journal must never be in the invoice's way, whatever goes wrong in it.
+            _dropped(stamped, exc)
+            return
+        future.add_done_callback(lambda done: _settled(stamped, done))
+
+
+def _settled(decision: Decision, future: Future[None]) -> None:
+    error = future.exception()
+    if error is None:
+        PUBLISHED.labels(decision.stage).inc()
+    else:
+        _dropped(decision, error)
+
+
+def _dropped(decision: Decision, error: BaseException) -> None:
+    DROPPED.labels("publish_failed").inc()
+    log.warning(
+        "journal_record_dropped",
+        decision_id=decision.decision_id,
+        stage=decision.stage,
+        outcome=decision.outcome,
+        file_id=decision.file_id,
+        error=f"{type(error).__name__}: {error}"[:300],
+    )

@@ -1,0 +1,289 @@
+"""The journal in PostgreSQL (``JOURNAL_URL=postgresql://…``), the choice for several hosts; psycopg 3.
+
+Its tables live in one schema (``JOURNAL_SCHEMA``). The title search uses a pg_trgm GIN index when the extension
+can be created (it is "trusted" since PostgreSQL 13, so a database owner may); without it the search still works,
+as a scan of the files table (one row per file, not per decision).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+import structlog
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from shared.journal.record import Decision
+from shared.journal.store import ID_ROWS, JournalUnavailable, Match, MatchedBy, Rollup, like_pattern
+
+log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+_ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_SCHEMA = (
+    "CREATE SCHEMA IF NOT EXISTS {s}",
+    "CREATE TABLE IF NOT EXISTS {s}.decisions (seq bigserial PRIMARY KEY, decision_id text NOT NULL UNIQUE,"
+    " at timestamptz NOT NULL, stage text NOT NULL, outcome text NOT NULL, reason text, file_id text,"
+    " invoice_id text, event_id text, record jsonb NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS decisions_file ON {s}.decisions (file_id, at)",
+    "CREATE INDEX IF NOT EXISTS decisions_invoice ON {s}.decisions (invoice_id) WHERE invoice_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS decisions_event ON {s}.decisions (event_id) WHERE event_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS decisions_at ON {s}.decisions (at)",
+    "CREATE TABLE IF NOT EXISTS {s}.files (file_id text PRIMARY KEY, title text, first_at timestamptz NOT NULL,"
+    " last_at timestamptz NOT NULL, decisions bigint NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS files_last ON {s}.files (last_at)",
+    "CREATE TABLE IF NOT EXISTS {s}.rollups (minute timestamptz NOT NULL, stage text NOT NULL, outcome text NOT NULL,"
+    " reason text NOT NULL, count bigint NOT NULL, PRIMARY KEY (minute, stage, outcome, reason))",
+)
+_TRIGRAM_INDEX = "CREATE INDEX IF NOT EXISTS files_title_trgm ON {s}.files USING gin (title gin_trgm_ops)"
+
+_INSERT = """
+INSERT INTO {s}.decisions (decision_id, at, stage, outcome, reason, file_id, invoice_id, event_id, record)
+SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::text[], %s::jsonb[])
+ON CONFLICT (decision_id) DO NOTHING
+RETURNING decision_id
+"""
+_FILES = """
+INSERT INTO {s}.files AS f (file_id, title, first_at, last_at, decisions) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (file_id) DO UPDATE SET title = coalesce(excluded.title, f.title),
+    first_at = least(f.first_at, excluded.first_at), last_at = greatest(f.last_at, excluded.last_at),
+    decisions = f.decisions + excluded.decisions
+"""
+_ROLLUPS = """
+INSERT INTO {s}.rollups AS r (minute, stage, outcome, reason, count) VALUES (date_trunc('minute', %s), %s, %s, %s, %s)
+ON CONFLICT (minute, stage, outcome, reason) DO UPDATE SET count = r.count + excluded.count
+"""
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except psycopg.Error as exc:
+            store = args[0]
+            if isinstance(store, PostgresJournalStore):
+                store._forget_connection()
+            raise JournalUnavailable(f"the journal's PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+
+    return guarded
+
+
+class PostgresJournalStore:
+    """One connection, reopened after any failure; every method is one transaction."""
+
+    def __init__(self, url: str, *, schema: str = "invoice_journal", connect_timeout: int = 5) -> None:
+        if not _IDENTIFIER.match(schema):
+            raise ValueError("JOURNAL_SCHEMA must be a lower-case SQL identifier (letters, digits, _)")
+        self._url = url
+        self._schema = sql.Identifier(schema)
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self.trigram_index = False
+        try:
+            self._create_schema()
+        except psycopg.Error as exc:
+            self._forget_connection()
+            raise JournalUnavailable(f"the journal's PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+
+    def _q(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(s=self._schema)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url, connect_timeout=self._connect_timeout, autocommit=False)
+        return self._conn
+
+    def _forget_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):  # it is broken already: a new one opens on the next call
+                conn.close()
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            conn = self._connection()
+            # Two processes creating the same schema at once race on the catalog: an advisory lock orders them.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('invoice_journal_schema'))")
+                for statement in _SCHEMA:
+                    conn.execute(self._q(statement))
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('invoice_journal_schema'))")
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                    conn.execute(self._q(_TRIGRAM_INDEX))
+                self.trigram_index = True
+            except psycopg.errors.InsufficientPrivilege as exc:
+                log.warning("journal_without_trigram_index", error=str(exc)[:200], hint="title search scans files")
+            except psycopg.errors.UndefinedFile as exc:
+                log.warning("journal_without_trigram_index", error=str(exc)[:200], hint="pg_trgm is not installed")
+
+    @_guarded
+    def insert(self, decisions: Sequence[Decision]) -> int:
+        if not decisions:
+            return 0
+        unique = list({d.decision_id: d for d in decisions}.values())
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(
+                    self._q(_INSERT),
+                    (
+                        [d.decision_id for d in unique],
+                        [d.at for d in unique],
+                        [d.stage for d in unique],
+                        [d.outcome for d in unique],
+                        [d.reason for d in unique],
+                        [d.file_id for d in unique],
+                        [d.invoice_id for d in unique],
+                        [d.event_id for d in unique],
+                        [Jsonb(d.model_dump(mode="json", exclude_none=True)) for d in unique],
+                    ),
+                ).fetchall()
+                inserted = {row[0] for row in rows}
+                new = [d for d in unique if d.decision_id in inserted]
+                self._summarise(conn, new)
+        return len(new)
+
+    def _summarise(self, conn: psycopg.Connection[Any], new: list[Decision]) -> None:
+        files: dict[str, list[Any]] = {}
+        counts: dict[tuple[datetime, str, str, str], int] = {}
+        for d in sorted(new, key=lambda d: d.at):
+            minute = d.at.replace(second=0, microsecond=0)
+            key = (minute, d.stage, d.outcome, d.reason or "")
+            counts[key] = counts.get(key, 0) + 1
+            if d.file_id is None:
+                continue
+            row = files.setdefault(d.file_id, [d.file_id, None, d.at, d.at, 0])
+            row[1] = d.title or row[1]
+            row[3] = d.at
+            row[4] += 1
+        with conn.cursor() as cursor:
+            if files:
+                cursor.executemany(self._q(_FILES), [tuple(row) for row in files.values()])
+            if counts:
+                cursor.executemany(self._q(_ROLLUPS), [(*key, count) for key, count in counts.items()])
+
+    @_guarded
+    def find(self, term: str, *, limit: int = 20) -> list[Match]:
+        term = term.strip()
+        if not term:
+            return []
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                for matched_by in _ID_COLUMNS:
+                    rows = conn.execute(
+                        sql.SQL("SELECT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
+                            s=self._schema, c=sql.Identifier(matched_by)
+                        ),
+                        (term, ID_ROWS),
+                    ).fetchall()
+                    if rows:
+                        return self._matches(conn, rows, matched_by)
+                rows = conn.execute(
+                    self._q(
+                        "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\'"
+                        " ORDER BY last_at DESC LIMIT %s"
+                    ),
+                    (like_pattern(term), limit),
+                ).fetchall()
+                return self._matches(conn, rows, "title")
+
+    def _matches(self, conn: psycopg.Connection[Any], rows: list[Any], matched_by: MatchedBy) -> list[Match]:
+        found: dict[tuple[str | None, str | None], Match] = {}
+        for file_id, event_id in rows:
+            key = (file_id, None if file_id is not None else event_id)
+            if key in found:
+                continue
+            if file_id is not None:
+                summary = conn.execute(
+                    self._q("SELECT title, first_at, last_at, decisions FROM {s}.files WHERE file_id = %s"),
+                    (file_id,),
+                ).fetchone()
+            else:
+                summary = conn.execute(
+                    self._q(
+                        "SELECT NULL, min(at), max(at), count(*) FROM {s}.decisions"
+                        " WHERE event_id = %s AND file_id IS NULL"
+                    ),
+                    (event_id,),
+                ).fetchone()
+            if summary is None or summary[1] is None:
+                continue
+            found[key] = Match(file_id, key[1], summary[0], summary[1], summary[2], int(summary[3]), matched_by)
+        return sorted(found.values(), key=lambda m: m.last_at, reverse=True)
+
+    @_guarded
+    def timeline(self, *, file_id: str | None = None, event_id: str | None = None) -> list[Decision]:
+        if file_id is not None:
+            query, arg = "SELECT record FROM {s}.decisions WHERE file_id = %s ORDER BY at, seq", file_id
+        elif event_id is not None:
+            query, arg = "SELECT record FROM {s}.decisions WHERE event_id = %s ORDER BY at, seq", event_id
+        else:
+            raise ValueError("timeline needs a file id or an event id")
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(self._q(query), (arg,)).fetchall()
+        return [Decision.model_validate(row[0]) for row in rows]
+
+    @_guarded
+    def prune(self, older_than: datetime, *, batch: int = 10_000) -> int:
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                deleted = conn.execute(
+                    self._q(
+                        "DELETE FROM {s}.decisions WHERE seq IN"
+                        " (SELECT seq FROM {s}.decisions WHERE at < %s ORDER BY at LIMIT %s)"
+                    ),
+                    (older_than, batch),
+                ).rowcount
+                conn.execute(
+                    self._q(
+                        "DELETE FROM {s}.files WHERE file_id IN"
+                        " (SELECT file_id FROM {s}.files WHERE last_at < %s LIMIT %s)"
+                    ),
+                    (older_than, batch),
+                )
+                conn.execute(self._q("DELETE FROM {s}.rollups WHERE minute < date_trunc('minute', %s)"), (older_than,))
+        return int(deleted)
+
+    @_guarded
+    def rollups(self, since: datetime, until: datetime | None = None) -> list[Rollup]:
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(
+                    self._q(
+                        "SELECT minute, stage, outcome, reason, count FROM {s}.rollups"
+                        " WHERE minute >= date_trunc('minute', %s) AND (%s::timestamptz IS NULL OR minute < %s)"
+                        " ORDER BY minute, stage, outcome, reason"
+                    ),
+                    (since, until, until),
+                ).fetchall()
+        return [Rollup(m, s, o, r, int(c)) for m, s, o, r, c in rows]
+
+    def drop(self) -> None:
+        """Remove the schema and everything in it (tests clean up their own schema with this)."""
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute(self._q("DROP SCHEMA IF EXISTS {s} CASCADE"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._forget_connection()

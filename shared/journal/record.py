@@ -1,0 +1,113 @@
+"""One decision about one file, as the journal keeps it: small, frozen, and with an id that makes it idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+
+def decision_id(
+    *,
+    stage: str,
+    outcome: str,
+    reason: str | None,
+    attempt: int,
+    file_id: str | None,
+    invoice_id: str | None,
+    event_id: str | None,
+    occurrence: int = 0,
+) -> str:
+    """The same decision about the same message gets the same id, however often a redelivery makes it again.
+
+    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time).
+    """
+    key = "\0".join(
+        (stage, outcome, reason or "", str(attempt), file_id or "", invoice_id or "", event_id or "", str(occurrence))
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class Decision(BaseModel):
+    """What a stage (or an operator) decided about a file, and why: nothing the manager's e-mail does not show.
+
+    No file contents, no secrets, no message bodies: ids, words from the outcome vocabulary, and the few details
+    an operator needs to act (the folder, whom it was e-mailed to, the pipeline's answer, how long it is parked).
+    Readers ignore unknown fields, so a newer writer and an older reader can share a journal.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    decision_id: str = Field(min_length=1, max_length=64)
+    stage: str = Field(min_length=1, max_length=64, description="ingress, classifier, mover, notifier.email, ...")
+    outcome: str = Field(min_length=1, max_length=64, description="a word of shared.handling.Outcome, or an action")
+    reason: str | None = Field(default=None, max_length=200)
+    rule: str | None = Field(default=None, max_length=300, description="the rule that decided, in words")
+    file_id: str | None = Field(default=None, max_length=100)
+    invoice_id: str | None = Field(default=None, max_length=200)
+    event_id: str | None = Field(default=None, max_length=200)
+    title: str | None = Field(default=None, max_length=300)
+    attempt: int = Field(default=1, ge=0)
+    process: str = Field(default="", max_length=100)
+    host: str = Field(default="", max_length=200)
+    at: datetime
+    client: str | None = Field(default=None, max_length=200)
+    folder: str | None = Field(default=None, max_length=300)
+    manager: str | None = Field(default=None, max_length=320)
+    pipeline_status: int | None = None
+    parked_until: datetime | None = None
+    actor: str | None = Field(default=None, max_length=200, description="who, for an operator's action")
+
+    @field_validator("at", "parked_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        # A time without an offset is UTC: every process and both stores compare instants, never wall clocks.
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @classmethod
+    def make(
+        cls,
+        stage: str,
+        outcome: str,
+        *,
+        at: datetime | None = None,
+        occurrence: int = 0,
+        **fields: object,
+    ) -> Decision:
+        """A decision made now (or ``at``), its id derived from what identifies it; the journal adds the process."""
+        attempt = fields.get("attempt", 1)
+        ident = decision_id(
+            stage=stage,
+            outcome=outcome,
+            reason=_str_or_none(fields.get("reason")),
+            attempt=attempt if isinstance(attempt, int) else 1,
+            file_id=_str_or_none(fields.get("file_id")),
+            invoice_id=_str_or_none(fields.get("invoice_id")),
+            event_id=_str_or_none(fields.get("event_id")),
+            occurrence=occurrence,
+        )
+        return cls.model_validate(
+            {**fields, "stage": stage, "outcome": outcome, "decision_id": ident, "at": at or _now()}
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> Decision:
+        """Raises ``pydantic.ValidationError`` (a ``ValueError``) for anything that is not a decision."""
+        return cls.model_validate_json(body)
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

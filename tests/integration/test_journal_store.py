@@ -1,0 +1,138 @@
+"""The journal store's contract, run against both adapters: a real SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.journal.postgres_store import PostgresJournalStore
+from shared.journal.sqlite_store import SqliteJournalStore
+from shared.journal.store import JournalStore, JournalUnavailable
+from tests.journal_support import T0, decision, postgres_store, postgres_url, sqlite_path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JournalStore]:
+    if request.param == "sqlite":
+        sqlite = SqliteJournalStore(sqlite_path(tmp_path))
+        yield sqlite
+        sqlite.close()
+    else:
+        yield from postgres_store(postgres_url())
+
+
+def test_a_batch_is_stored_once_however_often_it_is_inserted(store: JournalStore) -> None:
+    batch = [
+        decision("ingress", "accepted", minutes=0, event_id="e1", title="Invoice-0815.pdf"),
+        decision("classifier", "accepted", minutes=1, event_id="e1", invoice_id="4711:1", client="Acme"),
+        decision("mover", "received", minutes=2, invoice_id="4711:1", folder="Acme/Incoming"),
+    ]
+    assert store.insert(batch) == 3
+    assert store.insert(batch) == 0  # a redelivered batch after a crash between commit and ack
+    assert store.insert([batch[1], batch[1], decision("notifier.email", "emailed", minutes=3)]) == 1
+    timeline = store.timeline(file_id="4711")
+    assert [(d.stage, d.outcome) for d in timeline] == [
+        ("ingress", "accepted"),
+        ("classifier", "accepted"),
+        ("mover", "received"),
+        ("notifier.email", "emailed"),
+    ]
+    assert timeline[2].folder == "Acme/Incoming"
+    assert timeline[0].at == T0
+
+
+def test_find_by_file_invoice_and_event_id(store: JournalStore) -> None:
+    store.insert(
+        [
+            decision("ingress", "accepted", event_id="ev-1", title="Invoice-0815.pdf"),
+            decision("classifier", "accepted", minutes=1, event_id="ev-1", invoice_id="4711:2"),
+            decision("ingress", "accepted", minutes=5, file_id="9000", event_id="ev-2", title="photo.jpg"),
+        ]
+    )
+    (by_file,) = store.find("4711")
+    assert (by_file.file_id, by_file.title, by_file.decisions, by_file.matched_by) == (
+        "4711",
+        "Invoice-0815.pdf",
+        2,
+        "file_id",
+    )
+    assert by_file.first_at == T0 and by_file.last_at == T0 + timedelta(minutes=1)
+    assert [m.file_id for m in store.find("4711:2")] == ["4711"]
+    assert [(m.file_id, m.matched_by) for m in store.find("ev-2")] == [("9000", "event_id")]
+    assert store.find("nothing-like-it") == []
+    assert store.find("   ") == []
+
+
+def test_find_by_title_fragment_ignores_case_and_takes_wildcards_literally(store: JournalStore) -> None:
+    store.insert(
+        [
+            decision("ingress", "accepted", file_id="1", title="Invoice-0815.pdf"),
+            decision("ingress", "accepted", minutes=1, file_id="2", title="invoice-0816 (copy).pdf"),
+            decision("ingress", "accepted", minutes=2, file_id="3", title="Holiday 100%.jpg"),
+            decision("ingress", "accepted", minutes=3, file_id="4", title="Holiday 1000.jpg"),
+        ]
+    )
+    assert [m.file_id for m in store.find("INVOICE-08")] == ["2", "1"]  # newest first
+    assert [m.matched_by for m in store.find("voice")] == ["title", "title"]
+    assert [m.file_id for m in store.find("100%")] == ["3"]
+    assert [m.file_id for m in store.find("y 1")] == ["4", "3"]
+    assert [m.file_id for m in store.find("%")] == ["3"]  # shorter than a trigram: still found
+    assert [m.file_id for m in store.find("_")] == []
+
+
+def test_a_later_title_replaces_the_file_s_title(store: JournalStore) -> None:
+    store.insert([decision("ingress", "accepted", title="scan001.pdf")])
+    store.insert([decision("classifier", "ignored", minutes=1, reason="not_an_invoice", title="Invoice-1.pdf")])
+    store.insert([decision("mover", "received", minutes=2)])  # no title: keeps the last one
+    assert [m.title for m in store.find("4711")] == ["Invoice-1.pdf"]
+    assert store.find("scan001") == []
+    assert [m.file_id for m in store.find("invoice-1")] == ["4711"]
+
+
+def test_a_decision_without_a_file_is_found_by_its_event(store: JournalStore) -> None:
+    store.insert([decision("ingress", "replay_refused", file_id=None, event_id="ev-9", reason="seen_before")])
+    (match,) = store.find("ev-9")
+    assert (match.file_id, match.event_id, match.decisions) == (None, "ev-9", 1)
+    assert [d.outcome for d in store.timeline(event_id="ev-9")] == ["replay_refused"]
+
+
+def test_prune_removes_only_what_is_older_than_the_cutoff(store: JournalStore) -> None:
+    store.insert([decision("ingress", "accepted", minutes=m, file_id=str(m), title=f"f{m}.pdf") for m in range(10)])
+    assert store.prune(T0 + timedelta(minutes=4), batch=3) == 3
+    assert store.prune(T0 + timedelta(minutes=4), batch=3) == 1
+    assert store.prune(T0 + timedelta(minutes=4), batch=3) == 0
+    assert store.find("0") == [] and store.find("f3.pdf") == []
+    assert [m.file_id for m in store.find("4")] == ["4"]
+    assert [r.minute for r in store.rollups(T0)] == [T0 + timedelta(minutes=m) for m in range(4, 10)]
+
+
+def test_rollups_count_each_decision_once_per_minute(store: JournalStore) -> None:
+    batch = [
+        decision("classifier", "ignored", minutes=0.1, file_id="1", reason="not_an_invoice"),
+        decision("classifier", "ignored", minutes=0.5, file_id="2", reason="not_an_invoice"),
+        decision("classifier", "accepted", minutes=0.7, file_id="3"),
+        decision("classifier", "ignored", minutes=1.2, file_id="4", reason="not_an_invoice"),
+    ]
+    store.insert(batch)
+    store.insert(batch)
+    rollups = [(r.minute - T0, r.stage, r.outcome, r.reason, r.count) for r in store.rollups(T0)]
+    assert rollups == [
+        (timedelta(0), "classifier", "accepted", "", 1),
+        (timedelta(0), "classifier", "ignored", "not_an_invoice", 2),
+        (timedelta(minutes=1), "classifier", "ignored", "not_an_invoice", 1),
+    ]
+    assert [r.count for r in store.rollups(T0, T0 + timedelta(minutes=1))] == [1, 2]
+
+
+def test_an_unreachable_postgresql_is_journal_unavailable_not_a_crash() -> None:
+    with pytest.raises(JournalUnavailable):
+        PostgresJournalStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
+
+
+def test_an_unusable_sqlite_file_is_journal_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "journal.sqlite3").mkdir()  # a directory where the file should be
+    with pytest.raises(JournalUnavailable):
+        SqliteJournalStore(tmp_path / "journal.sqlite3")
