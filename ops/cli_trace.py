@@ -14,11 +14,11 @@ from rich.table import Table
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues
 from ops.trace import FIND_LIMIT, Trace, clock, trace
+from shared.broker.topology import STAGES
 from shared.journal.record import Decision
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.store import JournalUnavailable, Match
 from shared.journal.wiring import journal_store
-from shared.topology import STAGES
 
 
 def trace_command(

@@ -12,15 +12,15 @@ from pydantic import ValidationError
 
 from consumers.journal.settings import JournalWriterSettings
 from consumers.journal.writer import JournalWriter
-from shared.batch_consumer import BatchConsumer
-from shared.broker import TopologyMismatch, connection_parameters
-from shared.health import HealthServer
+from shared.broker.batch_consumer import BatchConsumer
+from shared.broker.connection import TopologyMismatch, connection_parameters
+from shared.broker.topology import Topology
 from shared.journal.metrics import LAG, WRITER_UP
 from shared.journal.store import JournalUnavailable
 from shared.journal.wiring import journal_store
-from shared.logging import configure_logging
-from shared.process import EXIT_CONFIG, EXIT_OK, EXIT_TOPOLOGY, config_error
-from shared.topology import Topology
+from shared.runtime.health import HealthServer
+from shared.runtime.logging import configure_logging
+from shared.runtime.process import EXIT_CONFIG, EXIT_OK, EXIT_TOPOLOGY, config_error
 
 log = structlog.get_logger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.config.settings import StageSettings
 from shared.journal.settings import JournalStoreSettings
-from shared.settings import StageSettings
 
 
 class JournalWriterSettings(JournalStoreSettings, StageSettings):

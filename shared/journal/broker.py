@@ -11,10 +11,10 @@ from concurrent.futures import Future
 
 import structlog
 
+from shared.broker.publisher import Publisher
+from shared.core.outgoing import OutgoingMessage
 from shared.journal.metrics import DROPPED, PUBLISHED
 from shared.journal.record import Decision
-from shared.outgoing import OutgoingMessage
-from shared.publisher import Publisher
 
 log = structlog.get_logger(__name__)
 

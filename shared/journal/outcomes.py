@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.journal.record import Decision
 
-# Handler detail keys (shared.handling.Handled.details, as logged) -> the decision's field.
+# Handler detail keys (shared.core.handling.Handled.details, as logged) -> the decision's field.
 DETAIL_FIELDS = {
     "title": "title",
     "client": "client",

@@ -44,7 +44,9 @@ class Decision(BaseModel):
     schema_version: int = SCHEMA_VERSION
     decision_id: str = Field(min_length=1, max_length=64)
     stage: str = Field(min_length=1, max_length=64, description="ingress, classifier, mover, notifier.email, ...")
-    outcome: str = Field(min_length=1, max_length=64, description="a word of shared.handling.Outcome, or an action")
+    outcome: str = Field(
+        min_length=1, max_length=64, description="a word of shared.core.handling.Outcome, or an action"
+    )
     reason: str | None = Field(default=None, max_length=200)
     rule: str | None = Field(default=None, max_length=300, description="the rule that decided, in words")
     file_id: str | None = Field(default=None, max_length=100)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import CommonSettings
+from shared.config.settings import CommonSettings
 
 DEFAULT_JOURNAL_URL = "sqlite:///var/journal.sqlite3"
 

@@ -24,17 +24,17 @@ import requests
 from prometheus_client import REGISTRY
 
 from ops.cli import main
-from shared.broker import connection_parameters
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
 from shared.journal.broker import BrokerJournal
 from shared.journal.record import Decision
 from shared.journal.store import JournalStore
 from shared.journal.wiring import open_journal_store
-from shared.publisher import Publisher
-from tests.broker import BrokerKit
-from tests.cli_env import use_broker
-from tests.journal_support import new_schema, postgres_url, sqlite_path
-from tests.mail_fixtures import wait_until
-from tests.tcp_proxy import TcpProxy
+from tests.support.cli_env import use_broker
+from tests.support.journal_support import new_schema, postgres_url, sqlite_path
+from tests.support.mail_fixtures import wait_until
+from tests.support.real_broker import BrokerKit
+from tests.support.tcp_proxy import TcpProxy
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from shared.journal.postgres_store import PostgresJournalStore
 from shared.journal.sqlite_store import SqliteJournalStore
 from shared.journal.store import JournalStore, JournalUnavailable
-from tests.journal_support import T0, decision, postgres_store, postgres_url, sqlite_path
+from tests.support.journal_support import T0, decision, postgres_store, postgres_url, sqlite_path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

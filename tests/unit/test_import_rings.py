@@ -29,7 +29,15 @@ FORBIDDEN = ("pika", "requests", "redis", "smtplib", "falcon", "waitress", "sqli
 
 # The inner ring: what stage logic may import of ours.
 CORE = "shared.core"
-PORTS = {"shared.store.idempotency", "shared.store.checkpoints"}
+# The stores' ports, and the journal's: its record is vocabulary, its store a port, its counters plain metrics.
+PORTS = {
+    "shared.store.idempotency",
+    "shared.store.checkpoints",
+    "shared.journal.record",
+    "shared.journal.store",
+    "shared.journal.port",
+    "shared.journal.metrics",
+}
 PURE_DOCSPACE = {
     "shared.docspace.values",
     "shared.docspace.errors",

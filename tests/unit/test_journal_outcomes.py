@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared.journal.outcomes import stage_decision
-from tests.journal_support import T0
+from tests.support.journal_support import T0
 
 IDS = {"event_id": "ev1", "file_id": "4711", "invoice_id": "4711:1", "message_id": "m1"}
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.journal.record import Decision
-from tests.journal_support import T0, decision
+from tests.support.journal_support import T0, decision
 
 
 def test_the_same_decision_about_the_same_message_gets_the_same_id_whenever_it_is_made() -> None:

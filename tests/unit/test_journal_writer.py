@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from consumers.journal.writer import PRUNE_CHUNK, JournalWriter
 from shared.journal.sqlite_store import SqliteJournalStore
 from shared.journal.store import JournalUnavailable
-from tests.journal_support import T0, decision
+from tests.support.journal_support import T0, decision
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from ops.trace import trace, verdict
 from shared.journal.record import Decision
 from shared.journal.store import Match
-from tests.journal_support import T0, decision
+from tests.support.journal_support import T0, decision
 
 NOW = T0 + timedelta(hours=1)
 ACCEPTED = decision("ingress", "accepted", event_id="e1", title="Invoice-0815.pdf")

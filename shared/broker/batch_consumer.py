@@ -20,8 +20,8 @@ import pika
 import pika.exceptions
 import structlog
 
-from shared.broker import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
-from shared.topology import Topology
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
+from shared.broker.topology import Topology
 
 log = structlog.get_logger(__name__)
 
