@@ -206,7 +206,7 @@ def reconcile(
     finally:
         report.calls = budget.spent
         report.finished_at = clock()
-        if not finished and report.error is None:
+        if not finished and report.error is None and report.not_run is None:
             # Something beyond Exception (an interrupt) ended the cycle half-way: its progress is kept, its
             # success is not claimed.
             report.error = "interrupted: the cycle did not finish"
