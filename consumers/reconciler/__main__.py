@@ -85,15 +85,23 @@ def main() -> int:
             if publisher.fatal_error is not None:
                 log.critical("topology_mismatch", error=str(publisher.fatal_error))
                 return EXIT_TOPOLOGY
-            report = reconcile(
-                portal=portal,
-                rules=rules,
-                store=store,
-                checkpoints=marks,
-                announce=announce,
-                knobs=knobs,
-                owner=owner,
-            )
+            try:
+                report = reconcile(
+                    portal=portal,
+                    rules=rules,
+                    store=store,
+                    checkpoints=marks,
+                    announce=announce,
+                    knobs=knobs,
+                    owner=owner,
+                )
+            except Exception:
+                # reconcile() fails a cycle on any bug itself; this is its bookkeeping failing (saving, the
+                # lease). Counted and logged, and the process stays up: the next interval tries again.
+                log.exception("reconcile_failed", reason="bug")
+                metrics.crashed()
+                stopping.wait(settings.reconcile_interval)
+                continue
             metrics.observe(report)
             if report.not_run is not None:
                 with contextlib.suppress(StoreUnavailable):
