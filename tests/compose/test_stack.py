@@ -493,8 +493,13 @@ def test_the_cluster_nodes_share_a_cookie_read_from_a_secret_file_with_mode_0400
             return status.returncode == 0 and len(json.loads(status.stdout)["running_nodes"]) == 3
 
         wait_for("three nodes running in one cluster", clustered, 180, interval=3)
-        users = run([*cluster, "exec", "-T", "rabbitmq-1", "rabbitmqctl", "-q", "list_users"], env=env).stdout
-        assert all(f"pipeline-{kind.lower()}" in users for kind in CLUSTER_USERS), users
+
+        def users_made() -> bool:
+            # Each node runs users.sh once it answers (the users are cluster-wide); healthy means done.
+            users = run([*cluster, "exec", "-T", "rabbitmq-1", "rabbitmqctl", "-q", "list_users"], env=env).stdout
+            return all(f"pipeline-{kind.lower()}" in users for kind in CLUSTER_USERS)
+
+        wait_for("the broker users on the cluster", users_made, 120, interval=3)
         for node in nodes:
             mode = run([*cluster, "exec", "-T", node, "sh", "-c", 'stat -c %a "$HOME/.erlang.cookie"'], env=env)
             assert mode.stdout.strip() == "400", node
