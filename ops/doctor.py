@@ -94,8 +94,8 @@ def check_broker(params: pika.ConnectionParameters | BrokerNodes, topology: Topo
                 "topology",
                 "fail",
                 f"{len(missing)} missing{prefix}: " + ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""),
-                "start the pipeline's processes once (each declares the topology); check TOPOLOGY_PREFIX and "
-                "RETRY_DELAYS match the running processes",
+                "run `invoice-pipeline topology` as the broker's administrator (or start a process with "
+                "TOPOLOGY_DECLARE=full once); check TOPOLOGY_PREFIX and RETRY_DELAYS match the running processes",
             )
         else:
             yield Check(
