@@ -38,6 +38,7 @@ DEMO_ENV = dict(
 WEBHOOK = "/docspace/webhook"
 INGRESS_METRICS_PORT = 9100  # the ingress's internal METRICS_PORT on the compose network
 CLASSIFIER_METRICS_PORT = 9101
+MOVER_METRICS_PORT = 9102
 PROXY_EXPORTER_METRICS_PORT = 9113
 PORTAL_ADDRESS = "198.51.100.50"  # PROXY_EXEMPT_ADDRESSES in this stack
 # Grafana's own variables, as Grafana would fill them in for a dashboard showing the last hour.
@@ -259,18 +260,19 @@ def test_the_proxy_forwards_only_the_webhook_and_caps_what_it_reads(stack: Stack
 
 
 def test_a_transient_docspace_failure_is_retried_and_the_invoice_still_arrives_once(stack: Stack) -> None:
-    # DocSpace answers 503 to file reads: the classifier puts the delivery on its retry ladder, not in a hot loop.
+    # DocSpace answers 503 to moves: the mover puts the invoice on its retry ladder, not in a hot loop. (The
+    # classifier decides from the signed delivery and calls DocSpace only for a room's path, remembered.)
     _sim(
         stack,
         "POST",
         "/faults",
-        {"rules": [{"method": "GET", "path": "/api/2.0/files/file/*", "error_rate": 1.0, "error_status": 503}]},
+        {"rules": [{"method": "PUT", "path": "/api/2.0/files/fileops/move", "error_rate": 1.0, "error_status": 503}]},
     )
     try:
         uploaded = _sim(stack, "POST", "/files", {"folderId": _upload_folder(stack), "title": "Invoice-2026-0043.pdf"})
         wait_for(
-            "the classifier to retry",
-            lambda: 'outcome="retried"' in stack.metrics_text("classifier", CLASSIFIER_METRICS_PORT),
+            "the mover to retry",
+            lambda: 'outcome="retried"' in stack.metrics_text("mover", MOVER_METRICS_PORT),
             60,
         )
     finally:
