@@ -19,11 +19,11 @@ from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool
 from ingress.spool_drainer import SpoolDrainer
-from shared.broker.connection import TopologyMismatch
+from shared.broker.connection import TopologyMismatch, broker_nodes
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.runtime import exit_codes
-from shared.runtime.runner import ConfigError, Process, run_process
+from shared.runtime.runner import ConfigError, Runtime, run_process
 
 # The lifeline's exit codes, under the names its readers and tests know (the values live in exit_codes).
 EXIT_OK, EXIT_THREAD_DIED, EXIT_TOPOLOGY = exit_codes.EXIT_OK, exit_codes.EXIT_FAILED, exit_codes.EXIT_TOPOLOGY
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     return run_process(
-        "ingress", _settings, lambda process, settings: _serve(process, settings, args.insecure_skip_signature)
+        "ingress", _settings, lambda runtime, settings: _serve(runtime, settings, args.insecure_skip_signature)
     )
 
 
@@ -112,7 +112,7 @@ def _verifier(settings: IngressSettings, insecure_skip_signature: bool) -> Signa
     return None
 
 
-def _serve(process: Process, settings: IngressSettings, insecure_skip_signature: bool) -> int:
+def _serve(runtime: Runtime, settings: IngressSettings, insecure_skip_signature: bool) -> int:
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under load that is a
     # log line per delivery, and the logging itself becomes the bottleneck. The latency histogram tells the story.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -120,13 +120,13 @@ def _serve(process: Process, settings: IngressSettings, insecure_skip_signature:
     # From a thread, only a signal reaches waitress's loop in the main thread.
     lifeline = Lifeline(lambda: os.kill(os.getpid(), signal.SIGTERM))
     try:
-        process.on_stop(_stop_serving)
-        return _listen(process, settings, verifier, lifeline)
+        runtime.on_stop(_stop_serving)
+        return _listen(runtime, settings, verifier, lifeline)
     except KeyboardInterrupt:
         return lifeline.exit_code
 
 
-def _listen(process: Process, settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
+def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
     metrics = IngressMetrics()
     recent = RecentEvents(settings.replay_window_seconds, max_size=settings.replay_memory_size)
 
@@ -138,30 +138,34 @@ def _listen(process: Process, settings: IngressSettings, verifier: SignatureVeri
     spool = None
     if settings.spool_enabled:
         try:
-            spool = process.closing(
+            spool = runtime.closing(
                 Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes, on_quarantine=quarantined)
             )
         except OSError as exc:
             raise ConfigError(f"cannot open the spool in {settings.spool_dir}: {exc}") from exc
 
     topology = Topology.from_settings(settings)
+    params = broker_nodes(settings, name=runtime.name)
     publisher = Publisher(
-        process.broker(settings),
+        params,
         topology=topology,
         confirm_timeout=settings.confirm_timeout,
         on_death=lambda exc: lifeline.thread_died("publisher", exc),
     ).start()
-    process.on_exit(publisher.stop)
-    drainer = None
-    if spool is not None:
-        drainer = SpoolDrainer(
+    drainer = (
+        SpoolDrainer(
             spool,
             publish_and_wait=publisher.publish_and_wait,
             is_connected=lambda: publisher.is_connected,
             exchange=topology.events_exchange,
             on_death=lambda exc: lifeline.thread_died("spool drainer", exc),
         ).start()
-        process.on_exit(drainer.stop)
+        if spool is not None
+        else None
+    )
+    runtime.on_exit(publisher.stop)
+    if drainer is not None:
+        runtime.on_exit(drainer.stop)  # before the publisher it drains into
     if not publisher.wait_connected(10):
         # Keep serving: deliveries are spooled (or get 503) until the broker is back; the publisher reconnects.
         log.warning("broker_not_connected_at_start", hint="deliveries are spooled or get 503 until it answers")
@@ -183,7 +187,7 @@ def _listen(process: Process, settings: IngressSettings, verifier: SignatureVeri
     )
     server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
     # Internal only: never route this port through the reverse proxy that serves the webhook.
-    health = process.health(
+    health = runtime.health(
         settings.metrics_port, readiness(lifeline, publisher, spool), host=settings.host, registry=metrics.registry
     )
     log.info(

@@ -17,9 +17,12 @@ from rich.markup import escape
 from shared.broker.connection import broker_nodes
 from shared.broker.topology import STAGES, Topology
 from shared.config.settings import CommonSettings, explain
-from shared.runtime.exit_codes import EXIT_CONFIG
+from shared.runtime import exit_codes
 
 S = TypeVar("S", bound=BaseSettings)
+
+# The commands' names for the shared exit codes (the values live in shared/runtime/exit_codes.py).
+EXIT_PROBLEM, EXIT_CONFIG = exit_codes.EXIT_FAILED, exit_codes.EXIT_CONFIG
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -12,11 +12,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ops.cli_common import ago, broker_parameters, console, load_settings, parse_since, stages, topology
+from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision
 from shared.config.settings import CommonSettings
 from shared.core.control_chars import printable
-from shared.runtime.exit_codes import EXIT_FAILED
 
 app = typer.Typer(
     help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",
@@ -120,10 +119,10 @@ def show(
     out = console()
     if not found:
         out.print(f"[red]No dead letter with id {escape(ident)}.[/red] See: invoice-pipeline dlq list")
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)
     if len({d.id for d in found}) > 1:
         out.print(f"[yellow]{escape(ident)} is ambiguous:[/yellow] " + ", ".join(sorted({d.id for d in found})))
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)
     letter = found[0]
     copies = f" ({len(found)} copies)" if len(found) > 1 else ""
     out.print(
@@ -224,6 +223,6 @@ def purge(
     summary = ", ".join(f"{name}: {count}" for name, count in depths.items() if count)
     if not yes and not typer.confirm(f"Delete {total} dead letter(s) for good ({summary})?", default=False):
         out.print("Nothing purged.")
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)
     removed = {name: queues.purge(name, depths[name]) for name in names if depths[name]}
     out.print(f"Purged {sum(removed.values())} dead letter(s): " + ", ".join(f"{n}: {c}" for n, c in removed.items()))

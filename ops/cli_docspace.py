@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingress.settings import WEBHOOK_PATH
-from ops.cli_common import ago, console, load_settings
+from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings
 from ops.webhook_setup import generate_secret
 from shared.config.plaintext import is_loopback
 from shared.config.redact import safe_url
@@ -20,7 +20,6 @@ from shared.core.errors import StageError
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.docspace.webhooks import INVOICE_TRIGGERS, trigger_names
-from shared.runtime.exit_codes import EXIT_FAILED
 from shared.runtime.wiring import docspace_client
 
 app = typer.Typer(help="Manage the DocSpace side: the webhook that feeds the pipeline.", no_args_is_help=True)
@@ -75,7 +74,7 @@ def register_webhook(
             )
         except DocSpaceAccessDenied as exc:
             err.print(f"[red]DocSpace refused:[/red] {escape(str(exc))}\nFix: {SCOPE_HINT}.")
-            raise typer.Exit(EXIT_FAILED) from None
+            raise typer.Exit(EXIT_PROBLEM) from None
         except DocSpaceRejected as exc:
             err.print(
                 f"[red]DocSpace refused:[/red] {escape(str(exc))}\n"
@@ -83,10 +82,10 @@ def register_webhook(
                 "the URL public (DocSpace refuses private addresses; use a tunnel for a local test). "
                 "'already exists' means this name and URL are taken: see 'invoice-pipeline docspace webhooks'."
             )
-            raise typer.Exit(EXIT_FAILED) from None
+            raise typer.Exit(EXIT_PROBLEM) from None
         except StageError as exc:
             err.print(f"[red]DocSpace is unavailable:[/red] {escape(str(exc))}")
-            raise typer.Exit(EXIT_FAILED) from None
+            raise typer.Exit(EXIT_PROBLEM) from None
     out.print(
         f"Webhook {escape(config.id)} '{escape(config.name)}' created for {escape(safe_url(config.uri, path=True))}, "
         f"triggers {', '.join(trigger_names(config.triggers))}, enabled: {'yes' if config.enabled else 'NO'}."
@@ -109,10 +108,10 @@ def webhooks() -> None:
             configs = PortalAdmin(client.transport).list_webhooks()
         except DocSpaceAccessDenied as exc:
             err.print(f"[red]DocSpace refused:[/red] {escape(str(exc))}\nFix: {SCOPE_HINT}.")
-            raise typer.Exit(EXIT_FAILED) from None
+            raise typer.Exit(EXIT_PROBLEM) from None
         except StageError as exc:
             err.print(f"[red]DocSpace is unavailable:[/red] {escape(str(exc))}")
-            raise typer.Exit(EXIT_FAILED) from None
+            raise typer.Exit(EXIT_PROBLEM) from None
     out = console()
     if not configs:
         out.print(

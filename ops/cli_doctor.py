@@ -17,7 +17,7 @@ from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.handler import LAST_RUN
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
-from ops.cli_common import broker_parameters, console, topology
+from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, topology
 from ops.doctor import (
     Check,
     check_broker,
@@ -31,7 +31,6 @@ from ops.doctor import (
 from shared.config.settings import CommonSettings, DocSpaceSettings, explain
 from shared.core.rules import Rules, RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.runtime.exit_codes import EXIT_FAILED
 from shared.runtime.wiring import checkpoints, docspace_client
 from shared.store.idempotency import StoreUnavailable
 
@@ -63,7 +62,7 @@ def doctor(
         out.print(
             f"[bold red]NOT READY[/bold red]: {len(failed)} problem(s): " + ", ".join(c.component for c in failed)
         )
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)
     note = f" ({len(warned)} warning(s))" if warned else ""
     out.print(f"[bold green]READY[/bold green]: every configured dependency answers{note}.")
 

@@ -14,11 +14,10 @@ from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.handler import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
-from ops.cli_common import broker_parameters, console, load_settings, parse_since, topology
+from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
 from shared.broker.publisher import Publisher
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED
 from shared.runtime.wiring import checkpoints, docspace_client, idempotency_store
 
 ACTION_STYLE = {
@@ -59,7 +58,7 @@ def reconcile(
         if not publisher.wait_connected(15):
             publisher.stop()
             err.print("[red]cannot reach the broker[/red]: check AMQP_URL (nothing was changed)")
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(EXIT_PROBLEM)
     announce = broker_announcer(publisher, topology(settings).events_exchange) if publisher else _never
     client = docspace_client(settings, pool_size=2, per_minute=settings.budget_per_minute, process="reconciler-cli")
     store, marks = idempotency_store(settings), checkpoints(settings)
@@ -93,7 +92,7 @@ def reconcile(
             publisher.stop()
     _print(report, since=since)
     if report.error is not None or report.not_run is not None:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)
 
 
 def _never(item: Announcement) -> None:

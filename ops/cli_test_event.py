@@ -11,9 +11,8 @@ import typer
 from rich.markup import escape
 
 from ingress.settings import WEBHOOK_PATH, IngressSettings
-from ops.cli_common import console, load_settings
+from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, console, load_settings
 from ops.test_event import post_delivery, sample_delivery
-from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED
 
 
 def send_test_event(
@@ -40,7 +39,7 @@ def send_test_event(
         resp = post_delivery(target, body, secrets[0], resent_at=time.time() if file is not None else None)
     except requests.RequestException as exc:
         err.print(f"[red]no answer from {escape(target)}:[/red] {type(exc).__name__}: {escape(str(exc))}")
-        raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(EXIT_PROBLEM) from None
     out = console()
     colour = "green" if resp.ok else "red"
     out.print(f"POST {escape(target)} ({len(body)} bytes, signed) -> [{colour}]{resp.status_code} {resp.reason}[/]")
@@ -48,4 +47,4 @@ def send_test_event(
     if not resp.ok:
         if resp.status_code == 401:
             err.print("The ingress rejected the signature: it runs with another DOCSPACE_WEBHOOK_SECRET.")
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)

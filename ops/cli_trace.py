@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ops.cli_common import broker_parameters, console, load_settings, topology
+from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
 from ops.dead_letters import DeadLetter, DeadLetterQueues
 from ops.trace import FIND_LIMIT, Trace, clock, trace
 from shared.broker.topology import STAGES
@@ -19,7 +19,6 @@ from shared.journal.record import Decision
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.store import JournalUnavailable, Match
 from shared.journal.wiring import journal_store
-from shared.runtime.exit_codes import EXIT_FAILED
 
 
 def trace_command(
@@ -42,12 +41,12 @@ def trace_command(
         store = journal_store(settings)
     except JournalUnavailable as exc:
         console(stderr=True).print(f"[red]the journal does not answer:[/red] {escape(str(exc))}")
-        raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(EXIT_PROBLEM) from None
     try:
         found = trace(term, store=store, now=now, dead_letters=_dead_letters(settings) if dlq else None)
     except JournalUnavailable as exc:
         console(stderr=True).print(f"[red]the journal does not answer:[/red] {escape(str(exc))}")
-        raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(EXIT_PROBLEM) from None
     finally:
         store.close()
     if as_json:
@@ -55,7 +54,7 @@ def trace_command(
     else:
         _print(found, now)
     if found.verdict is not None and found.verdict.state == "not_found":
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_PROBLEM)
 
 
 def _dead_letters(settings: JournalStoreSettings) -> Any:

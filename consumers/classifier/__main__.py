@@ -15,7 +15,7 @@ from shared.core.handling import Handled, InboundMessage
 from shared.core.rules import RulesError
 from shared.docspace.delivery import parse_datetime
 from shared.runtime.process import StageSpec, run_stages
-from shared.runtime.runner import Process, configuration, run_process
+from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import docspace_client, idempotency_store
 
 
@@ -23,11 +23,11 @@ def main() -> int:
     return run_process("classifier", ClassifierSettings, _run)
 
 
-def _run(process: Process, settings: ClassifierSettings) -> int:
+def _run(runtime: Runtime, settings: ClassifierSettings) -> int:
     rules = configuration(settings.rules, RulesError)
-    docspace = process.closing(docspace_client(settings, pool_size=settings.concurrency))
+    docspace = runtime.closing(docspace_client(settings, pool_size=settings.concurrency))
     files = SharedFileReads(docspace)  # the two webhooks of one API upload make one DocSpace read
-    store = process.closing(idempotency_store(settings))
+    store = runtime.closing(idempotency_store(settings))
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:
@@ -46,7 +46,7 @@ def _run(process: Process, settings: ClassifierSettings) -> int:
 
         return StageSpec(CLASSIFIER, handle)
 
-    return run_stages(settings, [build], process=process)
+    return run_stages(settings, [build], process="classifier", runtime=runtime)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ import structlog
 from consumers.journal.settings import JournalWriterSettings
 from consumers.journal.writer import JournalWriter
 from shared.broker.batch_consumer import BatchConsumer
+from shared.broker.connection import broker_nodes
 from shared.broker.topology import Topology
 from shared.journal.metrics import LAG, WRITER_UP
 from shared.journal.store import JournalUnavailable
 from shared.journal.wiring import journal_store
 from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from shared.runtime.runner import Process, run_process
+from shared.runtime.runner import Runtime, run_process
 
 log = structlog.get_logger(__name__)
 
@@ -24,9 +25,9 @@ def main() -> int:
     return run_process("journal", JournalWriterSettings, _run)
 
 
-def _run(process: Process, settings: JournalWriterSettings) -> int:
+def _run(runtime: Runtime, settings: JournalWriterSettings) -> int:
     try:
-        store = process.closing(journal_store(settings))
+        store = runtime.closing(journal_store(settings))
     except (JournalUnavailable, ValueError) as exc:
         # The database must answer once at start so the schema exists; the orchestrator restarts us until it does.
         log.critical("journal_store_unavailable", error=str(exc)[:300])
@@ -38,7 +39,7 @@ def _run(process: Process, settings: JournalWriterSettings) -> int:
         prune_interval=settings.journal_prune_interval,
     )
     consumer = BatchConsumer(
-        process.broker(settings),
+        broker_nodes(settings, name=runtime.name),
         topology=topology,
         queue=topology.journal_queue,
         handle=writer.write,
@@ -52,8 +53,8 @@ def _run(process: Process, settings: JournalWriterSettings) -> int:
 
     LAG.set_function(consumer.oldest_held_age)
     WRITER_UP.set_function(lambda: 1.0 if ready() else 0.0)
-    process.health(settings.metrics_port, ready)
-    process.on_stop(consumer.stop)
+    runtime.health(settings.metrics_port, ready)
+    runtime.on_stop(consumer.stop)
     consumer.run()  # a topology mismatch is raised, for the runner to exit 3 with
     return EXIT_OK
 

@@ -12,7 +12,7 @@ from shared.broker.topology import MOVER, Topology
 from shared.core.events import InvoiceDetected, decode
 from shared.core.handling import Handled, InboundMessage
 from shared.runtime.process import StageSpec, run_stages
-from shared.runtime.runner import Process, run_process
+from shared.runtime.runner import Runtime, run_process
 from shared.runtime.wiring import docspace_client, idempotency_store
 
 
@@ -20,11 +20,11 @@ def main() -> int:
     return run_process("mover", MoverSettings, _run)
 
 
-def _run(process: Process, settings: MoverSettings) -> int:
-    docspace = process.closing(
+def _run(runtime: Runtime, settings: MoverSettings) -> int:
+    docspace = runtime.closing(
         docspace_client(settings, pool_size=settings.concurrency, move_deadline=settings.move_deadline)
     )
-    store = process.closing(idempotency_store(settings))
+    store = runtime.closing(idempotency_store(settings))
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:
@@ -44,7 +44,7 @@ def _run(process: Process, settings: MoverSettings) -> int:
 
         return StageSpec(MOVER, handle)
 
-    return run_stages(settings, [build], process=process)
+    return run_stages(settings, [build], process="mover", runtime=runtime)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from shared.config.redact import safe_url
 from shared.core.events import InvoiceReceived, decode
 from shared.core.handling import Handled, InboundMessage
 from shared.runtime.process import StageBuilder, StageSpec, run_stages
-from shared.runtime.runner import Process, configuration, run_process
+from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import idempotency_store
 
 
@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consumers.notifier", description=__doc__)
     parser.add_argument("--only", choices=["email", "pipeline"], help="consume just one of the two queues")
     args = parser.parse_args(argv)
-    return run_process("notifier", NotifierSettings, lambda process, settings: _run(process, settings, args.only))
+    return run_process("notifier", NotifierSettings, lambda runtime, settings: _run(runtime, settings, args.only))
 
 
-def _run(process: Process, settings: NotifierSettings, only: str | None) -> int:
+def _run(runtime: Runtime, settings: NotifierSettings, only: str | None) -> int:
     mailer = configuration(lambda: _mailer(settings), ValueError)
     pipeline = configuration(lambda: _pipeline(settings), ValueError)
     if pipeline is not None:
-        process.closing(pipeline)
+        runtime.closing(pipeline)
     log = structlog.get_logger("notifier")
     log.info(
         "notifier_configured",
@@ -45,7 +45,7 @@ def _run(process: Process, settings: NotifierSettings, only: str | None) -> int:
         if pipeline
         else "off (PIPELINE_URL unset): events are acknowledged and counted as skipped",
     )
-    store = process.closing(idempotency_store(settings))
+    store = runtime.closing(idempotency_store(settings))
 
     def email_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
@@ -70,7 +70,7 @@ def _run(process: Process, settings: NotifierSettings, only: str | None) -> int:
         builders.append(email_stage)
     if only in (None, "pipeline"):
         builders.append(pipeline_stage)
-    return run_stages(settings, builders, process=process)
+    return run_stages(settings, builders, process="notifier", runtime=runtime)
 
 
 def _mailer(settings: NotifierSettings) -> SmtpMailer | None:

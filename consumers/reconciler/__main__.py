@@ -13,12 +13,13 @@ from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.handler import last_known, reconcile
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
+from shared.broker.connection import broker_nodes
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.runtime.exit_codes import EXIT_OK
-from shared.runtime.runner import Process, configuration, run_process
+from shared.runtime.exit_codes import EXIT_OK, EXIT_TOPOLOGY
+from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import checkpoints, docspace_client, idempotency_store
 from shared.store.idempotency import StoreUnavailable
 
@@ -29,25 +30,26 @@ def main() -> int:
     return run_process("reconciler", ReconcilerSettings, _run)
 
 
-def _run(process: Process, settings: ReconcilerSettings) -> int:
+def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
     rules = configuration(settings.rules, RulesError)
     # Its own limiter at its share of the key: however many rooms, it never takes more.
     client = docspace_client(settings, pool_size=2, per_minute=settings.budget_per_minute, process="reconciler")
-    process.closing(client)
+    runtime.closing(client)
     portal = PortalAdmin(client.transport)
-    store = process.closing(idempotency_store(settings))
-    marks = process.closing(checkpoints(settings))
+    store = runtime.closing(idempotency_store(settings))
+    marks = runtime.closing(checkpoints(settings))
     topology = Topology.from_settings(settings)
-    publisher = Publisher(process.broker(settings), topology=topology).start()
-    process.on_exit(publisher.stop)
+    params = broker_nodes(settings, name=runtime.name)
+    publisher = Publisher(params, topology=topology).start()
     announce = broker_announcer(publisher, topology.events_exchange)
     knobs = knobs_for(settings)
     owner = f"reconciler-{uuid.uuid4().hex[:12]}"
     metrics.prepare(settings.reconcile_interval)
     with contextlib.suppress(StoreUnavailable):  # then the first cycle says what is wrong with the store
         metrics.show_stored(*last_known(marks))
-    process.health(settings.metrics_port, lambda: publisher.is_connected)
-    stopping = process.stopping
+    runtime.on_exit(publisher.stop)
+    runtime.health(settings.metrics_port, lambda: publisher.is_connected)
+    stopping = runtime.stopping
     log.info(
         "reconciler_started",
         interval=settings.reconcile_interval,
@@ -56,27 +58,33 @@ def _run(process: Process, settings: ReconcilerSettings) -> int:
         calls_per_cycle=settings.calls_per_cycle,
         rooms=len(rules.clients),
     )
-    # A first cycle waits (briefly) for the broker, so a fresh start does not begin with a failed cycle.
-    publisher.wait_connected(10)
-    while not stopping.is_set():
-        started = time.monotonic()
-        if publisher.fatal_error is not None:
-            raise publisher.fatal_error  # the runner exits 3
-        report = reconcile(
-            portal=portal,
-            rules=rules,
-            store=store,
-            checkpoints=marks,
-            announce=announce,
-            knobs=knobs,
-            owner=owner,
-        )
-        metrics.observe(report)
-        if report.not_run is not None:
-            with contextlib.suppress(StoreUnavailable):
-                metrics.show_stored(*last_known(marks))  # the replica that ran it: its findings, not ours
-        stopping.wait(max(settings.reconcile_interval - (time.monotonic() - started), 0.0))
-    return EXIT_OK
+
+    def cycles() -> int:
+        """A cycle every RECONCILE_INTERVAL until the process stops."""
+        # A first cycle waits (briefly) for the broker, so a fresh start does not begin with a failed cycle.
+        publisher.wait_connected(10)
+        while not stopping.is_set():
+            started = time.monotonic()
+            if publisher.fatal_error is not None:
+                log.critical("topology_mismatch", error=str(publisher.fatal_error))
+                return EXIT_TOPOLOGY
+            report = reconcile(
+                portal=portal,
+                rules=rules,
+                store=store,
+                checkpoints=marks,
+                announce=announce,
+                knobs=knobs,
+                owner=owner,
+            )
+            metrics.observe(report)
+            if report.not_run is not None:
+                with contextlib.suppress(StoreUnavailable):
+                    metrics.show_stored(*last_known(marks))  # the replica that ran it: its findings, not ours
+            stopping.wait(max(settings.reconcile_interval - (time.monotonic() - started), 0.0))
+        return EXIT_OK
+
+    return cycles()
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.broker.connection import TopologyMismatch
+from shared.broker.connection import TopologyMismatch, broker_nodes
 from shared.broker.consumer import Patience, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.config.settings import CommonSettings, StageSettings
 from shared.core.handling import Handler
 from shared.runtime.exit_codes import EXIT_FAILED, EXIT_OK
-from shared.runtime.runner import Process
+from shared.runtime.runner import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -58,14 +58,15 @@ def _readiness(publisher: Publisher, consumer: StageConsumer) -> Callable[[], fl
     return lambda: 1.0 if publisher.is_connected and consumer.is_connected else 0.0
 
 
-def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: Process) -> int:
-    """Consume each built stage's queue until the process stops; finish the messages in hand; return an exit code.
+def run_stages(
+    settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: str, runtime: Runtime
+) -> int:
+    """Consume each built stage's queue until SIGTERM/SIGINT; finish the messages in hand; return an exit code.
 
-    Builders receive the process's one publisher, which stages use for their follow-up events. A topology
-    mismatch is raised, for the runner to exit 3 with.
+    Builders receive the process's one publisher, which stages use for their follow-up events.
     """
     topology = Topology.from_settings(settings)
-    params = process.broker(settings)
+    params = broker_nodes(settings, name=process)
     failures: list[BaseException] = []
     consumers: list[StageConsumer] = []
 
@@ -77,7 +78,6 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
             consumer.stop()
 
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
-    process.on_exit(publisher.stop)
     specs = [build(publisher) for build in builders]
     concurrency = getattr(settings, "concurrency", 4)
     patience = Patience(
@@ -106,13 +106,14 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
 
     for spec, consumer in zip(specs, consumers, strict=True):
         READY.labels(spec.stage).set_function(_readiness(publisher, consumer))
-    process.health(metrics_port, ready)
+    runtime.on_exit(publisher.stop)
+    runtime.health(metrics_port, ready)
 
     def stop() -> None:
         for consumer in consumers:
             consumer.stop()
 
-    process.on_stop(stop)
+    runtime.on_stop(stop)
 
     def run(consumer: StageConsumer) -> None:
         try:
@@ -129,6 +130,7 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
     while any(thread.is_alive() for thread in threads):
         for thread in threads:
             thread.join(0.5)
+    # A topology mismatch is raised: the runner says so and exits 3.
     for failure in failures:
         if isinstance(failure, TopologyMismatch):
             raise failure

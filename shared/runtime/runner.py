@@ -10,11 +10,10 @@ from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
-import pika
 import structlog
 from pydantic import ValidationError
 
-from shared.broker.connection import BrokerSettings, TopologyMismatch, broker_nodes
+from shared.broker.connection import TopologyMismatch
 from shared.config.settings import explain
 from shared.core.rules import RulesError
 from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_TOPOLOGY
@@ -54,7 +53,7 @@ C = TypeVar("C", bound=Closable)
 T = TypeVar("T")
 
 
-class Process:
+class Runtime:
     """What an entry point's parts get from the runner: the process's name, how it stops, what must close at exit."""
 
     def __init__(self, name: str) -> None:
@@ -63,10 +62,6 @@ class Process:
         self.close_failed = False
         self._on_stop: list[Callable[[], object]] = []
         self._stack = ExitStack()
-
-    def broker(self, settings: BrokerSettings) -> list[pika.URLParameters]:
-        """The broker's nodes, the connection named for this process."""
-        return broker_nodes(settings, name=self.name)
 
     def closing(self, part: C) -> C:
         """Close ``part`` when the process ends (after everything opened later)."""
@@ -116,12 +111,12 @@ def configuration(build: Callable[[], T], *errors: type[Exception]) -> T:
         raise ConfigError(_invalid(exc)) from exc
 
 
-def run_process(name: str, settings: Callable[[], S], body: Callable[[Process, S], int]) -> int:
+def run_process(name: str, settings: Callable[[], S], body: Callable[[Runtime, S], int]) -> int:
     """Run an entry point and return its exit code.
 
     Builds the settings (a bad one: exit 2 with a line naming it, never its value), configures logging, says what
-    plain-text transport the settings allow, turns SIGTERM/SIGINT into :meth:`Process.stop`, runs ``body`` with the
-    process and the settings, and at the end closes all it registered, each whatever the others do. A topology
+    plain-text transport the settings allow, turns SIGTERM/SIGINT into :meth:`Runtime.stop`, runs ``body`` with the
+    runtime and the settings, and at the end closes all it registered, each whatever the others do. A topology
     mismatch that reaches the runner exits 3; a part that failed to close turns a clean exit into 1, as the
     exception it raised once did.
     """
@@ -134,26 +129,26 @@ def run_process(name: str, settings: Callable[[], S], body: Callable[[Process, S
     configure_logging(fmt=loaded.log_format, level=loaded.log_level, process=name)
     for note in loaded.transport_notes():
         log.warning("insecure_transport_allowed", detail=note)
-    process = Process(name)
+    runtime = Runtime(name)
     try:
-        with _stop_on_signals(process):
+        with _stop_on_signals(runtime):
             try:
-                code = body(process, loaded)
+                code = body(runtime, loaded)
             finally:
-                process.close_all()
+                runtime.close_all()
     except ConfigError as exc:
         return _config_error(name, str(exc))
     except TopologyMismatch as exc:
         log.critical("topology_mismatch", error=str(exc))
         return EXIT_TOPOLOGY
-    return EXIT_FAILED if code == EXIT_OK and process.close_failed else code
+    return EXIT_FAILED if code == EXIT_OK and runtime.close_failed else code
 
 
 @contextmanager
-def _stop_on_signals(process: Process) -> Iterator[None]:
+def _stop_on_signals(runtime: Runtime) -> Iterator[None]:
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
-        process.stop()
+        runtime.stop()
 
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_TOPOLOGY, RESTART_CANNOT_HELP
-from shared.runtime.runner import ConfigError, Process, configuration
+from shared.runtime.runner import ConfigError, Runtime, configuration
 
 ROOT = Path(__file__).resolve().parents[2]
 MISPLACED = "misplaced-secret-0123456789"
@@ -38,19 +38,19 @@ class Part:
             raise OSError("the disk went away")
 
 
-def body(process, settings):
-    process.closing(Part("first"))
-    process.closing(Part("second", fails=mode == "close-fails"))
-    process.closing(Part("third"))
+def body(runtime, settings):
+    runtime.closing(Part("first"))
+    runtime.closing(Part("second", fails=mode == "close-fails"))
+    runtime.closing(Part("third"))
     if mode == "config":
         raise ConfigError("cannot open the spool in /srv/spool: it is a file")
     if mode == "topology":
         raise TopologyMismatch("the broker refused the topology: give the changed queue a new name")
     if mode == "signal":
         called = []  # no print inside the signal handler: it may interrupt a print in progress
-        process.on_stop(lambda: called.append("stop callback"))
+        runtime.on_stop(lambda: called.append("stop callback"))
         print("ready", flush=True)
-        process.stopping.wait(20)
+        runtime.stopping.wait(20)
         print(*called, flush=True)
     return 0
 
@@ -131,11 +131,11 @@ def test_a_stop_signal_runs_the_stop_callbacks_and_the_process_exits_0_after_clo
 
 
 def test_a_stop_callback_registered_after_the_signal_runs_at_once() -> None:
-    process = Process("probe")
-    process.stop()
+    runtime = Runtime("probe")
+    runtime.stop()
     called: list[str] = []
-    process.on_stop(lambda: called.append("stopped"))
-    assert process.stopping.is_set() and called == ["stopped"]
+    runtime.on_stop(lambda: called.append("stopped"))
+    assert runtime.stopping.is_set() and called == ["stopped"]
 
 
 def test_configuration_turns_the_named_errors_into_a_config_error_and_lets_others_through() -> None:
