@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Protocol
 
 import pika
 import pika.exceptions
+from pydantic import SecretStr
 
 from shared.broker.topology import Topology
 
@@ -80,6 +82,27 @@ def connection_parameters(
         raise ValueError("AMQP_URL names no broker node")
     start = (rng or random).randrange(len(nodes))  # load spreading, not cryptography
     return nodes[start:] + nodes[:start]
+
+
+class BrokerSettings(Protocol):
+    """What a process's settings say about its broker (``CommonSettings`` has all three)."""
+
+    @property
+    def amqp_url(self) -> SecretStr: ...
+    @property
+    def heartbeat(self) -> int: ...
+    @property
+    def blocked_connection_timeout(self) -> float: ...
+
+
+def broker_nodes(settings: BrokerSettings, *, name: str) -> list[pika.URLParameters]:
+    """The parameters every process and CLI command connects with; ``name`` shows in the broker's connection list."""
+    return connection_parameters(
+        settings.amqp_url.get_secret_value(),
+        name=name,
+        heartbeat=settings.heartbeat,
+        blocked_connection_timeout=settings.blocked_connection_timeout,
+    )
 
 
 def node_names(nodes: pika.ConnectionParameters | BrokerNodes) -> str:

@@ -125,6 +125,10 @@ class CommonSettings(BaseSettings):
         "pipeline) may impose; `inf`, `nan` and negative values are ignored",
     )
 
+    def transport_notes(self) -> list[str]:
+        """What plain-text transport these settings allow, logged once at start: none unless a subclass names a URL."""
+        return []
+
     @field_validator("amqp_url")
     @classmethod
     def _amqp_nodes(cls, value: SecretStr) -> SecretStr:
