@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 
 from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
-from consumers.reconciler.handler import LAST_RUN
+from consumers.reconciler.handler import LAST_RUN, QUARANTINE
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ops.broker_access import broker_parameters, topology
@@ -24,6 +24,7 @@ from ops.doctor import (
     check_docspace,
     check_ingress_secret,
     check_pipeline,
+    check_quarantine,
     check_reconciler,
     check_smtp,
     check_transport,
@@ -70,7 +71,7 @@ def run_checks(webhook_url: str | None = None) -> Iterator[Check]:
         with docspace_client(docspace) as client:
             yield from check_docspace(client, PortalAdmin(client.transport), rules, webhook_url)
 
-    yield reconciler_check()
+    yield from reconciler_checks()
 
     notifier, error = settings_or_problem(NotifierSettings)
     if notifier is None:
@@ -88,15 +89,29 @@ def run_checks(webhook_url: str | None = None) -> Iterator[Check]:
     yield check_transport(transport_notes)
 
 
-def reconciler_check() -> Check:
+def reconciler_checks() -> Iterator[Check]:
+    """The reconciler's last run, and the deliveries it set aside (quarantined), from its checkpoint store."""
     settings, error = settings_or_problem(ReconcilerSettings)
     if settings is None:
-        return Check("reconciler", "skip", error)
+        yield Check("reconciler", "skip", error)
+        return
+    url = settings.idempotency_url.get_secret_value()
+    # A diagnosis must not create the store: an SQLite file that is not there means nothing ran here.
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        yield check_reconciler(None, settings.reconcile_interval)
+        return
     try:
-        last_run = reconciler_last_run(settings)
+        marks = checkpoints(settings)
+        try:
+            last_run = marks.load(LAST_RUN)
+            set_aside = marks.quarantined(QUARANTINE)
+        finally:
+            marks.close()
     except StoreUnavailable as exc:
-        return Check("reconciler", "fail", str(exc), "check IDEMPOTENCY_URL and that the store answers")
-    return check_reconciler(last_run, settings.reconcile_interval)
+        yield Check("reconciler", "fail", str(exc), "check IDEMPOTENCY_URL and that the store answers")
+        return
+    yield check_reconciler(last_run, settings.reconcile_interval)
+    yield check_quarantine(set_aside)
 
 
 def reconciler_last_run(settings: ReconcilerSettings) -> dict[str, Any] | None:

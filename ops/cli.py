@@ -1,4 +1,4 @@
-"""The ``invoice-pipeline`` command: dead letters, webhook setup, doctor, test events, reconcile, trace, today."""
+"""The ``invoice-pipeline`` command: dead letters, webhooks, doctor, test events, reconcile, trace, topology, today."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ops.cli_doctor import doctor
 from ops.cli_reconcile import reconcile
 from ops.cli_test_event import send_test_event
 from ops.cli_today import today_command
+from ops.cli_topology import topology_command
 from ops.cli_trace import trace_command
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.command("send-test-event")(send_test_event)
 app.command()(reconcile)
 app.command("trace")(trace_command)
 app.command("today")(today_command)
+app.command("topology")(topology_command)
 
 
 def main(argv: list[str] | None = None) -> int:

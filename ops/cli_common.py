@@ -7,19 +7,22 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import pika
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
 
-from shared.broker.topology import STAGES
-from shared.config.settings import explain
+from shared.broker.connection import broker_nodes
+from shared.broker.topology import STAGES, Topology
+from shared.config.settings import CommonSettings, explain
+from shared.runtime import exit_codes
 
 S = TypeVar("S", bound=BaseSettings)
 
-EXIT_PROBLEM = 1
-EXIT_CONFIG = 2
+# The commands' names for the shared exit codes (the values live in shared/runtime/exit_codes.py).
+EXIT_PROBLEM, EXIT_CONFIG = exit_codes.EXIT_FAILED, exit_codes.EXIT_CONFIG
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -36,6 +39,14 @@ def load_settings(cls: type[S]) -> S:
         # Names and problems only (never the input: it may be a secret), and no markup from the messages.
         console(stderr=True).print(f"[red]invalid configuration ({cls.__name__}):[/red]\n{escape(explain(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
+
+
+def broker_parameters(settings: CommonSettings) -> list[pika.URLParameters]:
+    return broker_nodes(settings, name="invoice-pipeline-cli")
+
+
+def topology(settings: CommonSettings) -> Topology:
+    return Topology.from_settings(settings)
 
 
 def stages(stage: str | None) -> list[str]:
