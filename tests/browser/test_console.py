@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -253,3 +258,38 @@ def test_assets_come_from_the_console_itself(page, console: Console, path: str) 
     page.goto(f"{console.url}/health")
     assert f"{console.url}{path}" in requested
     assert all(url.startswith(console.url) for url in requested)
+
+
+@pytest.fixture
+def journal_writer(console: Console, broker: BrokerKit, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m consumers.journal`` on the console's journal: what the console records lands in the store."""
+    env = {**os.environ, **broker.env(), "JOURNAL_URL": f"sqlite:///{tmp_path / 'journal.sqlite3'}"}
+    env.update(LOG_FORMAT="json", JOURNAL_BATCH_WAIT="0.05", METRICS_PORT="0")
+    with (tmp_path / "journal.log").open("wb") as log:
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "consumers.journal"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    yield writer
+    writer.send_signal(signal.SIGTERM)
+    try:
+        writer.wait(10)
+    except subprocess.TimeoutExpired:
+        writer.kill()
+
+
+def test_a_replay_shows_in_the_file_s_trace_with_the_operator_s_name(
+    page, console: Console, broker: BrokerKit, journal_writer: subprocess.Popen[bytes]
+) -> None:
+    dead_letter(broker, MOVER, 1)
+    console.login(page, "olga")
+    page.goto(f"{console.url}/dead-letters")
+    page.locator("tbody tr", has_text="4701:1").locator("button", has_text="Replay").click()
+    assert "Recorded with your name" in page.inner_text("main")
+    deadline = time.monotonic() + 20
+    while True:  # the journal writer stores what the console published, in its next batch
+        page.goto(f"{console.url}/find?q=4701")
+        if page.locator("#timeline").count() or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    row = page.locator("#timeline tbody tr", has_text="replayed")
+    assert row.count() == 1 and "by olga" in row.inner_text() and "docspace_not_found" in row.inner_text()
