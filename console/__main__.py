@@ -7,14 +7,13 @@ one-time operator login for this run on stderr (never into the log).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import getpass
 import secrets
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import structlog
 import waitress.server
@@ -41,9 +40,9 @@ from shared.journal.broker import RECORD_TYPE
 from shared.journal.record import Decision
 from shared.journal.store import JournalStore, JournalUnavailable
 from shared.journal.wiring import journal_store
-from shared.runtime.logging import configure_logging
+from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from shared.runtime.runner import ConfigError, Runtime, run_process
 
-EXIT_CONFIG = 2
 log = structlog.get_logger("console")
 
 
@@ -55,14 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--role", choices=ROLES, default="viewer")
     add.add_argument("--file", type=Path, help="the users file (default: CONSOLE_USERS_FILE)")
     args = parser.parse_args(argv)
-    try:
-        settings = ConsoleSettings()
-    except ValidationError as exc:
-        print(f"console: invalid configuration:\n{explain(exc)}", file=sys.stderr)
-        return EXIT_CONFIG
     if args.command == "add-user":
-        return add_user(args.name, args.role, args.file or settings.console_users_file)
-    return serve(settings)
+        try:
+            users_file = args.file or ConsoleSettings().console_users_file
+        except ValidationError as exc:
+            print(f"console: invalid configuration:\n{explain(exc)}", file=sys.stderr)
+            return EXIT_CONFIG
+        return add_user(args.name, args.role, users_file)
+    bound_malloc()  # before any thread starts
+    return run_process("console", _settings, _serve)
+
+
+def _settings() -> ConsoleSettings:
+    settings = ConsoleSettings()
+    problem = settings.listen_problem()
+    if problem:
+        raise ConfigError(problem)
+    return settings
 
 
 def add_user(name: str, role: str, path: Path | None) -> int:
@@ -88,7 +96,7 @@ def add_user(name: str, role: str, path: Path | None) -> int:
     return 0
 
 
-def _stop_serving(_signum: int, _frame: FrameType | None) -> None:
+def _stop_serving() -> None:
     raise KeyboardInterrupt  # waitress closes its server on this and returns from run()
 
 
@@ -111,18 +119,11 @@ def bound_malloc() -> None:
         return
 
 
-def serve(settings: ConsoleSettings) -> int:
-    bound_malloc()  # before any thread starts
-    problem = settings.listen_problem()
-    if problem:
-        print(f"console: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging(fmt=settings.log_format, level=settings.log_level, process="console")
+def _serve(runtime: Runtime, settings: ConsoleSettings) -> int:
     try:
         users = read_users(settings.console_users_file) if settings.console_users_file else {}
     except UsersFileError as exc:
-        print(f"console: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise ConfigError(str(exc)) from exc
     if not settings.has_credentials():
         password = secrets.token_urlsafe(12)
         users = {"admin": User("admin", "operator", hash_password(password))}
@@ -134,11 +135,14 @@ def serve(settings: ConsoleSettings) -> int:
         else secrets.token_bytes(32)
     )
     try:
-        journal = journal_store(settings)
-    except (JournalUnavailable, ValueError) as exc:
-        print(f"console: the journal cannot be opened: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        journal = runtime.closing(journal_store(settings))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    except JournalUnavailable as exc:
+        log.critical("journal_store_unavailable", error=str(exc)[:300])  # restarted until the journal answers
+        return EXIT_FAILED
     publisher = Publisher(broker_parameters(settings, name="console"), topology=topology(settings)).start()
+    runtime.on_exit(publisher.stop)
     sources = build_sources(settings, publisher, journal)
     app = create_app(
         sources,
@@ -152,27 +156,18 @@ def serve(settings: ConsoleSettings) -> int:
         sessions=Sessions(key, lifetime=settings.console_session_minutes * 60),
         limiter=LoginLimiter(settings.console_login_attempts, settings.console_login_window_seconds),
     )
-    signal.signal(signal.SIGTERM, _stop_serving)
-    signal.signal(signal.SIGINT, _stop_serving)
     server = waitress.server.create_server(
         app, host=settings.console_host, port=settings.console_port, threads=4, ident="console"
     )
-    sources.checks.start()
-    if sources.deliveries is not None:
-        sources.deliveries.start()
+    for refreshing in (sources.checks, sources.deliveries):
+        if refreshing is not None:
+            refreshing.start()
+            runtime.on_exit(refreshing.stop)
+    runtime.on_stop(_stop_serving)
     log.info("console_listening", host=settings.console_host, port=settings.console_port, users=len(users))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # how a stop signal ends waitress's loop (_stop_serving)
         server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sources.checks.stop()
-        if sources.deliveries is not None:
-            sources.deliveries.stop()
-        publisher.stop()
-        if sources.journal is not None:
-            sources.journal.close()
-    return 0
+    return EXIT_OK
 
 
 def journal_publisher(publisher: Publisher, names: Topology) -> Callable[[Decision], None]:
