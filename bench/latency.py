@@ -33,6 +33,7 @@ class LatencyResult:
     rejected_429: int
     mails_per_invoice: Counter[int] = field(default_factory=Counter)
     moves_per_invoice: Counter[int] = field(default_factory=Counter)
+    pipeline_per_invoice: Counter[int] = field(default_factory=Counter)
     left_in_queues: dict[str, int] = field(default_factory=dict)
 
     def percentile(self, q: float) -> float:
@@ -47,6 +48,7 @@ class LatencyResult:
         return (
             self.mails_per_invoice == Counter({1: n})
             and self.moves_per_invoice == Counter({1: n})
+            and self.pipeline_per_invoice == Counter({1: n})
             and not any(self.left_in_queues.values())
         )
 
@@ -73,7 +75,8 @@ def steady(
     invoices = round(rate * seconds)
     warm = round(rate * warmup)
     with rig("lat", redis_url=redis_url) as r:
-        sim, mail, procs = r.sim, r.mail, r.procs
+        sim, mail, pipeline, procs = r.sim, r.mail, r.pipeline, r.procs
+        assert pipeline is not None
         uploads = r.numbered_clients()
         env = r.env(redis_url)
         r.start_ingress(env)
@@ -103,7 +106,7 @@ def steady(
                 time.sleep(pause)
             files.append(sim.upload_file(uploads[i % CLIENTS], f"Invoice-{i:05d}.pdf"))
         deadline = time.monotonic() + 300
-        while mail.count() < warm + invoices and time.monotonic() < deadline:
+        while (mail.count() < warm + invoices or pipeline.count() < warm + invoices) and time.monotonic() < deadline:
             r.check_alive()
             time.sleep(0.5)
         time.sleep(2.0)  # room for a duplicate to show up
@@ -131,6 +134,7 @@ def steady(
             rejected_429=r.rejected[429],
             mails_per_invoice=_histogram(mail.per_invoice(), warm + invoices),
             moves_per_invoice=_histogram(r.moves, warm + invoices),
+            pipeline_per_invoice=_histogram(pipeline.per_invoice(), warm + invoices),
             left_in_queues={name: depth for name, depth in queue_depths(r.prefix).items() if depth},
         )
 
