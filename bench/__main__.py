@@ -20,6 +20,9 @@ CONNECTION_LEVELS = (1, 16, 64)
 CONCURRENCY_LEVELS = (1, 4, 16)
 REPLICA_LEVELS = (1, 3)
 BUSY_RATE = 11.0  # invoices/s: above what one key carried at three calls per invoice, 91% of it at two
+# (replicas, CONCURRENCY): the default 4 and, for one replica, 8: a mover with 4 in flight at ~0.37 s an invoice
+# (move, the operation's 0.1 s, a poll, at 50 ms a call) carries ~10.8 invoices/s, just under 11.
+BUSY_LEVELS: tuple[tuple[int, int | None], ...] = ((1, None), (3, None), (1, 8))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     compare_n = args.compare_invoices or (150 if args.quick else 1000)
 
     started = time.monotonic()
-    out: list[str] = []
+    out: list[str] = [f"load average at the start (1, 5, 15 min): {_load()}"]
     if "1" in args.sections:
         out += _section("1. Ingress vs minimal Falcon endpoint (signed 1 KiB POST, same waitress settings)")
         res = ingress_bench.throughput(seconds, CONNECTION_LEVELS)
@@ -101,20 +104,25 @@ def main(argv: list[str] | None = None) -> int:
             "one limit shared in Redis"
         )
         busy = [
-            steady_latency.steady(rate=BUSY_RATE, seconds=steady_seconds, replicas=r, warmup=warmup)
-            for r in REPLICA_LEVELS
+            steady_latency.steady(rate=BUSY_RATE, seconds=steady_seconds, replicas=r, warmup=warmup, concurrency=c)
+            for r, c in BUSY_LEVELS
         ]
         out += _latency_rows(busy)
         out += _busy_verdict(busy)
     out.append("")
     out.append(f"total bench time {time.monotonic() - started:.0f} s; 2 cores shared by broker, load and pipeline")
-    out.append("load average at the end (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    out.append(f"load average at the end (1, 5, 15 min): {_load()}")
     print("\n".join(out))
     return 0
 
 
 def _timed(run: Callable[[], backlog.BacklogResult]) -> backlog.BacklogResult:
     return run()
+
+
+def _load() -> str:
+    # The machine may be shared: the figures mean little without how busy it was.
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _section(title: str) -> list[str]:
@@ -240,7 +248,7 @@ def _compare_table(runs: list[calls.Comparison]) -> list[str]:
     ]
     for c in runs:
         for label, r, shares in (("before", c.before, c.before_shares), ("after", c.after, c.after_shares)):
-            drain = r.steady_per_s * 60
+            drain = r.overall_per_s * 60
             allowed = calls.allowed_per_minute(r.calls_per_invoice)
             rows.append(
                 f"{c.replicas:>8} {label:>7} {shares[0]:>4}/{shares[1]:<4} | {r.calls_per_invoice:>9.3f} "
@@ -253,7 +261,9 @@ def _compare_table(runs: list[calls.Comparison]) -> list[str]:
         )
     rows.append(
         "calls/inv: every DocSpace call over the invoices (room lookups included); per-inv: the file reads, moves "
-        "and polls alone; shares: classifier/mover req/min with SQLite (not used with Redis); allowed: 1,500 / calls"
+        "and polls alone; inv/min: from DocSpace's first call to the last e-mail (a backlog's classifier runs "
+        "ahead of its mover: the drain is taken over the whole run); shares: classifier/mover req/min with SQLite "
+        "(Redis: one shared limit); allowed: 1,500 / calls/inv"
     )
     for c in runs:
         for label, r in (("before", c.before), ("after", c.after)):
@@ -266,18 +276,23 @@ def _compare_table(runs: list[calls.Comparison]) -> list[str]:
 
 
 def _busy_verdict(runs: list[steady_latency.LatencyResult]) -> list[str]:
-    good = all(r.percentile(0.99) < 1.0 and r.rejected_429 == 0 and r.exactly_once for r in runs)
-    return [
-        f"target: p99 < 1 s, 0 429s, each invoice e-mailed, sent and moved once, at each replica count: {_ok(good)}"
-    ]
+    rows = ["target: p99 < 1 s, 0 429s, each invoice e-mailed, sent to the pipeline and moved once"]
+    for r in runs:
+        good = r.percentile(0.99) < 1.0 and r.rejected_429 == 0 and r.exactly_once
+        rows.append(f"  replicas={r.replicas} concurrency={r.concurrency}: {_ok(good)}")
+    return rows
 
 
 def _latency_rows(runs: list[steady_latency.LatencyResult]) -> list[str]:
-    rows = [f"{'replicas':>8} {'invoices':>8} | {'p50':>7} {'p99':>7} {'max':>7} | {'429s':>5} | once"]
+    rows = [
+        f"{'replicas':>8} {'conc':>4} {'invoices':>8} | {'p50':>7} {'p99':>7} {'max':>7} | {'429s':>5} "
+        f"{'calls/inv':>9} | once"
+    ]
     for r in runs:
         rows.append(
-            f"{r.replicas:>8} {r.invoices:>8} | {r.percentile(0.5):>6.2f}s {r.percentile(0.99):>6.2f}s "
-            f"{max(r.latencies, default=float('nan')):>6.2f}s | {r.rejected_429:>5} | "
+            f"{r.replicas:>8} {r.concurrency:>4} {r.invoices:>8} | "
+            f"{r.percentile(0.5):>6.2f}s {r.percentile(0.99):>6.2f}s "
+            f"{max(r.latencies, default=float('nan')):>6.2f}s | {r.rejected_429:>5} {r.calls_per_invoice:>9.2f} | "
             f"{'yes' if r.exactly_once else 'NO'}"
         )
     rows.append(
@@ -286,7 +301,8 @@ def _latency_rows(runs: list[steady_latency.LatencyResult]) -> list[str]:
     )
     for r in runs:
         rows.append(
-            f"  replicas={r.replicas}: e-mails/invoice {dict(r.mails_per_invoice)}, pipeline calls/invoice "
+            f"  replicas={r.replicas} concurrency={r.concurrency}: e-mails/invoice {dict(r.mails_per_invoice)}, "
+            "pipeline calls/invoice "
             f"{dict(r.pipeline_per_invoice)}, moves/invoice {dict(r.moves_per_invoice)}, "
             f"messages left in queues {sum(r.left_in_queues.values())}"
         )

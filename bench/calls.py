@@ -31,7 +31,7 @@ class Comparison:
     @property
     def drain_ratio(self) -> float:
         """Current invoices a minute over the old code's (above 1 is faster)."""
-        return _ratio(self.after.steady_per_s, self.before.steady_per_s)
+        return _ratio(self.after.overall_per_s, self.before.overall_per_s)
 
 
 def allowed_per_minute(calls_per_invoice: float) -> float:

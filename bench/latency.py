@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.backlog import _histogram
 from bench.procs import REDIS_URL, free_port, queue_depths, wait_consumers
 from bench.rig import CLIENTS, rig
+from shared.settings import StageSettings
 
 
 @dataclass
@@ -27,6 +28,7 @@ class LatencyResult:
 
     replicas: int
     rate: float
+    concurrency: int  # each stage process's CONCURRENCY
     invoices: int  # measured; ``warm`` more went before them
     warm: int
     latencies: list[float]  # seconds, delivery -> e-mail, one per invoice that arrived
@@ -35,6 +37,11 @@ class LatencyResult:
     moves_per_invoice: Counter[int] = field(default_factory=Counter)
     pipeline_per_invoice: Counter[int] = field(default_factory=Counter)
     left_in_queues: dict[str, int] = field(default_factory=dict)
+    api_calls: Counter[str] = field(default_factory=Counter)  # DocSpace calls by endpoint, warm-up included
+
+    @property
+    def calls_per_invoice(self) -> float:
+        return sum(self.api_calls.values()) / max(self.invoices + self.warm, 1)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -65,20 +72,23 @@ def steady(
     latency: float = 0.05,
     warmup: float = 15.0,
     redis_url: str = REDIS_URL,
+    concurrency: int | None = None,
 ) -> LatencyResult:
     """``rate`` uploads a second for ``seconds``, every stage running ``replicas`` times on one shared limit.
 
     The first ``warmup`` seconds at the same rate are not measured: processes that have just started, and each
     room's first invoice in each process (its path lookup, its Incoming folder found or created), say nothing
-    about the steady state. They are still checked for exactly-once.
+    about the steady state. They are still checked for exactly-once. ``concurrency`` sets each stage's
+    ``CONCURRENCY`` (default: the product's).
     """
+    concurrency = concurrency or StageSettings.model_fields["concurrency"].default
     invoices = round(rate * seconds)
     warm = round(rate * warmup)
     with rig("lat", redis_url=redis_url) as r:
         sim, mail, pipeline, procs = r.sim, r.mail, r.pipeline, r.procs
         assert pipeline is not None
         uploads = r.numbered_clients()
-        env = r.env(redis_url)
+        env = r.env(redis_url, CONCURRENCY=str(concurrency))
         r.start_ingress(env)
         sim.faults.set_rate_limit(requests_per_minute=1500, max_concurrent_writes=15, retry_after=1.0)
         sim.faults.add(path="/api/*", latency=latency)
@@ -128,6 +138,7 @@ def steady(
         return LatencyResult(
             replicas=replicas,
             rate=rate,
+            concurrency=concurrency,
             invoices=invoices,
             warm=warm,
             latencies=latencies,
@@ -136,6 +147,7 @@ def steady(
             moves_per_invoice=_histogram(r.moves, warm + invoices),
             pipeline_per_invoice=_histogram(pipeline.per_invoice(), warm + invoices),
             left_in_queues={name: depth for name, depth in queue_depths(r.prefix).items() if depth},
+            api_calls=Counter(sim.call_counts()),
         )
 
 
