@@ -49,7 +49,7 @@ def test_a_setting_without_a_description_stops_the_generator(monkeypatch: pytest
 def test_a_default_that_differs_between_processes_is_shown_for_each() -> None:
     page = config_reference.render()
     row = next(line for line in page.splitlines() if line.startswith("| `DOCSPACE_RATE_LIMIT_PER_MINUTE` |"))
-    assert "classifier, reconciler `480`; mover `940`" in row
+    assert "classifier, reconciler `60`; mover `1360`" in row
     row = next(line for line in page.splitlines() if line.startswith("| `METRICS_PORT` |"))
     assert "ingress `9100`" in row and "classifier, mover, notifier, reconciler `0`" in row
 
