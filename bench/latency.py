@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from shared.settings import StageSettings
 
 from bench.backlog import _histogram
 from bench.procs import REDIS_URL, free_port, queue_depths, wait_consumers
 from bench.rig import CLIENTS, rig
+from shared.config.settings import StageSettings
 
 
 @dataclass
