@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
-from simulator.state import ApiError
+from simulator.model import ApiError
 from simulator.wire import JSON
 
 if TYPE_CHECKING:

@@ -15,8 +15,10 @@ from waitress.server import create_server
 
 from simulator import admin, api, settings_api
 from simulator.faults import Faults
-from simulator.state import OWNER_ID, ApiError, Portal
-from simulator.webhooks import Attempt, WebhookSender, triggers_mask
+from simulator.model import OWNER_ID, ApiError
+from simulator.portal import Portal
+from simulator.webhooks.registry import Attempt, triggers_mask
+from simulator.webhooks.sender import WebhookSender
 from simulator.wire import CallLog, Gate, handle_api_error
 
 DEFAULT_API_KEY = "sk-simulator-test-key"
