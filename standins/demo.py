@@ -29,7 +29,7 @@ from shared.broker.topology import Topology
 from shared.config.settings import DEFAULT_AMQP_URL
 from simulator import DocSpaceSimulator
 from simulator.demo import INVOICE_TITLE, MANAGER_EMAIL, PHOTO_TITLE, ROOM_TITLE, seed_demo, upload_demo_files
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 
 STATE_DIR = Path("var")
