@@ -272,7 +272,7 @@ class StageConsumer:
         )
 
     def _publish(self, message: InboundMessage, properties: pika.BasicProperties, next_step: FollowUp) -> None:
-        """Publish what ``follow_ups`` decided: the same body and identity, a retried or dead letter is the original."""
+        """Publish what ``follow_ups`` decided: a retried, parked or dead-lettered message is the original."""
         self._publisher.publish_and_wait(
             OutgoingMessage(
                 exchange=next_step.exchange,
