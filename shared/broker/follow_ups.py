@@ -58,7 +58,7 @@ class FollowUp:
     """What to publish instead of the failed message (the same body and identity), and how to report it."""
 
     outcome: Outcome  # RETRIED, DEFERRED or DEAD_LETTERED
-    reason: str | None  # as logged and counted (for a spent ladder: the last failure's; x-reason says why)
+    reason: str  # as logged and counted (for a spent ladder: the last failure's; x-reason says why)
     exchange: str  # "" for a retry or parking queue, reached by its name
     routing_key: str
     headers: Mapping[str, Any]
@@ -152,7 +152,7 @@ def wait_out_store(
 def dead_letter(
     message: InboundMessage,
     routes: Routes,
-    reason: str | None,
+    reason: str,
     error: str,
     *,
     ids: Mapping[str, Any],
@@ -192,9 +192,7 @@ def without_outage(headers: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in headers.items() if key != STORE_OUTAGE_SINCE_HEADER}
 
 
-def _parked(
-    routes: Routes, reason: str | None, headers: dict[str, Any], delay: float, details: dict[str, Any]
-) -> FollowUp:
+def _parked(routes: Routes, reason: str, headers: dict[str, Any], delay: float, details: dict[str, Any]) -> FollowUp:
     expiration_ms = max(1, round(delay * 1000))
     return FollowUp(
         Outcome.DEFERRED,
