@@ -104,7 +104,7 @@ class RedisRateLimiter:
 
     ``per_minute`` and ``max_concurrent_writes`` are the whole key's budget here, not a process's share. A Redis
     that does not answer is an outage of our own store (``idempotency_store_unavailable``): the message waits in
-    the parking queue until it answers (``shared/broker/consumer.py``), never sent unlimited.
+    the parking queue until it answers (``shared/broker/follow_ups.py``), never sent unlimited.
     """
 
     def __init__(
