@@ -14,7 +14,7 @@ from rich.table import Table
 
 from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
-from consumers.reconciler.handler import LAST_RUN, QUARANTINE
+from consumers.reconciler.cycle import LAST_RUN, QUARANTINE
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, topology

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from consumers.reconciler.announce import broker_announcer
-from consumers.reconciler.handler import reconcile as reconcile_cycle
+from consumers.reconciler.cycle import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
 from consumers.reconciler.settings import CLI_MAX_CALLS, MIN_CALLS_PER_CYCLE, ReconcilerSettings, knobs_for
 from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology

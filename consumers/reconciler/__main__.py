@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
-from consumers.reconciler.handler import last_known, reconcile
+from consumers.reconciler.cycle import last_known, reconcile
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
 from shared.broker.connection import connection_parameters
 from shared.broker.publisher import Publisher

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.reconciler.handler import Knobs, reconcile
+from consumers.reconciler.cycle import Knobs, reconcile
 from shared.core.rules import ClientRule, Rules
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient

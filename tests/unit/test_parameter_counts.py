@@ -15,8 +15,8 @@ PRODUCTION = ("shared", "consumers", "ingress", "ops")
 MAX_PARAMETERS = 8
 # module:qualified name -> its parameter count today (``self`` and ``cls`` not counted).
 ALLOWED = {
-    "consumers.reconciler.handler:_cycle": 12,
-    "consumers.reconciler.handler:reconcile": 12,
+    "consumers.reconciler.cycle:_cycle": 12,
+    "consumers.reconciler.cycle:reconcile": 12,
     "consumers.reconciler.recovery:recover_failed_deliveries": 13,
     "consumers.reconciler.scan:_consider": 9,
     "consumers.reconciler.scan:_scan_room": 14,

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from consumers.reconciler import metrics
-from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, last_known, reconcile
+from consumers.reconciler.cycle import LAST_RUN, STATE, Knobs, last_known, reconcile
 from consumers.reconciler.model import MAX_WALK_PAGES, CycleReport, State
 from ops.doctor import check_quarantine
 from shared.core.errors import BrokerUnavailable
