@@ -15,12 +15,6 @@ PRODUCTION = ("shared", "consumers", "ingress", "ops")
 MAX_PARAMETERS = 8
 # module:qualified name -> its parameter count today (``self`` and ``cls`` not counted).
 ALLOWED = {
-    "consumers.reconciler.cycle:_cycle": 12,
-    "consumers.reconciler.cycle:reconcile": 12,
-    "consumers.reconciler.recovery:recover_failed_deliveries": 13,
-    "consumers.reconciler.scan:_consider": 9,
-    "consumers.reconciler.scan:_scan_room": 14,
-    "consumers.reconciler.scan:scan_rooms": 15,
     "ingress.app:create_app": 10,
     "shared.docspace.client:DocSpaceClient.__init__": 13,
     "shared.docspace.transport:DocSpaceTransport.__init__": 9,
