@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-import orjson
 import structlog
 
 from consumers.reconciler.context import Cycle
@@ -38,12 +37,12 @@ from consumers.reconciler.model import (
 from shared.core.errors import StageError
 from shared.core.events import invoice_id_for
 from shared.core.rules import ClientRule
+from shared.docspace.delivery_encoder import FileDelivery, encode_delivery, wire_id, wire_time
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected, DocSpaceUnavailable
 from shared.docspace.webhooks import (
     FILE_CREATED,
     FILE_UPLOADED,
     PAGE_SIZE,
-    TRIGGER_BITS,
     TRIGGER_NAMES,
     ListedFile,
     UnreadableRow,
@@ -268,46 +267,29 @@ def _consider(
 
 
 def delivery_for(file: ListedFile, trigger: str = TRIGGERS[0]) -> bytes:
-    """A ``trigger`` delivery as DocSpace would send it for ``file`` (contract §1.3): ``event``, a
-    ``FileEntry`` payload with default values left out, and an empty ``webhook`` (no config sent it).
+    """A ``trigger`` delivery as DocSpace would send it for ``file``, with an empty ``webhook`` (no config sent it).
 
     ``event.id`` is a string no DocSpace log id can equal; ``createOn`` is the file's last change, so the
     classifier's stale-delivery check sees the event and the file agree.
     """
-    changed = file.updated or file.created or datetime.now(UTC)
-    event = {
-        "id": f"reconciler-scan-{file.id}-v{file.version}",
-        "createOn": _event_time(changed),
-        "trigger": trigger,
-        "triggerId": TRIGGER_BITS[trigger],
-    }
-    if file.updated_by or file.created_by:
-        event["createBy"] = file.updated_by or file.created_by or ""
-    payload: dict[str, object] = {"id": _wire_id(file.id), "parentId": _wire_id(file.folder_id)}
-    payload["folderIdDisplay"] = _wire_id(file.folder_id)
-    if file.root_id:
-        payload["rootId"] = _wire_id(file.root_id)
-    payload["title"] = file.title
-    if file.created_by:
-        payload["createBy"] = file.created_by
-    if file.updated_by:
-        payload["modifiedBy"] = file.updated_by
-    if file.created:
-        payload["createOn"] = _event_time(file.created)
-    payload["modifiedOn"] = _event_time(changed)
-    if file.root_folder_type:
-        payload["rootFolderType"] = file.root_folder_type
-    payload["fileEntryType"] = 2
-    return orjson.dumps({"event": event, "payload": payload, "webhook": {}})
-
-
-def _wire_id(value: str) -> int | str:
-    # DocSpace's own storage has int ids, third-party rooms string ids; send each as DocSpace would.
-    return int(value) if value.isdigit() else value
-
-
-def _event_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    changed = wire_time(file.updated or file.created or datetime.now(UTC))
+    return encode_delivery(
+        FileDelivery(
+            event_id=f"reconciler-scan-{file.id}-v{file.version}",
+            event_at=changed,
+            event_by=file.updated_by or file.created_by or None,
+            trigger=trigger,
+            file_id=wire_id(file.id),
+            folder_id=wire_id(file.folder_id),
+            title=file.title,
+            root_id=wire_id(file.root_id) if file.root_id else None,
+            created_by=file.created_by or None,
+            modified_by=file.updated_by or None,
+            created_on=wire_time(file.created) if file.created else None,
+            modified_on=changed,
+            root_folder_type=file.root_folder_type or None,
+        )
+    )
 
 
 def _when(value: datetime | None) -> str:
