@@ -19,7 +19,7 @@ from consumers.mover.handler import move_invoice
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceUnavailable, InvalidDocSpaceId
-from shared.limits.rate_limit import RateLimiter
+from shared.limits.rate_limit import KeyLimits, RateLimiter
 from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
 from tests.support.fakes import RecordingEmitter
@@ -126,7 +126,7 @@ def endpoint(request: pytest.FixtureRequest) -> Iterator[RateLimitedEndpoint]:
 def test_a_429_with_an_endless_or_junk_pause_holds_the_process_back_at_most_the_cap(
     endpoint: RateLimitedEndpoint,
 ) -> None:
-    limiter = RateLimiter(600, 4, max_wait=5.0, max_pause=0.5)
+    limiter = RateLimiter(KeyLimits(600, 4, max_wait=5.0, max_pause=0.5))
     client = DocSpaceClient(endpoint.url, "sk-test", timeout=(2, 2), max_pause=0.5, limiter=limiter)
     started = time.monotonic()
     try:
