@@ -11,6 +11,7 @@ import redis
 from shared.config.settings import CommonSettings, DocSpaceSettings
 from shared.docspace.client import DocSpaceClient, LookupCaching
 from shared.docspace.lookups import RedisLookups
+from shared.docspace.transport import HttpOptions
 from shared.limits.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, KeyLimits, Limiter, RateLimiter, WithinShare
 from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
 from shared.store.checkpoints import Checkpoints
@@ -35,11 +36,13 @@ def docspace_client(
     return DocSpaceClient(
         settings.docspace_api_host,
         settings.docspace_api_key,
-        timeout=(3.05, settings.docspace_timeout),
-        pool_size=pool_size,
-        max_pause=settings.max_pause_seconds,
+        http=HttpOptions(
+            timeout=(3.05, settings.docspace_timeout),
+            pool_size=pool_size,
+            user_agent=f"invoice-pipeline/{process}" if process else None,
+            max_pause=settings.max_pause_seconds,
+        ),
         limiter=rate_limiter(settings, per_minute=per_minute),
-        user_agent=f"invoice-pipeline/{process}" if process else None,
         lookups=LookupCaching(ttl=settings.room_cache_ttl_seconds, shared=shared_lookups(settings)),
         **options,
     )

@@ -16,8 +16,6 @@ MAX_PARAMETERS = 8
 # module:qualified name -> its parameter count today (``self`` and ``cls`` not counted).
 ALLOWED = {
     "ingress.app:create_app": 10,
-    "shared.docspace.client:DocSpaceClient.__init__": 13,
-    "shared.docspace.transport:DocSpaceTransport.__init__": 9,
 }
 
 
