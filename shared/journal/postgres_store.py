@@ -21,7 +21,16 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.journal.record import Decision
-from shared.journal.store import ID_ROWS, JournalUnavailable, Match, MatchedBy, Rollup, like_pattern
+from shared.journal.store import (
+    ID_ROWS,
+    JournalUnavailable,
+    Match,
+    MatchedBy,
+    Rollup,
+    collect_matches,
+    like_pattern,
+    timeline_key,
+)
 
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")
@@ -203,41 +212,31 @@ class PostgresJournalStore:
                 return self._matches(conn, rows, "title")
 
     def _matches(self, conn: psycopg.Connection[Any], rows: list[Any], matched_by: MatchedBy) -> list[Match]:
-        found: dict[tuple[str | None, str | None], Match] = {}
-        for file_id, event_id in rows:
-            key = (file_id, None if file_id is not None else event_id)
-            if key in found:
-                continue
+        def summary_of(file_id: str | None, event_id: str | None) -> Any:
             if file_id is not None:
-                summary = conn.execute(
+                return conn.execute(
                     self._q("SELECT title, first_at, last_at, decisions FROM {s}.files WHERE file_id = %s"),
                     (file_id,),
                 ).fetchone()
-            else:
-                summary = conn.execute(
-                    self._q(
-                        "SELECT NULL, min(at), max(at), count(*) FROM {s}.decisions"
-                        " WHERE event_id = %s AND file_id IS NULL"
-                    ),
-                    (event_id,),
-                ).fetchone()
-            if summary is None or summary[1] is None:
-                continue
-            found[key] = Match(file_id, key[1], summary[0], summary[1], summary[2], int(summary[3]), matched_by)
-        return sorted(found.values(), key=lambda m: m.last_at, reverse=True)
+            return conn.execute(
+                self._q(
+                    "SELECT NULL, min(at), max(at), count(*) FROM {s}.decisions WHERE event_id = %s AND file_id IS NULL"
+                ),
+                (event_id,),
+            ).fetchone()
+
+        return collect_matches(rows, matched_by, summary_of, lambda at: at)
 
     @_guarded
     def timeline(self, *, file_id: str | None = None, event_id: str | None = None) -> list[Decision]:
-        if file_id is not None:
-            query, arg = "SELECT record FROM {s}.decisions WHERE file_id = %s ORDER BY at, seq", file_id
-        elif event_id is not None:
-            query, arg = "SELECT record FROM {s}.decisions WHERE event_id = %s ORDER BY at, seq", event_id
-        else:
-            raise ValueError("timeline needs a file id or an event id")
+        column, value = timeline_key(file_id, event_id)
+        query = sql.SQL("SELECT record FROM {s}.decisions WHERE {c} = %s ORDER BY at, seq").format(
+            s=self._schema, c=sql.Identifier(column)
+        )
         with self._lock:
             conn = self._connection()
             with conn.transaction():
-                rows = conn.execute(self._q(query), (arg,)).fetchall()
+                rows = conn.execute(query, (value,)).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
 
     @_guarded

@@ -19,8 +19,10 @@ from shared.journal.store import (
     Match,
     MatchedBy,
     Rollup,
+    collect_matches,
     floor_minute,
     like_pattern,
+    timeline_key,
 )
 
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
@@ -164,43 +166,24 @@ class SqliteJournalStore:
             return self._matches(rows, "title")
 
     def _matches(self, rows: list[Any], matched_by: MatchedBy) -> list[Match]:
-        found: dict[tuple[str | None, str | None], Match] = {}
-        for file_id, event_id in rows:
-            key = (file_id, None if file_id is not None else event_id)
-            if key in found:
-                continue
+        def summary_of(file_id: str | None, event_id: str | None) -> Any:
             if file_id is not None:
-                summary = self._db.execute(
+                return self._db.execute(
                     "SELECT title, first_at, last_at, decisions FROM files WHERE file_id = ?", (file_id,)
                 ).fetchone()
-            else:
-                summary = self._db.execute(
-                    "SELECT NULL, min(at), max(at), count(*) FROM decisions WHERE event_id = ? AND file_id IS NULL",
-                    (event_id,),
-                ).fetchone()
-            if summary is None or summary[1] is None:
-                continue
-            found[key] = Match(
-                file_id=file_id,
-                event_id=key[1],
-                title=summary[0],
-                first_at=_when(summary[1]),
-                last_at=_when(summary[2]),
-                decisions=int(summary[3]),
-                matched_by=matched_by,
-            )
-        return sorted(found.values(), key=lambda m: m.last_at, reverse=True)
+            return self._db.execute(
+                "SELECT NULL, min(at), max(at), count(*) FROM decisions WHERE event_id = ? AND file_id IS NULL",
+                (event_id,),
+            ).fetchone()
+
+        return collect_matches(rows, matched_by, summary_of, _when)
 
     @_guarded
     def timeline(self, *, file_id: str | None = None, event_id: str | None = None) -> list[Decision]:
-        if file_id is not None:
-            sql, arg = "SELECT record FROM decisions WHERE file_id = ? ORDER BY at, seq", file_id
-        elif event_id is not None:
-            sql, arg = "SELECT record FROM decisions WHERE event_id = ? ORDER BY at, seq", event_id
-        else:
-            raise ValueError("timeline needs a file id or an event id")
+        column, value = timeline_key(file_id, event_id)
+        query = f"SELECT record FROM decisions WHERE {column} = ? ORDER BY at, seq"  # noqa: S608 - a fixed column name
         with self._lock:
-            rows = self._db.execute(sql, (arg,)).fetchall()
+            rows = self._db.execute(query, (value,)).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
 
     @_guarded
