@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,20 +15,13 @@ from shared.limits.rate_limit import WriteQuotaSpent
 from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
 from shared.store.idempotency import StoreUnavailable
 from simulator import DocSpaceSimulator
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support.redis_keys import REDIS_URL, own_prefix
 
 
 @pytest.fixture
 def key() -> Iterator[str]:
     """A limit of this test's own; its keys are deleted afterwards."""
-    name = f"test-limit-{uuid.uuid4().hex}:"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from own_prefix("test-limit")
 
 
 def replicas(key: str, n: int, per_minute: int, writes: int, **options: Any) -> list[RedisRateLimiter]:
