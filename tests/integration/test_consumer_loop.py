@@ -12,8 +12,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from shared.broker.connection import connection_parameters
-from shared.broker.consumer import MAX_DEFERRALS, StageConsumer
+from shared.broker.consumer import MAX_DEFERRALS
 from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.errors import Deferred, PermanentError, TransientError, UnpublishableMessage
@@ -21,9 +20,10 @@ from shared.core.handling import Handled, InboundMessage, Outcome
 from shared.core.outgoing import OutgoingMessage
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
+from tests.support.stage_on_broker import StageOnBroker
 
 
-class Harness:
+class Harness(StageOnBroker):
     """A ``StageConsumer`` on the real broker around a test's handler, recording what it saw and decided."""
 
     def __init__(
@@ -32,36 +32,16 @@ class Harness:
         handler: Callable[[InboundMessage], Handled | None],
         publisher: type[Publisher] = Publisher,
     ) -> None:
-        self.broker = broker
         self.seen: list[InboundMessage] = []
-        self.outcomes: list[tuple[str, str | None]] = []
 
         def record(message: InboundMessage) -> Handled | None:
             self.seen.append(message)
             return handler(message)
 
-        params = connection_parameters(broker.url, name="test-consumer", heartbeat=5)
-        self.publisher = publisher(params, topology=broker.topology).start()
-        self.consumer = StageConsumer(
-            params,
-            topology=broker.topology,
-            stage=CLASSIFIER,
-            handler=record,
-            publisher=self.publisher,
-            concurrency=2,
-            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
-        )
-        self.thread = threading.Thread(target=self.consumer.run, daemon=True)
+        super().__init__(broker, record, name="test-consumer", publisher=publisher)
 
     def send(self, body: bytes, routing_key: str = "file.uploaded", **headers: Any) -> None:
-        connection = self.broker.connect()
-        connection.channel().basic_publish(
-            self.broker.topology.events_exchange,
-            routing_key,
-            body,
-            pika.BasicProperties(message_id="m-1", delivery_mode=2, headers=headers or None),
-        )
-        connection.close()
+        self.publish(body, message_id="m-1", routing_key=routing_key, **headers)
 
     def wait_for_outcomes(self, count: int, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
@@ -76,16 +56,13 @@ def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
 
     def start(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
         h = Harness(broker, handler, publisher)
-        assert h.publisher.wait_connected(10)
-        h.thread.start()
+        h.start()
         started.append(h)
         return h
 
     yield start
     for h in started:
-        h.consumer.stop()
-        h.thread.join(10)
-        h.publisher.stop()
+        h.stop()
 
 
 def test_a_handled_message_is_acked(harness: Any, broker: BrokerKit) -> None:
