@@ -11,8 +11,9 @@ from shared.core.errors import TransientError
 from shared.runtime.wiring import open_store
 from shared.store.idempotency import Claim, IdempotencyStore, StoreUnavailable, run_once
 from shared.store.redis_store import RedisStore
+from tests.support.clock import FakeClock
 from tests.support.redis_keys import REDIS_URL, own_prefix
-from tests.support.store_contract import FakeClock, StoreContract
+from tests.support.store_contract import StoreContract
 
 
 @pytest.fixture

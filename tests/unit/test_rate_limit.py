@@ -9,6 +9,7 @@ import pytest
 
 from shared.core.errors import Deferred
 from shared.limits.rate_limit import RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
+from tests.support.clock import FakeClock as WallClock
 
 
 class FakeClock:
@@ -139,16 +140,6 @@ def test_the_cap_is_a_setting() -> None:
 
 
 # --- the daily write quota ---------------------------------------------------------------------------------------
-
-
-class WallClock:
-    """Wall-clock seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0  # a whole number of days since the epoch: a period starts here
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def quota_limiter(wall: WallClock, daily_writes: int = 10, period: float = 60.0) -> RateLimiter:

@@ -7,16 +7,7 @@ import threading
 import pytest
 
 from shared.core.single_flight import SingleFlightCache
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_threads_that_miss_together_make_one_call() -> None:
@@ -112,7 +103,7 @@ def test_none_is_an_answer() -> None:
 
 
 def test_an_answer_is_forgotten_after_its_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     cache: SingleFlightCache[str, int] = SingleFlightCache(max_entries=8, ttl=60, clock=clock)
     assert cache.get("k", lambda: 1) == 1
     clock.now += 60
