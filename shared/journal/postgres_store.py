@@ -8,12 +8,11 @@ as a scan of the files table (one row per file, not per decision).
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg
 import structlog
@@ -23,18 +22,16 @@ from psycopg.types.json import Jsonb
 from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
-    JournalUnavailable,
     Match,
     MatchedBy,
     Rollup,
     collect_matches,
     like_pattern,
     timeline_key,
+    unavailable_on,
 )
 
 log = structlog.get_logger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -74,18 +71,11 @@ ON CONFLICT (minute, stage, outcome, reason) DO UPDATE SET count = r.count + exc
 """
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except psycopg.Error as exc:
-            store = args[0]
-            if isinstance(store, PostgresJournalStore):
-                store._forget_connection()
-            raise JournalUnavailable(f"the journal's PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+def _forget_connection(store: Any) -> None:
+    store._forget_connection()
 
-    return guarded
+
+_guarded = unavailable_on(psycopg.Error, "PostgreSQL", before=_forget_connection)
 
 
 class PostgresJournalStore:
@@ -100,11 +90,7 @@ class PostgresJournalStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self.trigram_index = False
-        try:
-            self._create_schema()
-        except psycopg.Error as exc:
-            self._forget_connection()
-            raise JournalUnavailable(f"the journal's PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+        self._create_schema()
 
     def _q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=self._schema)
@@ -120,6 +106,7 @@ class PostgresJournalStore:
             with contextlib.suppress(psycopg.Error):  # it is broken already: a new one opens on the next call
                 conn.close()
 
+    @_guarded
     def _create_schema(self) -> None:
         with self._lock:
             conn = self._connection()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
     TRIGRAM,
-    JournalUnavailable,
     Match,
     MatchedBy,
     Rollup,
@@ -23,11 +21,10 @@ from shared.journal.store import (
     floor_minute,
     like_pattern,
     timeline_key,
+    unavailable_on,
 )
 
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _SCHEMA = (
     # seq: the rowid, so a decision's place on disk follows its arrival and pruning deletes from the front.
@@ -48,15 +45,7 @@ _SCHEMA = (
 )
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(f"the journal's SQLite file failed: {exc}") from exc
-
-    return guarded
+_guarded = unavailable_on(sqlite3.Error, "SQLite file")
 
 
 class SqliteJournalStore:
@@ -65,16 +54,18 @@ class SqliteJournalStore:
     def __init__(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives a process crash (what matters before the ack); only a power
-            # loss may take the last commits back, and the broker redelivers those since they were never acked.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(f"the journal's SQLite file failed: {exc}") from exc
+        self._db = self._open(path)
+
+    @_guarded
+    def _open(self, path: str | Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a process crash (what matters before the ack); only a power
+        # loss may take the last commits back, and the broker redelivers those since they were never acked.
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        return db
 
     @_guarded
     def insert(self, decisions: Sequence[Decision]) -> int:
