@@ -30,3 +30,15 @@ def plain_and_html(msg: EmailMessage) -> tuple[str, str]:
     assert plain is not None
     assert rich is not None
     return plain.get_content(), rich.get_content()
+
+
+def assert_carries_the_notice(plain: str, rich: str) -> None:
+    """Both parts carry the hostile notice's facts and link; only the HTML one escapes what users typed."""
+    for text in (plain, rich):
+        assert "Счёт-Invoice №42.pdf" in text
+        assert "4711:v2" in text
+    assert "https://portal.example.com/doceditor?fileId=4711&version=2" in plain
+    assert 'href="https://portal.example.com/doceditor?fileId=4711&amp;version=2"' in rich
+    assert "Acme <b>&</b> Sons" in plain  # plain text is not markup: shown as typed
+    assert "Acme &lt;b&gt;&amp;&lt;/b&gt; Sons" in rich
+    assert "<b>" not in rich
