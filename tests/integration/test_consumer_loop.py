@@ -20,7 +20,7 @@ from shared.core.handling import Handled, InboundMessage, Outcome
 from shared.core.outgoing import OutgoingMessage
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
-from tests.support.stage_on_broker import StageOnBroker
+from tests.support.stage_on_broker import StageOnBroker, started_stages
 
 
 class Harness(StageOnBroker):
@@ -52,17 +52,10 @@ class Harness(StageOnBroker):
 
 @pytest.fixture
 def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
-    started: list[Harness] = []
+    def make(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
+        return Harness(broker, handler, publisher)
 
-    def start(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
-        h = Harness(broker, handler, publisher)
-        h.start()
-        started.append(h)
-        return h
-
-    yield start
-    for h in started:
-        h.stop()
+    yield from started_stages(make)
 
 
 def test_a_handled_message_is_acked(harness: Any, broker: BrokerKit) -> None:

@@ -15,7 +15,7 @@ from shared.store.idempotency import run_once
 from shared.store.redis_store import RedisStore
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
-from tests.support.stage_on_broker import StageOnBroker
+from tests.support.stage_on_broker import StageOnBroker, started_stages
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 15
@@ -35,6 +35,11 @@ class StoreStage(StageOnBroker):
         self.done: list[bytes] = []
         super().__init__(broker, self.handle, name="test-store-outage", patience=policy)
 
+    def stop(self) -> None:
+        super().stop()
+        self.store.close()
+        self.proxy.close()
+
     def handle(self, message: InboundMessage) -> Handled:
         run_once(self.store, f"invoice:{message.message_id}", lambda: self.done.append(message.body), lease_seconds=5)
         return Handled(Outcome.ACCEPTED)
@@ -48,19 +53,7 @@ class StoreStage(StageOnBroker):
 
 @pytest.fixture
 def stage(broker: BrokerKit) -> Iterator[StartStage]:
-    started: list[StoreStage] = []
-
-    def start(policy: Patience) -> StoreStage:
-        s = StoreStage(broker, policy)
-        s.start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
-        s.store.close()
-        s.proxy.close()
+    yield from started_stages(lambda policy: StoreStage(broker, policy))
 
 
 def test_a_store_outage_longer_than_the_retry_ladder_is_waited_out_and_the_invoice_handled_once(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 import pika
 
@@ -14,6 +14,9 @@ from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.handling import Handled, InboundMessage
 from tests.support.real_broker import BrokerKit
+
+P = ParamSpec("P")
+S = TypeVar("S", bound="StageOnBroker")
 
 
 class StageOnBroker:
@@ -63,3 +66,18 @@ class StageOnBroker:
             pika.BasicProperties(message_id=message_id, delivery_mode=2, headers=headers or None),
         )
         connection.close()
+
+
+def started_stages(make: Callable[P, S]) -> Iterator[Callable[P, S]]:
+    """For a fixture: a factory of started stages (``make`` builds one); every one is stopped after the test."""
+    started: list[S] = []
+
+    def start(*args: P.args, **kwargs: P.kwargs) -> S:
+        stage = make(*args, **kwargs)
+        stage.start()
+        started.append(stage)
+        return stage
+
+    yield start
+    for stage in started:
+        stage.stop()
