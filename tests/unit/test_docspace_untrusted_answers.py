@@ -4,8 +4,6 @@ a listing whose ``total`` is never reached stops at its page cap, loudly."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 from typing import Any
 
 import pytest
@@ -16,21 +14,19 @@ from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.files import FileOperations
 from shared.docspace.paging import MAX_FOLDER_PAGES
 from shared.docspace.transport import DocSpaceTransport
+from tests.support.loopback_http import LoopbackServer, QuietHandler
 
 DEPTH = 100_000  # far beyond the json module's recursion limit
 
 
-class _Nested:
+class _Nested(LoopbackServer):
     """A real HTTP server answering every GET with ``status`` and a body nested ``DEPTH`` arrays deep."""
 
     def __init__(self) -> None:
         self.status = 200
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # quiet test output
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 body = b'{"response":' + b"[" * DEPTH + b"]" * DEPTH + b"}"
                 self.send_response(outer.status)
@@ -39,14 +35,7 @@ class _Nested:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
