@@ -9,12 +9,12 @@ decisions they actually inserted (a duplicate never counts twice).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
+from shared.core.reraise import reraise_as
 from shared.journal.record import Decision
 
 P = ParamSpec("P")
@@ -133,22 +133,9 @@ def collect_matches(
 
 
 def unavailable_on(
-    error: type[Exception], database: str, before: Callable[[Any], None] = lambda _store: None
+    error: type[Exception], database: str, before: Callable[[Any], None] | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate an adapter's methods: its driver's ``error`` leaves as ``JournalUnavailable``, naming ``database``.
-
-    ``before(store)`` runs first, e.g. to drop a connection the failure has broken.
-    """
-
-    def decorate(method: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(method)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return method(*args, **kwargs)
-            except error as exc:
-                before(args[0])
-                raise JournalUnavailable(f"the journal's {database} failed: {type(exc).__name__}: {exc}") from exc
-
-        return guarded
-
-    return decorate
+    """Decorate an adapter's methods: its driver's ``error`` leaves as ``JournalUnavailable``, naming ``database``."""
+    return reraise_as(
+        error, lambda exc: JournalUnavailable(f"the journal's {database} failed: {type(exc).__name__}: {exc}"), before
+    )
