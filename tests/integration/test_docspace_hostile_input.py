@@ -64,6 +64,9 @@ def test_the_mover_dead_letters_an_invoice_whose_file_id_is_no_id(
     assert docspace_sim.call_counts() == {}
 
 
+FILE_ANSWER = json.dumps({"response": {"id": 5, "title": "Invoice.pdf", "folderId": 7}}).encode()
+
+
 class RateLimitedEndpoint(LoopbackServer):
     """Answers the first request 429 with ``headers``, then a file: what a portal behind a hostile proxy might do."""
 
@@ -75,17 +78,11 @@ class RateLimitedEndpoint(LoopbackServer):
             def do_GET(self) -> None:
                 endpoint.requests += 1
                 if endpoint.requests == 1:
-                    self.send_response(429)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    body = b""
+                    self.send_json(429, b"", headers)
                 else:
-                    self.send_response(200)
-                    body = json.dumps({"response": {"id": 5, "title": "Invoice.pdf", "folderId": 7}}).encode()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    self.send_json(
+                        200, json.dumps({"response": {"id": 5, "title": "Invoice.pdf", "folderId": 7}}).encode()
+                    )
 
         super().__init__(Handler)
 

@@ -12,6 +12,16 @@ class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answer ``status`` with ``body`` as JSON (and any extra ``headers``)."""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
 
 class LoopbackServer:
     """Serves ``handler`` on 127.0.0.1 at ``port`` (``url`` without a path) from the moment it is built."""

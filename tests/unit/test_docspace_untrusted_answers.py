@@ -28,12 +28,7 @@ class _Nested(LoopbackServer):
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:
-                body = b'{"response":' + b"[" * DEPTH + b"]" * DEPTH + b"}"
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(outer.status, b'{"response":' + b"[" * DEPTH + b"]" * DEPTH + b"}")
 
         super().__init__(Handler)
 
