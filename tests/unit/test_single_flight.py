@@ -8,27 +8,20 @@ import pytest
 
 from shared.core.single_flight import SingleFlightCache
 from tests.support.clock import FakeClock
+from tests.support.together import Gate, call_together
 
 
 def test_threads_that_miss_together_make_one_call() -> None:
     cache: SingleFlightCache[str, int] = SingleFlightCache(max_entries=8)
-    started, release = threading.Event(), threading.Event()
+    gate = Gate()
     calls: list[str] = []
 
     def load() -> int:
         calls.append("load")
-        started.set()
-        assert release.wait(5)
+        gate.hold()
         return 42
 
-    answers: list[int] = []
-    threads = [threading.Thread(target=lambda: answers.append(cache.get("k", load))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    assert started.wait(5)
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    answers = call_together(8, lambda: cache.get("k", load), gate)
     assert calls == ["load"]
     assert answers == [42] * 8
     assert cache.hits == 7  # every thread but the caller got the answer from the cache
