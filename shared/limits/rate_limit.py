@@ -81,6 +81,15 @@ def quota_rejection(
     return min(wait, period) if wait is not None else min(MINUTE_WINDOW, period)
 
 
+def pace(per_minute: int, max_concurrent_writes: int, burst_seconds: float) -> tuple[float, float]:
+    """Seconds between two requests, and how far ahead of that schedule a burst may run (both limiters use it)."""
+    if per_minute < 1 or max_concurrent_writes < 1:
+        raise ValueError("per_minute and max_concurrent_writes must be at least 1")
+    interval = 60.0 / per_minute
+    # Requests that may go back to back after an idle spell; the rest are spaced by the interval.
+    return interval, max(burst_seconds * per_minute / 60.0 - 1, 0.0) * interval
+
+
 class RateLimiter:
     """At most ``per_minute`` calls per minute (evenly spaced) and ``max_concurrent_writes`` non-GETs at once.
 
@@ -102,13 +111,9 @@ class RateLimiter:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if per_minute < 1 or max_concurrent_writes < 1:
-            raise ValueError("per_minute and max_concurrent_writes must be at least 1")
+        self._interval, self._tolerance = pace(per_minute, max_concurrent_writes, burst_seconds)
         self.per_minute = per_minute
         self.max_concurrent_writes = max_concurrent_writes
-        self._interval = 60.0 / per_minute
-        # Requests that may go back to back after an idle spell; the rest are spaced by the interval.
-        self._tolerance = max(burst_seconds * per_minute / 60.0 - 1, 0.0) * self._interval
         self._max_wait = max_wait
         self._max_pause = max_pause
         self._clock = clock

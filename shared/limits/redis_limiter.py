@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 import redis
 
-from shared.limits.rate_limit import RateLimitWait, WriteQuotaSpent, counts_against_quota, quota_rejection
+from shared.limits.rate_limit import RateLimitWait, WriteQuotaSpent, counts_against_quota, pace, quota_rejection
 from shared.limits.retry_after import DEFAULT_MAX_PAUSE, cap_pause
 from shared.store.idempotency import StoreUnavailable
 
@@ -123,16 +123,14 @@ class RedisRateLimiter:
         poll_interval: float = 0.02,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if per_minute < 1 or max_concurrent_writes < 1:
-            raise ValueError("per_minute and max_concurrent_writes must be at least 1")
+        interval, tolerance = pace(per_minute, max_concurrent_writes, burst_seconds)
         self.per_minute = per_minute
         self.max_concurrent_writes = max_concurrent_writes
         self.daily_writes = daily_writes
         self._redis = client
         self._keys = {name: key + name for name in ("tat", "paused", "writes", "quota")}
-        interval = 60_000.0 / per_minute
-        self._interval_ms = interval
-        self._tolerance_ms = max(burst_seconds * per_minute / 60.0 - 1, 0.0) * interval
+        self._interval_ms = interval * 1000
+        self._tolerance_ms = tolerance * 1000
         self._period_ms = quota_period * 1000
         self._max_wait = max_wait
         self._lease_ms = write_lease * 1000  # longer than any one write can take (connect + read timeouts)
