@@ -111,9 +111,9 @@ class RateLimiter:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._interval, self._tolerance = pace(per_minute, max_concurrent_writes, burst_seconds)
         self.per_minute = per_minute
         self.max_concurrent_writes = max_concurrent_writes
+        self._interval, self._tolerance = pace(per_minute, max_concurrent_writes, burst_seconds)
         self._max_wait = max_wait
         self._max_pause = max_pause
         self._clock = clock
