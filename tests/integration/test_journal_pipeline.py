@@ -33,7 +33,7 @@ from shared.journal.wiring import open_journal_store
 from tests.support.cli_env import use_broker
 from tests.support.journal_support import new_schema, postgres_url, sqlite_path
 from tests.support.mail_fixtures import wait_until
-from tests.support.real_broker import BrokerKit
+from tests.support.real_broker import BrokerKit, connected_publisher
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -125,10 +125,7 @@ class Writer:
 
 @pytest.fixture
 def publisher(broker: BrokerKit) -> Iterator[Publisher]:
-    publisher = Publisher(connection_parameters(broker.url, name="journal-test"), topology=broker.topology).start()
-    assert publisher.wait_connected(10)
-    yield publisher
-    publisher.stop()
+    yield from connected_publisher(broker, "journal-test")
 
 
 def _stored(db: JournalDb) -> int:
