@@ -50,6 +50,11 @@ class Harness(StageOnBroker):
         self.wait_for_outcomes(count)
         return time.monotonic() - started
 
+    def assert_twice_then_accepted(self, outcome: str, reason: str) -> None:
+        """The message came back twice with ``outcome`` for ``reason``, was then accepted, and stayed itself."""
+        assert self.outcomes == [(outcome, reason), (outcome, reason), ("accepted", None)]
+        assert {m.routing_key for m in self.seen} == {"file.uploaded"}
+
     def wait_for_outcomes(self, count: int, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while len(self.outcomes) < count:
@@ -101,15 +106,10 @@ def test_transient_failures_climb_the_ladder_then_succeed(harness: Any, broker: 
 
     h = harness(flaky)
     elapsed = h.seconds_until_outcomes(b"body", 3)
-    assert h.outcomes == [
-        ("retried", "docspace_unavailable"),
-        ("retried", "docspace_unavailable"),
-        ("accepted", None),
-    ]
+    h.assert_twice_then_accepted("retried", "docspace_unavailable")
     # The delays (0.2 s, 0.4 s in the test topology) were spent in the broker's delay queues.
     assert elapsed >= 0.6
     assert [m.attempt for m in h.seen] == [1, 2, 3]
-    assert {m.routing_key for m in h.seen} == {"file.uploaded"}
     assert all(m.body == b"body" for m in h.seen)
 
 
@@ -123,15 +123,10 @@ def test_a_deferred_message_waits_in_the_parking_queue_and_comes_back_at_the_sam
 
     h = harness(busy_elsewhere)
     elapsed = h.seconds_until_outcomes(b"body", 3)
-    assert h.outcomes == [
-        ("deferred", "in_progress_elsewhere"),
-        ("deferred", "in_progress_elsewhere"),
-        ("accepted", None),
-    ]
+    h.assert_twice_then_accepted("deferred", "in_progress_elsewhere")
     assert elapsed >= 1.0  # two half-second waits, spent in the broker
     assert [m.attempt for m in h.seen] == [1, 1, 1]  # not an attempt of the retry ladder
     assert [m.headers.get("x-deferrals") for m in h.seen] == [None, 1, 2]
-    assert {m.routing_key for m in h.seen} == {"file.uploaded"}
     assert broker.depth(broker.topology.stage(CLASSIFIER).parked) == 0
 
 
