@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
 from shared.store.idempotency import StoreUnavailable
 from simulator import DocSpaceSimulator
 from tests.support.redis_keys import REDIS_URL, own_prefix
+from tests.support.together import Peak, run_threads
 
 
 @pytest.fixture
@@ -58,26 +60,14 @@ def test_three_replicas_together_keep_one_rate(key: str) -> None:
 
 def test_writes_in_flight_are_capped_across_replicas(key: str) -> None:
     limiters = replicas(key, 3, per_minute=60_000, writes=2)
-    inside = 0
-    most = 0
-    lock = threading.Lock()
+    peak = Peak()
 
     def write(limiter: RedisRateLimiter) -> None:
-        nonlocal inside, most
-        with limiter.slot("PUT"):
-            with lock:
-                inside += 1
-                most = max(most, inside)
+        with limiter.slot("PUT"), peak:
             time.sleep(0.15)
-            with lock:
-                inside -= 1
 
-    threads = [threading.Thread(target=write, args=(lim,)) for lim in limiters for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert most == 2
+    run_threads([functools.partial(write, lim) for lim in limiters for _ in range(3)], timeout=30)
+    assert peak.most == 2
 
 
 def test_a_crashed_writer_cannot_leak_its_slot(key: str) -> None:

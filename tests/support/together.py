@@ -1,4 +1,4 @@
-"""Calls that must overlap: several threads inside one slow call at once, released when the test says so."""
+"""Calls that must overlap: threads inside one slow call at once, and how many were inside together."""
 
 from __future__ import annotations
 
@@ -32,3 +32,30 @@ def call_together(count: int, call: Callable[[], T], gate: Gate) -> list[T]:
     for thread in threads:
         thread.join(5)
     return answers
+
+
+class Peak:
+    """A region threads enter with ``with peak:``; ``most`` is how many were ever inside at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.inside -= 1
+
+
+def run_threads(targets: list[Callable[[], object]], timeout: float) -> None:
+    """Start one thread per target, then wait for all of them (each at most ``timeout`` seconds)."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)

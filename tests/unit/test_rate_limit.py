@@ -10,6 +10,7 @@ import pytest
 from shared.core.errors import Deferred
 from shared.limits.rate_limit import RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
 from tests.support.clock import FakeClock as WallClock
+from tests.support.together import Peak, run_threads
 
 
 class FakeClock:
@@ -83,27 +84,15 @@ def test_waiting_longer_than_max_wait_is_a_transient_error_with_retry_after() ->
 
 def test_writes_beyond_the_concurrent_limit_wait_for_a_free_slot() -> None:
     limit = RateLimiter(60_000, 2, max_wait=5.0)
-    inside = 0
-    most = 0
-    lock = threading.Lock()
+    peak = Peak()
     release = threading.Event()
 
     def write() -> None:
-        nonlocal inside, most
-        with limit.slot("PUT"):
-            with lock:
-                inside += 1
-                most = max(most, inside)
+        with limit.slot("PUT"), peak:
             release.wait(0.2)
-            with lock:
-                inside -= 1
 
-    threads = [threading.Thread(target=write) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert most == 2
+    run_threads([write] * 6, timeout=10)
+    assert peak.most == 2
 
 
 def test_gets_do_not_take_write_slots() -> None:
