@@ -33,6 +33,7 @@ from shared.journal.wiring import open_journal_store
 from tests.support.cli_env import use_broker
 from tests.support.journal_support import new_schema, postgres_url, sqlite_path
 from tests.support.mail_fixtures import wait_until
+from tests.support.processes import stop_gently
 from tests.support.real_broker import BrokerKit, connected_publisher
 from tests.support.tcp_proxy import TcpProxy
 
@@ -114,12 +115,7 @@ class Writer:
     def stop(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            return stop_gently(self.process, 20, kill_wait=5)
         return int(self.process.returncode)
 
 

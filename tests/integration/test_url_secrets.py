@@ -8,7 +8,6 @@ carrying a secret in its userinfo, its path and its query at once.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from tests.support.loopback_http import LoopbackServer, QuietHandler
 from tests.support.mail_fixtures import wait_until
 from tests.support.message_builders import invoice_received
 from tests.support.ports import free_port
+from tests.support.processes import stop_gently
 from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,11 +111,7 @@ def test_a_failing_pipeline_call_shows_no_secret_in_logs_or_dead_letters(
         connection.close()
         assert wait_until(lambda: broker.depth(dlq) == 1, 30), "the call never reached the dead-letter queue"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_gently(process, 30)
     logs = process.stdout.read() if process.stdout else ""
     properties, _ = broker.get(dlq)
     headers = properties.headers or {}
