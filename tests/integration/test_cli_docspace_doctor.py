@@ -14,6 +14,7 @@ from standins.pipeline_receiver import PipelineReceiver
 from tests.support.cli_env import use_broker
 from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
+from tests.support.rules_file import write_rules
 from tests.support.simulator_fixtures import WebhookReceiver
 
 
@@ -30,12 +31,7 @@ def portal_env(
     acme = docspace_sim.create_room("Acme Ltd")
     docspace_sim.create_folder(acme, "Incoming")
     globex = docspace_sim.create_room("Globex")
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = {acme}\nmanager_email = "anna@acme.example"\n\n'
-        f'[[clients]]\nname = "globex"\nroom_id = {globex}\nmanager_email = "bob@globex.example"\n',
-        encoding="utf-8",
-    )
+    rules = write_rules(tmp_path, {"acme": (acme, "anna@acme.example"), "globex": (globex, "bob@globex.example")})
     env = {
         "DOCSPACE_API_HOST": docspace_sim.base_url,
         "DOCSPACE_API_KEY": docspace_sim.api_key,

@@ -15,6 +15,7 @@ from ops.cli_common import EXIT_PROBLEM
 from simulator import DocSpaceSimulator
 from tests.support.cli_env import use_broker
 from tests.support.real_broker import BrokerKit
+from tests.support.rules_file import write_rules
 from tests.support.simulator_fixtures import WebhookReceiver
 
 SECRET = "Reconcile-Cli-Secret!1"
@@ -31,10 +32,7 @@ def cli_env(
     use_broker(monkeypatch, broker)
     room = docspace_sim.create_room("Acme Ltd")
     uploads = docspace_sim.create_folder(room, "Uploads")
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = {room}\nmanager_email = "anna@acme.example"\n', encoding="utf-8"
-    )
+    rules = write_rules(tmp_path, {"acme": (room, "anna@acme.example")})
     docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.created", "file.uploaded"])
     for name, value in {
         "DOCSPACE_API_HOST": docspace_sim.base_url,
