@@ -11,7 +11,7 @@ from ops.cli import main
 from simulator import DocSpaceSimulator
 from standins.mail_catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.support.cli_env import use_broker
+from tests.support.cli_env import use_portal
 from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 from tests.support.rules_file import write_rules
@@ -27,26 +27,23 @@ def portal_env(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> dict[str, str]:
-    use_broker(monkeypatch, broker)
     acme = docspace_sim.create_room("Acme Ltd")
     docspace_sim.create_folder(acme, "Incoming")
     globex = docspace_sim.create_room("Globex")
     rules = write_rules(tmp_path, {"acme": (acme, "anna@acme.example"), "globex": (globex, "bob@globex.example")})
-    env = {
-        "DOCSPACE_API_HOST": docspace_sim.base_url,
-        "DOCSPACE_API_KEY": docspace_sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
-        "DOCSPACE_WEBHOOK_SECRET": "Doctor-Test-Secret!1",
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "MAIL_FROM": "invoices@pipeline.example",
-        "PIPELINE_URL": pipeline_receiver.url,
-        "PIPELINE_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        # The test's own store: doctor reads the reconciler's last run from it.
-        "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    # The test's own store (beside the rules): doctor reads the reconciler's last run from it.
+    use_portal(
+        monkeypatch,
+        broker,
+        docspace_sim,
+        rules,
+        DOCSPACE_WEBHOOK_SECRET="Doctor-Test-Secret!1",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        MAIL_FROM="invoices@pipeline.example",
+        PIPELINE_URL=pipeline_receiver.url,
+        PIPELINE_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
     return {"acme": acme, "globex": globex}
 
 
