@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +100,14 @@ class PostgresJournalStore:
             self._conn = psycopg.connect(self._url, connect_timeout=self._connect_timeout, autocommit=False)
         return self._conn
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on the one connection, holding the lock: what every public method runs in."""
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                yield conn
+
     def _forget_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -131,26 +139,24 @@ class PostgresJournalStore:
         if not decisions:
             return 0
         unique = list({d.decision_id: d for d in decisions}.values())
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(
-                    self._q(_INSERT),
-                    (
-                        [d.decision_id for d in unique],
-                        [d.at for d in unique],
-                        [d.stage for d in unique],
-                        [d.outcome for d in unique],
-                        [d.reason for d in unique],
-                        [d.file_id for d in unique],
-                        [d.invoice_id for d in unique],
-                        [d.event_id for d in unique],
-                        [Jsonb(d.model_dump(mode="json", exclude_none=True)) for d in unique],
-                    ),
-                ).fetchall()
-                inserted = {row[0] for row in rows}
-                new = [d for d in unique if d.decision_id in inserted]
-                self._summarise(conn, new)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(_INSERT),
+                (
+                    [d.decision_id for d in unique],
+                    [d.at for d in unique],
+                    [d.stage for d in unique],
+                    [d.outcome for d in unique],
+                    [d.reason for d in unique],
+                    [d.file_id for d in unique],
+                    [d.invoice_id for d in unique],
+                    [d.event_id for d in unique],
+                    [Jsonb(d.model_dump(mode="json", exclude_none=True)) for d in unique],
+                ),
+            ).fetchall()
+            inserted = {row[0] for row in rows}
+            new = [d for d in unique if d.decision_id in inserted]
+            self._summarise(conn, new)
         return len(new)
 
     def _summarise(self, conn: psycopg.Connection[Any], new: list[Decision]) -> None:
@@ -177,26 +183,24 @@ class PostgresJournalStore:
         term = term.strip()
         if not term:
             return []
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                for matched_by in _ID_COLUMNS:
-                    rows = conn.execute(
-                        sql.SQL("SELECT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
-                            s=self._schema, c=sql.Identifier(matched_by)
-                        ),
-                        (term, ID_ROWS),
-                    ).fetchall()
-                    if rows:
-                        return self._matches(conn, rows, matched_by)
+        with self._transaction() as conn:
+            for matched_by in _ID_COLUMNS:
                 rows = conn.execute(
-                    self._q(
-                        "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\'"
-                        " ORDER BY last_at DESC LIMIT %s"
+                    sql.SQL("SELECT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
+                        s=self._schema, c=sql.Identifier(matched_by)
                     ),
-                    (like_pattern(term), limit),
+                    (term, ID_ROWS),
                 ).fetchall()
-                return self._matches(conn, rows, "title")
+                if rows:
+                    return self._matches(conn, rows, matched_by)
+            rows = conn.execute(
+                self._q(
+                    "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\'"
+                    " ORDER BY last_at DESC LIMIT %s"
+                ),
+                (like_pattern(term), limit),
+            ).fetchall()
+            return self._matches(conn, rows, "title")
 
     def _matches(self, conn: psycopg.Connection[Any], rows: list[Any], matched_by: MatchedBy) -> list[Match]:
         def summary_of(file_id: str | None, event_id: str | None) -> Any:
@@ -220,55 +224,46 @@ class PostgresJournalStore:
         query = sql.SQL("SELECT record FROM {s}.decisions WHERE {c} = %s ORDER BY at, seq").format(
             s=self._schema, c=sql.Identifier(column)
         )
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(query, (value,)).fetchall()
+        with self._transaction() as conn:
+            rows = conn.execute(query, (value,)).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
 
     @_guarded
     def prune(self, older_than: datetime, *, batch: int = 10_000) -> int:
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                deleted = conn.execute(
-                    self._q(
-                        "DELETE FROM {s}.decisions WHERE seq IN"
-                        " (SELECT seq FROM {s}.decisions WHERE at < %s ORDER BY at LIMIT %s)"
-                    ),
-                    (older_than, batch),
-                ).rowcount
-                conn.execute(
-                    self._q(
-                        "DELETE FROM {s}.files WHERE file_id IN"
-                        " (SELECT file_id FROM {s}.files WHERE last_at < %s LIMIT %s)"
-                    ),
-                    (older_than, batch),
-                )
-                conn.execute(self._q("DELETE FROM {s}.rollups WHERE minute < date_trunc('minute', %s)"), (older_than,))
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                self._q(
+                    "DELETE FROM {s}.decisions WHERE seq IN"
+                    " (SELECT seq FROM {s}.decisions WHERE at < %s ORDER BY at LIMIT %s)"
+                ),
+                (older_than, batch),
+            ).rowcount
+            conn.execute(
+                self._q(
+                    "DELETE FROM {s}.files WHERE file_id IN (SELECT file_id FROM {s}.files WHERE last_at < %s LIMIT %s)"
+                ),
+                (older_than, batch),
+            )
+            conn.execute(self._q("DELETE FROM {s}.rollups WHERE minute < date_trunc('minute', %s)"), (older_than,))
         return int(deleted)
 
     @_guarded
     def rollups(self, since: datetime, until: datetime | None = None) -> list[Rollup]:
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(
-                    self._q(
-                        "SELECT minute, stage, outcome, reason, count FROM {s}.rollups"
-                        " WHERE minute >= date_trunc('minute', %s) AND (%s::timestamptz IS NULL OR minute < %s)"
-                        " ORDER BY minute, stage, outcome, reason"
-                    ),
-                    (since, until, until),
-                ).fetchall()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT minute, stage, outcome, reason, count FROM {s}.rollups"
+                    " WHERE minute >= date_trunc('minute', %s) AND (%s::timestamptz IS NULL OR minute < %s)"
+                    " ORDER BY minute, stage, outcome, reason"
+                ),
+                (since, until, until),
+            ).fetchall()
         return [Rollup(m, s, o, r, int(c)) for m, s, o, r, c in rows]
 
     def drop(self) -> None:
         """Remove the schema and everything in it (tests clean up their own schema with this)."""
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                conn.execute(self._q("DROP SCHEMA IF EXISTS {s} CASCADE"))
+        with self._transaction() as conn:
+            conn.execute(self._q("DROP SCHEMA IF EXISTS {s} CASCADE"))
 
     def close(self) -> None:
         with self._lock:
