@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import requests
 import structlog
@@ -34,6 +34,18 @@ def path_id(value: str | int) -> str:
         return parse_id(value)
     except InvalidId as exc:
         raise InvalidDocSpaceId(f"not a DocSpace id, so no request was made: {exc}") from None
+
+
+class TransportOptions(TypedDict, total=False):
+    """``DocSpaceTransport``'s keyword options, for whoever builds one on a caller's behalf (``DocSpaceClient``)."""
+
+    timeout: tuple[float, float]
+    pool_size: int
+    max_retry_after: float
+    rate_limit_retries: int
+    max_pause: float
+    limiter: Limiter | None
+    user_agent: str | None
 
 
 class _BearerAuth(requests.auth.AuthBase):
