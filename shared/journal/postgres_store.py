@@ -8,12 +8,11 @@ as a scan of the files table (one row per file, not per decision).
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg
 import structlog
@@ -21,11 +20,18 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.journal.record import Decision
-from shared.journal.store import ID_ROWS, JournalUnavailable, Match, MatchedBy, Rollup, like_pattern
+from shared.journal.store import (
+    ID_ROWS,
+    Match,
+    MatchedBy,
+    Rollup,
+    collect_matches,
+    like_pattern,
+    timeline_key,
+    unavailable_on,
+)
 
 log = structlog.get_logger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -65,18 +71,11 @@ ON CONFLICT (minute, stage, outcome, reason) DO UPDATE SET count = r.count + exc
 """
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except psycopg.Error as exc:
-            store = args[0]
-            if isinstance(store, PostgresJournalStore):
-                store._forget_connection()
-            raise JournalUnavailable(f"the journal's PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+def _forget_connection(store: Any) -> None:
+    store._forget_connection()
 
-    return guarded
+
+_guarded = unavailable_on(psycopg.Error, "PostgreSQL", before=_forget_connection)
 
 
 class PostgresJournalStore:
@@ -91,11 +90,7 @@ class PostgresJournalStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self.trigram_index = False
-        try:
-            self._create_schema()
-        except psycopg.Error as exc:
-            self._forget_connection()
-            raise JournalUnavailable(f"the journal's PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+        self._create_schema()
 
     def _q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=self._schema)
@@ -105,12 +100,21 @@ class PostgresJournalStore:
             self._conn = psycopg.connect(self._url, connect_timeout=self._connect_timeout, autocommit=False)
         return self._conn
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on the one connection, holding the lock: what every public method runs in."""
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                yield conn
+
     def _forget_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(psycopg.Error):  # it is broken already: a new one opens on the next call
                 conn.close()
 
+    @_guarded
     def _create_schema(self) -> None:
         with self._lock:
             conn = self._connection()
@@ -135,26 +139,24 @@ class PostgresJournalStore:
         if not decisions:
             return 0
         unique = list({d.decision_id: d for d in decisions}.values())
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(
-                    self._q(_INSERT),
-                    (
-                        [d.decision_id for d in unique],
-                        [d.at for d in unique],
-                        [d.stage for d in unique],
-                        [d.outcome for d in unique],
-                        [d.reason for d in unique],
-                        [d.file_id for d in unique],
-                        [d.invoice_id for d in unique],
-                        [d.event_id for d in unique],
-                        [Jsonb(d.model_dump(mode="json", exclude_none=True)) for d in unique],
-                    ),
-                ).fetchall()
-                inserted = {row[0] for row in rows}
-                new = [d for d in unique if d.decision_id in inserted]
-                self._summarise(conn, new)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(_INSERT),
+                (
+                    [d.decision_id for d in unique],
+                    [d.at for d in unique],
+                    [d.stage for d in unique],
+                    [d.outcome for d in unique],
+                    [d.reason for d in unique],
+                    [d.file_id for d in unique],
+                    [d.invoice_id for d in unique],
+                    [d.event_id for d in unique],
+                    [Jsonb(d.model_dump(mode="json", exclude_none=True)) for d in unique],
+                ),
+            ).fetchall()
+            inserted = {row[0] for row in rows}
+            new = [d for d in unique if d.decision_id in inserted]
+            self._summarise(conn, new)
         return len(new)
 
     def _summarise(self, conn: psycopg.Connection[Any], new: list[Decision]) -> None:
@@ -181,85 +183,68 @@ class PostgresJournalStore:
         term = term.strip()
         if not term:
             return []
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                for matched_by in _ID_COLUMNS:
-                    rows = conn.execute(
-                        sql.SQL("SELECT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
-                            s=self._schema, c=sql.Identifier(matched_by)
-                        ),
-                        (term, ID_ROWS),
-                    ).fetchall()
-                    if rows:
-                        return self._matches(conn, rows, matched_by)
+        with self._transaction() as conn:
+            for matched_by in _ID_COLUMNS:
                 rows = conn.execute(
-                    self._q(
-                        "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\'"
-                        " ORDER BY last_at DESC LIMIT %s"
+                    sql.SQL("SELECT file_id, event_id FROM {s}.decisions WHERE {c} = %s LIMIT %s").format(
+                        s=self._schema, c=sql.Identifier(matched_by)
                     ),
-                    (like_pattern(term), limit),
+                    (term, ID_ROWS),
                 ).fetchall()
-                return self._matches(conn, rows, "title")
+                if rows:
+                    return self._matches(conn, rows, matched_by)
+            rows = conn.execute(
+                self._q(
+                    "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\'"
+                    " ORDER BY last_at DESC LIMIT %s"
+                ),
+                (like_pattern(term), limit),
+            ).fetchall()
+            return self._matches(conn, rows, "title")
 
     def _matches(self, conn: psycopg.Connection[Any], rows: list[Any], matched_by: MatchedBy) -> list[Match]:
-        found: dict[tuple[str | None, str | None], Match] = {}
-        for file_id, event_id in rows:
-            key = (file_id, None if file_id is not None else event_id)
-            if key in found:
-                continue
+        def summary_of(file_id: str | None, event_id: str | None) -> Any:
             if file_id is not None:
-                summary = conn.execute(
+                return conn.execute(
                     self._q("SELECT title, first_at, last_at, decisions FROM {s}.files WHERE file_id = %s"),
                     (file_id,),
                 ).fetchone()
-            else:
-                summary = conn.execute(
-                    self._q(
-                        "SELECT NULL, min(at), max(at), count(*) FROM {s}.decisions"
-                        " WHERE event_id = %s AND file_id IS NULL"
-                    ),
-                    (event_id,),
-                ).fetchone()
-            if summary is None or summary[1] is None:
-                continue
-            found[key] = Match(file_id, key[1], summary[0], summary[1], summary[2], int(summary[3]), matched_by)
-        return sorted(found.values(), key=lambda m: m.last_at, reverse=True)
+            return conn.execute(
+                self._q(
+                    "SELECT NULL, min(at), max(at), count(*) FROM {s}.decisions WHERE event_id = %s AND file_id IS NULL"
+                ),
+                (event_id,),
+            ).fetchone()
+
+        return collect_matches(rows, matched_by, summary_of, lambda at: at)
 
     @_guarded
     def timeline(self, *, file_id: str | None = None, event_id: str | None = None) -> list[Decision]:
-        if file_id is not None:
-            query, arg = "SELECT record FROM {s}.decisions WHERE file_id = %s ORDER BY at, seq", file_id
-        elif event_id is not None:
-            query, arg = "SELECT record FROM {s}.decisions WHERE event_id = %s ORDER BY at, seq", event_id
-        else:
-            raise ValueError("timeline needs a file id or an event id")
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(self._q(query), (arg,)).fetchall()
+        column, value = timeline_key(file_id, event_id)
+        query = sql.SQL("SELECT record FROM {s}.decisions WHERE {c} = %s ORDER BY at, seq").format(
+            s=self._schema, c=sql.Identifier(column)
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query, (value,)).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
 
     @_guarded
     def prune(self, older_than: datetime, *, batch: int = 10_000) -> int:
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                deleted = conn.execute(
-                    self._q(
-                        "DELETE FROM {s}.decisions WHERE seq IN"
-                        " (SELECT seq FROM {s}.decisions WHERE at < %s ORDER BY at LIMIT %s)"
-                    ),
-                    (older_than, batch),
-                ).rowcount
-                conn.execute(
-                    self._q(
-                        "DELETE FROM {s}.files WHERE file_id IN"
-                        " (SELECT file_id FROM {s}.files WHERE last_at < %s LIMIT %s)"
-                    ),
-                    (older_than, batch),
-                )
-                conn.execute(self._q("DELETE FROM {s}.rollups WHERE minute < date_trunc('minute', %s)"), (older_than,))
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                self._q(
+                    "DELETE FROM {s}.decisions WHERE seq IN"
+                    " (SELECT seq FROM {s}.decisions WHERE at < %s ORDER BY at LIMIT %s)"
+                ),
+                (older_than, batch),
+            ).rowcount
+            conn.execute(
+                self._q(
+                    "DELETE FROM {s}.files WHERE file_id IN (SELECT file_id FROM {s}.files WHERE last_at < %s LIMIT %s)"
+                ),
+                (older_than, batch),
+            )
+            conn.execute(self._q("DELETE FROM {s}.rollups WHERE minute < date_trunc('minute', %s)"), (older_than,))
         return int(deleted)
 
     @_guarded
@@ -300,25 +285,21 @@ class PostgresJournalStore:
 
     @_guarded
     def rollups(self, since: datetime, until: datetime | None = None) -> list[Rollup]:
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(
-                    self._q(
-                        "SELECT minute, stage, outcome, reason, count FROM {s}.rollups"
-                        " WHERE minute >= date_trunc('minute', %s) AND (%s::timestamptz IS NULL OR minute < %s)"
-                        " ORDER BY minute, stage, outcome, reason"
-                    ),
-                    (since, until, until),
-                ).fetchall()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT minute, stage, outcome, reason, count FROM {s}.rollups"
+                    " WHERE minute >= date_trunc('minute', %s) AND (%s::timestamptz IS NULL OR minute < %s)"
+                    " ORDER BY minute, stage, outcome, reason"
+                ),
+                (since, until, until),
+            ).fetchall()
         return [Rollup(m, s, o, r, int(c)) for m, s, o, r, c in rows]
 
     def drop(self) -> None:
         """Remove the schema and everything in it (tests clean up their own schema with this)."""
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                conn.execute(self._q("DROP SCHEMA IF EXISTS {s} CASCADE"))
+        with self._transaction() as conn:
+            conn.execute(self._q("DROP SCHEMA IF EXISTS {s} CASCADE"))
 
     def close(self) -> None:
         with self._lock:

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
     TRIGRAM,
-    JournalUnavailable,
     Match,
     MatchedBy,
     Rollup,
+    collect_matches,
     floor_minute,
     like_pattern,
+    timeline_key,
+    unavailable_on,
 )
 
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _SCHEMA = (
     # seq: the rowid, so a decision's place on disk follows its arrival and pruning deletes from the front.
@@ -46,15 +45,7 @@ _SCHEMA = (
 )
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(f"the journal's SQLite file failed: {exc}") from exc
-
-    return guarded
+_guarded = unavailable_on(sqlite3.Error, "SQLite file")
 
 
 class SqliteJournalStore:
@@ -63,16 +54,18 @@ class SqliteJournalStore:
     def __init__(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives a process crash (what matters before the ack); only a power
-            # loss may take the last commits back, and the broker redelivers those since they were never acked.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(f"the journal's SQLite file failed: {exc}") from exc
+        self._db = self._open(path)
+
+    @_guarded
+    def _open(self, path: str | Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a process crash (what matters before the ack); only a power
+        # loss may take the last commits back, and the broker redelivers those since they were never acked.
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        return db
 
     @_guarded
     def insert(self, decisions: Sequence[Decision]) -> int:
@@ -164,43 +157,24 @@ class SqliteJournalStore:
             return self._matches(rows, "title")
 
     def _matches(self, rows: list[Any], matched_by: MatchedBy) -> list[Match]:
-        found: dict[tuple[str | None, str | None], Match] = {}
-        for file_id, event_id in rows:
-            key = (file_id, None if file_id is not None else event_id)
-            if key in found:
-                continue
+        def summary_of(file_id: str | None, event_id: str | None) -> Any:
             if file_id is not None:
-                summary = self._db.execute(
+                return self._db.execute(
                     "SELECT title, first_at, last_at, decisions FROM files WHERE file_id = ?", (file_id,)
                 ).fetchone()
-            else:
-                summary = self._db.execute(
-                    "SELECT NULL, min(at), max(at), count(*) FROM decisions WHERE event_id = ? AND file_id IS NULL",
-                    (event_id,),
-                ).fetchone()
-            if summary is None or summary[1] is None:
-                continue
-            found[key] = Match(
-                file_id=file_id,
-                event_id=key[1],
-                title=summary[0],
-                first_at=_when(summary[1]),
-                last_at=_when(summary[2]),
-                decisions=int(summary[3]),
-                matched_by=matched_by,
-            )
-        return sorted(found.values(), key=lambda m: m.last_at, reverse=True)
+            return self._db.execute(
+                "SELECT NULL, min(at), max(at), count(*) FROM decisions WHERE event_id = ? AND file_id IS NULL",
+                (event_id,),
+            ).fetchone()
+
+        return collect_matches(rows, matched_by, summary_of, _when)
 
     @_guarded
     def timeline(self, *, file_id: str | None = None, event_id: str | None = None) -> list[Decision]:
-        if file_id is not None:
-            sql, arg = "SELECT record FROM decisions WHERE file_id = ? ORDER BY at, seq", file_id
-        elif event_id is not None:
-            sql, arg = "SELECT record FROM decisions WHERE event_id = ? ORDER BY at, seq", event_id
-        else:
-            raise ValueError("timeline needs a file id or an event id")
+        column, value = timeline_key(file_id, event_id)
+        query = f"SELECT record FROM decisions WHERE {column} = ? ORDER BY at, seq"  # noqa: S608 - a fixed column name
         with self._lock:
-            rows = self._db.execute(sql, (arg,)).fetchall()
+            rows = self._db.execute(query, (value,)).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
 
     @_guarded

@@ -9,12 +9,16 @@ decisions they actually inserted (a duplicate never counts twice).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
+from shared.core.reraise import reraise_as
 from shared.journal.record import Decision
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MatchedBy = Literal["file_id", "invoice_id", "event_id", "title"]
 # Title search below this length cannot use a trigram index; it still works, over the (much smaller) files table.
@@ -106,3 +110,52 @@ def like_pattern(fragment: str) -> str:
 
 def floor_minute(epoch_seconds: float) -> int:
     return int(epoch_seconds // 60 * 60)
+
+
+def timeline_key(file_id: str | None, event_id: str | None) -> tuple[Literal["file_id", "event_id"], str]:
+    """The column and value a timeline reads by: the file when there is one, else the event."""
+    if file_id is not None:
+        return "file_id", file_id
+    if event_id is not None:
+        return "event_id", event_id
+    raise ValueError("timeline needs a file id or an event id")
+
+
+def collect_matches(
+    rows: Sequence[Sequence[Any]],
+    matched_by: MatchedBy,
+    summary_of: Callable[[str | None, str | None], Sequence[Any] | None],
+    when: Callable[[Any], datetime],
+) -> list[Match]:
+    """One match per file (or per file-less event) among ``(file_id, event_id)`` rows, newest first.
+
+    ``summary_of(file_id, event_id)`` reads ``(title, first_at, last_at, decisions)`` in the adapter's own SQL;
+    ``when`` turns the adapter's stored time into a datetime.
+    """
+    found: dict[tuple[str | None, str | None], Match] = {}
+    for file_id, event_id in rows:
+        key = (file_id, None if file_id is not None else event_id)
+        if key in found:
+            continue
+        summary = summary_of(*key)
+        if summary is None or summary[1] is None:
+            continue
+        found[key] = Match(
+            file_id=file_id,
+            event_id=key[1],
+            title=summary[0],
+            first_at=when(summary[1]),
+            last_at=when(summary[2]),
+            decisions=int(summary[3]),
+            matched_by=matched_by,
+        )
+    return sorted(found.values(), key=lambda m: m.last_at, reverse=True)
+
+
+def unavailable_on(
+    error: type[Exception], database: str, before: Callable[[Any], None] | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate an adapter's methods: its driver's ``error`` leaves as ``JournalUnavailable``, naming ``database``."""
+    return reraise_as(
+        error, lambda exc: JournalUnavailable(f"the journal's {database} failed: {type(exc).__name__}: {exc}"), before
+    )

@@ -15,7 +15,6 @@ The adapters: ``shared/store/sqlite_store.py`` (default; one host, any number of
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from typing import ParamSpec, Protocol, TypeVar
 import structlog
 
 from shared.core.errors import Deferred, StoreOutage
+from shared.core.reraise import reraise_as
 
 log = structlog.get_logger(__name__)
 
@@ -50,20 +50,9 @@ class StoreUnavailable(StoreOutage):
     reason = "idempotency_store_unavailable"
 
 
-def unavailable_on(*errors: type[BaseException]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def unavailable_on(*errors: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """For adapters: a method decorator that turns the driver's ``errors`` into StoreUnavailable."""
-
-    def wrap(method: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(method)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return method(*args, **kwargs)
-            except errors as exc:
-                raise StoreUnavailable(f"the idempotency store failed: {exc}") from exc
-
-        return guarded
-
-    return wrap
+    return reraise_as(errors, lambda exc: StoreUnavailable(f"the idempotency store failed: {exc}"))
 
 
 class AlreadyInProgress(Deferred):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from tests.support.processes import stop_gently
 
 ROOT = Path(__file__).resolve().parents[2]
 # Debian's packages: the engine, compose v1, and what deploy/ci-images.sh needs to build the base image.
@@ -77,12 +78,7 @@ def docker_engine() -> Iterator[bool]:
             time.sleep(0.5)
         yield True
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
+        stop_gently(daemon, 60)
         log.close()
 
 

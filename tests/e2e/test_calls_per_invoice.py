@@ -17,6 +17,7 @@ from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
 from tests.support.real_broker import BrokerKit
+from tests.support.rules_file import write_rules
 
 pytestmark = pytest.mark.e2e
 
@@ -42,15 +43,8 @@ def test_an_invoice_costs_at_most_two_docspace_calls_in_steady_state(
     sim = docspace_sim
     rooms = [sim.create_room(f"Client {n}") for n in range(ROOMS)]
     uploads = [sim.create_folder(room, "Uploads") for room in rooms]
-    rules = tmp_path / "rules.toml"
     # Incoming by name: each room's folder is found (and remembered) by the mover, the costlier configuration.
-    rules.write_text(
-        "".join(
-            f'[[clients]]\nname = "client{n}"\nroom_id = "{room}"\nmanager_email = "m{n}@client.example"\n\n'
-            for n, room in enumerate(rooms)
-        ),
-        encoding="utf-8",
-    )
+    rules = write_rules(tmp_path, {f"client{n}": (room, f"m{n}@client.example") for n, room in enumerate(rooms)})
     env = outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver)
     env["CONCURRENCY"] = "4"
     if replicas > 1:

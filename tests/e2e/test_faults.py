@@ -22,6 +22,7 @@ from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
+from tests.support.rules_file import write_rules
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -50,12 +51,7 @@ def _two_clients(sim, tmp_path: Path) -> tuple[list[str], Path]:
         sim.create_folder(sim.create_folder(sim.create_folder(acme, "Uploads"), "2026"), "November"),
         sim.create_folder(globex, "Scans"),
     ]
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = "{acme}"\nmanager_email = "anna@acme.example"\n\n'
-        f'[[clients]]\nname = "globex"\nroom_id = "{globex}"\nmanager_email = "bob@globex.example"\n',
-        encoding="utf-8",
-    )
+    rules = write_rules(tmp_path, {"acme": (acme, "anna@acme.example"), "globex": (globex, "bob@globex.example")})
     return folders, rules
 
 

@@ -11,9 +11,10 @@ from ops.cli import main
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.support.cli_env import use_broker
+from tests.support.cli_env import use_portal
 from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
+from tests.support.rules_file import write_rules
 from tests.support.simulator_fixtures import WebhookReceiver
 
 
@@ -26,31 +27,23 @@ def portal_env(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> dict[str, str]:
-    use_broker(monkeypatch, broker)
     acme = docspace_sim.create_room("Acme Ltd")
     docspace_sim.create_folder(acme, "Incoming")
     globex = docspace_sim.create_room("Globex")
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = {acme}\nmanager_email = "anna@acme.example"\n\n'
-        f'[[clients]]\nname = "globex"\nroom_id = {globex}\nmanager_email = "bob@globex.example"\n',
-        encoding="utf-8",
+    rules = write_rules(tmp_path, {"acme": (acme, "anna@acme.example"), "globex": (globex, "bob@globex.example")})
+    # The test's own store (beside the rules): doctor reads the reconciler's last run from it.
+    use_portal(
+        monkeypatch,
+        broker,
+        docspace_sim,
+        rules,
+        DOCSPACE_WEBHOOK_SECRET="Doctor-Test-Secret!1",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        MAIL_FROM="invoices@pipeline.example",
+        PIPELINE_URL=pipeline_receiver.url,
+        PIPELINE_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     )
-    env = {
-        "DOCSPACE_API_HOST": docspace_sim.base_url,
-        "DOCSPACE_API_KEY": docspace_sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
-        "DOCSPACE_WEBHOOK_SECRET": "Doctor-Test-Secret!1",
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "MAIL_FROM": "invoices@pipeline.example",
-        "PIPELINE_URL": pipeline_receiver.url,
-        "PIPELINE_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        # The test's own store: doctor reads the reconciler's last run from it.
-        "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     return {"acme": acme, "globex": globex}
 
 

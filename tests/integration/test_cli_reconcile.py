@@ -13,8 +13,9 @@ import pytest
 from ops.cli import main
 from ops.cli_common import EXIT_PROBLEM
 from simulator import DocSpaceSimulator
-from tests.support.cli_env import use_broker
+from tests.support.cli_env import use_portal
 from tests.support.real_broker import BrokerKit
+from tests.support.rules_file import write_rules
 from tests.support.simulator_fixtures import WebhookReceiver
 
 SECRET = "Reconcile-Cli-Secret!1"
@@ -28,23 +29,11 @@ def cli_env(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> dict[str, str]:
-    use_broker(monkeypatch, broker)
     room = docspace_sim.create_room("Acme Ltd")
     uploads = docspace_sim.create_folder(room, "Uploads")
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[[clients]]\nname = "acme"\nroom_id = {room}\nmanager_email = "anna@acme.example"\n', encoding="utf-8"
-    )
+    rules = write_rules(tmp_path, {"acme": (room, "anna@acme.example")})
     docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.created", "file.uploaded"])
-    for name, value in {
-        "DOCSPACE_API_HOST": docspace_sim.base_url,
-        "DOCSPACE_API_KEY": docspace_sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
-        "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
-        "RECONCILE_GRACE": "0",
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_portal(monkeypatch, broker, docspace_sim, rules, RECONCILE_GRACE="0", DOCSPACE_WEBHOOK_SECRET=SECRET)
     return {"room": room, "uploads": uploads}
 
 

@@ -12,8 +12,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from shared.broker.connection import connection_parameters
-from shared.broker.consumer import MAX_DEFERRALS, StageConsumer
+from shared.broker.consumer import MAX_DEFERRALS
 from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.errors import Deferred, PermanentError, TransientError, UnpublishableMessage
@@ -21,9 +20,10 @@ from shared.core.handling import Handled, InboundMessage, Outcome
 from shared.core.outgoing import OutgoingMessage
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
+from tests.support.stage_on_broker import StageOnBroker, started_stages
 
 
-class Harness:
+class Harness(StageOnBroker):
     """A ``StageConsumer`` on the real broker around a test's handler, recording what it saw and decided."""
 
     def __init__(
@@ -32,36 +32,28 @@ class Harness:
         handler: Callable[[InboundMessage], Handled | None],
         publisher: type[Publisher] = Publisher,
     ) -> None:
-        self.broker = broker
         self.seen: list[InboundMessage] = []
-        self.outcomes: list[tuple[str, str | None]] = []
 
         def record(message: InboundMessage) -> Handled | None:
             self.seen.append(message)
             return handler(message)
 
-        params = connection_parameters(broker.url, name="test-consumer", heartbeat=5)
-        self.publisher = publisher(params, topology=broker.topology).start()
-        self.consumer = StageConsumer(
-            params,
-            topology=broker.topology,
-            stage=CLASSIFIER,
-            handler=record,
-            publisher=self.publisher,
-            concurrency=2,
-            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
-        )
-        self.thread = threading.Thread(target=self.consumer.run, daemon=True)
+        super().__init__(broker, record, name="test-consumer", publisher=publisher)
 
     def send(self, body: bytes, routing_key: str = "file.uploaded", **headers: Any) -> None:
-        connection = self.broker.connect()
-        connection.channel().basic_publish(
-            self.broker.topology.events_exchange,
-            routing_key,
-            body,
-            pika.BasicProperties(message_id="m-1", delivery_mode=2, headers=headers or None),
-        )
-        connection.close()
+        self.publish(body, message_id="m-1", routing_key=routing_key, **headers)
+
+    def seconds_until_outcomes(self, body: bytes, count: int) -> float:
+        """Send ``body`` and wait for ``count`` outcomes: how long that took (the broker's delays included)."""
+        started = time.monotonic()
+        self.send(body)
+        self.wait_for_outcomes(count)
+        return time.monotonic() - started
+
+    def assert_twice_then_accepted(self, outcome: str, reason: str) -> None:
+        """The message came back twice with ``outcome`` for ``reason``, was then accepted, and stayed itself."""
+        assert self.outcomes == [(outcome, reason), (outcome, reason), ("accepted", None)]
+        assert {m.routing_key for m in self.seen} == {"file.uploaded"}
 
     def wait_for_outcomes(self, count: int, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
@@ -72,20 +64,10 @@ class Harness:
 
 @pytest.fixture
 def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
-    started: list[Harness] = []
+    def make(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
+        return Harness(broker, handler, publisher)
 
-    def start(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
-        h = Harness(broker, handler, publisher)
-        assert h.publisher.wait_connected(10)
-        h.thread.start()
-        started.append(h)
-        return h
-
-    yield start
-    for h in started:
-        h.consumer.stop()
-        h.thread.join(10)
-        h.publisher.stop()
+    yield from started_stages(make)
 
 
 def test_a_handled_message_is_acked(harness: Any, broker: BrokerKit) -> None:
@@ -123,19 +105,11 @@ def test_transient_failures_climb_the_ladder_then_succeed(harness: Any, broker: 
         return Handled(Outcome.ACCEPTED)
 
     h = harness(flaky)
-    started = time.monotonic()
-    h.send(b"body")
-    h.wait_for_outcomes(3)
-    elapsed = time.monotonic() - started
-    assert h.outcomes == [
-        ("retried", "docspace_unavailable"),
-        ("retried", "docspace_unavailable"),
-        ("accepted", None),
-    ]
+    elapsed = h.seconds_until_outcomes(b"body", 3)
+    h.assert_twice_then_accepted("retried", "docspace_unavailable")
     # The delays (0.2 s, 0.4 s in the test topology) were spent in the broker's delay queues.
     assert elapsed >= 0.6
     assert [m.attempt for m in h.seen] == [1, 2, 3]
-    assert {m.routing_key for m in h.seen} == {"file.uploaded"}
     assert all(m.body == b"body" for m in h.seen)
 
 
@@ -148,19 +122,11 @@ def test_a_deferred_message_waits_in_the_parking_queue_and_comes_back_at_the_sam
         return Handled(Outcome.ACCEPTED)
 
     h = harness(busy_elsewhere)
-    started = time.monotonic()
-    h.send(b"body")
-    h.wait_for_outcomes(3)
-    elapsed = time.monotonic() - started
-    assert h.outcomes == [
-        ("deferred", "in_progress_elsewhere"),
-        ("deferred", "in_progress_elsewhere"),
-        ("accepted", None),
-    ]
+    elapsed = h.seconds_until_outcomes(b"body", 3)
+    h.assert_twice_then_accepted("deferred", "in_progress_elsewhere")
     assert elapsed >= 1.0  # two half-second waits, spent in the broker
     assert [m.attempt for m in h.seen] == [1, 1, 1]  # not an attempt of the retry ladder
     assert [m.headers.get("x-deferrals") for m in h.seen] == [None, 1, 2]
-    assert {m.routing_key for m in h.seen} == {"file.uploaded"}
     assert broker.depth(broker.topology.stage(CLASSIFIER).parked) == 0
 
 

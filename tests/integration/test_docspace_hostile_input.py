@@ -7,10 +7,8 @@ cannot give (``X-RateLimit-Reset: inf``), a small endpoint scripted here.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from shared.limits.rate_limit import KeyLimits, RateLimiter
 from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
 from tests.support.fakes import RecordingEmitter
+from tests.support.loopback_http import LoopbackServer, QuietHandler
 from tests.support.message_builders import invoice_detected
 
 HOSTILE_IDS = [".", "..", "../settings", "a/b", "a\\b", "a?x=1", "a#b", "%2e%2e", "a\r\nb", "a\x00b", "x" * 513, "²"]
@@ -66,40 +65,27 @@ def test_the_mover_dead_letters_an_invoice_whose_file_id_is_no_id(
     assert docspace_sim.call_counts() == {}
 
 
-class RateLimitedEndpoint:
+FILE_ANSWER = json.dumps({"response": {"id": 5, "title": "Invoice.pdf", "folderId": 7}}).encode()
+
+
+class RateLimitedEndpoint(LoopbackServer):
     """Answers the first request 429 with ``headers``, then a file: what a portal behind a hostile proxy might do."""
 
     def __init__(self, headers: dict[str, str]) -> None:
         self.requests = 0
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 endpoint.requests += 1
                 if endpoint.requests == 1:
-                    self.send_response(429)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    body = b""
+                    self.send_json(429, b"", headers)
                 else:
-                    self.send_response(200)
-                    body = json.dumps({"response": {"id": 5, "title": "Invoice.pdf", "folderId": 7}}).encode()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    self.send_json(
+                        200, json.dumps({"response": {"id": 5, "title": "Invoice.pdf", "folderId": 7}}).encode()
+                    )
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

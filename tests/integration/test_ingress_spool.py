@@ -28,6 +28,21 @@ def _delivery(n: int) -> bytes:
     return sample_delivery(file_id=5000 + n, folder_id=7, title=f"Invoice-{n}.pdf", event_id=n, created_on=CREATED_ON)
 
 
+def _spool_env(tmp_path: Path, confirm_timeout: str = "2", **more: str) -> dict[str, str]:
+    """A signed ingress spooling to ``tmp_path``, giving up on a confirm after ``confirm_timeout`` seconds."""
+    return {
+        "DOCSPACE_WEBHOOK_SECRET": SECRET,
+        "SPOOL_DIR": str(tmp_path / "spool"),
+        "CONFIRM_TIMEOUT": confirm_timeout,
+        **more,
+    }
+
+
+def _behind_proxy(broker: BrokerKit, proxy: TcpProxy, env: dict[str, str]) -> IngressProcess:
+    """An ingress that reaches the broker only through ``proxy``, so the test can cut it off."""
+    return spawn_ingress(broker, env, amqp_url=proxy.proxied(broker.url))
+
+
 def _post(ingress: IngressProcess, body: bytes) -> requests.Response:
     return ingress.post(body, SECRET)
 
@@ -36,8 +51,7 @@ def test_deliveries_during_an_outage_are_spooled_then_drained_in_order_once(
     broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path
 ) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
-    env = {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(tmp_path / "spool"), "CONFIRM_TIMEOUT": "2"}
-    ingress = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
+    ingress = _behind_proxy(broker, broker_proxy, _spool_env(tmp_path))
     try:
         assert _post(ingress, _delivery(0)).status_code == 200
         broker_proxy.down()
@@ -63,8 +77,8 @@ def test_a_crashed_ingress_drains_its_spool_after_restart(
     broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path
 ) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
-    env = {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(tmp_path / "spool"), "CONFIRM_TIMEOUT": "2"}
-    ingress = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
+    env = _spool_env(tmp_path)
+    ingress = _behind_proxy(broker, broker_proxy, env)
     broker_proxy.down()
     assert [_post(ingress, _delivery(n)).status_code for n in range(5)] == [202] * 5
     ingress.process.send_signal(signal.SIGKILL)
@@ -87,13 +101,7 @@ def test_a_crashed_ingress_drains_its_spool_after_restart(
 
 
 def test_a_full_spool_answers_503(broker: BrokerKit, broker_proxy: TcpProxy, tmp_path: Path) -> None:
-    env = {
-        "DOCSPACE_WEBHOOK_SECRET": SECRET,
-        "SPOOL_DIR": str(tmp_path / "spool"),
-        "SPOOL_MAX_BYTES": str(1024 * 1024),
-        "CONFIRM_TIMEOUT": "1",
-    }
-    ingress = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
+    ingress = _behind_proxy(broker, broker_proxy, _spool_env(tmp_path, "1", SPOOL_MAX_BYTES=str(1024 * 1024)))
     try:
         broker_proxy.down()
         big = b'{"event":{"id":1,"trigger":"file.uploaded"},"pad":"' + b"x" * 700_000 + b'"}'
@@ -115,8 +123,7 @@ def test_a_full_disk_answers_503_and_never_costs_a_delivery_answered_202(
 ) -> None:
     probe = broker.bind_probe(broker.topology.events_exchange)
     spool_file = tmp_path / "spool" / "deliveries.spool"
-    env = {"DOCSPACE_WEBHOOK_SECRET": SECRET, "SPOOL_DIR": str(tmp_path / "spool"), "CONFIRM_TIMEOUT": "1"}
-    ingress = spawn_ingress(broker, env, amqp_url=broker_proxy.proxied(broker.url))
+    ingress = _behind_proxy(broker, broker_proxy, _spool_env(tmp_path, "1"))
     try:
         broker_proxy.down()
         statuses: dict[int, int] = {}

@@ -33,7 +33,8 @@ from shared.journal.wiring import open_journal_store
 from tests.support.cli_env import use_broker
 from tests.support.journal_support import new_schema, postgres_url, sqlite_path
 from tests.support.mail_fixtures import wait_until
-from tests.support.real_broker import BrokerKit
+from tests.support.processes import stop_gently
+from tests.support.real_broker import BrokerKit, connected_publisher
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -114,21 +115,13 @@ class Writer:
     def stop(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            return stop_gently(self.process, 20, kill_wait=5)
         return int(self.process.returncode)
 
 
 @pytest.fixture
 def publisher(broker: BrokerKit) -> Iterator[Publisher]:
-    publisher = Publisher(connection_parameters(broker.url, name="journal-test"), topology=broker.topology).start()
-    assert publisher.wait_connected(10)
-    yield publisher
-    publisher.stop()
+    yield from connected_publisher(broker, "journal-test")
 
 
 def _stored(db: JournalDb) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -12,29 +11,13 @@ from pydantic import SecretStr
 from consumers.notifier.handler import Mailer
 from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from shared.core.errors import PermanentError, TransientError
-from shared.core.events import InvoiceReceived
 from standins.mail.catcher import MailCatcher
-from tests.support.message_builders import invoice_received
+from tests.support.mail_notice import assert_carries_the_notice, hostile_invoice, plain_and_html
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
 MAIL_FROM = "DocSpace invoices <invoices@notify.example.org>"
-
-
-# What these tests read back from the delivered mail: non-ASCII title, markup in the client's name.
-NOTICE: dict[str, Any] = {
-    "invoice_id": "4711:v2",
-    "file_id": "4711",
-    "title": "Счёт-Invoice №42.pdf",
-    "client": "Acme <b>&</b> Sons",
-    "manager_email": "manager@example.com",
-    "web_url": "https://portal.example.com/doceditor?fileId=4711&version=2",
-}
-
-
-def invoice(**overrides: Any) -> InvoiceReceived:
-    return invoice_received(**{**NOTICE, **overrides})
 
 
 def mailer_for(server: MailCatcher, **overrides: Any) -> SmtpMailer:
@@ -48,21 +31,13 @@ def mailer_for(server: MailCatcher, **overrides: Any) -> SmtpMailer:
     return SmtpMailer(SmtpConfig(**config))
 
 
-def parts(msg: EmailMessage) -> tuple[str, str]:
-    plain = msg.get_body(preferencelist=("plain",))
-    rich = msg.get_body(preferencelist=("html",))
-    assert plain is not None
-    assert rich is not None
-    return plain.get_content(), rich.get_content()
-
-
 def test_smtp_mailer_is_a_mailer(smtp_server: MailCatcher) -> None:
     mailer: Mailer = mailer_for(smtp_server)
-    assert isinstance(mailer.send_invoice_notice(invoice()), str)
+    assert isinstance(mailer.send_invoice_notice(hostile_invoice()), str)
 
 
 def test_notice_arrives_with_both_alternatives(smtp_server: MailCatcher) -> None:
-    message_id = mailer_for(smtp_server).send_invoice_notice(invoice())
+    message_id = mailer_for(smtp_server).send_invoice_notice(hostile_invoice())
 
     [mail] = smtp_server.wait_for(1)
     msg = mail.message
@@ -76,22 +51,13 @@ def test_notice_arrives_with_both_alternatives(smtp_server: MailCatcher) -> None
     assert msg["Date"] is not None
     assert msg.get_content_type() == "multipart/alternative"
 
-    plain, rich = parts(msg)
-    assert "Счёт-Invoice №42.pdf" in plain
-    assert "Счёт-Invoice №42.pdf" in rich
-    assert "https://portal.example.com/doceditor?fileId=4711&version=2" in plain
-    assert 'href="https://portal.example.com/doceditor?fileId=4711&amp;version=2"' in rich
-    assert "Acme <b>&</b> Sons" in plain
-    assert "Acme &lt;b&gt;&amp;&lt;/b&gt; Sons" in rich
-    assert "<b>" not in rich
-    assert "4711:v2" in plain
-    assert "4711:v2" in rich
+    assert_carries_the_notice(*plain_and_html(msg))
 
 
 def test_resending_the_same_invoice_repeats_the_message_id(smtp_server: MailCatcher) -> None:
-    first = mailer_for(smtp_server).send_invoice_notice(invoice())
-    second = mailer_for(smtp_server).send_invoice_notice(invoice())
-    other = mailer_for(smtp_server).send_invoice_notice(invoice(invoice_id="4711:v3"))
+    first = mailer_for(smtp_server).send_invoice_notice(hostile_invoice())
+    second = mailer_for(smtp_server).send_invoice_notice(hostile_invoice())
+    other = mailer_for(smtp_server).send_invoice_notice(hostile_invoice(invoice_id="4711:v3"))
 
     received = [mail.message["Message-ID"] for mail in smtp_server.wait_for(3)]
     assert first == second != other
@@ -103,12 +69,12 @@ def test_451_is_transient(smtp_server: MailCatcher) -> None:
     mailer = mailer_for(smtp_server)
 
     with pytest.raises(TransientError) as caught:
-        mailer.send_invoice_notice(invoice())
+        mailer.send_invoice_notice(hostile_invoice())
     assert caught.value.reason == "smtp_temporary"
     assert "451" in str(caught.value)
     assert "Mailbox busy" in str(caught.value)
 
-    mailer.send_invoice_notice(invoice())  # the next attempt goes through
+    mailer.send_invoice_notice(hostile_invoice())  # the next attempt goes through
     assert len(smtp_server.wait_for(1)) == 1
 
 
@@ -116,42 +82,43 @@ def test_550_is_permanent(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 550, "5.7.1 Content rejected")
 
     with pytest.raises(PermanentError) as caught:
-        mailer_for(smtp_server).send_invoice_notice(invoice())
+        mailer_for(smtp_server).send_invoice_notice(hostile_invoice())
     assert caught.value.reason == "smtp_rejected"
     assert "5.7.1 Content rejected" in str(caught.value)
     assert smtp_server.mails == []
 
 
-def test_recipient_refused_with_550_is_permanent(smtp_server: MailCatcher) -> None:
-    smtp_server.fail_next(1, 550, "5.1.1 No such user", stage="RCPT")
+@pytest.mark.parametrize(
+    ("code", "text", "error", "reason", "said"),
+    [
+        (550, "5.1.1 No such user", PermanentError, "smtp_rejected", "manager@example.com: 550"),
+        (450, "4.2.1 Greylisted", TransientError, "smtp_temporary", "Greylisted"),
+    ],
+    ids=["refused-550-permanent", "deferred-450-transient"],
+)
+def test_a_recipient_answer_decides_permanent_or_transient(
+    smtp_server: MailCatcher, code: int, text: str, error: type[Exception], reason: str, said: str
+) -> None:
+    smtp_server.fail_next(1, code, text, stage="RCPT")
 
-    with pytest.raises(PermanentError) as caught:
-        mailer_for(smtp_server).send_invoice_notice(invoice())
-    assert caught.value.reason == "smtp_rejected"
-    assert "manager@example.com: 550" in str(caught.value)
-
-
-def test_recipient_deferred_with_450_is_transient(smtp_server: MailCatcher) -> None:
-    smtp_server.fail_next(1, 450, "4.2.1 Greylisted", stage="RCPT")
-
-    with pytest.raises(TransientError) as caught:
-        mailer_for(smtp_server).send_invoice_notice(invoice())
-    assert caught.value.reason == "smtp_temporary"
-    assert "Greylisted" in str(caught.value)
+    with pytest.raises(error) as caught:
+        mailer_for(smtp_server).send_invoice_notice(hostile_invoice())
+    assert getattr(caught.value, "reason", None) == reason
+    assert said in str(caught.value)
 
 
 def test_sender_refused_with_421_is_transient(smtp_server: MailCatcher) -> None:
     smtp_server.fail_next(1, 421, "4.7.0 Too many connections", stage="MAIL")
 
     with pytest.raises(TransientError):
-        mailer_for(smtp_server).send_invoice_notice(invoice())
+        mailer_for(smtp_server).send_invoice_notice(hostile_invoice())
 
 
 def test_server_down_is_transient() -> None:
     mailer = SmtpMailer(SmtpConfig(host="127.0.0.1", port=free_port(), mail_from=MAIL_FROM, timeout=2.0))
 
     with pytest.raises(TransientError) as caught:
-        mailer.send_invoice_notice(invoice())
+        mailer.send_invoice_notice(hostile_invoice())
     assert caught.value.reason == "smtp_unavailable"
 
 
@@ -160,10 +127,10 @@ def test_outage_then_recovery_on_the_same_port(smtp_server: MailCatcher) -> None
     smtp_server.stop()
 
     with pytest.raises(TransientError):
-        mailer.send_invoice_notice(invoice())
+        mailer.send_invoice_notice(hostile_invoice())
 
     smtp_server.start()
-    mailer.send_invoice_notice(invoice())
+    mailer.send_invoice_notice(hostile_invoice())
     assert len(smtp_server.wait_for(1)) == 1
 
 
@@ -172,7 +139,7 @@ def test_login_against_an_auth_server(smtp_server_factory: Callable[..., MailCat
     server = smtp_server_factory(auth=("notifier", password))
     mailer = mailer_for(server, username="notifier", password=SecretStr(password))
 
-    mailer.send_invoice_notice(invoice())
+    mailer.send_invoice_notice(hostile_invoice())
 
     [mail] = server.wait_for(1)
     assert mail.authenticated_as == "notifier"
@@ -185,7 +152,7 @@ def test_wrong_password_is_permanent_and_not_echoed(
     mailer = mailer_for(server, username="notifier", password=SecretStr("wrong-horse-battery"))
 
     with pytest.raises(PermanentError) as caught:
-        mailer.send_invoice_notice(invoice())
+        mailer.send_invoice_notice(hostile_invoice())
     assert caught.value.reason == "smtp_auth_failed"
     assert "wrong-horse-battery" not in str(caught.value)
     assert "wrong-horse-battery" not in repr(mailer_for(server, password=SecretStr("wrong-horse-battery")))
@@ -200,19 +167,19 @@ def test_auth_required_but_not_configured_is_permanent(
     server = smtp_server_factory(auth=("notifier", "right"), auth_required=True)
 
     with pytest.raises(PermanentError) as caught:
-        mailer_for(server).send_invoice_notice(invoice())
+        mailer_for(server).send_invoice_notice(hostile_invoice())
     assert "530" in str(caught.value)
 
 
 def test_starttls_configured_but_not_offered_is_permanent(smtp_server: MailCatcher) -> None:
     with pytest.raises(PermanentError) as caught:
-        mailer_for(smtp_server, starttls=True).send_invoice_notice(invoice())
+        mailer_for(smtp_server, starttls=True).send_invoice_notice(hostile_invoice())
     assert caught.value.reason == "smtp_misconfigured"
 
 
 def test_invalid_manager_address_is_permanent(smtp_server: MailCatcher) -> None:
     with pytest.raises(PermanentError) as caught:
-        mailer_for(smtp_server).send_invoice_notice(invoice(manager_email="not an address"))
+        mailer_for(smtp_server).send_invoice_notice(hostile_invoice(manager_email="not an address"))
     assert caught.value.reason == "invalid_message"
 
 

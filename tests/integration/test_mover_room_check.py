@@ -10,7 +10,7 @@ import pytest
 
 from consumers.mover.handler import move_invoice
 from shared.core.errors import PermanentError
-from shared.core.events import IncomingFolder
+from shared.core.events import IncomingFolder, InvoiceDetected
 from shared.docspace.client import DocSpaceClient
 from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
@@ -18,6 +18,18 @@ from tests.support.fakes import RecordingEmitter
 from tests.support.message_builders import invoice_detected
 
 ROOM_TTL = 300.0
+
+
+def decided(file_id: str, *, folder: str, room: str, incoming: str, seconds_ago: float) -> InvoiceDetected:
+    """The classifier's decision about ``file_id`` in ``folder``, its room read ``seconds_ago``."""
+    return invoice_detected(
+        invoice_id=f"{file_id}:v1",
+        file_id=file_id,
+        folder_id=folder,
+        room_id=room,
+        incoming=IncomingFolder(id=incoming),
+        room_seen_at=datetime.now(UTC) - timedelta(seconds=seconds_ago),
+    )
 
 
 @pytest.fixture
@@ -36,14 +48,7 @@ def test_an_invoice_decided_before_its_folder_changed_rooms_is_not_moved_into_th
     file_id = docspace_sim.upload_file(scans, "Invoice-7.pdf")
     # The classifier placed Scans in Acme's room longer ago than the TTL; the message then waited (retries, a
     # backlog); meanwhile the folder was dragged into Globex's room.
-    detected = invoice_detected(
-        invoice_id=f"{file_id}:v1",
-        file_id=file_id,
-        folder_id=scans,
-        room_id=acme,
-        incoming=IncomingFolder(id=acme_incoming),
-        room_seen_at=datetime.now(UTC) - timedelta(seconds=ROOM_TTL + 60),
-    )
+    detected = decided(file_id, folder=scans, room=acme, incoming=acme_incoming, seconds_ago=ROOM_TTL + 60)
     docspace_sim.move_folder(scans, globex)
     docspace_sim.reset_calls()
     emit = RecordingEmitter()
@@ -64,14 +69,7 @@ def test_a_fresh_decision_moves_with_no_path_read(
     acme = docspace_sim.create_room("Acme Ltd")
     acme_incoming = docspace_sim.create_folder(acme, "Incoming")
     file_id = docspace_sim.upload_file(acme, "Invoice-8.pdf")
-    detected = invoice_detected(
-        invoice_id=f"{file_id}:v1",
-        file_id=file_id,
-        folder_id=acme,
-        room_id=acme,
-        incoming=IncomingFolder(id=acme_incoming),
-        room_seen_at=datetime.now(UTC) - timedelta(seconds=2),
-    )
+    detected = decided(file_id, folder=acme, room=acme, incoming=acme_incoming, seconds_ago=2)
     docspace_sim.reset_calls()
 
     move_invoice(detected, files=docspace_client, emit=RecordingEmitter(), store=store, room_ttl=ROOM_TTL)

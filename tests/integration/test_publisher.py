@@ -15,16 +15,13 @@ from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.core.errors import BrokerUnavailable, MessageRefused, MessageUnroutable, UnpublishableMessage
 from shared.core.outgoing import OutgoingMessage
-from tests.support.real_broker import BrokerKit
+from tests.support.real_broker import BrokerKit, connected_publisher
 from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
 def publisher(broker: BrokerKit) -> Iterator[Publisher]:
-    publisher = Publisher(connection_parameters(broker.url, name="test-publisher"), topology=broker.topology).start()
-    assert publisher.wait_connected(10)
-    yield publisher
-    publisher.stop()
+    yield from connected_publisher(broker, "test-publisher")
 
 
 def test_a_burst_from_many_threads_is_confirmed_and_arrives_once_each(publisher: Publisher, broker: BrokerKit) -> None:

@@ -7,14 +7,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from shared.store.checkpoints import Checkpoints
 from shared.store.idempotency import StoreUnavailable
 from shared.store.redis_store import RedisCheckpoints
 from tests.support.checkpoints_contract import CheckpointsContract, Make
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support.redis_keys import REDIS_URL, delete_containing
 
 
 @pytest.fixture
@@ -31,11 +29,7 @@ def make() -> Iterator[Make]:
     yield factory
     for store in made:
         store.close()
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    delete_containing(namespace)
 
 
 def test_a_lease_whose_holder_died_lapses(make: Make) -> None:

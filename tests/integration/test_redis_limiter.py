@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,20 +16,14 @@ from shared.limits.rate_limit import KeyLimits, WriteQuotaSpent
 from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
 from shared.store.idempotency import StoreUnavailable
 from simulator import DocSpaceSimulator
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support.redis_keys import REDIS_URL, own_prefix
+from tests.support.together import Peak, run_threads
 
 
 @pytest.fixture
 def key() -> Iterator[str]:
     """A limit of this test's own; its keys are deleted afterwards."""
-    name = f"test-limit-{uuid.uuid4().hex}:"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from own_prefix("test-limit")
 
 
 def replicas(key: str, n: int, per_minute: int, writes: int, **options: Any) -> list[RedisRateLimiter]:
@@ -68,26 +62,14 @@ def test_three_replicas_together_keep_one_rate(key: str) -> None:
 
 def test_writes_in_flight_are_capped_across_replicas(key: str) -> None:
     limiters = replicas(key, 3, per_minute=60_000, writes=2)
-    inside = 0
-    most = 0
-    lock = threading.Lock()
+    peak = Peak()
 
     def write(limiter: RedisRateLimiter) -> None:
-        nonlocal inside, most
-        with limiter.slot("PUT"):
-            with lock:
-                inside += 1
-                most = max(most, inside)
+        with limiter.slot("PUT"), peak:
             time.sleep(0.15)
-            with lock:
-                inside -= 1
 
-    threads = [threading.Thread(target=write, args=(lim,)) for lim in limiters for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert most == 2
+    run_threads([functools.partial(write, lim) for lim in limiters for _ in range(3)], timeout=30)
+    assert peak.most == 2
 
 
 def test_a_crashed_writer_cannot_leak_its_slot(key: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,21 +11,15 @@ from shared.core.errors import TransientError
 from shared.runtime.wiring import open_store
 from shared.store.idempotency import Claim, IdempotencyStore, StoreUnavailable, run_once
 from shared.store.redis_store import RedisStore
-from tests.support.store_contract import FakeClock, StoreContract
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support.clock import FakeClock
+from tests.support.redis_keys import REDIS_URL, own_prefix
+from tests.support.store_contract import StoreContract
 
 
 @pytest.fixture
 def redis_namespace() -> Iterator[str]:
     """A namespace of this test's own on database 15; its keys are deleted afterwards."""
-    namespace = f"test-idempotency-{uuid.uuid4().hex}:"
-    yield namespace
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"*{namespace}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from own_prefix("test-idempotency")
 
 
 @pytest.fixture

@@ -47,15 +47,23 @@ def admin(sim: DocSpaceSimulator, method: str, path: str, **kw: Any) -> Any:
     return resp.json()
 
 
+def upload_with_webhook(
+    sim: DocSpaceSimulator, receiver: WebhookReceiver, title: str = "Invoice.pdf", *answers: int
+) -> None:
+    """Register ``receiver`` for uploads, let it answer ``answers`` first, upload ``title`` and wait for delivery."""
+    sim.register_webhook(receiver.url, SECRET, triggers=["file.uploaded"])
+    receiver.script(*answers)
+    sim.upload_file(sim.create_room("R"), title, chunked=True)
+    assert sim.wait_idle(10)
+
+
 # --- webhook sender -------------------------------------------------------------------------------------
 
 
 def test_the_signature_is_upper_case_hex_and_verifies(
     docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
 ) -> None:
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.uploaded"])
-    docspace_sim.upload_file(docspace_sim.create_room("R"), "Invoice.pdf", chunked=True)
-    assert docspace_sim.wait_idle(10)
+    upload_with_webhook(docspace_sim, webhook_receiver)
 
     (post,) = webhook_receiver.posts()
     header = post.headers["x-docspace-signature-256"]
@@ -103,10 +111,8 @@ def test_the_payload_is_the_file_entry_shape(
 def test_non_ascii_and_html_characters_are_escaped(
     docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
 ) -> None:
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.uploaded"])
     title = "Счёт <A&B> 'Co'+1.pdf"
-    docspace_sim.upload_file(docspace_sim.create_room("R"), title, chunked=True)
-    assert docspace_sim.wait_idle(10)
+    upload_with_webhook(docspace_sim, webhook_receiver, title)
 
     body = webhook_receiver.posts()[0].body
     assert body.isascii()
@@ -162,10 +168,7 @@ def test_update_and_move_fire_their_triggers(
 def test_a_receiver_answering_500_twice_gets_retries(
     docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
 ) -> None:
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.uploaded"])
-    webhook_receiver.script(500, 500)
-    docspace_sim.upload_file(docspace_sim.create_room("R"), "Invoice.pdf", chunked=True)
-    assert docspace_sim.wait_idle(10)
+    upload_with_webhook(docspace_sim, webhook_receiver, "Invoice.pdf", 500, 500)
 
     posts = webhook_receiver.posts()
     assert len(posts) == 3
@@ -212,9 +215,7 @@ def test_410_deletes_the_webhook(docspace_sim: DocSpaceSimulator, webhook_receiv
 def test_manual_redelivery_gets_a_new_event_id(
     docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
 ) -> None:
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.uploaded"])
-    docspace_sim.upload_file(docspace_sim.create_room("R"), "a.pdf", chunked=True)
-    assert docspace_sim.wait_idle(10)
+    upload_with_webhook(docspace_sim, webhook_receiver, "a.pdf")
     first = json.loads(webhook_receiver.posts()[0].body)
 
     new_id = admin(docspace_sim, "POST", f"redeliver/{first['event']['id']}")["id"]

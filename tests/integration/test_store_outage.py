@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
-import pika
 import pytest
 
-from shared.broker.connection import connection_parameters
-from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, Patience, StageConsumer
-from shared.broker.publisher import Publisher
+from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, Patience
 from shared.broker.topology import CLASSIFIER
 from shared.core.handling import Handled, InboundMessage, Outcome
 from shared.store.idempotency import run_once
 from shared.store.redis_store import RedisStore
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
+from tests.support.stage_on_broker import StageOnBroker, started_stages
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 15
 StartStage = Callable[[Patience], "StoreStage"]
 
 
-class StoreStage:
+class StoreStage(StageOnBroker):
     """A stage whose side effect is guarded by ``run_once`` on a real Redis that the test can take away."""
 
     def __init__(self, broker: BrokerKit, policy: Patience) -> None:
-        self.broker = broker
         self.proxy = TcpProxy(REDIS_HOST, REDIS_PORT)
         self.store = RedisStore(
             f"redis://127.0.0.1:{self.proxy.port}/{REDIS_DB}",
@@ -37,34 +33,19 @@ class StoreStage:
             namespace=f"test-outage:{uuid.uuid4().hex}:",
         )
         self.done: list[bytes] = []
-        self.outcomes: list[tuple[str, str | None]] = []
-        params = connection_parameters(broker.url, name="test-store-outage", heartbeat=5)
-        self.publisher = Publisher(params, topology=broker.topology).start()
-        self.consumer = StageConsumer(
-            params,
-            topology=broker.topology,
-            stage=CLASSIFIER,
-            handler=self.handle,
-            publisher=self.publisher,
-            concurrency=2,
-            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
-            patience=policy,
-        )
-        self.thread = threading.Thread(target=self.consumer.run, daemon=True)
+        super().__init__(broker, self.handle, name="test-store-outage", patience=policy)
+
+    def stop(self) -> None:
+        super().stop()
+        self.store.close()
+        self.proxy.close()
 
     def handle(self, message: InboundMessage) -> Handled:
         run_once(self.store, f"invoice:{message.message_id}", lambda: self.done.append(message.body), lease_seconds=5)
         return Handled(Outcome.ACCEPTED)
 
     def send(self, body: bytes) -> None:
-        connection = self.broker.connect()
-        connection.channel().basic_publish(
-            self.broker.topology.events_exchange,
-            "file.uploaded",
-            body,
-            pika.BasicProperties(message_id=f"m-{uuid.uuid4().hex}", delivery_mode=2),
-        )
-        connection.close()
+        self.publish(body, message_id=f"m-{uuid.uuid4().hex}")
 
     def dead_letters(self) -> int:
         return self.broker.depth(self.broker.topology.stage(CLASSIFIER).dead_letters)
@@ -72,22 +53,7 @@ class StoreStage:
 
 @pytest.fixture
 def stage(broker: BrokerKit) -> Iterator[StartStage]:
-    started: list[StoreStage] = []
-
-    def start(policy: Patience) -> StoreStage:
-        s = StoreStage(broker, policy)
-        assert s.publisher.wait_connected(10)
-        s.thread.start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.consumer.stop()
-        s.thread.join(10)
-        s.publisher.stop()
-        s.store.close()
-        s.proxy.close()
+    yield from started_stages(lambda policy: StoreStage(broker, policy))
 
 
 def test_a_store_outage_longer_than_the_retry_ladder_is_waited_out_and_the_invoice_handled_once(

@@ -8,12 +8,9 @@ carrying a secret in its userinfo, its path and its query at once.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,9 +19,11 @@ from consumers.notifier.pipeline import HttpPipelineClient
 from shared.broker.topology import NOTIFIER_PIPELINE
 from shared.config.redact import safe_url, scrub
 from shared.core.errors import StageError
+from tests.support.loopback_http import LoopbackServer, QuietHandler
 from tests.support.mail_fixtures import wait_until
 from tests.support.message_builders import invoice_received
 from tests.support.ports import free_port
+from tests.support.processes import stop_gently
 from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,17 +34,14 @@ QUERY_SECRET = "query-secret-4713"
 SECRETS = (USER_SECRET, PATH_SECRET, QUERY_SECRET)
 
 
-class FailingEndpoint:
+class FailingEndpoint(LoopbackServer):
     """A real HTTP endpoint that answers every request with ``status``; a redirect points back at the request."""
 
     def __init__(self, status: int) -> None:
         endpoint = self
         self.hits = 0
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self) -> None:
                 endpoint.hits += 1
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -59,14 +55,7 @@ class FailingEndpoint:
 
             do_POST = do_HEAD = _answer
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def secret_url(port: int) -> str:
@@ -122,11 +111,7 @@ def test_a_failing_pipeline_call_shows_no_secret_in_logs_or_dead_letters(
         connection.close()
         assert wait_until(lambda: broker.depth(dlq) == 1, 30), "the call never reached the dead-letter queue"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_gently(process, 30)
     logs = process.stdout.read() if process.stdout else ""
     properties, _ = broker.get(dlq)
     headers = properties.headers or {}

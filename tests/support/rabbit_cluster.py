@@ -20,10 +20,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pika
-import pika.exceptions
-
 from tests.support.ports import free_port
+from tests.support.real_broker import broker_answers
 
 SCRIPTS = Path("/usr/lib/rabbitmq/bin")  # the real scripts: /usr/sbin's wrappers cd to /var/lib and switch user
 
@@ -78,14 +76,7 @@ class Node:
         return self.base / "server.out"
 
     def answers(self) -> bool:
-        params = pika.URLParameters(self.url)
-        params.connection_attempts = 1
-        params.socket_timeout = 2
-        try:
-            pika.BlockingConnection(params).close()
-        except pika.exceptions.AMQPError:
-            return False
-        return True
+        return broker_answers(self.url)
 
 
 class RabbitCluster:

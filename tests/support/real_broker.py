@@ -12,6 +12,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from shared.broker.connection import connection_parameters
+from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
@@ -161,3 +163,11 @@ class _channel:
 
 def new_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}."
+
+
+def connected_publisher(broker: BrokerKit, name: str) -> Iterator[Publisher]:
+    """For a fixture: a publisher on the test's topology, connected before the test and stopped after it."""
+    publisher = Publisher(connection_parameters(broker.url, name=name), topology=broker.topology).start()
+    assert publisher.wait_connected(10)
+    yield publisher
+    publisher.stop()

@@ -6,13 +6,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.transport import HttpOptions
 from simulator import DocSpaceSimulator
+from tests.support.loopback_http import LoopbackServer, QuietHandler
 
 # Webhook retries at 1/2/4/8/16 s would make each test half a minute long; same shape, shrunk.
 FAST_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
@@ -55,7 +55,7 @@ class ReceivedRequest:
     body: bytes
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """A real HTTP endpoint that records what it receives and answers with scripted status codes."""
 
     def __init__(self) -> None:
@@ -66,10 +66,7 @@ class WebhookReceiver:
         self._cond = threading.Condition()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # quiet test output
-                pass
-
+        class Handler(QuietHandler):
             def _record(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -95,11 +92,8 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/docspace/webhook"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        super().__init__(Handler)
+        self.url = f"{self.url}/docspace/webhook"
 
     def script(self, *statuses: int) -> None:
         """Answer the next POSTs with these statuses, then ``default_status``."""
@@ -119,10 +113,6 @@ class WebhookReceiver:
                     break
                 self._cond.wait(remaining)
         return self.posts()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

@@ -15,22 +15,10 @@ from collections.abc import Callable
 import pytest
 
 from shared.store.idempotency import AlreadyInProgress, Claim, IdempotencyStore, LeaseKeeper, run_once
+from tests.support.clock import FakeClock
 
 THREADS = 16
 _WAIT = 30.0  # seconds a test waits for a lease keeper's beat before it fails (each beat comes every lease / 3)
-
-
-class FakeClock:
-    """Wall-clock seconds that move only when a test says so: leases expire without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class CountingRenewals:

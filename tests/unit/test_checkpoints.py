@@ -11,7 +11,7 @@ from shared.runtime.wiring import open_checkpoints
 from shared.store.checkpoints import Checkpoints
 from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 from tests.support.checkpoints_contract import CheckpointsContract, Make
-from tests.support.store_contract import FakeClock
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 
 from consumers.notifier.email_content import build_invoice_email, message_id_for, sender_domain
 from shared.core.events import InvoiceReceived
+from tests.support.mail_notice import HOSTILE_NOTICE, assert_carries_the_notice, plain_and_html
 from tests.support.message_builders import invoice_received
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -20,14 +21,9 @@ MAIL_FROM = "Invoice bot <invoices@example.org>"
 
 # What these tests read back from the message: hostile and non-ASCII text, and every optional fact.
 NOTICE: dict[str, Any] = {
-    "invoice_id": "4711:v2",
-    "file_id": "4711",
-    "title": "Счёт-Invoice №42.pdf",
-    "client": "Acme <b>&</b> Sons",
+    **HOSTILE_NOTICE,
     "room_id": "900",
     "room_title": "Acme room",
-    "manager_email": "manager@example.com",
-    "web_url": "https://portal.example.com/doceditor?fileId=4711&version=2",
     "uploaded_by": "Zoë Client",
     "uploaded_at": datetime(2024, 5, 6, 7, 0, tzinfo=UTC),
 }
@@ -42,14 +38,6 @@ def roundtrip(msg: EmailMessage) -> EmailMessage:
     parsed = message_from_bytes(msg.as_bytes(), policy=default_policy)
     assert isinstance(parsed, EmailMessage)
     return parsed
-
-
-def bodies(msg: EmailMessage) -> tuple[str, str]:
-    plain = msg.get_body(preferencelist=("plain",))
-    rich = msg.get_body(preferencelist=("html",))
-    assert plain is not None
-    assert rich is not None
-    return plain.get_content(), rich.get_content()
 
 
 def test_headers_address_the_manager_with_a_readable_subject() -> None:
@@ -75,20 +63,17 @@ def test_message_id_is_stable_per_invoice_and_uses_the_sender_domain() -> None:
 
 
 def test_both_alternatives_carry_the_facts_and_the_link() -> None:
-    plain, rich = bodies(roundtrip(build_invoice_email(invoice(), mail_from=MAIL_FROM, now=NOW)))
+    plain, rich = plain_and_html(roundtrip(build_invoice_email(invoice(), mail_from=MAIL_FROM, now=NOW)))
 
+    assert_carries_the_notice(plain, rich)
     for text in (plain, rich):
-        assert "Счёт-Invoice №42.pdf" in text
         assert "Acme room" in text
         assert "Zoë Client" in text
         assert "2024-05-06 07:00" in text
-        assert "4711:v2" in text
-    assert "https://portal.example.com/doceditor?fileId=4711&version=2" in plain
-    assert 'href="https://portal.example.com/doceditor?fileId=4711&amp;version=2"' in rich
 
 
 def test_html_escapes_what_users_typed() -> None:
-    plain, rich = bodies(
+    plain, rich = plain_and_html(
         roundtrip(build_invoice_email(invoice(uploaded_by='"><script>x</script>'), mail_from=MAIL_FROM, now=NOW))
     )
 
@@ -106,7 +91,7 @@ def test_body_is_seven_bit_on_the_wire() -> None:
 
 
 def test_a_non_http_link_is_not_clickable() -> None:
-    _, rich = bodies(
+    _, rich = plain_and_html(
         roundtrip(build_invoice_email(invoice(web_url="javascript:alert(1)"), mail_from=MAIL_FROM, now=NOW))
     )
 
@@ -116,7 +101,7 @@ def test_a_non_http_link_is_not_clickable() -> None:
 
 def test_missing_optional_facts_are_left_out() -> None:
     bare = invoice(web_url=None, uploaded_by=None, uploaded_at=None, room_title=None)
-    plain, rich = bodies(roundtrip(build_invoice_email(bare, mail_from=MAIL_FROM, now=NOW)))
+    plain, rich = plain_and_html(roundtrip(build_invoice_email(bare, mail_from=MAIL_FROM, now=NOW)))
 
     assert "None" not in plain
     assert "None" not in rich
@@ -141,7 +126,7 @@ def test_control_characters_in_what_users_typed_cannot_forge_lines_in_the_plain_
         room_title=f"Acme\x85{forged}\x1b[2J",
         client=f"Acme{forged}",
     )
-    plain, rich = bodies(roundtrip(build_invoice_email(hostile, mail_from=MAIL_FROM, now=NOW)))
+    plain, rich = plain_and_html(roundtrip(build_invoice_email(hostile, mail_from=MAIL_FROM, now=NOW)))
 
     forged_lines = [line for line in plain.splitlines() if line.startswith("Bank details changed")]
     assert forged_lines == [], plain

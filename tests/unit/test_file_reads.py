@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from consumers.classifier.file_reads import SharedFileReads
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.values import FileInfo
 from tests.support.fakes import FakeDocSpace
+from tests.support.together import Gate, call_together
 
 MODIFIED = "2026-09-18T08:14:02Z"
 
@@ -59,27 +59,19 @@ def test_a_failed_read_is_not_shared(docspace: FakeDocSpace) -> None:
 
 
 def test_webhooks_that_arrive_together_wait_for_one_read() -> None:
-    started, release = threading.Event(), threading.Event()
+    gate = Gate()
     calls: list[str] = []
 
     class SlowDocSpace(FakeDocSpace):
         def get_file(self, file_id: str, modified_on: str | None = None) -> FileInfo:
             calls.append(file_id)
-            started.set()
-            release.wait(5)
+            gate.hold()
             return super().get_file(file_id, modified_on)
 
     docspace = SlowDocSpace()
     docspace.add_file("7", "Invoice-7.pdf", folder_id="101")
     reads = SharedFileReads(docspace)
-    answers: list[FileInfo] = []
-    threads = [threading.Thread(target=lambda: answers.append(reads.get_file("7", MODIFIED))) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    assert started.wait(5)
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    answers = call_together(4, lambda: reads.get_file("7", MODIFIED), gate)
     assert calls == ["7"] and len(answers) == 4 and len(set(answers)) == 1
 
 

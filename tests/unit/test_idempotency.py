@@ -14,7 +14,8 @@ from shared.store.idempotency import AlreadyInProgress, Claim, IdempotencyStore,
 from shared.store.sqlite_store import SqliteStore
 
 # The store's contract runs here against SQLite (TestSqliteStoreContract below), in test_redis_store.py on Redis.
-from tests.support.store_contract import FakeClock, StoreContract
+from tests.support.clock import FakeClock
+from tests.support.store_contract import StoreContract
 
 
 @pytest.fixture

@@ -12,20 +12,11 @@ from ingress.replay import RecentEvents
 from ingress.settings import IngressSettings
 from ops.doctor import check_ingress_secret
 from shared.config.settings import explain
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_an_accepted_id_is_remembered_for_the_window_only() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     recent = RecentEvents(60, clock=clock)
     assert not recent.seen("141022")
     recent.remember("141022")
@@ -36,7 +27,7 @@ def test_an_accepted_id_is_remembered_for_the_window_only() -> None:
 
 
 def test_the_memory_is_bounded_and_forgets_the_oldest_first() -> None:
-    recent = RecentEvents(3600, max_size=3, clock=Clock())
+    recent = RecentEvents(3600, max_size=3, clock=FakeClock(1000.0))
     for n in range(5):
         recent.remember(str(n))
     assert len(recent) == 3
@@ -44,7 +35,7 @@ def test_the_memory_is_bounded_and_forgets_the_oldest_first() -> None:
 
 
 def test_expired_ids_are_dropped_as_new_ones_arrive() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     recent = RecentEvents(10, clock=clock)
     for n in range(100):
         recent.remember(str(n))
@@ -54,7 +45,7 @@ def test_expired_ids_are_dropped_as_new_ones_arrive() -> None:
 
 
 def test_a_forgotten_id_goes_through_again() -> None:
-    recent = RecentEvents(60, clock=Clock())
+    recent = RecentEvents(60, clock=FakeClock(1000.0))
     recent.remember("1")
     recent.forget("1")
     assert not recent.seen("1")
@@ -68,7 +59,7 @@ def test_a_window_of_zero_remembers_nothing() -> None:
 
 def test_an_event_created_longer_ago_than_the_window_is_too_old() -> None:
     created = datetime(2026, 9, 18, 8, 14, 3, tzinfo=UTC)
-    wall = Clock()
+    wall = FakeClock(1000.0)
     recent = RecentEvents(3600, wall_clock=wall)
     wall.now = created.timestamp() + 3600
     assert not recent.too_old(created)

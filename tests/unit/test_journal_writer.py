@@ -11,17 +11,8 @@ from prometheus_client import REGISTRY
 from consumers.journal.writer import PRUNE_CHUNK, JournalWriter
 from shared.journal.sqlite_store import SqliteJournalStore
 from shared.journal.store import JournalUnavailable
+from tests.support.clock import FakeClock
 from tests.support.journal_support import T0, decision
-
-
-class FakeClock:
-    """Seconds that move only when a test says so."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

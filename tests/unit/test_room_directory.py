@@ -7,20 +7,11 @@ from typing import Any
 
 from shared.docspace.rooms import RoomDirectory
 from shared.docspace.values import Room
+from tests.support.clock import FakeClock
 
 ROOMS_ROOT = {"id": 18902, "title": "Rooms", "rootFolderType": 14}
 ACME = {"id": 86193, "title": "Acme Ltd", "roomType": 5, "parentId": 18902}
 GLOBEX = {"id": 86300, "title": "Globex", "roomType": 5, "parentId": 18902}
-
-
-class Clock:
-    """Wall time the test moves by hand (seconds since the epoch)."""
-
-    def __init__(self) -> None:
-        self.now = 1_790_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FolderPaths:
@@ -42,7 +33,7 @@ def _uploads_in(room: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_a_folder_moved_to_another_room_is_found_there_once_the_answer_expires() -> None:
-    clock, api = Clock(), FolderPaths()
+    clock, api = FakeClock(1_790_000_000.0), FolderPaths()
     api.paths["86200"] = _uploads_in(ACME)
     rooms = RoomDirectory(api, ttl=300, clock=clock)
 
@@ -58,7 +49,7 @@ def test_a_folder_moved_to_another_room_is_found_there_once_the_answer_expires()
 
 
 def test_an_answer_is_dated_by_the_read_it_came_from() -> None:
-    clock, api = Clock(), FolderPaths()
+    clock, api = FakeClock(1_790_000_000.0), FolderPaths()
     api.paths["86200"] = _uploads_in(ACME)
     rooms = RoomDirectory(api, ttl=300, clock=clock)
     read_at = clock.now
@@ -72,7 +63,7 @@ def test_an_answer_is_dated_by_the_read_it_came_from() -> None:
 
 
 def test_folders_learnt_on_the_way_expire_too() -> None:
-    clock, api = Clock(), FolderPaths()
+    clock, api = FakeClock(1_790_000_000.0), FolderPaths()
     api.paths["86200"] = _uploads_in(ACME)
     rooms = RoomDirectory(api, ttl=60, clock=clock)
     rooms.find_room("86200")  # also learns the room folder itself
@@ -86,7 +77,7 @@ def test_folders_learnt_on_the_way_expire_too() -> None:
 
 
 def test_not_in_a_room_is_remembered_for_the_ttl_as_well() -> None:
-    clock, api = Clock(), FolderPaths()
+    clock, api = FakeClock(1_790_000_000.0), FolderPaths()
     api.paths["500"] = [{"id": 400, "title": "My documents", "rootFolderType": 5}, {"id": 500, "title": "Drafts"}]
     rooms = RoomDirectory(api, ttl=60, clock=clock)
 
@@ -101,7 +92,7 @@ def test_not_in_a_room_is_remembered_for_the_ttl_as_well() -> None:
 class SharedMemo:
     """The replicas' shared answers (Redis in production): a dict whose entries expire on the test's clock."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.answers: dict[str, tuple[float, str]] = {}
 
@@ -114,7 +105,7 @@ class SharedMemo:
 
 
 def test_replicas_share_one_path_read_per_folder_through_the_shared_memo() -> None:
-    clock, api = Clock(), FolderPaths()
+    clock, api = FakeClock(1_790_000_000.0), FolderPaths()
     memo = SharedMemo(clock)
     api.paths["86200"] = _uploads_in(ACME)
     first, second = (RoomDirectory(api, ttl=300, clock=clock, shared=memo) for _ in range(2))
@@ -129,7 +120,7 @@ def test_replicas_share_one_path_read_per_folder_through_the_shared_memo() -> No
 
 
 def test_a_shared_answer_is_never_used_past_the_ttl_of_the_read_that_made_it() -> None:
-    clock, api = Clock(), FolderPaths()
+    clock, api = FakeClock(1_790_000_000.0), FolderPaths()
     memo = SharedMemo(clock)
     api.paths["86200"] = _uploads_in(ACME)
     first, second = (RoomDirectory(api, ttl=300, clock=clock, shared=memo) for _ in range(2))

@@ -7,37 +7,21 @@ import threading
 import pytest
 
 from shared.core.single_flight import SingleFlightCache
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
+from tests.support.together import Gate, call_together
 
 
 def test_threads_that_miss_together_make_one_call() -> None:
     cache: SingleFlightCache[str, int] = SingleFlightCache(max_entries=8)
-    started, release = threading.Event(), threading.Event()
+    gate = Gate()
     calls: list[str] = []
 
     def load() -> int:
         calls.append("load")
-        started.set()
-        assert release.wait(5)
+        gate.hold()
         return 42
 
-    answers: list[int] = []
-    threads = [threading.Thread(target=lambda: answers.append(cache.get("k", load))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    assert started.wait(5)
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    answers = call_together(8, lambda: cache.get("k", load), gate)
     assert calls == ["load"]
     assert answers == [42] * 8
     assert cache.hits == 7  # every thread but the caller got the answer from the cache
@@ -112,7 +96,7 @@ def test_none_is_an_answer() -> None:
 
 
 def test_an_answer_is_forgotten_after_its_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     cache: SingleFlightCache[str, int] = SingleFlightCache(max_entries=8, ttl=60, clock=clock)
     assert cache.get("k", lambda: 1) == 1
     clock.now += 60
