@@ -20,14 +20,18 @@ def decision_id(
     invoice_id: str | None,
     event_id: str | None,
     occurrence: int = 0,
+    operation: str | None = None,
 ) -> str:
     """The same decision about the same message gets the same id, however often a redelivery makes it again.
 
-    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time).
+    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time);
+    ``operation`` an operator's actions on the same message (replayed today, and again tomorrow).
     """
     key = "\0".join(
         (stage, outcome, reason or "", str(attempt), file_id or "", invoice_id or "", event_id or "", str(occurrence))
     )
+    if operation:
+        key += "\0" + operation  # only when set: every other decision keeps the id it always had
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -63,6 +67,13 @@ class Decision(BaseModel):
     pipeline_status: int | None = None
     parked_until: datetime | None = None
     actor: str | None = Field(default=None, max_length=200, description="who, for an operator's action")
+    operation: str | None = Field(
+        default=None, max_length=64, description="an operator's action: its id, shared by all its records"
+    )
+    scope: str | None = Field(
+        default=None, max_length=500, description="an operator's action: what it selected (or the queue), in words"
+    )
+    count: int | None = Field(default=None, ge=0, description="an operator's action: how many messages it affected")
 
     @field_validator("at", "parked_until")
     @classmethod
@@ -93,6 +104,7 @@ class Decision(BaseModel):
             invoice_id=_str_or_none(fields.get("invoice_id")),
             event_id=_str_or_none(fields.get("event_id")),
             occurrence=occurrence,
+            operation=_str_or_none(fields.get("operation")),
         )
         return cls.model_validate(
             {**fields, "stage": stage, "outcome": outcome, "decision_id": ident, "at": at or _now()}
