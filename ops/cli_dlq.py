@@ -20,6 +20,7 @@ from shared.config.settings import CommonSettings
 from shared.core.control_chars import printable
 from shared.journal.broker import BrokerJournal
 from shared.journal.port import NoJournal
+from shared.runtime.logging import configure_logging
 
 app = typer.Typer(
     help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",
@@ -178,6 +179,8 @@ ActorOption = Annotated[
 @contextmanager
 def _audit(settings: CommonSettings, actor: str | None) -> Iterator[Audit]:
     """An audit trail to the decision journal over the CLI's own publisher; says so when records did not get there."""
+    # The publisher logs (connected, a record dropped): to stderr, warnings only, so stdout stays the command's own.
+    configure_logging(fmt=settings.log_format, level="WARNING")
     publisher = Publisher(broker_parameters(settings), topology=topology(settings)).start()
     if not publisher.wait_connected(AUDIT_CONNECT_TIMEOUT):
         publisher.stop()

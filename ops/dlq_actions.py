@@ -99,6 +99,7 @@ class Audit:
             OPERATOR,
             action,
             at=self.clock(),
+            occurrence=self.operation,
             event_id=self.operation,
             operation=self.operation,
             actor=self.actor,
@@ -114,6 +115,7 @@ class Audit:
             OPERATOR,
             action,
             at=self.clock(),
+            occurrence=self.operation,  # the same message replayed by another operation is another decision
             reason=letter.reason,
             file_id=letter.file_id,
             invoice_id=letter.invoice_id,

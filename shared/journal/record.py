@@ -19,19 +19,16 @@ def decision_id(
     file_id: str | None,
     invoice_id: str | None,
     event_id: str | None,
-    occurrence: int = 0,
-    operation: str | None = None,
+    occurrence: int | str = 0,
 ) -> str:
     """The same decision about the same message gets the same id, however often a redelivery makes it again.
 
-    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time);
-    ``operation`` an operator's actions on the same message (replayed today, and again tomorrow).
+    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time, or
+    replayed by an operator once today and again tomorrow: then it is the operation's id).
     """
     key = "\0".join(
         (stage, outcome, reason or "", str(attempt), file_id or "", invoice_id or "", event_id or "", str(occurrence))
     )
-    if operation:
-        key += "\0" + operation  # only when set: every other decision keeps the id it always had
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -90,7 +87,7 @@ class Decision(BaseModel):
         outcome: str,
         *,
         at: datetime | None = None,
-        occurrence: int = 0,
+        occurrence: int | str = 0,
         **fields: object,
     ) -> Decision:
         """A decision made now (or ``at``), its id derived from what identifies it; the journal adds the process."""
@@ -104,7 +101,6 @@ class Decision(BaseModel):
             invoice_id=_str_or_none(fields.get("invoice_id")),
             event_id=_str_or_none(fields.get("event_id")),
             occurrence=occurrence,
-            operation=_str_or_none(fields.get("operation")),
         )
         return cls.model_validate(
             {**fields, "stage": stage, "outcome": outcome, "decision_id": ident, "at": at or _now()}
