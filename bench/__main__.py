@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, ingress_bench, wrk
+from bench import backlog, ingress_bench, journal_bench, wrk
 from bench import latency as steady_latency
 from bench.procs import REDIS_URL
 
@@ -26,7 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sections",
         default="123456",
-        help="which sections to run, e.g. 12 (ingress only), 34 (backlogs only), 56 (replicas, latency, takeover)",
+        help="which sections to run, e.g. 12 (ingress only), 34 (backlogs only), 56 (replicas, latency, takeover); "
+        "the journal's: J (trace over many rows), V (decision visible to trace), C (its cost, journal on vs off)",
+    )
+    parser.add_argument(
+        "--journal-rows",
+        type=int,
+        default=10_000_000,
+        help="decisions in the journal for section J (default 10 million; quick 200,000)",
+    )
+    parser.add_argument(
+        "--journal-stores", default="sqlite,postgresql", help="stores for sections J and V: sqlite, postgresql or both"
     )
     args = parser.parse_args(argv)
     if not wrk.available() and set(args.sections) & {"1", "2"}:
@@ -71,10 +81,38 @@ def main(argv: list[str] | None = None) -> int:
         steady = [steady_latency.steady(rate=5.0, seconds=steady_seconds, replicas=r) for r in REPLICA_LEVELS]
         out += _latency_rows(steady)
         out += _takeover_rows(steady_latency.takeover())
+    out += _journal_sections(args, steady_seconds)
     out.append("")
     out.append(f"total bench time {time.monotonic() - started:.0f} s; 2 cores shared by broker, load and pipeline")
     print("\n".join(out))
     return 0
+
+
+def _journal_sections(args: argparse.Namespace, steady_seconds: float) -> list[str]:
+    out: list[str] = []
+    stores = [s.strip().lower() for s in args.journal_stores.split(",") if s.strip()]
+    if "J" in args.sections:
+        rows = 200_000 if args.quick and args.journal_rows == 10_000_000 else args.journal_rows
+        out += _section(f"J. trace over a journal of {rows:,} decisions ({rows // 6:,} files), generated in bulk")
+        queries = []
+        if "sqlite" in stores:
+            queries.append(journal_bench.query_sqlite(rows, journal_bench.workdir()))
+        if "postgresql" in stores:
+            queries.append(journal_bench.query_postgres(rows))
+        out += journal_bench.summary_rows(queries, [])
+    if "V" in args.sections:
+        rate, seconds = 50.0, min(steady_seconds, 60.0)
+        out += _section(f"V. A decision visible to trace: {rate:.0f} records/s (8 invoices/s x ~6 decisions)")
+        visible = [
+            journal_bench.visibility(name, rate=rate, seconds=seconds, workdir=journal_bench.workdir())
+            for name in (("SQLite",) if "sqlite" in stores else ())
+            + (("PostgreSQL",) if "postgresql" in stores else ())
+        ]
+        out += journal_bench.summary_rows([], visible)
+    if "C" in args.sections:
+        out += _section("C. The journal's cost: end to end and ingress throughput, journal on vs off, same run")
+        out += journal_bench.cost_rows(quick=args.quick)
+    return out
 
 
 def _timed(run: Callable[[], backlog.BacklogResult]) -> backlog.BacklogResult:
