@@ -68,6 +68,7 @@ class QueryResult:
     by_fragment_ms: list[float] = field(default_factory=list)  # a fragment of one file's title
     by_broad_fragment_ms: list[float] = field(default_factory=list)  # a fragment 10 files share: the table
     command_s: list[float] = field(default_factory=list)  # the whole `invoice-pipeline trace FILE_ID`
+    import_s: list[float] = field(default_factory=list)  # of which: starting Python and importing the CLI
     size_mb: float = 0.0
 
 
@@ -244,6 +245,10 @@ def measure_trace(store: JournalStore, result: QueryResult, env: dict[str, str])
         done = subprocess.run([cli, "trace", file_id(n)], env={**os.environ, **env}, capture_output=True, check=False)
         result.command_s.append(time.perf_counter() - started)
         assert done.returncode == 0, done.stderr.decode()[-2000:]
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import ops.cli"], check=True)
+        result.import_s.append(time.perf_counter() - started)
     return result
 
 
@@ -461,6 +466,12 @@ def summary_rows(queries: list[QueryResult], visible: list[VisibilityResult]) ->
             p(r.by_file_ms, 0.95) <= 50 and p(r.by_fragment_ms, 0.95) <= 100 and max(r.command_s) <= 1.0
             for r in queries
         )
+        imports = [t for r in queries for t in r.import_s]
+        if imports:
+            out.append(
+                f"of the whole command, starting Python and importing the CLI (every sub-command) alone: "
+                f"median {statistics.median(imports):.2f} s"
+            )
         out.append(
             f"targets: by file id p95 <= 50 ms, by title fragment p95 <= 100 ms, whole command <= 1 s: "
             f"{'PASS' if good else 'MISS'} (p95 of {SAMPLES} traces of random files; the command 7 times)"
