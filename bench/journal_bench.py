@@ -422,7 +422,7 @@ def cost(*, invoices: int, seconds: float, rounds: int = 2) -> list[CostRun]:
 
 
 def cost_rows(*, quick: bool) -> list[str]:
-    runs = cost(invoices=300 if quick else 2000, seconds=5.0 if quick else 10.0)
+    runs = cost(invoices=300 if quick else 2000, seconds=5.0 if quick else 10.0, rounds=1 if quick else 2)
     out = [f"{'journal':>7} | {'e2e inv/s':>9} {'records':>8} | {'ingress req/s':>13} {'p99':>7} | once"]
     for r in runs:
         out.append(

@@ -33,6 +33,7 @@ StageOption = Annotated[
 DEFAULT_REPLAY_RATE = 20.0  # messages/s: a backlog of 1,000 is back in under a minute, at a pace DocSpace takes
 # --rate's floor: the pause between two messages is slept inside the sweep, which holds its broker connection; at
 # most 10 s keeps it well inside the heartbeat.
+MIN_REPLAY_RATE = 0.1
 AUDIT_CONNECT_TIMEOUT = 15.0
 AUDIT_FLUSH_TIMEOUT = 10.0
 
@@ -216,7 +217,10 @@ def replay(
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="replay at most N messages")] = None,
     rate: Annotated[
-        float, typer.Option(min=0.1, help="messages per second sent back, at most (spares the stage and DocSpace)")
+        float,
+        typer.Option(
+            min=MIN_REPLAY_RATE, help="messages per second sent back, at most (spares the stage and DocSpace)"
+        ),
     ] = DEFAULT_REPLAY_RATE,
     actor: ActorOption = None,
 ) -> None:

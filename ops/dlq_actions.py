@@ -211,17 +211,22 @@ def replay_dead_letters(
             replayed.append(letter)
             audit.message_done("replayed", letter)
 
-    for stage in selection.stages:
-
-        def swept(n: int, total: int, stage: str = stage) -> None:
-            if progress is not None:
-                progress(stage, n, total, len(replayed))
-
-        queues.sweep(stage, decide, progress=swept, settled=None if dry_run else settled)
     scope = selection.describe()
-    if not dry_run:
-        # Written even when nothing matched: "anna replayed nothing at 09:20" answers "did anyone try?".
-        audit.operation_done("replay", scope=scope, count=len(replayed))
+    finished = False
+    try:
+        for stage in selection.stages:
+
+            def swept(n: int, total: int, stage: str = stage) -> None:
+                if progress is not None:
+                    progress(stage, n, total, len(replayed))
+
+            queues.sweep(stage, decide, progress=swept, settled=None if dry_run else settled)
+        finished = True
+    finally:
+        if not dry_run:
+            # Written even when nothing matched ("anna replayed nothing at 09:20" answers "did anyone try?"), and
+            # when the broker went away half-way: the count is what went back before it did.
+            audit.operation_done("replay", scope=scope if finished else f"{scope} (interrupted)", count=len(replayed))
     return ReplayReport(
         operation=audit.operation,
         scope=scope,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,20 @@ def test_the_operator_is_the_actor_given_else_the_os_user(monkeypatch: pytest.Mo
     monkeypatch.setenv("LOGNAME", "carol")
     assert operator_name(" dave ") == "dave"
     assert operator_name(None) == "carol"
+
+
+def test_a_replay_the_broker_interrupts_still_records_the_operation_with_what_went_back() -> None:
+    class Failing(FakeQueues):
+        def sweep(self, stage: str, decide: Callable[[DeadLetter], Choice], **kwargs: Any) -> list[Any]:
+            if stage == "notifier.email":
+                raise ConnectionError("the broker went away")
+            return super().sweep(stage, decide, **kwargs)
+
+    journal = RecordingJournal()
+    queues = Failing(mover=[letter(1)], **{"notifier.email": [letter(2)]})
+    with pytest.raises(ConnectionError):
+        replay_dead_letters(
+            Selection(("mover", "notifier.email")), queues=queues, audit=Audit(journal, "anna"), pace=Pace(1000)
+        )
+    assert [(d.outcome, d.count) for d in journal.decisions] == [("replayed", None), ("replay", 1)]
+    assert journal.decisions[-1].scope == "stage=mover,notifier.email (interrupted)"
