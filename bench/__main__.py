@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "--journal-stores", default="sqlite,postgresql", help="stores for sections J and V: sqlite, postgresql or both"
     )
     args = parser.parse_args(argv)
-    if not wrk.available() and set(args.sections) & {"1", "2"}:
+    if not wrk.available() and set(args.sections) & {"1", "2", "C"}:
         print(f"bench: {wrk.INSTALL_HINT}", file=sys.stderr)
         return 2
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
