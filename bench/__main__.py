@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--invoices", type=int, help="backlog size at concurrency 16 (default 5000; quick 500)")
     parser.add_argument(
         "--sections",
-        default="123456",
+        default="123456JVC",
         help="which sections to run, e.g. 12 (ingress only), 34 (backlogs only), 56 (replicas, latency, takeover); "
         "the journal's: J (trace over many rows), V (decision visible to trace), C (its cost, journal on vs off)",
     )
