@@ -199,6 +199,16 @@ RECONCILE = "invoice-pipeline reconcile"
 
 def logged_verdict(deliveries: Sequence[LoggedFileDelivery], now: datetime) -> Verdict:
     """The file is in DocSpace's delivery log but not in the journal: delivered (then we lost track) or not."""
+    files = {d.file_id for d in deliveries}
+    if len(files) > 1:  # a title fragment that several files' deliveries share
+        return Verdict(
+            "in_delivery_log",
+            f"not in the journal; deliveries of {len(files)} files in DocSpace's delivery log match: trace one by its "
+            "file id",
+            "ingress",
+            None,
+            deliveries[0].created,
+        )
     latest = deliveries[0]  # newest first
     what = f"{latest.trigger} of file {latest.file_id or '?'}"
     when = f" at {clock(latest.created, now)}" if latest.created else ""

@@ -115,3 +115,13 @@ def test_an_operator_s_records_give_their_own_verdicts() -> None:
     assert found.state == "operator_action"
     assert found.text == "anna replayed 12 dead letter(s) at 09:00 UTC (operation op-1): stage=mover"
     assert datetime.now(UTC) > found.since  # type: ignore[operator]
+
+
+def test_a_fragment_several_files_deliveries_share_asks_for_one_file_id() -> None:
+    rows: list[LoggedDelivery | UnreadableRow] = [row(n, file_id=n, title=f"Invoice-{n}.pdf") for n in range(3)]
+    found = search_delivery_log("invoice", portal=FakeLog(rows), webhook=WebhookChoice("/docspace/webhook"))
+    shown = logged_verdict(found.deliveries, NOW)
+    assert (
+        shown.text
+        == "not in the journal; deliveries of 3 files in DocSpace's delivery log match: trace one by its file id"
+    )
