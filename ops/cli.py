@@ -1,4 +1,4 @@
-"""The ``invoice-pipeline`` command: dead letters, webhook setup, health checks, test events, reconcile, trace."""
+"""The ``invoice-pipeline`` command: dead letters, webhooks, doctor, test events, reconcile, trace, topology, today."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from ops import cli_dlq, cli_docspace
 from ops.cli_doctor import doctor
 from ops.cli_reconcile import reconcile
 from ops.cli_test_event import send_test_event
+from ops.cli_today import today_command
+from ops.cli_topology import topology_command
 from ops.cli_trace import trace_command
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ app.command()(doctor)
 app.command("send-test-event")(send_test_event)
 app.command()(reconcile)
 app.command("trace")(trace_command)
+app.command("today")(today_command)
+app.command("topology")(topology_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
-from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings, parse_since, stages
+from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision, LetterFilter, list_letters
 from ops.dlq_actions import Audit, Pace, Selection, counts_of, operator_name, purge_dead_letters, replay_dead_letters
 from shared.broker.publisher import Publisher
 from shared.config.settings import CommonSettings
@@ -120,7 +121,10 @@ def show(
     stage: StageOption = None,
 ) -> None:
     """Show one dead letter: its properties, every header and the body."""
-    found = [d for d, _ in _sweep(_queues(), stages(stage), lambda _d: "keep", "reading") if d.id.startswith(ident)]
+    queues = _queues()
+    found = list_letters(
+        lambda names, decide, verb: _sweep(queues, names, decide, verb), stages(stage), LetterFilter(ident=ident)
+    )
     out = console()
     if not found:
         out.print(f"[red]No dead letter with id {escape(ident)}.[/red] See: invoice-pipeline dlq list")
