@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -178,9 +180,34 @@ def _body(body: bytes) -> str:
         return body.decode("utf-8", "replace")
 
 
-ActorOption = Annotated[
-    str | None, typer.Option("--actor", help="who acts, for the audit record (default: your OS user name)")
-]
+@dataclass(frozen=True)
+class OperatorOptions:
+    """``dlq``'s own options, given before the sub-command: who acts, and how fast a replay goes."""
+
+    actor: str | None = None
+    rate: float = DEFAULT_REPLAY_RATE
+
+
+# Set by the group's callback, which click runs before every sub-command of each invocation: one value per run.
+_OPTIONS: ContextVar[OperatorOptions | None] = ContextVar("dlq_operator_options", default=None)
+
+
+@app.callback()
+def operator_options(
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who acts, for the audit records (default: your OS user name)")
+    ] = None,
+    rate: Annotated[
+        float,
+        typer.Option(min=MIN_REPLAY_RATE, help="replay: messages sent back per second, at most (spares the stages)"),
+    ] = DEFAULT_REPLAY_RATE,
+) -> None:
+    """Dead letters: messages a stage gave up on, kept with their reason until replayed or purged."""
+    _OPTIONS.set(OperatorOptions(actor, rate))
+
+
+def _operator() -> OperatorOptions:
+    return _OPTIONS.get() or OperatorOptions()
 
 
 @contextmanager
@@ -220,13 +247,6 @@ def replay(
         bool, typer.Option("--dry-run", help="count what would be replayed and show a sample; change nothing")
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="replay at most N messages")] = None,
-    rate: Annotated[
-        float,
-        typer.Option(
-            min=MIN_REPLAY_RATE, help="messages per second sent back, at most (spares the stage and DocSpace)"
-        ),
-    ] = DEFAULT_REPLAY_RATE,
-    actor: ActorOption = None,
 ) -> None:
     """Move dead letters back to their stage's work queue, attempt counter reset; every filter given must hold.
 
@@ -246,16 +266,19 @@ def replay(
     )
     settings = load_settings(CommonSettings)
     queues = DeadLetterQueues(broker_parameters(settings), topology(settings))
+    options = _operator()
     out = console()
     with _replay_progress(dry_run) as progress:
         if dry_run:
+            audit = Audit(NoJournal(), operator_name(options.actor))
             report = replay_dead_letters(
-                selection, queues=queues, audit=Audit(NoJournal(), operator_name(actor)), pace=Pace(rate),
-                dry_run=True, progress=progress,
-            )  # fmt: skip
+                selection, queues=queues, audit=audit, pace=Pace(options.rate), dry_run=True, progress=progress
+            )
         else:
-            with _audit(settings, actor) as audit:
-                report = replay_dead_letters(selection, queues=queues, audit=audit, pace=Pace(rate), progress=progress)
+            with _audit(settings, options.actor) as audit:
+                report = replay_dead_letters(
+                    selection, queues=queues, audit=audit, pace=Pace(options.rate), progress=progress
+                )
     if not report.matched:
         out.print(f"Nothing to replay ({escape(report.scope)}).")
         return
@@ -302,7 +325,6 @@ def _replay_progress(dry_run: bool) -> Iterator[Callable[[str, int, int, int], N
 def purge(
     stage: StageOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
-    actor: ActorOption = None,
 ) -> None:
     """Delete dead letters for good (asks first). Consider 'dlq list' and 'dlq replay' before this.
 
@@ -322,7 +344,7 @@ def purge(
     if not yes and not typer.confirm(f"Delete {total} dead letter(s) for good ({summary})?", default=False):
         out.print("Nothing purged.")
         raise typer.Exit(EXIT_PROBLEM)
-    with _audit(settings, actor) as audit:
+    with _audit(settings, _operator().actor) as audit:
         report = purge_dead_letters(depths, queues=queues, audit=audit)
     out.print(
         f"Purged {report.total} dead letter(s): "

@@ -122,7 +122,7 @@ def test_replay_by_filter_moves_exactly_the_selected_messages_and_the_writer_sto
     db = JournalDb(f"sqlite:///{sqlite_path(tmp_path)}", "invoice_journal")
     monkeypatch.setenv("JOURNAL_URL", db.url)
 
-    code, out = run(capsys, "dlq", "replay", *FILTER, "--actor", "anna", "--rate", "50")
+    code, out = run(capsys, "dlq", "--actor", "anna", "--rate", "50", "replay", *FILTER)
 
     assert code == 0, out
     assert "Replayed 2 dead letter(s)" in out
