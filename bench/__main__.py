@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, calls, ingress_bench, wrk
+from bench import backlog, calls, ingress_bench, journal_bench, wrk
 from bench import latency as steady_latency
 from bench.baseline import BEFORE_CALLS
 from bench.procs import REDIS_URL
@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--invoices", type=int, help="backlog size at concurrency 16 (default 5000; quick 500)")
     parser.add_argument(
         "--sections",
-        default="12345678",
+        default="12345678JVC",
         help="which sections to run, e.g. 12 (ingress only), 34 (backlogs only), 56 (replicas, latency, takeover), "
-        "78 (calls per invoice before and after issue 22, upload to inbox at 11 invoices/s)",
+        "78 (calls per invoice before and after issue 22, upload to inbox at 11 invoices/s); the journal's: "
+        "J (trace over many rows), V (decision visible to trace), C (its cost, journal on vs off)",
     )
     parser.add_argument(
         "--seconds",
@@ -45,8 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="backlog size of each section 7 run, old code and current (default 1000; quick 150)",
     )
+    parser.add_argument(
+        "--journal-rows",
+        type=int,
+        default=10_000_000,
+        help="decisions in the journal for section J (default 10 million; quick 200,000)",
+    )
+    parser.add_argument(
+        "--journal-stores", default="sqlite,postgresql", help="stores for sections J and V: sqlite, postgresql or both"
+    )
     args = parser.parse_args(argv)
-    if not wrk.available() and set(args.sections) & {"1", "2"}:
+    if not wrk.available() and set(args.sections) & {"1", "2", "C"}:
         print(f"bench: {wrk.INSTALL_HINT}", file=sys.stderr)
         return 2
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -109,11 +119,39 @@ def main(argv: list[str] | None = None) -> int:
         ]
         out += _latency_rows(busy)
         out += _busy_verdict(busy)
+    out += _journal_sections(args, steady_seconds)
     out.append("")
     out.append(f"total bench time {time.monotonic() - started:.0f} s; 2 cores shared by broker, load and pipeline")
     out.append(f"load average at the end (1, 5, 15 min): {_load()}")
     print("\n".join(out))
     return 0
+
+
+def _journal_sections(args: argparse.Namespace, steady_seconds: float) -> list[str]:
+    out: list[str] = []
+    stores = [s.strip().lower() for s in args.journal_stores.split(",") if s.strip()]
+    if "J" in args.sections:
+        rows = 200_000 if args.quick and args.journal_rows == 10_000_000 else args.journal_rows
+        out += _section(f"J. trace over a journal of {rows:,} decisions ({rows // 6:,} files), generated in bulk")
+        queries = []
+        if "sqlite" in stores:
+            queries.append(journal_bench.query_sqlite(rows, journal_bench.workdir()))
+        if "postgresql" in stores:
+            queries.append(journal_bench.query_postgres(rows))
+        out += journal_bench.summary_rows(queries, [])
+    if "V" in args.sections:
+        rate, seconds = 50.0, min(steady_seconds, 60.0)
+        out += _section(f"V. A decision visible to trace: {rate:.0f} records/s (8 invoices/s x ~6 decisions)")
+        visible = [
+            journal_bench.visibility(name, rate=rate, seconds=seconds, workdir=journal_bench.workdir())
+            for name in (("SQLite",) if "sqlite" in stores else ())
+            + (("PostgreSQL",) if "postgresql" in stores else ())
+        ]
+        out += journal_bench.summary_rows([], visible)
+    if "C" in args.sections:
+        out += _section("C. The journal's cost: end to end and ingress throughput, journal on vs off, same run")
+        out += journal_bench.cost_rows(quick=args.quick)
+    return out
 
 
 def _timed(run: Callable[[], backlog.BacklogResult]) -> backlog.BacklogResult:

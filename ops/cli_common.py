@@ -62,8 +62,8 @@ _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
-    """``30m``, ``2h``, ``7d`` (ago) or an ISO date/time (UTC when no offset is given)."""
+def parse_since(value: str | None, now: datetime | None = None, *, option: str = "--since") -> datetime | None:
+    """``30m``, ``2h``, ``7d`` (ago) or an ISO date/time (UTC when no offset is given); errors name ``option``."""
     if value is None:
         return None
     now = now or datetime.now(UTC)
@@ -74,7 +74,7 @@ def parse_since(value: str | None, now: datetime | None = None) -> datetime | No
         when = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(
-            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO date/time", param_hint="--since"
+            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO date/time", param_hint=option
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 

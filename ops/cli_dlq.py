@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -13,17 +16,14 @@ from rich.table import Table
 
 from ops.broker_access import broker_parameters, topology
 from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings, parse_since, stages
-from ops.dead_letters import (
-    DeadLetter,
-    DeadLetterQueues,
-    Decision,
-    LetterFilter,
-    list_letters,
-    purge_letters,
-    replay_letters,
-)
+from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision, LetterFilter, list_letters
+from ops.dlq_actions import Audit, Pace, Selection, counts_of, operator_name, purge_dead_letters, replay_dead_letters
+from shared.broker.publisher import Publisher
 from shared.config.settings import CommonSettings
 from shared.core.control_chars import printable
+from shared.journal.broker import BrokerJournal
+from shared.journal.port import NoJournal
+from shared.runtime.logging import configure_logging
 
 app = typer.Typer(
     help="Dead letters: messages a stage gave up on, kept with their reason until replayed or purged.",
@@ -33,6 +33,13 @@ app = typer.Typer(
 StageOption = Annotated[
     str | None, typer.Option("--stage", "-s", help="classifier, mover, notifier.email or notifier.pipeline")
 ]
+DEFAULT_REPLAY_RATE = 20.0  # messages/s: a backlog of 1,000 is back in under a minute, at a pace DocSpace takes
+# --rate's floor: the pause between two messages is slept inside the sweep, which holds its broker connection; at
+# most 10 s keeps it well inside the heartbeat.
+MIN_REPLAY_RATE = 0.1
+AUDIT_CONNECT_TIMEOUT = 15.0
+AUDIT_FLUSH_TIMEOUT = 10.0
+
 ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="only this reason, e.g. docspace_not_found")]
 
 
@@ -95,17 +102,16 @@ def list_(
     stage: StageOption = None,
     reason: ReasonOption = None,
     since: Annotated[str | None, typer.Option(help="last failure at or after: 30m, 2h, 7d or an ISO time")] = None,
+    until: Annotated[str | None, typer.Option(help="last failure before: 30m, 2h, 7d (ago) or an ISO time")] = None,
+    client: Annotated[str | None, typer.Option(help="only this client's invoices")] = None,
 ) -> None:
     """List dead letters as a table (nothing is removed: each message is put back in order)."""
-    queues = _queues()
-    letters = list_letters(
-        lambda names, decide, verb: _sweep(queues, names, decide, verb),
-        stages(stage),
-        LetterFilter(reason=reason, since=parse_since(since)),
-    )
+    names = stages(stage)
+    selection = Selection(tuple(names), reason, parse_since(since), parse_since(until, option="--until"), client=client)
+    letters = [d for d, _ in _sweep(_queues(), names, lambda _d: "keep", "reading") if selection.matches(d)]
     out = console()
     if not letters:
-        out.print("No dead letters" + (" match" if reason or since else "") + ".")
+        out.print("No dead letters" + (" match" if reason or since or until or client else "") + ".")
         return
     out.print(_table(letters, f"{len(letters)} dead letter(s)"))
     out.print("Details: invoice-pipeline dlq show ID    Replay: invoice-pipeline dlq replay --stage S [--reason R]")
@@ -174,36 +180,145 @@ def _body(body: bytes) -> str:
         return body.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True)
+class OperatorOptions:
+    """``dlq``'s own options, given before the sub-command: who acts, and how fast a replay goes."""
+
+    actor: str | None = None
+    rate: float = DEFAULT_REPLAY_RATE
+
+
+# Set by the group's callback, which click runs before every sub-command of each invocation: one value per run.
+_OPTIONS: ContextVar[OperatorOptions | None] = ContextVar("dlq_operator_options", default=None)
+
+
+@app.callback()
+def operator_options(
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who acts, for the audit records (default: your OS user name)")
+    ] = None,
+    rate: Annotated[
+        float,
+        typer.Option(min=MIN_REPLAY_RATE, help="replay: messages sent back per second, at most (spares the stages)"),
+    ] = DEFAULT_REPLAY_RATE,
+) -> None:
+    """Dead letters: messages a stage gave up on, kept with their reason until replayed or purged."""
+    _OPTIONS.set(OperatorOptions(actor, rate))
+
+
+def _operator() -> OperatorOptions:
+    return _OPTIONS.get() or OperatorOptions()
+
+
+@contextmanager
+def _audit(settings: CommonSettings, actor: str | None) -> Iterator[Audit]:
+    """An audit trail to the decision journal over the CLI's own publisher; says so when records did not get there."""
+    # The publisher logs (connected, a record dropped): to stderr, warnings only, so stdout stays the command's own.
+    configure_logging(fmt=settings.log_format, level="WARNING")
+    publisher = Publisher(broker_parameters(settings), topology=topology(settings)).start()
+    if not publisher.wait_connected(AUDIT_CONNECT_TIMEOUT):
+        publisher.stop()
+        console(stderr=True).print("[red]cannot reach the broker[/red]: check AMQP_URL (nothing was changed)")
+        raise typer.Exit(EXIT_PROBLEM)
+    journal = BrokerJournal(publisher, topology(settings).journal_exchange, process="invoice-pipeline-cli")
+    try:
+        yield Audit(journal, operator_name(actor))
+    finally:
+        missing = journal.flush(AUDIT_FLUSH_TIMEOUT)
+        publisher.stop()
+        if missing:
+            console(stderr=True).print(
+                f"[yellow]{missing} audit record(s) did not reach the journal[/yellow] (the broker did not confirm "
+                "them); the action itself is done"
+            )
+
+
 @app.command()
 def replay(
     stage: StageOption = None,
     reason: ReasonOption = None,
+    since: Annotated[str | None, typer.Option(help="last failure at or after: 30m, 2h, 7d or an ISO time")] = None,
+    until: Annotated[str | None, typer.Option(help="last failure before: 30m, 2h, 7d (ago) or an ISO time")] = None,
+    client: Annotated[
+        str | None, typer.Option(help="only this client's invoices (mover and notifier dead letters name it)")
+    ] = None,
     ident: Annotated[str | None, typer.Option("--id", help="only this dead letter (id or unique prefix)")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be replayed; change nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="count what would be replayed and show a sample; change nothing")
+    ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="replay at most N messages")] = None,
 ) -> None:
-    """Move dead letters back to their stage's work queue, attempt counter reset.
+    """Move dead letters back to their stage's work queue, attempt counter reset; every filter given must hold.
 
     Each message is published (and confirmed by the broker) before it leaves the dead-letter queue. Replaying is
     safe to repeat: the stages are idempotent, so an invoice already handled is recognised and not handled twice.
+    The decision journal gets one audit record for the operation (who, when, the filter, how many) and one per
+    message replayed; `invoice-pipeline trace OPERATION_ID` shows the operation.
     """
-    queues = _queues()
-    chosen = replay_letters(
-        lambda names, decide, verb: _sweep(queues, names, decide, verb),
-        stages(stage),
-        LetterFilter(reason=reason, ident=ident),
+    selection = Selection(
+        stages=tuple(stages(stage)),
+        reason=reason,
+        since=parse_since(since),
+        until=parse_since(until, option="--until"),
+        client=client,
+        ident=ident,
         limit=limit,
-        dry_run=dry_run,
     )
+    settings = load_settings(CommonSettings)
+    queues = DeadLetterQueues(broker_parameters(settings), topology(settings))
+    options = _operator()
     out = console()
-    if not chosen:
-        out.print("Nothing to replay.")
+    with _replay_progress(dry_run) as progress:
+        if dry_run:
+            audit = Audit(NoJournal(), operator_name(options.actor))
+            report = replay_dead_letters(
+                selection, queues=queues, audit=audit, pace=Pace(options.rate), dry_run=True, progress=progress
+            )
+        else:
+            with _audit(settings, options.actor) as audit:
+                report = replay_dead_letters(
+                    selection, queues=queues, audit=audit, pace=Pace(options.rate), progress=progress
+                )
+    if not report.matched:
+        out.print(f"Nothing to replay ({escape(report.scope)}).")
         return
     if dry_run:
-        out.print(_table(chosen, f"Would replay {len(chosen)} dead letter(s) (dry run, nothing changed)"))
+        shown = f", the first {len(report.sample)} below" if len(report.sample) < report.matched else ""
+        out.print(
+            _table(
+                report.sample,
+                f"Would replay {report.matched} dead letter(s){shown} (dry run, nothing changed): {report.scope}",
+            )
+        )
         return
-    out.print(_table(chosen, f"Replayed {len(chosen)} dead letter(s) to their work queues"))
-    out.print("Watch them: stage_messages_total in /metrics, or invoice-pipeline dlq list for any that fail again.")
+    out.print(_table(report.replayed, f"Replayed {report.matched} dead letter(s) to their work queues"))
+    out.print(
+        f"Audited as operation {escape(report.operation)}: invoice-pipeline trace {escape(report.operation)}\n"
+        "Watch them: stage_messages_total in /metrics, or invoice-pipeline dlq list for any that fail again."
+    )
+
+
+@contextmanager
+def _replay_progress(dry_run: bool) -> Iterator[Callable[[str, int, int, int], None]]:
+    """A bar per stage: how far through its dead-letter queue, and how many were sent back."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[moved]}"),
+        console=console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, swept: int, total: int, replayed: int) -> None:
+            if stage not in tasks:
+                verb = "checking" if dry_run else "replaying"
+                tasks[stage] = bar.add_task(f"{verb} {stage}", total=total, moved="")
+            moved = "" if dry_run else f"{replayed} replayed"
+            bar.update(tasks[stage], completed=swept, total=total, moved=moved)
+
+        yield update
 
 
 @app.command()
@@ -214,11 +329,12 @@ def purge(
     """Delete dead letters for good (asks first). Consider 'dlq list' and 'dlq replay' before this.
 
     Exactly the number confirmed is deleted, oldest first: dead letters that arrive while the question waits
-    are left for the next look.
+    are left for the next look. The decision journal gets one audit record: who, which queues, how many.
     """
     names = stages(stage)
-    queues = _queues()
-    depths = {name: queues.depth(name) for name in names}
+    settings = load_settings(CommonSettings)
+    queues = DeadLetterQueues(broker_parameters(settings), topology(settings))
+    depths = counts_of(queues, names)
     total = sum(depths.values())
     out = console()
     if total == 0:
@@ -228,5 +344,10 @@ def purge(
     if not yes and not typer.confirm(f"Delete {total} dead letter(s) for good ({summary})?", default=False):
         out.print("Nothing purged.")
         raise typer.Exit(EXIT_PROBLEM)
-    removed = purge_letters(queues, depths)
-    out.print(f"Purged {sum(removed.values())} dead letter(s): " + ", ".join(f"{n}: {c}" for n, c in removed.items()))
+    with _audit(settings, _operator().actor) as audit:
+        report = purge_dead_letters(depths, queues=queues, audit=audit)
+    out.print(
+        f"Purged {report.total} dead letter(s): "
+        + ", ".join(f"{n}: {c}" for n, c in report.removed.items())
+        + f" (audited as operation {escape(report.operation)})"
+    )

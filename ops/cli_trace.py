@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pika.exceptions
 import typer
+from pydantic import Field, ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from ingress.settings import WEBHOOK_PATH
 from ops.broker_access import broker_parameters, topology
 from ops.cli_common import EXIT_PROBLEM, console, load_settings
 from ops.dead_letters import DeadLetter, DeadLetterQueues
+from ops.delivery_log import (
+    DEFAULT_MAX_ROWS,
+    DeliveryLogSearch,
+    WebhookChoice,
+    not_searched,
+    search_delivery_log,
+)
 from ops.trace import FIND_LIMIT, Trace, clock, details, trace
 from shared.broker.topology import STAGES
+from shared.config.settings import DocSpaceSettings
+from shared.core.errors import StageError
+from shared.docspace.admin import PortalAdmin
 from shared.journal.record import Decision
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.store import JournalUnavailable, Match
 from shared.journal.wiring import journal_store
+from shared.runtime.wiring import docspace_client
 
 
 def trace_command(
@@ -30,11 +44,22 @@ def trace_command(
     dlq: Annotated[
         bool, typer.Option("--dlq/--no-dlq", help="when the journal knows nothing, look in the dead-letter queues")
     ] = True,
+    docspace_log: Annotated[
+        bool,
+        typer.Option(
+            "--delivery-log/--no-delivery-log",
+            help="when the journal knows nothing, look in DocSpace's delivery log (needs DOCSPACE_API_HOST and "
+            "DOCSPACE_API_KEY; reads at most --log-rows of the newest deliveries)",
+        ),
+    ] = True,
+    log_rows: Annotated[
+        int, typer.Option("--log-rows", min=1, max=10_000, help="newest deliveries searched, 100 per API call")
+    ] = DEFAULT_MAX_ROWS,
 ) -> None:
     """What happened to a file: its timeline from the decision journal, then a one-line verdict.
 
     Several files match a title fragment: a table to choose from (trace the file id). Nothing in the journal:
-    the dead-letter queues are searched for the id.
+    the dead-letter queues and DocSpace's delivery log are searched for it.
     """
     settings = load_settings(JournalStoreSettings)
     now = datetime.now(UTC)
@@ -44,7 +69,13 @@ def trace_command(
         console(stderr=True).print(f"[red]the journal does not answer:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_PROBLEM) from None
     try:
-        found = trace(term, store=store, now=now, dead_letters=_dead_letters(settings) if dlq else None)
+        found = trace(
+            term,
+            store=store,
+            now=now,
+            dead_letters=_dead_letters(settings) if dlq else None,
+            delivery_log=_delivery_log(log_rows) if docspace_log else None,
+        )
     except JournalUnavailable as exc:
         console(stderr=True).print(f"[red]the journal does not answer:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_PROBLEM) from None
@@ -72,6 +103,40 @@ def _dead_letters(settings: JournalStoreSettings) -> Any:
     return read
 
 
+class DeliveryLogSettings(DocSpaceSettings):
+    """What reading DocSpace's delivery log takes: the portal and key, and which webhook is the pipeline's."""
+
+    docspace_webhook_url: str | None = Field(
+        default=None,
+        description="the URL the pipeline's webhook points at; unset → the webhook whose URL ends in "
+        "`/docspace/webhook`",
+    )
+    docspace_webhook_id: str | None = Field(default=None, description="or the webhook's id in DocSpace")
+
+
+def _delivery_log(max_rows: int) -> Callable[[str], DeliveryLogSearch]:
+    def search(term: str) -> DeliveryLogSearch:
+        try:
+            settings = DeliveryLogSettings()
+        except ValidationError as exc:
+            names = sorted({str(error["loc"][0]).upper() for error in exc.errors() if error.get("loc")})
+            return not_searched(f"DocSpace is not configured ({', '.join(names) or 'settings invalid'})")
+        client = docspace_client(settings, pool_size=1, process="trace-cli")
+        try:
+            return search_delivery_log(
+                term,
+                portal=PortalAdmin(client.transport),
+                webhook=WebhookChoice(WEBHOOK_PATH, settings.docspace_webhook_url, settings.docspace_webhook_id),
+                max_rows=max_rows,
+            )
+        except StageError as exc:
+            return not_searched(f"DocSpace did not answer: {type(exc).__name__}: {str(exc)[:200]}")
+        finally:
+            client.close()
+
+    return search
+
+
 def _print(found: Trace, now: datetime) -> None:
     out = console()
     if len(found.matches) > 1:
@@ -86,6 +151,14 @@ def _print(found: Trace, now: datetime) -> None:
         out.print(_timeline(found.timeline, now))
     for letter in found.dead_letters:
         out.print(f"dead letter {escape(letter.id)} in {escape(letter.stage)}.dlq: {escape(letter.reason)}")
+    logged = found.delivery_log
+    if logged is not None:
+        out.print(f"DocSpace's delivery log: {escape(logged.note)}" + ("" if logged.searched else " (not searched)"))
+        for d in logged.deliveries:
+            answer = "no answer" if d.status == 0 else f"HTTP {d.status}"
+            when = clock(d.created, now) if d.created else "-"
+            title = f" {d.title!r}" if d.title else ""
+            out.print(escape(f"  delivery {d.log_id}: {d.trigger} of file {d.file_id}{title} at {when}, {answer}"))
     if found.verdict is not None:
         out.print(f"[bold]{escape(found.verdict.text)}[/bold]")
 
@@ -134,6 +207,26 @@ def _as_json(found: Trace) -> dict[str, Any]:
             {"id": d.id, "stage": d.stage, "reason": d.reason, "file_id": d.file_id, "invoice_id": d.invoice_id}
             for d in found.dead_letters
         ],
+        # Added after the first release: scripts that do not know this key are unaffected.
+        "delivery_log": None
+        if found.delivery_log is None
+        else {
+            "searched": found.delivery_log.searched,
+            "note": found.delivery_log.note,
+            "rows_searched": found.delivery_log.rows_searched,
+            "deliveries": [
+                {
+                    "log_id": d.log_id,
+                    "trigger": d.trigger,
+                    "created": d.created.isoformat() if d.created else None,
+                    "status": d.status,
+                    "file_id": d.file_id,
+                    "event_id": d.event_id,
+                    "title": d.title,
+                }
+                for d in found.delivery_log.deliveries
+            ],
+        },
         "verdict": None
         if verdict is None
         else {

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
@@ -73,6 +74,7 @@ class DeadLetter:
     content_type: str | None
     headers: Mapping[str, Any] = field(repr=False)
     body: bytes = field(repr=False)
+    client: str | None = None  # from the body: the mover's and notifiers' messages name it, a raw delivery does not
 
 
 def dead_letter_id(stage: str, message_id: str | None, body: bytes) -> str:
@@ -113,7 +115,18 @@ def describe(stage: str, properties: pika.BasicProperties, body: bytes) -> DeadL
         content_type=properties.content_type,
         headers=headers,
         body=body,
+        client=client_of(body),
     )
+
+
+def client_of(body: bytes) -> str | None:
+    """The client an invoice message names (``InvoiceDetected``, ``InvoiceReceived``); None for anything else."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    client = doc.get("client") if isinstance(doc, dict) else None
+    return client if isinstance(client, str) and client else None
 
 
 def original_routing_key(headers: Mapping[str, Any]) -> str | None:
@@ -159,8 +172,12 @@ class DeadLetterQueues:
         decide: Callable[[DeadLetter], Decision],
         *,
         progress: Callable[[int, int], None] | None = None,
+        settled: Callable[[DeadLetter, Decision], None] | None = None,
     ) -> list[tuple[DeadLetter, Decision]]:
-        """One ordered pass over the stage's dead letters (see the module docstring); returns what was decided."""
+        """One ordered pass over the stage's dead letters (see the module docstring); returns what was decided.
+
+        ``settled`` hears of each message once its decision is carried out (the copy confirmed, the original acked).
+        """
         queues = self._topology.stage(stage)
         done: list[tuple[DeadLetter, Decision]] = []
         with self._channel() as channel:
@@ -180,6 +197,8 @@ class DeadLetterQueues:
                     channel.basic_publish("", queues.work, body, replay_properties(properties), mandatory=True)
                 channel.basic_ack(method.delivery_tag)
                 done.append((letter, decision))
+                if settled is not None:
+                    settled(letter, decision)
                 if progress is not None:
                     progress(index + 1, total)
         return done

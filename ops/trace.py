@@ -13,14 +13,26 @@ from datetime import datetime
 from typing import Literal
 
 from ops.dead_letters import DeadLetter
+from ops.delivery_log import DeliveryLogSearch, LoggedFileDelivery
 from shared.journal.record import Decision
 from shared.journal.store import JournalStore, Match
 
-State = Literal["arrived", "skipped", "dead_lettered", "waiting", "retrying", "in_progress", "not_found"]
+State = Literal[
+    "arrived",
+    "skipped",
+    "dead_lettered",
+    "waiting",
+    "retrying",
+    "in_progress",
+    "operator_action",
+    "in_delivery_log",
+    "not_found",
+]
 
 ARRIVED = "received"  # the mover's outcome: in the client's Incoming folder, InvoiceReceived published
 SKIPPED = frozenset({"ignored", "skipped"})
 NOTIFIERS = ("notifier.email", "notifier.pipeline")
+OPERATOR = "operator"  # the stage of an operator's actions (ops/dlq_actions.py)
 FIND_LIMIT = 20  # files offered to choose from; a fragment that matches more shows the newest
 
 
@@ -45,6 +57,7 @@ class Trace:
     timeline: list[Decision] = field(default_factory=list)
     verdict: Verdict | None = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    delivery_log: DeliveryLogSearch | None = None  # looked at only when the journal knows nothing
 
 
 def replay_command(stage: str, reason: str | None) -> str:
@@ -60,6 +73,8 @@ def verdict(timeline: Sequence[Decision], *, now: datetime) -> Verdict:
         return _arrived(timeline, arrivals[-1], now)
     last = timeline[-1]
     when = clock(last.at, now)
+    if last.stage == OPERATOR:
+        return _operator(last, now)
     if last.outcome == "dead_lettered":
         command = replay_command(last.stage, last.reason)
         return Verdict(
@@ -112,6 +127,21 @@ def _arrived(timeline: Sequence[Decision], moved: Decision, now: datetime) -> Ve
     return Verdict("arrived", text, moved.stage, None, moved.at, command)
 
 
+def _operator(last: Decision, now: datetime) -> Verdict:
+    """An operator's action: a replayed message is on its way again; an operation says who did what to how many."""
+    who = last.actor or "an operator"
+    when = clock(last.at, now)
+    if last.count is None:  # one message's record
+        queue = last.scope or "its dead-letter queue"
+        stage = queue.removesuffix(".dlq")
+        text = f"replayed from {queue} by {who} at {when} (operation {last.operation}): back in {stage}'s queue"
+        return Verdict("in_progress", text, stage, last.reason, last.at)
+    scope = f": {last.scope}" if last.scope else ""
+    verb = {"replay": "replayed", "purge": "purged"}.get(last.outcome, last.outcome)
+    text = f"{who} {verb} {last.count} dead letter(s) at {when} (operation {last.operation}){scope}"
+    return Verdict("operator_action", text, OPERATOR, None, last.at)
+
+
 def clock(at: datetime, now: datetime) -> str:
     """``09:14`` today, ``2026-11-03 09:14`` another day (UTC, as the journal stores it)."""
     if at.date() == now.date():
@@ -125,8 +155,10 @@ def trace(
     store: JournalStore,
     now: datetime,
     dead_letters: Callable[[], Sequence[DeadLetter]] | None = None,
+    delivery_log: Callable[[str], DeliveryLogSearch] | None = None,
 ) -> Trace:
-    """Look ``term`` (a file id, invoice id, event id or title fragment) up: the journal first, then the DLQ."""
+    """Look ``term`` (a file id, invoice id, event id or title fragment) up: the journal first; when it knows
+    nothing, the dead-letter queues and DocSpace's delivery log."""
     matches = store.find(term, limit=FIND_LIMIT)
     if len(matches) > 1:
         return Trace(term, matches=matches)
@@ -139,15 +171,65 @@ def trace(
         )
         return Trace(term, matches=matches, timeline=timeline, verdict=verdict(timeline, now=now))
     letters = [d for d in (dead_letters() if dead_letters else []) if term in {d.file_id, d.invoice_id, d.event_id}]
+    logged = delivery_log(term) if delivery_log is not None else None
     if letters:
         first = letters[0]
         command = replay_command(first.stage, first.reason)
         since = clock(first.last_failure, now) if first.last_failure else "an unknown time"
         text = f"not in the journal; in {first.stage}.dlq since {since}: {first.reason} — `{command}`"
         found = Verdict("dead_lettered", text, first.stage, first.reason, first.last_failure, command)
-        return Trace(term, verdict=found, dead_letters=letters)
-    where = "the journal and the dead-letter queues" if dead_letters else "the journal"
-    return Trace(term, verdict=Verdict("not_found", f"not found in {where}"))
+        return Trace(term, verdict=found, dead_letters=letters, delivery_log=logged)
+    where = ["the journal"] + (["the dead-letter queues"] if dead_letters else [])
+    if logged is not None and logged.searched:
+        where.append("DocSpace's delivery log")
+        if logged.deliveries:
+            return Trace(term, verdict=logged_verdict(logged.deliveries, now), delivery_log=logged)
+    text = f"not found in {_listed(where)}"
+    if logged is not None and logged.searched:
+        text += (
+            f" ({logged.note}): if it was uploaded to a watched room, the reconciler's room scan finds it "
+            f"(`{RECONCILE}` runs one now)"
+        )
+    next_step = RECONCILE if logged is not None and logged.searched else None
+    return Trace(term, verdict=Verdict("not_found", text, command=next_step), delivery_log=logged)
+
+
+RECONCILE = "invoice-pipeline reconcile"
+
+
+def logged_verdict(deliveries: Sequence[LoggedFileDelivery], now: datetime) -> Verdict:
+    """The file is in DocSpace's delivery log but not in the journal: delivered (then we lost track) or not."""
+    files = {d.file_id for d in deliveries}
+    if len(files) > 1:  # a title fragment that several files' deliveries share
+        return Verdict(
+            "in_delivery_log",
+            f"not in the journal; deliveries of {len(files)} files in DocSpace's delivery log match: trace one by its "
+            "file id",
+            "ingress",
+            None,
+            deliveries[0].created,
+        )
+    latest = deliveries[0]  # newest first
+    what = f"{latest.trigger} of file {latest.file_id or '?'}"
+    when = f" at {clock(latest.created, now)}" if latest.created else ""
+    if any(d.delivered for d in deliveries):
+        ok = next(d for d in deliveries if d.delivered)
+        text = (
+            f"not in the journal, but DocSpace delivered it: {ok.trigger} of file {ok.file_id or '?'}"
+            + (f" at {clock(ok.created, now)}" if ok.created else "")
+            + f", answered {ok.status}; the journal writer may be behind (journal_lag_seconds) or was not running"
+        )
+        return Verdict("in_delivery_log", text, "ingress", None, ok.created)
+    answer = "no answer" if latest.status == 0 else f"HTTP {latest.status}"
+    text = (
+        f"not in the journal; DocSpace could not deliver it: {what}{when}, {answer} — the reconciler recovers it "
+        f"from the delivery log at its next cycle (`{RECONCILE}` does it now)"
+    )
+    return Verdict("in_delivery_log", text, "ingress", f"delivery_failed_{latest.status}", latest.created, RECONCILE)
+
+
+def _listed(places: list[str]) -> str:
+    return places[0] if len(places) == 1 else ", ".join(places[:-1]) + " and " + places[-1]
 
 
 def details(d: Decision, now: datetime) -> str:

@@ -109,16 +109,25 @@ class PortalAdmin:
         delivery time, which only successful rows have (contract §2.4). A row that cannot be read stays in the
         page as an ``UnreadableRow``, so the page's length still says where the next one starts.
         """
-        rows = self._transport.request(
-            "GET",
-            "settings/webhooks/log",
-            params={
-                "configId": path_id(config_id),
-                "groupStatus": FAILED_DELIVERIES,
-                "count": max(1, min(count, PAGE_SIZE)),
-                "startIndex": max(start, 0),
-            },
-        )
+        return self._log_page(config_id, start=start, count=count, group_status=FAILED_DELIVERIES)
+
+    def deliveries(
+        self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE
+    ) -> list[LoggedDelivery | UnreadableRow]:
+        """One page of all the webhook's deliveries (sent or not, any answer), newest first, with their bodies."""
+        return self._log_page(config_id, start=start, count=count, group_status=None)
+
+    def _log_page(
+        self, config_id: str, *, start: int, count: int, group_status: int | None
+    ) -> list[LoggedDelivery | UnreadableRow]:
+        params: dict[str, Any] = {
+            "configId": path_id(config_id),
+            "count": max(1, min(count, PAGE_SIZE)),
+            "startIndex": max(start, 0),
+        }
+        if group_status is not None:
+            params["groupStatus"] = group_status
+        rows = self._transport.request("GET", "settings/webhooks/log", params=params)
         rows = rows if isinstance(rows, list) else []
         return [_logged_delivery(row) for row in rows]
 

@@ -7,7 +7,8 @@ counted in ``journal_records_dropped_total{reason="publish_failed"}``; the decis
 from __future__ import annotations
 
 import socket
-from concurrent.futures import Future
+import threading
+from concurrent.futures import Future, wait
 
 import structlog
 
@@ -29,6 +30,9 @@ class BrokerJournal:
         self._exchange = exchange
         self._process = process
         self._host = host if host is not None else socket.gethostname()
+        self._lock = threading.Lock()
+        self._unsettled: set[Future[None]] = set()
+        self.dropped = 0  # records of this journal the broker did not take
 
     def record(self, decision: Decision) -> None:
         stamped = decision.model_copy(
@@ -47,17 +51,36 @@ class BrokerJournal:
             )
         except Exception as exc:
             # The journal must never be in the invoice's way, whatever goes wrong in it.
+            self._count_dropped()
             _dropped(stamped, exc)
             return
-        future.add_done_callback(lambda done: _settled(stamped, done))
+        with self._lock:
+            self._unsettled.add(future)
+        future.add_done_callback(lambda done: self._settled(stamped, done))
 
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for every record so far to be confirmed; how many were not (dropped or late).
 
-def _settled(decision: Decision, future: Future[None]) -> None:
-    error = future.exception()
-    if error is None:
-        PUBLISHED.labels(decision.stage).inc()
-    else:
-        _dropped(decision, error)
+        For a short-lived process (the CLI's audit records) before it stops its publisher; the stages never wait.
+        """
+        with self._lock:
+            pending = set(self._unsettled)
+        late = len(wait(pending, timeout).not_done) if pending else 0
+        return late + self.dropped
+
+    def _settled(self, decision: Decision, future: Future[None]) -> None:
+        with self._lock:
+            self._unsettled.discard(future)
+        error = future.exception()
+        if error is None:
+            PUBLISHED.labels(decision.stage).inc()
+        else:
+            self._count_dropped()
+            _dropped(decision, error)
+
+    def _count_dropped(self) -> None:
+        with self._lock:
+            self.dropped += 1
 
 
 def _dropped(decision: Decision, error: BaseException) -> None:

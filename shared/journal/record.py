@@ -19,11 +19,12 @@ def decision_id(
     file_id: str | None,
     invoice_id: str | None,
     event_id: str | None,
-    occurrence: int = 0,
+    occurrence: int | str = 0,
 ) -> str:
     """The same decision about the same message gets the same id, however often a redelivery makes it again.
 
-    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time).
+    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time, or
+    replayed by an operator once today and again tomorrow: then it is the operation's id).
     """
     key = "\0".join(
         (stage, outcome, reason or "", str(attempt), file_id or "", invoice_id or "", event_id or "", str(occurrence))
@@ -63,6 +64,13 @@ class Decision(BaseModel):
     pipeline_status: int | None = None
     parked_until: datetime | None = None
     actor: str | None = Field(default=None, max_length=200, description="who, for an operator's action")
+    operation: str | None = Field(
+        default=None, max_length=64, description="an operator's action: its id, shared by all its records"
+    )
+    scope: str | None = Field(
+        default=None, max_length=500, description="an operator's action: what it selected (or the queue), in words"
+    )
+    count: int | None = Field(default=None, ge=0, description="an operator's action: how many messages it affected")
 
     @field_validator("at", "parked_until")
     @classmethod
@@ -79,7 +87,7 @@ class Decision(BaseModel):
         outcome: str,
         *,
         at: datetime | None = None,
-        occurrence: int = 0,
+        occurrence: int | str = 0,
         **fields: object,
     ) -> Decision:
         """A decision made now (or ``at``), its id derived from what identifies it; the journal adds the process."""
