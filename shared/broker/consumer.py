@@ -8,6 +8,10 @@ did, or raises ``TransientError`` (the message goes up the retry ladder: a delay
 Anything else is a bug: its traceback is logged and the message is dead-lettered with reason ``bug``. A retry,
 parking or dead letter that cannot be published for what it is (not because the broker is away) is logged with the
 message's ids, and the message is rejected to the work queue's own dead-lettering instead.
+
+Once a message is settled, its outcome becomes one decision in the journal (``Reporting.journal``): published
+without waiting, so a journal that cannot take it never holds the message up. A message given back to the broker
+(``requeued``) records nothing: it is decided again when it comes back.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -42,6 +46,7 @@ from shared.core.headers import (
     ATTEMPT_HEADER,
     ATTEMPTS_HEADER,
     DEFERRALS_HEADER,
+    DELIVERY_ID_HEADERS,
     ERROR_HEADER,
     FIRST_FAILURE_HEADER,
     ID_HEADERS,
@@ -49,6 +54,7 @@ from shared.core.headers import (
     LAST_FAILURE_HEADER,
     LAST_REASON_HEADER,
     REASON_HEADER,
+    REPLAYS_HEADER,
     ROUTING_KEY_HEADER,
     SEQ_HEADER,
     STAGE_HEADER,
@@ -56,6 +62,9 @@ from shared.core.headers import (
 )
 from shared.core.ids import small_count
 from shared.core.outgoing import OutgoingMessage
+from shared.journal.metrics import DROPPED
+from shared.journal.outcomes import Repeats, stage_decision
+from shared.journal.port import Journal, NoJournal
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +72,7 @@ log = structlog.get_logger(__name__)
 # on it is a transient failure, so the retry ladder bounds it and an operator sees it in the dead-letter queue.
 MAX_DEFERRALS = 100
 STORE_OUTAGE_TOO_LONG = "store_outage_too_long"
+RETRIES_EXHAUSTED = "retries_exhausted"
 _MAX_ERROR_TEXT = 2000
 
 
@@ -82,6 +92,14 @@ Settlement = Literal["ack", "requeue", "reject"]
 OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome (an Outcome value), reason, seconds
 
 
+@dataclass(frozen=True)
+class Reporting:
+    """Who hears how each message ended: the metrics (``observe``) and the decision journal."""
+
+    observe: OutcomeObserver | None = None
+    journal: Journal = field(default_factory=NoJournal)
+
+
 class StageConsumer:
     """Consumes one stage's work queue with ``concurrency`` worker threads; reconnects by itself."""
 
@@ -94,7 +112,7 @@ class StageConsumer:
         handler: Handler,
         publisher: Publisher,
         concurrency: int = 4,
-        observe: OutcomeObserver | None = None,
+        reporting: Reporting | None = None,
         patience: Patience | None = None,
     ) -> None:
         self._params = params
@@ -103,7 +121,7 @@ class StageConsumer:
         self._handler = handler
         self._publisher = publisher
         self._concurrency = concurrency
-        self._observe = observe
+        self._reporting = reporting or Reporting()
         self._patience = patience or Patience()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -244,7 +262,7 @@ class StageConsumer:
             outcome, reason, extra = self._unpublishable_follow_up(message, exc)
             settlement = "reject"
         settle(settlement)
-        self._finish(outcome, reason, started, extra)
+        self._finish(message, outcome, reason, started, extra)
 
     def _unpublishable_follow_up(
         self, message: InboundMessage, exc: Exception
@@ -273,11 +291,11 @@ class StageConsumer:
             # the retry ladder (about 12 minutes) and end in the dead-letter queue for an operator to replay.
             return self._wait_out_store(message, properties, exc)
         except TransientError as exc:
-            return self._retry(message, properties, exc), exc.reason, {"error": str(exc)}
+            return _retried(self._retry(message, properties, exc), exc)
         except Deferred as exc:
             if _deferrals(message) >= MAX_DEFERRALS:
                 error = TransientError(f"deferred {MAX_DEFERRALS} times: {exc}", reason=exc.reason)
-                return self._retry(message, properties, error), exc.reason, {"error": str(error)}
+                return _retried(self._retry(message, properties, error), error)
             self._defer(message, properties, exc)
             return Outcome.DEFERRED, exc.reason, {"deferred_s": round(exc.delay, 1)}
         except PermanentError as exc:
@@ -289,17 +307,52 @@ class StageConsumer:
             self._dead_letter(message, properties, "bug", f"{type(exc).__name__}: {exc}")
             return Outcome.DEAD_LETTERED, "bug", {"error": f"{type(exc).__name__}: {exc}"}
 
-    def _finish(self, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]) -> None:
+    def _finish(
+        self, message: InboundMessage, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]
+    ) -> None:
         duration = time.perf_counter() - started
         level = log.warning if outcome in {Outcome.DEAD_LETTERED, Outcome.REQUEUED} else log.info
         level("message_handled", outcome=str(outcome), reason=reason, duration_ms=round(duration * 1000, 1), **extra)
-        if self._observe is not None:
-            self._observe(self.queues.stage, str(outcome), reason, duration)
+        if self._reporting.observe is not None:
+            self._reporting.observe(self.queues.stage, str(outcome), reason, duration)
+        if outcome is not Outcome.REQUEUED:
+            self._journal(message, outcome, reason, extra)
+
+    def _journal(self, message: InboundMessage, outcome: Outcome, reason: str | None, extra: dict[str, Any]) -> None:
+        """One decision for the journal; whatever goes wrong in making it is counted, never the message's problem."""
+        try:
+            context = structlog.contextvars.get_contextvars()
+            ids = {key: context.get(key) for key in ID_HEADERS}
+            for key, header in DELIVERY_ID_HEADERS.items():
+                ids[key] = ids[key] or message.headers.get(header)
+            details = dict(extra)
+            if outcome is Outcome.DEAD_LETTERED and details.get("dead_letter_reason") == RETRIES_EXHAUSTED:
+                # The dead-letter queue knows it by this reason (what `dlq replay --reason` selects by).
+                details["rule"] = f"retry ladder spent after {message.attempt} attempts, last failure: {reason}"
+                reason = RETRIES_EXHAUSTED
+            # The deferrals header counts the parkings before this one: each parking is its own decision.
+            repeats = Repeats(_deferrals(message), small_count(message.headers.get(REPLAYS_HEADER)) or 0)
+            decision = stage_decision(
+                self.queues.stage,
+                str(outcome),
+                reason,
+                attempt=message.attempt,
+                ids=ids,
+                details=details,
+                now=datetime.now(UTC),
+                repeats=repeats,
+            )
+            self._reporting.journal.record(decision)
+        except Exception as exc:
+            # A journal must not raise; one that does (or a detail no decision can hold) costs a record, never
+            # the message, which is settled already.
+            DROPPED.labels("unrecordable").inc()
+            log.warning("journal_record_unrecordable", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _retry(self, message: InboundMessage, properties: pika.BasicProperties, error: TransientError) -> Outcome:
         step = self.queues.retry_queue_for(message.attempt, error.retry_after)
         if step is None:
-            self._dead_letter(message, properties, "retries_exhausted", f"{error.reason}: {error}")
+            self._dead_letter(message, properties, RETRIES_EXHAUSTED, f"{error.reason}: {error}")
             return Outcome.DEAD_LETTERED
         queue, delay = step
         now = _now()
@@ -400,6 +453,14 @@ def _copy(
         timestamp=properties.timestamp,
         type=properties.type,
     )
+
+
+def _retried(outcome: Outcome, error: TransientError) -> tuple[Outcome, str | None, dict[str, Any]]:
+    """A transient failure's outcome: on the retry ladder, or dead-lettered because the ladder was spent."""
+    details: dict[str, Any] = {"error": str(error)}
+    if outcome is Outcome.DEAD_LETTERED:
+        details["dead_letter_reason"] = RETRIES_EXHAUSTED
+    return outcome, error.reason, details
 
 
 def _deferrals(message: InboundMessage) -> int:

@@ -14,11 +14,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from shared.broker.connection import TopologyMismatch, connection_parameters
-from shared.broker.consumer import Patience, StageConsumer
+from shared.broker.consumer import Patience, Reporting, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.config.settings import CommonSettings, StageSettings, explain
 from shared.core.handling import Handler
+from shared.journal.broker import BrokerJournal
 from shared.runtime.health import HealthServer
 
 log = structlog.get_logger(__name__)
@@ -68,7 +69,8 @@ def _readiness(publisher: Publisher, consumer: StageConsumer) -> Callable[[], fl
 def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: str) -> int:
     """Consume each built stage's queue until SIGTERM/SIGINT; finish the messages in hand; return an exit code.
 
-    Builders receive the process's one publisher, which stages use for their follow-up events.
+    Builders receive the process's one publisher, which stages use for their follow-up events. The same publisher
+    carries the process's journal records (one ``BrokerJournal``, shared by its stages).
     """
     topology = Topology.from_settings(settings)
     params = connection_parameters(
@@ -89,6 +91,7 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
 
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
+    reporting = Reporting(observe, BrokerJournal(publisher, topology.journal_exchange, process=process))
     concurrency = getattr(settings, "concurrency", 4)
     patience = Patience(
         store_outage_max_wait=getattr(settings, "store_outage_max_wait", Patience.store_outage_max_wait)
@@ -101,7 +104,7 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
             handler=spec.handler,
             publisher=publisher,
             concurrency=concurrency,
-            observe=observe,
+            reporting=reporting,
             patience=patience,
         )
         for spec in specs

@@ -13,12 +13,13 @@ import structlog
 import structlog.testing
 
 from shared.broker.connection import connection_parameters
-from shared.broker.consumer import MAX_DEFERRALS, StageConsumer
+from shared.broker.consumer import MAX_DEFERRALS, Reporting, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.errors import Deferred, PermanentError, TransientError, UnpublishableMessage
 from shared.core.handling import Handled, InboundMessage, Outcome
 from shared.core.outgoing import OutgoingMessage
+from tests.support.journal_fakes import RecordingJournal
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
 
@@ -31,8 +32,10 @@ class Harness:
         broker: BrokerKit,
         handler: Callable[[InboundMessage], Handled | None],
         publisher: type[Publisher] = Publisher,
+        journal: Any = None,
     ) -> None:
         self.broker = broker
+        self.journal = journal if journal is not None else RecordingJournal()
         self.seen: list[InboundMessage] = []
         self.outcomes: list[tuple[str, str | None]] = []
 
@@ -49,7 +52,7 @@ class Harness:
             handler=record,
             publisher=self.publisher,
             concurrency=2,
-            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
+            reporting=Reporting(lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)), self.journal),
         )
         self.thread = threading.Thread(target=self.consumer.run, daemon=True)
 
@@ -74,8 +77,10 @@ class Harness:
 def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
     started: list[Harness] = []
 
-    def start(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
-        h = Harness(broker, handler, publisher)
+    def start(
+        handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher, journal: Any = None
+    ) -> Harness:
+        h = Harness(broker, handler, publisher, journal)
         assert h.publisher.wait_connected(10)
         h.thread.start()
         started.append(h)
@@ -294,3 +299,91 @@ def test_a_crash_looping_message_ends_in_the_dead_letter_queue(broker: BrokerKit
     connection.close()
     _, body = broker.get(work.dead_letters)
     assert body == b"poison"
+
+
+# ---- the decision journal: every settled outcome is one decision, and the journal is never in the way ----------
+
+
+def _journalled(h: Harness, count: int) -> list[Any]:
+    assert wait_until(lambda: len(h.journal.decisions) >= count, timeout=15), h.journal.outcomes()
+    return list(h.journal.decisions)
+
+
+def test_every_outcome_becomes_one_decision_with_its_ids_and_attempt(harness: Any, broker: BrokerKit) -> None:
+    def flaky(message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(event_id="ev-7", file_id="4711")
+        if message.attempt < 3:
+            raise TransientError("DocSpace answered 503", reason="docspace_unavailable")
+        structlog.contextvars.bind_contextvars(invoice_id="4711:1")
+        return Handled(Outcome.ACCEPTED, None, {"title": "Invoice-7.pdf", "client": "Acme", "body": "never kept"})
+
+    h = harness(flaky)
+    h.send(b"body")
+    decisions = _journalled(h, 3)
+    assert [(d.stage, d.outcome, d.reason, d.attempt) for d in decisions] == [
+        (CLASSIFIER, "retried", "docspace_unavailable", 1),
+        (CLASSIFIER, "retried", "docspace_unavailable", 2),
+        (CLASSIFIER, "accepted", None, 3),
+    ]
+    assert {(d.event_id, d.file_id) for d in decisions} == {("ev-7", "4711")}
+    assert (decisions[-1].invoice_id, decisions[-1].title, decisions[-1].client) == ("4711:1", "Invoice-7.pdf", "Acme")
+    assert len({d.decision_id for d in decisions}) == 3
+    assert "never kept" not in decisions[-1].to_bytes().decode()
+
+
+def test_each_parking_is_a_decision_that_says_until_when(harness: Any, broker: BrokerKit) -> None:
+    def busy_elsewhere(message: InboundMessage) -> Handled:
+        if message.headers.get("x-deferrals", 0) < 2:
+            raise Deferred("write quota spent", delay=0.5, reason="docspace_write_quota_spent")
+        return Handled(Outcome.ACCEPTED)
+
+    h = harness(busy_elsewhere)
+    h.send(b"body", **{"x-docspace-event-id": "ev-8", "x-docspace-file-id": "4712"})
+    decisions = _journalled(h, 3)
+    parked = [d for d in decisions if d.outcome == "deferred"]
+    assert len(parked) == 2 and len({d.decision_id for d in parked}) == 2
+    assert all(d.parked_until is not None and d.parked_until > d.at for d in parked)
+    # No handler bound ids: the ingress's headers name the delivery.
+    assert {(d.event_id, d.file_id) for d in decisions} == {("ev-8", "4712")}
+
+
+def test_a_spent_ladder_is_journalled_under_the_reason_the_dead_letter_queue_knows(
+    harness: Any, broker: BrokerKit
+) -> None:
+    def always_down(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(file_id="3358301")
+        raise TransientError("SMTP 451 try later", reason="smtp_temporary")
+
+    h = harness(always_down)
+    h.send(b"original bytes")
+    last = _journalled(h, 4)[-1]
+    assert (last.outcome, last.reason, last.attempt) == ("dead_lettered", "retries_exhausted", 4)
+    assert last.rule is not None and "smtp_temporary" in last.rule
+
+
+def test_decisions_made_again_after_a_replay_are_new_decisions(harness: Any, broker: BrokerKit) -> None:
+    def reject(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(file_id="4713")
+        raise PermanentError("gone", reason="docspace_not_found")
+
+    h = harness(reject)
+    h.send(b"body")
+    h.send(b"body", **{"x-replays": 1})
+    first, replayed = _journalled(h, 2)
+    assert (first.outcome, replayed.outcome) == ("dead_lettered", "dead_lettered")
+    assert first.decision_id != replayed.decision_id
+
+
+class _BrokenJournal:
+    """A journal that breaks its promise and raises: the message must not notice."""
+
+    def record(self, decision: Any) -> None:
+        raise RuntimeError("journal exploded")
+
+
+def test_a_journal_that_fails_never_holds_the_message_up(harness: Any, broker: BrokerKit) -> None:
+    h = harness(lambda _m: Handled(Outcome.ACCEPTED), journal=_BrokenJournal())
+    h.send(b"body")
+    h.wait_for_outcomes(1)
+    assert h.outcomes == [("accepted", None)]
+    assert wait_until(lambda: broker.depth(broker.topology.stage(CLASSIFIER).work) == 0, timeout=10)

@@ -11,7 +11,7 @@ import pika
 import pytest
 
 from shared.broker.connection import connection_parameters
-from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, Patience, StageConsumer
+from shared.broker.consumer import STORE_OUTAGE_TOO_LONG, Patience, Reporting, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.handling import Handled, InboundMessage, Outcome
@@ -47,7 +47,7 @@ class StoreStage:
             handler=self.handle,
             publisher=self.publisher,
             concurrency=2,
-            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
+            reporting=Reporting(lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason))),
             patience=policy,
         )
         self.thread = threading.Thread(target=self.consumer.run, daemon=True)
