@@ -15,7 +15,7 @@ import structlog
 import waitress.server
 from pydantic import ValidationError
 
-from ingress.app import IngressMetrics, create_app
+from ingress.app import IngressMetrics, IntakeHooks, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
@@ -24,6 +24,7 @@ from ingress.spool_drainer import SpoolDrainer
 from shared.broker.connection import TopologyMismatch, connection_parameters
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
+from shared.journal.broker import BrokerJournal
 from shared.runtime.health import HealthServer
 from shared.runtime.logging import configure_logging
 
@@ -158,6 +159,8 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
         confirm_timeout=settings.confirm_timeout,
         on_death=lambda exc: lifeline.thread_died("publisher", exc),
     ).start()
+    # The ingress's decisions (accepted, spooled, replay refused, stale) ride the same publisher, never waited for.
+    journal = BrokerJournal(publisher, topology.journal_exchange, process="ingress")
     drainer = (
         SpoolDrainer(
             spool,
@@ -165,6 +168,7 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
             is_connected=lambda: publisher.is_connected,
             exchange=topology.events_exchange,
             on_death=lambda exc: lifeline.thread_died("spool drainer", exc),
+            journal=journal,
         ).start()
         if spool is not None
         else None
@@ -188,7 +192,7 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
             metrics=metrics,
             recent=recent,
             spool=spool,
-            on_spooled=drainer.wake if drainer is not None else None,
+            hooks=IntakeHooks(on_spooled=drainer.wake if drainer is not None else None, journal=journal),
         )
         server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
         if settings.metrics_port:

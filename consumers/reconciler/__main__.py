@@ -16,12 +16,14 @@ from pydantic import ValidationError
 from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.handler import last_known, reconcile
+from consumers.reconciler.journal import journalled, webhook_decisions
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
 from shared.broker.connection import connection_parameters
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
+from shared.journal.broker import BrokerJournal
 from shared.runtime.health import HealthServer
 from shared.runtime.logging import configure_logging
 from shared.runtime.process import EXIT_OK, EXIT_TOPOLOGY, config_error, log_transport_notes
@@ -52,7 +54,8 @@ def main() -> int:
         blocked_connection_timeout=settings.blocked_connection_timeout,
     )
     publisher = Publisher(params, topology=topology).start()
-    announce = broker_announcer(publisher, topology.events_exchange)
+    journal = BrokerJournal(publisher, topology.journal_exchange, process="reconciler")
+    announce = journalled(broker_announcer(publisher, topology.events_exchange), journal)
     knobs = knobs_for(settings)
     owner = f"reconciler-{uuid.uuid4().hex[:12]}"
     metrics.prepare(settings.reconcile_interval)
@@ -95,6 +98,8 @@ def main() -> int:
                 owner=owner,
             )
             metrics.observe(report)
+            for decision in webhook_decisions(report):
+                journal.record(decision)
             if report.not_run is not None:
                 with contextlib.suppress(StoreUnavailable):
                     metrics.show_stored(*last_known(marks))  # the replica that ran it: its findings, not ours
