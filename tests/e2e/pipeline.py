@@ -100,7 +100,8 @@ class RunningPipeline:
 def running_pipeline(
     broker: BrokerKit, env: Mapping[str, str], tmp_path: Path, *, replicas: int = 1, reconcilers: int = 0
 ) -> Iterator[RunningPipeline]:
-    """Start ingress, classifier, mover and notifier as separate processes, on this test's topology.
+    """Start ingress, classifier, mover, notifier and the journal writer as separate processes, on this test's
+    topology.
 
     With ``replicas`` > 1 every stage runs that many times, named ``mover-1``, ``mover-2``...
     ``reconcilers`` adds that many reconciler processes (``reconciler``, ``reconciler-2``, ...) on the same store.
@@ -114,6 +115,8 @@ def running_pipeline(
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "SPOOL_DIR": str(tmp_path / "spool"),
+        # The journal writer runs beside the stages, its SQLite file this test's own (a test may name PostgreSQL).
+        "JOURNAL_URL": f"sqlite:///{tmp_path / 'journal.sqlite3'}",
         **env,
     }
     # Each process serves /metrics (and its probes) on an internal port of its own.
