@@ -14,21 +14,24 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from consumers.classifier.settings import ClassifierSettings
+from consumers.journal.settings import JournalWriterSettings
 from consumers.mover.settings import MoverSettings
 from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 from shared.config.settings import CommonSettings, DocSpaceSettings, StageSettings
+from shared.journal.settings import JournalStoreSettings
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration-reference.md"
 
-# The five processes, by the name an operator knows them by.
+# The six processes, by the name an operator knows them by.
 PROCESSES: dict[str, type[BaseSettings]] = {
     "ingress": IngressSettings,
     "classifier": ClassifierSettings,
     "mover": MoverSettings,
     "notifier": NotifierSettings,
     "reconciler": ReconcilerSettings,
+    "journal": JournalWriterSettings,
 }
 
 
@@ -51,6 +54,8 @@ SECTIONS = (
     Section(MoverSettings, "Mover"),
     Section(NotifierSettings, "Notifier"),
     Section(ReconcilerSettings, "Reconciler"),
+    Section(JournalStoreSettings, "Decision journal (also read by `invoice-pipeline trace`)"),
+    Section(JournalWriterSettings, "Journal writer"),
 )
 
 HEADER = """\
@@ -59,7 +64,7 @@ HEADER = """\
 
 # Configuration reference
 
-Every environment variable the five processes read, with its default and which processes read it. How settings
+Every environment variable the six processes read, with its default and which processes read it. How settings
 are read, validated and kept secret, the rules file and what `docker-compose.yml` adds are on
 [Configuration](configuration.md); `.env.example`, in the repository's root, is the same list as a file to copy.
 """

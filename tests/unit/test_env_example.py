@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.classifier.settings import ClassifierSettings
+from consumers.journal.settings import JournalWriterSettings
 from consumers.mover.settings import MoverSettings
 from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
@@ -23,7 +24,15 @@ def _documented() -> set[str]:
 
 def test_every_setting_is_in_env_example() -> None:
     settings = set()
-    for cls in (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings, ReconcilerSettings):
+    processes = (
+        IngressSettings,
+        ClassifierSettings,
+        MoverSettings,
+        NotifierSettings,
+        ReconcilerSettings,
+        JournalWriterSettings,
+    )
+    for cls in processes:
         settings |= {name.upper() for name in cls.model_fields}
     missing = settings - _documented()
     assert not missing, f".env.example lacks {sorted(missing)}"
