@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.backlog import _histogram
 from bench.procs import REDIS_URL, free_port, queue_depths, wait_consumers
 from bench.rig import CLIENTS, rig
+from shared.config.settings import StageSettings
 
 
 @dataclass
@@ -27,13 +28,20 @@ class LatencyResult:
 
     replicas: int
     rate: float
+    concurrency: int  # each stage process's CONCURRENCY
     invoices: int  # measured; ``warm`` more went before them
     warm: int
     latencies: list[float]  # seconds, delivery -> e-mail, one per invoice that arrived
     rejected_429: int
     mails_per_invoice: Counter[int] = field(default_factory=Counter)
     moves_per_invoice: Counter[int] = field(default_factory=Counter)
+    pipeline_per_invoice: Counter[int] = field(default_factory=Counter)
     left_in_queues: dict[str, int] = field(default_factory=dict)
+    api_calls: Counter[str] = field(default_factory=Counter)  # DocSpace calls by endpoint, warm-up included
+
+    @property
+    def calls_per_invoice(self) -> float:
+        return sum(self.api_calls.values()) / max(self.invoices + self.warm, 1)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -47,6 +55,7 @@ class LatencyResult:
         return (
             self.mails_per_invoice == Counter({1: n})
             and self.moves_per_invoice == Counter({1: n})
+            and self.pipeline_per_invoice == Counter({1: n})
             and not any(self.left_in_queues.values())
         )
 
@@ -63,19 +72,23 @@ def steady(
     latency: float = 0.05,
     warmup: float = 15.0,
     redis_url: str = REDIS_URL,
+    concurrency: int | None = None,
 ) -> LatencyResult:
     """``rate`` uploads a second for ``seconds``, every stage running ``replicas`` times on one shared limit.
 
     The first ``warmup`` seconds at the same rate are not measured: processes that have just started, and each
     room's first invoice in each process (its path lookup, its Incoming folder found or created), say nothing
-    about the steady state. They are still checked for exactly-once.
+    about the steady state. They are still checked for exactly-once. ``concurrency`` sets each stage's
+    ``CONCURRENCY`` (default: the product's).
     """
+    concurrency = concurrency or StageSettings.model_fields["concurrency"].default
     invoices = round(rate * seconds)
     warm = round(rate * warmup)
     with rig("lat", redis_url=redis_url) as r:
-        sim, mail, procs = r.sim, r.mail, r.procs
+        sim, mail, pipeline, procs = r.sim, r.mail, r.pipeline, r.procs
+        assert pipeline is not None
         uploads = r.numbered_clients()
-        env = r.env(redis_url)
+        env = r.env(redis_url, CONCURRENCY=str(concurrency))
         r.start_ingress(env)
         sim.faults.set_rate_limit(requests_per_minute=1500, max_concurrent_writes=15, retry_after=1.0)
         sim.faults.add(path="/api/*", latency=latency)
@@ -103,7 +116,7 @@ def steady(
                 time.sleep(pause)
             files.append(sim.upload_file(uploads[i % CLIENTS], f"Invoice-{i:05d}.pdf"))
         deadline = time.monotonic() + 300
-        while mail.count() < warm + invoices and time.monotonic() < deadline:
+        while (mail.count() < warm + invoices or pipeline.count() < warm + invoices) and time.monotonic() < deadline:
             r.check_alive()
             time.sleep(0.5)
         time.sleep(2.0)  # room for a duplicate to show up
@@ -125,13 +138,16 @@ def steady(
         return LatencyResult(
             replicas=replicas,
             rate=rate,
+            concurrency=concurrency,
             invoices=invoices,
             warm=warm,
             latencies=latencies,
             rejected_429=r.rejected[429],
             mails_per_invoice=_histogram(mail.per_invoice(), warm + invoices),
             moves_per_invoice=_histogram(r.moves, warm + invoices),
+            pipeline_per_invoice=_histogram(pipeline.per_invoice(), warm + invoices),
             left_in_queues={name: depth for name, depth in queue_depths(r.prefix).items() if depth},
+            api_calls=Counter(sim.call_counts()),
         )
 
 

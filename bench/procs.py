@@ -25,13 +25,17 @@ LOG_DIR = Path("var/bench")
 
 
 class Proc:
-    """One child process (``python -m module``), its output in ``var/bench/<name>.log``."""
+    """One child process (``python -m module``), its output in ``var/bench/<name>.log``.
 
-    def __init__(self, name: str, module: str, env: Mapping[str, str], *args: str) -> None:
+    ``cwd`` is the source tree it runs from (another checkout, say): ``python -m`` imports from its working
+    directory first, so the same interpreter runs that tree's code.
+    """
+
+    def __init__(self, name: str, module: str, env: Mapping[str, str], *args: str, cwd: Path | None = None) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = LOG_DIR / f"{name}.log"
-        spool = LOG_DIR / f"{name}.spool"
+        spool = (LOG_DIR / f"{name}.spool").resolve()  # absolute: the child may run in another directory
         shutil.rmtree(spool, ignore_errors=True)
         self._log = self.log_path.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
@@ -40,6 +44,7 @@ class Proc:
             env={**os.environ, "LOG_FORMAT": "json", "AMQP_URL": AMQP_URL, "SPOOL_DIR": str(spool), **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         self.peak_rss_mb = 0.0
 

@@ -36,6 +36,7 @@ class Rig:
     procs: dict[str, Proc] = field(default_factory=dict)
     moves: Counter[str] = field(default_factory=Counter)  # file id -> how often DocSpace moved it
     rejected: Counter[int] = field(default_factory=Counter)  # status -> how often DocSpace rejected a call
+    code: Path | None = None  # the source tree the processes run from; None: this checkout
 
     def clients(self, clients: Sequence[tuple[str, str, str]]) -> tuple[list[str], list[str]]:
         """A room with an Uploads folder per (name, room title, manager e-mail), and the rules file for them."""
@@ -82,7 +83,8 @@ class Rig:
         return env | extra
 
     def start(self, name: str, module: str, env: dict[str, str]) -> Proc:
-        self.procs[name] = Proc(f"{self.prefix}{name}", module, env)
+        """``python -m module``, from ``self.code`` (another checkout) when the rig runs other code."""
+        self.procs[name] = Proc(f"{self.prefix}{name}", module, env, cwd=self.code)
         return self.procs[name]
 
     def start_ingress(self, env: dict[str, str]) -> None:
@@ -110,9 +112,11 @@ def rig(
     pipeline: bool = True,
     counted: bool = True,
     redis_url: str | None = None,
+    code: Path | None = None,
 ) -> Iterator[Rig]:
     """A rig under a fresh ``<tag><hex>.`` prefix; afterwards its processes, stand-ins, topology (and with
-    ``redis_url`` its Redis keys) are gone. ``counted`` counts DocSpace's rejections (the simulator its moves)."""
+    ``redis_url`` its Redis keys) are gone. ``counted`` counts DocSpace's rejections (the simulator its moves);
+    ``code`` runs the processes from another checkout of the project (``bench/baseline.py``)."""
     sim = DocSpaceSimulator(threads=threads, webhook_threads=webhook_threads, move_delay=0.1, seed=7).start()
     rejected: Counter[int] = Counter()
     if counted:
@@ -122,7 +126,7 @@ def rig(
     prefix = f"{tag}{uuid.uuid4().hex[:6]}."
     run_dir = LOG_DIR / prefix.rstrip(".")
     run_dir.mkdir(parents=True, exist_ok=True)
-    the_rig = Rig(sim, mail, receiver, prefix, run_dir, moves=sim.portal.moves, rejected=rejected)
+    the_rig = Rig(sim, mail, receiver, prefix, run_dir, moves=sim.portal.moves, rejected=rejected, code=code)
     try:
         yield the_rig
     finally:

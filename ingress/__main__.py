@@ -9,11 +9,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
 
 import structlog
 import waitress.server
-from pydantic import ValidationError
 
 from ingress.app import IngressMetrics, IntakeHooks, create_app
 from ingress.replay import RecentEvents
@@ -21,14 +19,15 @@ from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
 from ingress.spool import Spool
 from ingress.spool_drainer import SpoolDrainer
-from shared.broker.connection import TopologyMismatch, connection_parameters
+from shared.broker.connection import TopologyMismatch, broker_nodes
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.journal.broker import BrokerJournal
-from shared.runtime.health import HealthServer
-from shared.runtime.logging import configure_logging
+from shared.runtime import exit_codes
+from shared.runtime.runner import ConfigError, Runtime, run_process
 
-EXIT_OK, EXIT_THREAD_DIED, EXIT_CONFIG, EXIT_TOPOLOGY = 0, 1, 2, 3
+# The lifeline's exit codes, under the names its readers and tests know (the values live in exit_codes).
+EXIT_OK, EXIT_THREAD_DIED, EXIT_TOPOLOGY = exit_codes.EXIT_OK, exit_codes.EXIT_FAILED, exit_codes.EXIT_TOPOLOGY
 
 log = structlog.get_logger("ingress")
 
@@ -72,7 +71,7 @@ def readiness(lifeline: Lifeline, publisher: Publisher, spool: Spool | None) -> 
     return ready
 
 
-def _stop_serving(_signum: int, _frame: FrameType | None) -> None:
+def _stop_serving() -> None:
     raise KeyboardInterrupt  # waitress closes its server on this and returns from run()
 
 
@@ -84,48 +83,51 @@ def main(argv: list[str] | None = None) -> int:
         help="accept unsigned deliveries (development only: anyone who can reach the port can inject events)",
     )
     args = parser.parse_args(argv)
-    try:
-        settings = IngressSettings()
-    except ValidationError as exc:
-        print(f"ingress: invalid configuration:\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    return run_process(
+        "ingress", _settings, lambda runtime, settings: _serve(runtime, settings, args.insecure_skip_signature)
+    )
+
+
+def _settings() -> IngressSettings:
+    settings = IngressSettings()
     weak = settings.weak_secrets()
     if weak:
-        print(f"ingress: DOCSPACE_WEBHOOK_SECRET is too weak: {'; '.join(weak)}.", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging(fmt=settings.log_format, level=settings.log_level, process="ingress")
+        raise ConfigError(f"DOCSPACE_WEBHOOK_SECRET is too weak: {'; '.join(weak)}.")
+    return settings
+
+
+def _verifier(settings: IngressSettings, insecure_skip_signature: bool) -> SignatureVerifier | None:
+    secrets = settings.webhook_secrets()
+    if secrets:
+        return SignatureVerifier(secrets)
+    if not insecure_skip_signature:
+        raise ConfigError(
+            "DOCSPACE_WEBHOOK_SECRET is not set. Set it to the secret of your DocSpace webhook "
+            "(several, comma-separated, during a rotation). For local experiments only, "
+            "--insecure-skip-signature starts without one."
+        )
+    log.critical(
+        "signature_check_disabled",
+        warning="--insecure-skip-signature: EVERY delivery is accepted unverified. Never run this in production.",
+    )
+    return None
+
+
+def _serve(runtime: Runtime, settings: IngressSettings, insecure_skip_signature: bool) -> int:
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under load that is a
     # log line per delivery, and the logging itself becomes the bottleneck. The latency histogram tells the story.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-
-    secrets = settings.webhook_secrets()
-    if secrets:
-        verifier: SignatureVerifier | None = SignatureVerifier(secrets)
-    elif args.insecure_skip_signature:
-        verifier = None
-        log.critical(
-            "signature_check_disabled",
-            warning="--insecure-skip-signature: EVERY delivery is accepted unverified. Never run this in production.",
-        )
-    else:
-        print(
-            "ingress: DOCSPACE_WEBHOOK_SECRET is not set. Set it to the secret of your DocSpace webhook "
-            "(several, comma-separated, during a rotation). For local experiments only, "
-            "--insecure-skip-signature starts without one.",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-
-    signal.signal(signal.SIGTERM, _stop_serving)
-    signal.signal(signal.SIGINT, _stop_serving)
+    verifier = _verifier(settings, insecure_skip_signature)
+    # From a thread, only a signal reaches waitress's loop in the main thread.
     lifeline = Lifeline(lambda: os.kill(os.getpid(), signal.SIGTERM))
     try:
-        return _serve(settings, verifier, lifeline)
+        runtime.on_stop(_stop_serving)
+        return _listen(runtime, settings, verifier, lifeline)
     except KeyboardInterrupt:
         return lifeline.exit_code
 
 
-def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
+def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVerifier | None, lifeline: Lifeline) -> int:
     metrics = IngressMetrics()
     recent = RecentEvents(settings.replay_window_seconds, max_size=settings.replay_memory_size)
 
@@ -137,22 +139,14 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
     spool = None
     if settings.spool_enabled:
         try:
-            spool = Spool(
-                settings.spool_dir,
-                max_bytes=settings.spool_max_bytes,
-                on_quarantine=quarantined,
+            spool = runtime.closing(
+                Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes, on_quarantine=quarantined)
             )
         except OSError as exc:
-            print(f"ingress: cannot open the spool in {settings.spool_dir}: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            raise ConfigError(f"cannot open the spool in {settings.spool_dir}: {exc}") from exc
 
     topology = Topology.from_settings(settings)
-    params = connection_parameters(
-        settings.amqp_url.get_secret_value(),
-        name="ingress",
-        heartbeat=settings.heartbeat,
-        blocked_connection_timeout=settings.blocked_connection_timeout,
-    )
+    params = broker_nodes(settings, name=runtime.name)
     publisher = Publisher(
         params,
         topology=topology,
@@ -173,52 +167,41 @@ def _serve(settings: IngressSettings, verifier: SignatureVerifier | None, lifeli
         if spool is not None
         else None
     )
-    health = None
-    try:
-        if not publisher.wait_connected(10):
-            # Keep serving: deliveries are spooled (or get 503) until the broker is back; the publisher reconnects.
-            log.warning("broker_not_connected_at_start", hint="deliveries are spooled or get 503 until it answers")
-        if publisher.fatal_error is not None:
-            print(f"ingress: {publisher.fatal_error}", file=sys.stderr)
-            return EXIT_TOPOLOGY
+    runtime.on_exit(publisher.stop)
+    if drainer is not None:
+        runtime.on_exit(drainer.stop)  # before the publisher it drains into
+    if not publisher.wait_connected(10):
+        # Keep serving: deliveries are spooled (or get 503) until the broker is back; the publisher reconnects.
+        log.warning("broker_not_connected_at_start", hint="deliveries are spooled or get 503 until it answers")
+    if publisher.fatal_error is not None:
+        print(f"ingress: {publisher.fatal_error}", file=sys.stderr)
+        return EXIT_TOPOLOGY
 
-        app = create_app(
-            verifier=verifier,
-            publish=publisher.publish,
-            exchange=topology.events_exchange,
-            max_body_bytes=settings.max_body_bytes,
-            confirm_timeout=settings.confirm_timeout,
-            retry_after_seconds=settings.retry_after_seconds,
-            metrics=metrics,
-            recent=recent,
-            spool=spool,
-            hooks=IntakeHooks(on_spooled=drainer.wake if drainer is not None else None, journal=journal),
-        )
-        server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
-        if settings.metrics_port:
-            # Internal only: never route this port through the reverse proxy that serves the webhook.
-            health = HealthServer(
-                settings.metrics_port,
-                readiness(lifeline, publisher, spool),
-                host=settings.host,
-                registry=metrics.registry,
-            ).start()
-        log.info(
-            "ingress_listening",
-            host=settings.host,
-            port=settings.port,
-            path=WEBHOOK_PATH,
-            metrics_port=health.port if health is not None else None,
-        )
-        server.run()
-    finally:
-        if health is not None:
-            health.stop()
-        if drainer is not None:
-            drainer.stop()
-        publisher.stop()
-        if spool is not None:
-            spool.close()
+    app = create_app(
+        verifier=verifier,
+        publish=publisher.publish,
+        exchange=topology.events_exchange,
+        max_body_bytes=settings.max_body_bytes,
+        confirm_timeout=settings.confirm_timeout,
+        retry_after_seconds=settings.retry_after_seconds,
+        metrics=metrics,
+        recent=recent,
+        spool=spool,
+        hooks=IntakeHooks(on_spooled=drainer.wake if drainer is not None else None, journal=journal),
+    )
+    server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
+    # Internal only: never route this port through the reverse proxy that serves the webhook.
+    health = runtime.health(
+        settings.metrics_port, readiness(lifeline, publisher, spool), host=settings.host, registry=metrics.registry
+    )
+    log.info(
+        "ingress_listening",
+        host=settings.host,
+        port=settings.port,
+        path=WEBHOOK_PATH,
+        metrics_port=health.port if health is not None else None,
+    )
+    server.run()
     return lifeline.exit_code
 
 

@@ -14,14 +14,15 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
 
-from shared.broker.connection import connection_parameters
+from shared.broker.connection import broker_nodes
 from shared.broker.topology import STAGES, Topology
 from shared.config.settings import CommonSettings, explain
+from shared.runtime import exit_codes
 
 S = TypeVar("S", bound=BaseSettings)
 
-EXIT_PROBLEM = 1
-EXIT_CONFIG = 2
+# The commands' names for the shared exit codes (the values live in shared/runtime/exit_codes.py).
+EXIT_PROBLEM, EXIT_CONFIG = exit_codes.EXIT_FAILED, exit_codes.EXIT_CONFIG
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -41,12 +42,7 @@ def load_settings(cls: type[S]) -> S:
 
 
 def broker_parameters(settings: CommonSettings) -> list[pika.URLParameters]:
-    return connection_parameters(
-        settings.amqp_url.get_secret_value(),
-        name="invoice-pipeline-cli",
-        heartbeat=settings.heartbeat,
-        blocked_connection_timeout=settings.blocked_connection_timeout,
-    )
+    return broker_nodes(settings, name="invoice-pipeline-cli")
 
 
 def topology(settings: CommonSettings) -> Topology:

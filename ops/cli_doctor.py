@@ -14,7 +14,7 @@ from rich.table import Table
 
 from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
-from consumers.reconciler.handler import LAST_RUN
+from consumers.reconciler.handler import LAST_RUN, QUARANTINE
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import IngressSettings
 from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, topology
@@ -24,6 +24,7 @@ from ops.doctor import (
     check_docspace,
     check_ingress_secret,
     check_pipeline,
+    check_quarantine,
     check_reconciler,
     check_smtp,
     check_transport,
@@ -96,7 +97,7 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
         with docspace_client(docspace) as client:
             yield from check_docspace(client, PortalAdmin(client.transport), rules, webhook_url)
 
-    yield _reconciler()
+    yield from _reconciler()
 
     notifier, error = _settings(NotifierSettings)
     if notifier is None:
@@ -114,23 +115,28 @@ def _run(webhook_url: str | None) -> Iterator[Check]:
     yield check_transport(transport_notes)
 
 
-def _reconciler() -> Check:
+def _reconciler() -> Iterator[Check]:
     settings, error = _settings(ReconcilerSettings)
     if settings is None:
-        return Check("reconciler", "skip", error)
+        yield Check("reconciler", "skip", error)
+        return
     url = settings.idempotency_url.get_secret_value()
     # A diagnosis must not create the store: an SQLite file that is not there means nothing ran here.
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return check_reconciler(None, settings.reconcile_interval)
+        yield check_reconciler(None, settings.reconcile_interval)
+        return
     try:
         marks = checkpoints(settings)
         try:
             last_run = marks.load(LAST_RUN)
+            set_aside = marks.quarantined(QUARANTINE)
         finally:
             marks.close()
     except StoreUnavailable as exc:
-        return Check("reconciler", "fail", str(exc), "check IDEMPOTENCY_URL and that the store answers")
-    return check_reconciler(last_run, settings.reconcile_interval)
+        yield Check("reconciler", "fail", str(exc), "check IDEMPOTENCY_URL and that the store answers")
+        return
+    yield check_reconciler(last_run, settings.reconcile_interval)
+    yield check_quarantine(set_aside)
 
 
 def _rules(settings: ClassifierSettings) -> tuple[Rules | None, Check]:

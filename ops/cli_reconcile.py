@@ -13,7 +13,7 @@ from rich.table import Table
 from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.handler import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
-from consumers.reconciler.settings import ReconcilerSettings, knobs_for
+from consumers.reconciler.settings import CLI_MAX_CALLS, MIN_CALLS_PER_CYCLE, ReconcilerSettings, knobs_for
 from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
 from shared.broker.publisher import Publisher
 from shared.core.rules import RulesError
@@ -41,6 +41,13 @@ def reconcile(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="list what would be recovered and announced; change nothing")
     ] = False,
+    max_calls: Annotated[
+        int,
+        typer.Option(
+            min=MIN_CALLS_PER_CYCLE,
+            help="stop after this many DocSpace calls and say so (a run again goes on from where it stopped)",
+        ),
+    ] = CLI_MAX_CALLS,
 ) -> None:
     """Recover what DocSpace could not deliver, now: re-enable the webhook, replay failed deliveries from
     DocSpace's log, announce invoices in the watched rooms that no delivery announced."""
@@ -77,7 +84,7 @@ def reconcile(
                 store=store,
                 checkpoints=marks,
                 announce=announce,
-                knobs=knobs_for(settings, capped=False),
+                knobs=knobs_for(settings, capped=False, max_calls=max_calls),
                 owner=f"cli-{uuid.uuid4().hex[:12]}",
                 dry_run=dry_run,
                 since=since_at,

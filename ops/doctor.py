@@ -94,8 +94,8 @@ def check_broker(params: pika.ConnectionParameters | BrokerNodes, topology: Topo
                 "topology",
                 "fail",
                 f"{len(missing)} missing{prefix}: " + ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""),
-                "start the pipeline's processes once (each declares the topology); check TOPOLOGY_PREFIX and "
-                "RETRY_DELAYS match the running processes",
+                "run `invoice-pipeline topology` as the broker's administrator (or start a process with "
+                "TOPOLOGY_DECLARE=full once); check TOPOLOGY_PREFIX and RETRY_DELAYS match the running processes",
             )
         else:
             yield Check(
@@ -329,6 +329,23 @@ def check_reconciler(last_run: dict[str, Any] | None, interval: float, now: date
             "give the API key access to the room again, or take it out of the rules",
         )
     return Check("reconciler", "ok", f"{when}: {found}")
+
+
+def check_quarantine(set_aside: dict[str, dict[str, Any]]) -> Check:
+    """The rows a bug met and the reconciler set aside (``delivery:<log id>``, ``file:<id>:v<version>``)."""
+    if not set_aside:
+        return Check("reconciler quarantine", "ok", "no row set aside")
+    rows = "; ".join(
+        f"{key} ({detail.get('error_type', '?')} at {detail.get('at', '?')})"
+        for key, detail in sorted(set_aside.items())
+    )
+    return Check(
+        "reconciler quarantine",
+        "fail",
+        f"{len(set_aside)} row(s) a bug met, set aside and not recovered: {rows}",
+        "each one's traceback is in the reconciler's log (reconcile_failed, reason bug): look at that delivery or "
+        "file in DocSpace, move it into the client's Incoming folder by hand if it is an invoice, report the bug",
+    )
 
 
 # --- ingress, SMTP, pipeline ----------------------------------------------------------------------------------

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from ops.console import say
-
-# Exit codes that mean "fix the configuration": restarting would fail the same way.
-FATAL_EXIT_CODES = {2, 3}
+from shared.runtime.exit_codes import EXIT_FAILED, EXIT_OK, RESTART_CANNOT_HELP
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class Supervisor:
                 code = self._processes[spec.name].poll()
                 if code is None:
                     continue
-                if code in FATAL_EXIT_CODES or not self._restart:
+                if code in RESTART_CANNOT_HELP or not self._restart:
                     self.fatal = f"{spec.name} exited with code {code}"
                     self._on_line("supervisor", f"{self.fatal}: stopping everything")
                     threading.Thread(target=self.stop, daemon=True).start()
@@ -227,5 +225,5 @@ def supervise(supervisor: Supervisor) -> int:
     supervisor.wait()
     if supervisor.fatal:
         say(f"✗ {supervisor.fatal}: see the lines above for why")
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK

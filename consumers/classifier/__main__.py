@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from functools import partial
 
-from pydantic import ValidationError
-
 from consumers.classifier.file_reads import SharedFileReads
 from consumers.classifier.handler import classify_delivery
 from consumers.classifier.settings import ClassifierSettings
@@ -16,22 +14,20 @@ from shared.broker.topology import CLASSIFIER, Topology
 from shared.core.handling import Handled, InboundMessage
 from shared.core.rules import RulesError
 from shared.docspace.delivery import parse_datetime
-from shared.runtime.logging import configure_logging
-from shared.runtime.process import StageSpec, config_error, log_transport_notes, run_stages
+from shared.runtime.process import StageSpec, run_stages
+from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import docspace_client, idempotency_store
 
 
 def main() -> int:
-    try:
-        settings = ClassifierSettings()
-        rules = settings.rules()
-    except (ValidationError, RulesError) as exc:
-        return config_error("classifier", exc)
-    configure_logging(fmt=settings.log_format, level=settings.log_level, process="classifier")
-    log_transport_notes(settings.transport_notes())
-    docspace = docspace_client(settings, pool_size=settings.concurrency)
+    return run_process("classifier", ClassifierSettings, _run)
+
+
+def _run(runtime: Runtime, settings: ClassifierSettings) -> int:
+    rules = configuration(settings.rules, RulesError)
+    docspace = runtime.closing(docspace_client(settings, pool_size=settings.concurrency))
     files = SharedFileReads(docspace)  # the two webhooks of one API upload make one DocSpace read
-    store = idempotency_store(settings)
+    store = runtime.closing(idempotency_store(settings))
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:
@@ -50,11 +46,7 @@ def main() -> int:
 
         return StageSpec(CLASSIFIER, handle)
 
-    try:
-        return run_stages(settings, [build], process="classifier")
-    finally:
-        docspace.close()
-        store.close()
+    return run_stages(settings, [build], process="classifier", runtime=runtime)
 
 
 if __name__ == "__main__":

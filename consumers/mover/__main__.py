@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
-
 from consumers.mover.handler import move_invoice
 from consumers.mover.settings import MoverSettings
 from shared.broker.emitter import emitter
@@ -13,20 +11,20 @@ from shared.broker.publisher import Publisher
 from shared.broker.topology import MOVER, Topology
 from shared.core.events import InvoiceDetected, decode
 from shared.core.handling import Handled, InboundMessage
-from shared.runtime.logging import configure_logging
-from shared.runtime.process import StageSpec, config_error, log_transport_notes, run_stages
+from shared.runtime.process import StageSpec, run_stages
+from shared.runtime.runner import Runtime, run_process
 from shared.runtime.wiring import docspace_client, idempotency_store
 
 
 def main() -> int:
-    try:
-        settings = MoverSettings()
-    except ValidationError as exc:
-        return config_error("mover", exc)
-    configure_logging(fmt=settings.log_format, level=settings.log_level, process="mover")
-    log_transport_notes(settings.transport_notes())
-    docspace = docspace_client(settings, pool_size=settings.concurrency, move_deadline=settings.move_deadline)
-    store = idempotency_store(settings)
+    return run_process("mover", MoverSettings, _run)
+
+
+def _run(runtime: Runtime, settings: MoverSettings) -> int:
+    docspace = runtime.closing(
+        docspace_client(settings, pool_size=settings.concurrency, move_deadline=settings.move_deadline)
+    )
+    store = runtime.closing(idempotency_store(settings))
     topology = Topology.from_settings(settings)
 
     def build(publisher: Publisher) -> StageSpec:
@@ -46,11 +44,7 @@ def main() -> int:
 
         return StageSpec(MOVER, handle)
 
-    try:
-        return run_stages(settings, [build], process="mover")
-    finally:
-        docspace.close()
-        store.close()
+    return run_stages(settings, [build], process="mover", runtime=runtime)
 
 
 if __name__ == "__main__":

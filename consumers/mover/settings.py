@@ -16,6 +16,9 @@ class MoverSettings(DocSpaceSettings, StageSettings):
     # makes the pipeline's two calls (the move, its poll): 1,360 of the 1,500 here is 11.3 invoices/s; the
     # classifier's 60 (room lookups) and a margin take the rest.
     docspace_rate_limit_per_minute: int = Field(default=1360, ge=1, description=RATE_LIMIT_SHARE)
+    # A move is asynchronous: each worker waits ~0.4 s for DocSpace's operation, so 4 workers carry ~10 invoices/s,
+    # below what one API key allows (11.3/s at 1,360 requests/min); 8 keep up with it (docs/performance.md, section 8).
+    concurrency: int = Field(default=8, ge=1, le=256, description="worker threads (and prefetch) per consumer stage")
     move_conflict: Literal["Duplicate", "Overwrite", "Skip"] = Field(
         default="Duplicate",
         description="what a same-named file in `Incoming` does: `Duplicate` keeps both, `Overwrite` makes a new "

@@ -9,7 +9,6 @@ import argparse
 import sys
 
 import structlog
-from pydantic import ValidationError
 
 from consumers.notifier.handler import email_manager, trigger_pipeline
 from consumers.notifier.mailer import SmtpConfig, SmtpMailer
@@ -21,8 +20,8 @@ from shared.broker.topology import NOTIFIER_EMAIL, NOTIFIER_PIPELINE
 from shared.config.redact import safe_url
 from shared.core.events import InvoiceReceived, decode
 from shared.core.handling import Handled, InboundMessage
-from shared.runtime.logging import configure_logging
-from shared.runtime.process import StageBuilder, StageSpec, config_error, log_transport_notes, run_stages
+from shared.runtime.process import StageBuilder, StageSpec, run_stages
+from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import idempotency_store
 
 
@@ -30,15 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consumers.notifier", description=__doc__)
     parser.add_argument("--only", choices=["email", "pipeline"], help="consume just one of the two queues")
     args = parser.parse_args(argv)
-    try:
-        settings = NotifierSettings()
-        mailer = _mailer(settings)
-        pipeline = _pipeline(settings)
-    except (ValidationError, ValueError) as exc:
-        return config_error("notifier", exc)
-    configure_logging(fmt=settings.log_format, level=settings.log_level, process="notifier")
+    return run_process("notifier", NotifierSettings, lambda runtime, settings: _run(runtime, settings, args.only))
+
+
+def _run(runtime: Runtime, settings: NotifierSettings, only: str | None) -> int:
+    mailer = configuration(lambda: _mailer(settings), ValueError)
+    pipeline = configuration(lambda: _pipeline(settings), ValueError)
+    if pipeline is not None:
+        runtime.closing(pipeline)
     log = structlog.get_logger("notifier")
-    log_transport_notes(settings.transport_notes())
     log.info(
         "notifier_configured",
         email="on" if mailer else "off (SMTP_HOST unset): notices are acknowledged and counted as skipped",
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if pipeline
         else "off (PIPELINE_URL unset): events are acknowledged and counted as skipped",
     )
-    store = idempotency_store(settings)
+    store = runtime.closing(idempotency_store(settings))
 
     def email_stage(_publisher: Publisher) -> StageSpec:
         def handle(message: InboundMessage) -> Handled:
@@ -67,16 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return StageSpec(NOTIFIER_PIPELINE, handle)
 
     builders: list[StageBuilder] = []
-    if args.only in (None, "email"):
+    if only in (None, "email"):
         builders.append(email_stage)
-    if args.only in (None, "pipeline"):
+    if only in (None, "pipeline"):
         builders.append(pipeline_stage)
-    try:
-        return run_stages(settings, builders, process="notifier")
-    finally:
-        store.close()
-        if pipeline is not None:
-            pipeline.close()
+    return run_stages(settings, builders, process="notifier", runtime=runtime)
 
 
 def _mailer(settings: NotifierSettings) -> SmtpMailer | None:

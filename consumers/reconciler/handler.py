@@ -1,8 +1,11 @@
 """The reconciler's business logic: one cycle checks the webhook, recovers failed deliveries, scans the rooms.
 
 ``reconcile`` runs a cycle under a lease in the checkpoint store, so two replicas never work at once and a
-cycle another replica finished recently is not repeated. Every failure is typed (``StageError``): the cycle
-stops, says why in its report, keeps the progress it made, and the next cycle carries on.
+cycle another replica finished recently is not repeated. A typed failure (``StageError``) stops the cycle, says
+why in its report, keeps the progress it made, and the next cycle carries on. Anything else is a bug: the cycle
+fails with reason ``bug`` (counted, logged with its traceback), the row it met is set aside in the checkpoint
+store's quarantine so the next cycle goes on past it, and the process keeps running. Success is recorded only
+for a cycle that got to its end.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Protocol
 
 import structlog
 
-from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, Progress, State
+from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, Progress, RowBug, State
 from consumers.reconciler.recovery import DeliveryLog, recover_failed_deliveries
 from consumers.reconciler.scan import RoomListing, announce_trigger, scan_rooms
 from shared.core.errors import StageError
@@ -32,6 +35,7 @@ log = structlog.get_logger("reconciler")
 STATE = "reconciler.state"
 LAST_RUN = "reconciler.last_run"
 LEASE = "reconciler.cycle"
+QUARANTINE = "reconciler"  # the rows a bug met (``RowBug``), by key; ``doctor`` lists them
 
 
 class WebhookAdmin(Protocol):
@@ -58,6 +62,9 @@ class Knobs:
     webhook_url: str | None = None
     webhook_id: str | None = None
     calls_per_cycle: int | None = None  # None: no cap (the rate limiter still spaces the calls)
+    # The operator's one-off run: calls_per_cycle is a hard cap, and a cycle that reaches it has failed (it did
+    # not finish), rather than one that goes on next interval.
+    hard_cap: bool = False
     lease: timedelta = timedelta(minutes=10)
 
 
@@ -146,6 +153,7 @@ def reconcile(
     report = CycleReport(started_at=clock(), dry_run=dry_run)
     state: State | None = None
     budget = Budget(knobs.calls_per_cycle)
+    finished = False
     try:
         # Inside the try: a store that does not answer is a failed cycle, retried next interval, not a crash.
         if not dry_run and not checkpoints.hold(LEASE, owner, seconds=knobs.lease.total_seconds()):
@@ -153,6 +161,7 @@ def reconcile(
             log.info("reconcile_not_run", reason=report.not_run)
             return report
         state = State.from_json(checkpoints.load(STATE))
+        state.quarantined = set(checkpoints.quarantined(QUARANTINE))
         recent = state.last_cycle_at is not None and report.started_at - state.last_cycle_at < knobs.interval * 0.8
         if recent and not (force or dry_run or since is not None):
             report.not_run = "another reconciler finished a cycle less than an interval ago"
@@ -177,14 +186,33 @@ def reconcile(
             since=since,
             progress=progress,
         )
+        if knobs.hard_cap and report.budget_stopped:
+            _failed(report, StageError(f"stopped after {budget.spent} DocSpace calls, its cap", reason="call_cap"))
+            log.error("reconcile_capped", calls=budget.spent, hint="run it again: it goes on from where it stopped")
+        finished = True
+    except RowBug as exc:
+        _met_bug(report, exc)
+        finished = True  # the bug is the cycle's outcome, recorded as a failure below
     except StageError as exc:
         _failed(report, exc)
         log.error("reconcile_failed", reason=exc.reason, error=str(exc))
+        finished = True
+    except Exception as exc:
+        # A bug outside any row (none to set aside): the cycle fails; the process, and the next cycle, go on.
+        report.bugs += 1
+        _failed(report, StageError(f"{type(exc).__name__}: {str(exc)[:200]}", reason="bug"))
+        log.exception("reconcile_failed", reason="bug", error_type=type(exc).__name__)
+        finished = True
     finally:
         report.calls = budget.spent
         report.finished_at = clock()
+        if not finished and report.error is None and report.not_run is None:
+            # Something beyond Exception (an interrupt) ended the cycle half-way: its progress is kept, its
+            # success is not claimed.
+            report.error = "interrupted: the cycle did not finish"
         # Never save a state that was not read (the store failed): it would wipe the real checkpoint.
         if not dry_run and report.not_run is None and state is not None:
+            _set_aside(checkpoints, report)
             _save(checkpoints, state, report, backfill=since is not None)
         if not dry_run:
             with contextlib.suppress(StoreUnavailable):
@@ -240,6 +268,32 @@ def _history_floor(checkpoints: Checkpoints, now: datetime) -> datetime:
     return now
 
 
+def _met_bug(report: CycleReport, exc: RowBug) -> None:
+    """A bug met one row: the cycle fails with reason ``bug``, the row is set aside when the cycle ends."""
+    report.bugs += 1
+    report.set_aside.append(exc)
+    _failed(report, exc)
+    log.error(
+        "reconcile_failed",
+        reason=exc.reason,
+        row=exc.key,
+        error_type=exc.error_type,
+        hint="the row is set aside (invoice-pipeline doctor lists it); the next cycle goes on past it",
+        exc_info=exc,
+        **exc.ids,
+    )
+
+
+def _set_aside(checkpoints: Checkpoints, report: CycleReport) -> None:
+    """Put the rows bugs met in the quarantine, so the next cycle goes on past them instead of meeting them again."""
+    for bug in report.set_aside:
+        detail = {"error": str(bug), "error_type": bug.error_type, "at": report.started_at.isoformat(), **bug.ids}
+        try:
+            checkpoints.quarantine(QUARANTINE, bug.key, detail)
+        except StoreUnavailable as exc:
+            log.error("reconcile_row_not_set_aside", row=bug.key, error=str(exc), hint="met again next cycle")
+
+
 def _failed(report: CycleReport, exc: StageError) -> None:
     error = f"{exc.reason}: {exc}"
     report.error = error if report.error is None else f"{report.error}; {error}"
@@ -287,6 +341,8 @@ def _cycle(
                 dry_run=dry_run,
                 keep_checkpoint=since is None,
             )
+        except RowBug as exc:
+            _met_bug(report, exc)  # the cycle has failed, but the room scan, the backstop, still runs
         except StageError as exc:
             # The cycle has failed, but the room scan, the backstop, still runs.
             _failed(report, exc)

@@ -27,6 +27,15 @@ LAST_SUCCESS = Gauge(
 )
 INTERVAL = Gauge("reconciler_interval_seconds", "RECONCILE_INTERVAL: the alert on stale runs compares against it")
 CYCLES = Counter("reconciler_cycles", "Reconcile cycles by outcome (ok, failed, not_run)", ["outcome"])
+# A walk that stopped at MAX_WALK_PAGES: DocSpace kept answering full pages, the rest was not read.
+PAGE_CAP_HITS = Counter(
+    "reconciler_page_cap_hits",
+    "Delivery-log walks and room scans cut off at their page cap (DocSpace never stopped answering full pages)",
+    ["listing"],
+)
+_PAGE_CAPS = {"log_page_cap": "delivery_log", "room_page_cap": "room_files"}
+# A bug (an exception nobody typed) failed a cycle; the row it met is set aside until an operator looks.
+BUGS = Counter("reconciler_bugs", "Bugs that failed a reconcile cycle (each row met is set aside in the quarantine)")
 
 _WEBHOOK = {"enabled": 1, "reenabled": 1, "disabled": 0, "missing": 0, "unknown": -1}
 
@@ -41,6 +50,14 @@ def prepare(interval_seconds: float) -> None:
         RECOVERED.labels(source)
     for outcome in ("ok", "failed", "not_run"):
         CYCLES.labels(outcome)
+    for listing in _PAGE_CAPS.values():
+        PAGE_CAP_HITS.labels(listing)
+
+
+def crashed() -> None:
+    """A cycle that raised past ``reconcile`` itself (a bug in its bookkeeping): a failed cycle and a bug."""
+    CYCLES.labels("failed").inc()
+    BUGS.inc()
 
 
 def show_stored(webhook: str | None, last_success: datetime | None) -> None:
@@ -60,6 +77,9 @@ def observe(report: CycleReport) -> None:
         RECOVERED.labels(source).inc(count)
     FILES_SCANNED.inc(report.files_scanned)
     ROOMS_NOT_SCANNED.inc(report.skipped.get("room_not_readable", 0))
+    BUGS.inc(report.bugs)
+    for skipped, listing in _PAGE_CAPS.items():
+        PAGE_CAP_HITS.labels(listing).inc(report.skipped.get(skipped, 0))
     if report.not_run is not None:
         CYCLES.labels("not_run").inc()
     elif report.error is not None:

@@ -9,10 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from shared.core.errors import StageError
 from shared.core.ids import small_count
 from shared.docspace.delivery import parse_datetime
 
 Source = Literal["delivery_log", "room_scan"]
+# A walk down the delivery log to its checkpoint, or through a room scan's window, stops after this many pages
+# (100,000 entries, far beyond a month-end bulk upload): a portal that keeps answering full pages is not a real
+# listing. Hitting it is logged (``docspace_listing_page_cap_hit``) and counted (``reconciler_page_cap_hits``).
+MAX_WALK_PAGES = 1000
 # (what is being done, how many done, how many in all) for a progress bar; the service passes none.
 Progress = Callable[[str, int, int], None]
 
@@ -30,6 +35,33 @@ class Announcement:
 
 
 Announce = Callable[[Announcement], None]
+
+
+class RowBug(StageError):
+    """A bug (an exception nobody typed) met while handling one row: a delivery-log row or a listed file.
+
+    The cycle fails with reason ``bug``; the row is set aside in the checkpoint store's quarantine, so the next
+    cycle goes on past it, and ``invoice-pipeline doctor`` lists it for an operator.
+    """
+
+    reason = "bug"
+
+    def __init__(self, key: str, exc: BaseException, **ids: str | int | None) -> None:
+        # The exception's own text, cut short: enough to find the bug, never a whole payload.
+        super().__init__(f"{type(exc).__name__} on {key}: {str(exc)[:200]}")
+        self.key = key
+        self.error_type = type(exc).__name__
+        self.ids = ids
+
+
+def delivery_key(log_id: int) -> str:
+    """A delivery-log row's key in the quarantine."""
+    return f"delivery:{log_id}"
+
+
+def file_key(file_id: str, version: int) -> str:
+    """A listed file version's key in the quarantine: a new version of the file is tried afresh."""
+    return f"file:{file_id}:v{version}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +115,11 @@ class CycleReport:
     rooms_total: int = 0
     calls: int = 0
     scan_complete: bool = False  # every room's window covered this cycle (else the next cycle goes on)
+    budget_stopped: bool = False  # the call budget stopped the log walk or a room's pass (the next cycle goes on)
     not_run: str | None = None  # why the cycle did nothing (another replica holds the lease, ran recently)
     error: str | None = None
+    bugs: int = 0  # exceptions nobody typed that this cycle met (each fails it; rows met are set aside)
+    set_aside: list[RowBug] = field(default_factory=list)  # the rows those bugs met, for the quarantine
 
     @property
     def ok(self) -> bool:
@@ -104,6 +139,7 @@ class CycleReport:
             "calls": self.calls,
             "scan_complete": self.scan_complete,
             "error": self.error,
+            "bugs": self.bugs,
             "findings": [
                 {"kind": f.kind, "ref": f.ref, "what": f.what, "action": f.action, "detail": f.detail}
                 for f in self.findings[:50]  # enough for doctor; the log has them all
@@ -153,6 +189,9 @@ class State:
     rooms: dict[str, RoomProgress] = field(default_factory=dict)
     next_room: int = 0  # round robin: the room the next cycle starts with
     last_cycle_at: datetime | None = None  # when the last successful cycle started
+    # The rows set aside after a bug met them (``RowBug``): read from the checkpoint store's quarantine at the
+    # start of each cycle, never part of this document.
+    quarantined: set[str] = field(default_factory=set)
 
     def room(self, room_id: str) -> RoomProgress:
         return self.rooms.setdefault(room_id, RoomProgress())

@@ -11,6 +11,9 @@ from consumers.reconciler.handler import Knobs
 from ingress.settings import WEBHOOK_PATH
 
 MIN_CALLS_PER_CYCLE = 5
+# `invoice-pipeline reconcile` has no per-interval budget, only this hard cap (``--max-calls``): a listing that
+# never ends cannot keep it calling DocSpace past its lease. 5,000 calls read about 250,000 log rows and files.
+CLI_MAX_CALLS = 5000
 
 
 class ReconcilerSettings(ClassifierSettings):
@@ -69,8 +72,9 @@ class ReconcilerSettings(ClassifierSettings):
         return timedelta(seconds=self.reconcile_interval)
 
 
-def knobs_for(settings: ReconcilerSettings, *, capped: bool = True) -> Knobs:
-    """A cycle's knobs; ``capped=False`` (the operator's one-off run) lets a cycle finish whatever it costs."""
+def knobs_for(settings: ReconcilerSettings, *, capped: bool = True, max_calls: int = CLI_MAX_CALLS) -> Knobs:
+    """A cycle's knobs; ``capped=False`` (the operator's one-off run) has no per-interval budget, only the hard cap
+    ``max_calls``: a cycle that reaches it fails and says so (run it again to go on)."""
     return Knobs(
         interval=settings.interval,
         grace=timedelta(seconds=settings.reconcile_grace),
@@ -80,7 +84,8 @@ def knobs_for(settings: ReconcilerSettings, *, capped: bool = True) -> Knobs:
         webhook_path=WEBHOOK_PATH,
         webhook_url=settings.docspace_webhook_url,
         webhook_id=settings.docspace_webhook_id,
-        calls_per_cycle=settings.calls_per_cycle if capped else None,
+        calls_per_cycle=settings.calls_per_cycle if capped else max_calls,
+        hard_cap=not capped,
         # Longer than a cycle can take (its calls are spaced over one interval), so it only lapses if we die.
         lease=settings.interval * 2 + timedelta(minutes=1),
     )

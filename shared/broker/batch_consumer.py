@@ -20,7 +20,7 @@ import pika
 import pika.exceptions
 import structlog
 
-from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_delay, topology_failure
 from shared.broker.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -88,8 +88,9 @@ class BatchConsumer:
                 try:
                     self._consume(connection)
                 except pika.exceptions.ChannelClosedByBroker as exc:
-                    if exc.reply_code == 406:
-                        raise TopologyMismatch(f"the broker refused the topology: {exc.reply_text}") from exc
+                    fatal = topology_failure(exc)
+                    if fatal is not None:
+                        raise fatal from exc
                     log.warning("consumer_channel_closed", queue=self._queue, reason=exc.reply_text)
                 except CONNECTION_ERRORS as exc:
                     log.warning("consumer_connection_lost", queue=self._queue, error=str(exc))
@@ -108,7 +109,7 @@ class BatchConsumer:
 
     def _consume(self, connection: pika.BlockingConnection) -> None:
         channel = connection.channel()
-        self._topology.declare(channel)
+        self._topology.ensure(channel)
         channel.basic_qos(prefetch_count=self._batch_size)
         channel.basic_consume(self._queue, on_message_callback=self._on_message)
         self._connected.set()

@@ -9,15 +9,44 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Protocol
 
 import pika
 import pika.exceptions
+from pydantic import SecretStr
 
 from shared.broker.topology import Topology
 
 
 class TopologyMismatch(RuntimeError):
     """The broker holds a queue or exchange with other arguments: a deployment bug, never retried."""
+
+
+class TopologyRefused(TopologyMismatch):
+    """The broker refused this user what the process does on connect (ACCESS_REFUSED): a deployment bug too."""
+
+
+_ACCESS_REFUSED = 403
+_PRECONDITION_FAILED = 406
+
+
+def topology_failure(exc: pika.exceptions.ChannelClosedByBroker) -> TopologyMismatch | None:
+    """The fatal meaning of a channel the broker closed while declaring, checking or consuming; None if retryable.
+
+    A 404 (a passive check found a name missing) is retryable: ``invoice-pipeline topology`` may not have run yet.
+    """
+    if exc.reply_code == _PRECONDITION_FAILED:
+        return TopologyMismatch(
+            f"the broker refused the topology: {exc.reply_text}. A queue's arguments changed; "
+            "give the changed queue a new name (see docs/architecture.md, 'Changing the topology')."
+        )
+    if exc.reply_code == _ACCESS_REFUSED:
+        return TopologyRefused(
+            f"the broker refused this user: {exc.reply_text}. A least-privilege user cannot declare the topology: "
+            "set TOPOLOGY_DECLARE=passive and run `invoice-pipeline topology` as the administrator, or give the "
+            "user the permissions docs/security.md lists for its process."
+        )
+    return None
 
 
 # One or more nodes of one broker: pika's BlockingConnection takes the list as it is and tries each in turn.
@@ -55,6 +84,27 @@ def connection_parameters(
     return nodes[start:] + nodes[:start]
 
 
+class BrokerSettings(Protocol):
+    """What a process's settings say about its broker (``CommonSettings`` has all three)."""
+
+    @property
+    def amqp_url(self) -> SecretStr: ...
+    @property
+    def heartbeat(self) -> int: ...
+    @property
+    def blocked_connection_timeout(self) -> float: ...
+
+
+def broker_nodes(settings: BrokerSettings, *, name: str) -> list[pika.URLParameters]:
+    """The parameters every process and CLI command connects with; ``name`` shows in the broker's connection list."""
+    return connection_parameters(
+        settings.amqp_url.get_secret_value(),
+        name=name,
+        heartbeat=settings.heartbeat,
+        blocked_connection_timeout=settings.blocked_connection_timeout,
+    )
+
+
 def node_names(nodes: pika.ConnectionParameters | BrokerNodes) -> str:
     """``host:port`` of each node, for log lines and errors (never the credentials)."""
     listed = [nodes] if isinstance(nodes, pika.ConnectionParameters) else list(nodes)
@@ -62,18 +112,19 @@ def node_names(nodes: pika.ConnectionParameters | BrokerNodes) -> str:
 
 
 def declare_topology(params: pika.ConnectionParameters | BrokerNodes, topology: Topology) -> None:
-    """Declare the whole topology over a short-lived connection; raise TopologyMismatch on a 406."""
+    """Declare (or, when passive, check) the whole topology over a short-lived connection.
+
+    Raises TopologyMismatch on a 406, TopologyRefused on a 403; a missing name (404, passive) is retryable.
+    """
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
         try:
-            topology.declare(channel)
+            topology.ensure(channel)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 406:
-                raise TopologyMismatch(
-                    f"the broker refused the topology: {exc.reply_text}. A queue's arguments changed; "
-                    "give the changed queue a new name (see docs/architecture.md, 'Changing the topology')."
-                ) from exc
+            fatal = topology_failure(exc)
+            if fatal is not None:
+                raise fatal from exc
             raise
     finally:
         if connection.is_open:

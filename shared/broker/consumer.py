@@ -30,7 +30,7 @@ import pika
 import pika.exceptions
 import structlog
 
-from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, TopologyMismatch, backoff_delay
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_delay, topology_failure
 from shared.broker.publisher import Publisher
 from shared.broker.topology import StageQueues, Topology
 from shared.core.errors import (
@@ -156,8 +156,9 @@ class StageConsumer:
                 try:
                     self._consume(connection)
                 except pika.exceptions.ChannelClosedByBroker as exc:
-                    if exc.reply_code == 406:
-                        raise TopologyMismatch(f"the broker refused the topology: {exc.reply_text}") from exc
+                    fatal = topology_failure(exc)
+                    if fatal is not None:
+                        raise fatal from exc
                     log.warning("consumer_channel_closed", stage=self.queues.stage, reason=exc.reply_text)
                 except CONNECTION_ERRORS as exc:
                     log.warning("consumer_connection_lost", stage=self.queues.stage, error=str(exc))
@@ -175,7 +176,7 @@ class StageConsumer:
 
     def _consume(self, connection: pika.BlockingConnection) -> None:
         channel = connection.channel()
-        self._topology.declare(channel)
+        self._topology.ensure(channel)
         channel.basic_qos(prefetch_count=self._concurrency)
         tag = channel.basic_consume(self.queues.work, on_message_callback=partial(self._on_message, connection))
         self._connected.set()

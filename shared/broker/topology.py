@@ -1,4 +1,4 @@
-"""The broker topology as data: every exchange, queue and binding, declared idempotently by every process.
+"""The broker topology as data: every exchange, queue and binding, declared idempotently (or only checked).
 
 Changing an existing queue's arguments makes RabbitMQ refuse the declaration (PRECONDITION_FAILED): a changed
 queue needs a new name. That refusal is a deployment bug, so processes exit on it instead of retrying.
@@ -7,6 +7,10 @@ Every queue is a quorum queue, so a cluster replicates all of them and any node 
 is down (a classic queue lives on one node: while that node is away its messages are out of reach and declaring
 it elsewhere fails). The replica count is the broker's ``quorum_cluster_size`` (3 by default): one replica on
 each node of a three-node cluster, so any one node may fail.
+
+Declaring needs the configure permission on every name; a passive declaration (a check that the name exists)
+needs no permission at all. With ``passive`` the processes only check, so their broker users can go without
+configure (``invoice-pipeline topology`` declares as the administrator; docs/security.md).
 """
 
 from __future__ import annotations
@@ -98,8 +102,10 @@ class Topology:
         *,
         retry_delays: Iterable[float] = (1, 5, 30, 120, 600),
         delivery_limit: int = 10,
+        passive: bool = False,
     ) -> None:
         self.prefix = prefix
+        self.passive = passive
         self.retry_delays = tuple(float(d) for d in retry_delays)
         self.delivery_limit = delivery_limit
         self.events_exchange = prefix + EVENTS_EXCHANGE
@@ -115,6 +121,7 @@ class Topology:
             settings.topology_prefix,
             retry_delays=settings.retry_delays,
             delivery_limit=settings.delivery_limit,
+            passive=getattr(settings, "topology_declare", "full") == "passive",
         )
 
     def stage(self, stage: str) -> StageQueues:
@@ -206,6 +213,23 @@ class Topology:
             channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
             for binding in queue.bindings:
                 channel.queue_bind(queue.name, binding.exchange, binding.routing_key)
+
+    def check(self, channel: BlockingChannel) -> None:
+        """Check that every exchange and queue exists, declaring nothing. Raises ChannelClosedByBroker(404) if not.
+
+        Passive declarations need no permission, and they compare no arguments: only ``declare`` finds a mismatch.
+        """
+        for exchange in self.exchanges():
+            channel.exchange_declare(exchange.name, passive=True)
+        for queue in self.queues():
+            channel.queue_declare(queue.name, passive=True)
+
+    def ensure(self, channel: BlockingChannel) -> None:
+        """What a process does on connect: ``check`` when ``passive`` (TOPOLOGY_DECLARE=passive), else ``declare``."""
+        if self.passive:
+            self.check(channel)
+        else:
+            self.declare(channel)
 
     def delete(self, channel: BlockingChannel) -> None:
         """Remove everything this topology declared (tests clean up their prefix with this)."""

@@ -71,6 +71,13 @@ class CommonSettings(BaseSettings):
         description="prepended to every exchange and queue name (staging beside production, tests; the demo uses "
         "`demo.`)",
     )
+    topology_declare: Literal["full", "passive"] = Field(
+        default="full",
+        description="`full`: the process declares every exchange and queue when it connects (its broker user needs "
+        "configure, write and read on all of them); `passive`: it only checks they exist, for least-privilege "
+        "broker users, after `invoice-pipeline topology` has declared them as the administrator "
+        "(docs/security.md)",
+    )
     retry_delays: Annotated[list[float], NoDecode] = Field(
         default=[1.0, 5.0, 30.0, 120.0, 600.0],
         description="seconds of each retry step of a transient failure, comma-separated; each step is a delay queue",
@@ -117,6 +124,10 @@ class CommonSettings(BaseSettings):
         description="the longest pause, in seconds, a `Retry-After` or `X-RateLimit-Reset` from DocSpace (or the "
         "pipeline) may impose; `inf`, `nan` and negative values are ignored",
     )
+
+    def transport_notes(self) -> list[str]:
+        """What plain-text transport these settings allow, logged once at start: none unless a subclass names a URL."""
+        return []
 
     @field_validator("amqp_url")
     @classmethod

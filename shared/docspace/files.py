@@ -21,6 +21,7 @@ from shared.docspace.errors import (
     MoveUnconfirmed,
 )
 from shared.docspace.lookups import SharedLookups
+from shared.docspace.paging import MAX_FOLDER_PAGES, page_cap_hit
 from shared.docspace.transport import DocSpaceTransport, path_id
 from shared.docspace.values import FileInfo, MoveResult, _file_info, _id_sort_key, _sid
 
@@ -125,7 +126,7 @@ class FileOperations:
         """Exact (title, parent) matches among the room's direct subfolders, lowest id first."""
         matches: list[str] = []
         start, page = 0, 100
-        while True:
+        for _ in range(MAX_FOLDER_PAGES):
             content = self._transport.request(
                 "GET",
                 f"files/{quote(room, safe='')}",
@@ -148,6 +149,8 @@ class FileOperations:
             start += len(folders)
             if not folders or not isinstance(total, int) or start >= total:
                 break
+        else:
+            page_cap_hit("folder_subfolders", MAX_FOLDER_PAGES, room_id=room)
         return sorted(set(matches), key=_id_sort_key)
 
     def move_file(self, file_id: str | int, dest_folder_id: str | int, *, conflict: str = "Duplicate") -> MoveResult:

@@ -132,10 +132,13 @@ class DocSpaceTransport:
                 return None
             try:
                 body = resp.json()
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
+                # RecursionError: a deeply nested answer exhausts the JSON parser's stack. Either way the answer
+                # cannot be read; typed, so the stage retries it rather than crash on it.
                 raise DocSpaceUnavailable(
-                    f"DocSpace {method} {path} answered {status} with a body that is not JSON"
-                ) from exc
+                    f"DocSpace {method} {path} answered {status} with a body that is not readable JSON"
+                    f" ({type(exc).__name__})"
+                ) from None
             return body.get("response") if isinstance(body, dict) else body
 
     def _scrub(self, exc: Exception) -> str:
@@ -147,7 +150,7 @@ class DocSpaceTransport:
         message = ""
         try:
             body = resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # see request(): an unreadable error body is no message
             body = None
         if isinstance(body, dict):
             err = body.get("error")

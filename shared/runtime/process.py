@@ -1,26 +1,23 @@
-"""Runs a consumer process: its stages on worker threads, one publisher, signals, metrics, exit codes."""
+"""Runs a consumer process's stages: each on its worker threads, one publisher for their follow-ups, metrics."""
 
 from __future__ import annotations
 
-import signal
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import FrameType
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import ValidationError
 
-from shared.broker.connection import TopologyMismatch, connection_parameters
+from shared.broker.connection import TopologyMismatch, broker_nodes
 from shared.broker.consumer import Patience, Reporting, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
-from shared.config.settings import CommonSettings, StageSettings, explain
+from shared.config.settings import CommonSettings, StageSettings
 from shared.core.handling import Handler
 from shared.journal.broker import BrokerJournal
-from shared.runtime.health import HealthServer
+from shared.runtime.exit_codes import EXIT_FAILED, EXIT_OK
+from shared.runtime.runner import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -35,10 +32,6 @@ HANDLING = Histogram(
 # Labelled, so a process that imports this module without running stages (the reconciler) exports no sample.
 READY = Gauge("stage_ready", "1 while the stage consumes and its process can publish (what /readyz checks)", ["stage"])
 IN_FLIGHT = Gauge("stage_messages_in_flight", "Messages a stage has taken and not yet settled", ["stage"])
-
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_TOPOLOGY = 3
 
 
 @dataclass(frozen=True)
@@ -66,19 +59,16 @@ def _readiness(publisher: Publisher, consumer: StageConsumer) -> Callable[[], fl
     return lambda: 1.0 if publisher.is_connected and consumer.is_connected else 0.0
 
 
-def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: str) -> int:
+def run_stages(
+    settings: StageSettings | CommonSettings, builders: Sequence[StageBuilder], *, process: str, runtime: Runtime
+) -> int:
     """Consume each built stage's queue until SIGTERM/SIGINT; finish the messages in hand; return an exit code.
 
     Builders receive the process's one publisher, which stages use for their follow-up events. The same publisher
     carries the process's journal records (one ``BrokerJournal``, shared by its stages).
     """
     topology = Topology.from_settings(settings)
-    params = connection_parameters(
-        settings.amqp_url.get_secret_value(),
-        name=process,
-        heartbeat=settings.heartbeat,
-        blocked_connection_timeout=settings.blocked_connection_timeout,
-    )
+    params = broker_nodes(settings, name=process)
     failures: list[BaseException] = []
     consumers: list[StageConsumer] = []
 
@@ -119,15 +109,14 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
 
     for spec, consumer in zip(specs, consumers, strict=True):
         READY.labels(spec.stage).set_function(_readiness(publisher, consumer))
-    health = HealthServer(metrics_port, ready).start() if metrics_port else None
+    runtime.on_exit(publisher.stop)
+    runtime.health(metrics_port, ready)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
+    def stop() -> None:
         for consumer in consumers:
             consumer.stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    runtime.on_stop(stop)
 
     def run(consumer: StageConsumer) -> None:
         try:
@@ -144,29 +133,12 @@ def run_stages(settings: StageSettings | CommonSettings, builders: Sequence[Stag
     while any(thread.is_alive() for thread in threads):
         for thread in threads:
             thread.join(0.5)
-    publisher.stop()
-    if health is not None:
-        health.stop()
+    # A topology mismatch is raised: the runner says so and exits 3.
     for failure in failures:
         if isinstance(failure, TopologyMismatch):
-            log.critical("topology_mismatch", error=str(failure))
-            return EXIT_TOPOLOGY
+            raise failure
         log.critical("consumer_crashed", error=repr(failure))
-        return 1
+        return EXIT_FAILED
     if publisher.fatal_error is not None:
-        log.critical("topology_mismatch", error=str(publisher.fatal_error))
-        return EXIT_TOPOLOGY
+        raise publisher.fatal_error
     return EXIT_OK
-
-
-def config_error(process: str, error: Exception) -> int:
-    """Say what is wrong with the settings (names and problems, never values) and return exit code 2."""
-    detail = explain(error) if isinstance(error, ValidationError) else f"  {error}"
-    print(f"{process}: invalid configuration:\n{detail}", file=sys.stderr)
-    return EXIT_CONFIG
-
-
-def log_transport_notes(notes: list[str]) -> None:
-    """Plain-text transport that the settings allow (loopback, or ALLOW_INSECURE_TRANSPORT): said once at start."""
-    for note in notes:
-        log.warning("insecure_transport_allowed", detail=note)

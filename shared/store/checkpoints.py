@@ -2,7 +2,8 @@
 
 The reconciler remembers here how far it got (the delivery log, each room's scan) and what its last run found,
 so a restart neither redoes everything nor misses a window; a lease around a cycle keeps two replicas from doing
-the same work at once. This module is the port: ``SqliteCheckpoints`` (``shared/store/sqlite_store.py``) and
+the same work at once; a quarantine keeps the rows a bug met, so the next cycle goes on past them and ``doctor``
+lists them. This module is the port: ``SqliteCheckpoints`` (``shared/store/sqlite_store.py``) and
 ``RedisCheckpoints`` (``shared/store/redis_store.py``) keep them; ``shared/runtime/wiring.py`` opens the one
 ``IDEMPOTENCY_URL`` names.
 """
@@ -24,6 +25,14 @@ class Checkpoints(Protocol):
 
     def release(self, name: str, owner: str) -> None:
         """Give the lease back, if ``owner`` still holds it."""
+        ...
+
+    def quarantine(self, name: str, key: str, detail: dict[str, Any]) -> None:
+        """Set ``key`` aside in the quarantine ``name`` (a row a bug met), with what happened; again: replaced."""
+        ...
+
+    def quarantined(self, name: str) -> dict[str, dict[str, Any]]:
+        """Every key set aside in the quarantine ``name``, with its detail (``doctor`` lists them)."""
         ...
 
     def close(self) -> None: ...

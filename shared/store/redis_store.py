@@ -164,5 +164,21 @@ class RedisCheckpoints:
         except redis.RedisError as exc:
             raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
 
+    def quarantine(self, name: str, key: str, detail: dict[str, Any]) -> None:
+        try:
+            self._redis.hset(f"{self._namespace}quarantine:{name}", key, json.dumps(detail, sort_keys=True))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
+
+    def quarantined(self, name: str) -> dict[str, dict[str, Any]]:
+        try:
+            raw = self._redis.hgetall(f"{self._namespace}quarantine:{name}")
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
+        # A damaged detail still names its key: the row stays set aside.
+        return {
+            str(key): decode_checkpoint(value if isinstance(value, str) else None) or {} for key, value in raw.items()
+        }
+
     def close(self) -> None:
         self._redis.close()

@@ -125,6 +125,10 @@ class SqliteCheckpoints:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS quarantine"
+                " (name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, saved_at REAL, PRIMARY KEY (name, key))"
+            )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
 
@@ -171,6 +175,25 @@ class SqliteCheckpoints:
                 self._db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
+
+    def quarantine(self, name: str, key: str, detail: dict[str, Any]) -> None:
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO quarantine (name, key, value, saved_at) VALUES (?, ?, ?, ?)",
+                    (name, key, json.dumps(detail, sort_keys=True), self._clock()),
+                )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
+
+    def quarantined(self, name: str) -> dict[str, dict[str, Any]]:
+        try:
+            with self._lock:
+                rows = self._db.execute("SELECT key, value FROM quarantine WHERE name = ?", (name,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the checkpoint store failed: {exc}") from exc
+        # A damaged detail still names its key: the row stays set aside.
+        return {key: decode_checkpoint(value) or {} for key, value in rows}
 
     def close(self) -> None:
         with self._lock:

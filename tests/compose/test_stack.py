@@ -8,6 +8,7 @@ every Prometheus target must be up, every recorded signal and dashboard query mu
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -37,9 +38,12 @@ DEMO_ENV = dict(
 WEBHOOK = "/docspace/webhook"
 INGRESS_METRICS_PORT = 9100  # the ingress's internal METRICS_PORT on the compose network
 CLASSIFIER_METRICS_PORT = 9101
+MOVER_METRICS_PORT = 9102
 PROXY_EXPORTER_METRICS_PORT = 9113
 PORTAL_ADDRESS = "198.51.100.50"  # PROXY_EXEMPT_ADDRESSES in this stack
 # Grafana's own variables, as Grafana would fill them in for a dashboard showing the last hour.
+# The broker users the cluster example creates (it runs no reconciler).
+CLUSTER_USERS = ("INGRESS", "CLASSIFIER", "MOVER", "NOTIFIER")
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
 
 
@@ -256,18 +260,19 @@ def test_the_proxy_forwards_only_the_webhook_and_caps_what_it_reads(stack: Stack
 
 
 def test_a_transient_docspace_failure_is_retried_and_the_invoice_still_arrives_once(stack: Stack) -> None:
-    # DocSpace answers 503 to file reads: the classifier puts the delivery on its retry ladder, not in a hot loop.
+    # DocSpace answers 503 to moves: the mover puts the invoice on its retry ladder, not in a hot loop. (The
+    # classifier decides from the signed delivery and calls DocSpace only for a room's path, remembered.)
     _sim(
         stack,
         "POST",
         "/faults",
-        {"rules": [{"method": "GET", "path": "/api/2.0/files/file/*", "error_rate": 1.0, "error_status": 503}]},
+        {"rules": [{"method": "PUT", "path": "/api/2.0/files/fileops/move", "error_rate": 1.0, "error_status": 503}]},
     )
     try:
         uploaded = _sim(stack, "POST", "/files", {"folderId": _upload_folder(stack), "title": "Invoice-2026-0043.pdf"})
         wait_for(
-            "the classifier to retry",
-            lambda: 'outcome="retried"' in stack.metrics_text("classifier", CLASSIFIER_METRICS_PORT),
+            "the mover to retry",
+            lambda: 'outcome="retried"' in stack.metrics_text("mover", MOVER_METRICS_PORT),
             60,
         )
     finally:
@@ -413,6 +418,45 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_bucket_and_the_portal_no
     wait_for("the proxy's 429s counted", lambda: _proxy_refusals(stack) == before + refused + spoofed.count(429), 30)
 
 
+# Run inside the ingress container with its own AMQP_URL: what its broker user may and may not do.
+INGRESS_USER_PROBE = """
+import os, pika, pika.exceptions
+def attempt(action):
+    connection = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        action(channel)
+        return "ok"
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        return str(exc.reply_code)
+    finally:
+        if connection.is_open:
+            connection.close()
+print({
+    "check": attempt(lambda ch: ch.queue_declare("classifier", passive=True)),
+    "publish elsewhere": attempt(lambda ch: ch.basic_publish("invoice.detected", "x", b"{}", mandatory=True)),
+    "publish to a queue": attempt(lambda ch: ch.basic_publish("", "mover", b"{}", mandatory=True)),
+    "read": attempt(lambda ch: ch.basic_get("classifier")),
+    "declare": attempt(lambda ch: ch.queue_declare("ingress-owned", durable=True)),
+})
+"""
+
+
+def test_each_process_is_its_own_broker_user_and_the_ingress_is_refused_all_but_its_exchange(stack: Stack) -> None:
+    # Publishing to docspace.events itself is what every delivery of the demo does: the invoice arrives.
+    result = ast.literal_eval(stack.exec_python("ingress", INGRESS_USER_PROBE).strip().splitlines()[-1])
+    refused = {"publish elsewhere": "403", "publish to a queue": "403", "read": "403", "declare": "403"}
+    assert result == {"check": "ok", **refused}
+    connected = stack.dc(
+        "exec", "-T", "rabbitmq", "rabbitmqctl", "-q", "list_connections", "user", "--no-table-headers"
+    ).stdout.split()  # fmt: skip
+    kinds = ("ingress", "classifier", "mover", "notifier", "reconciler")
+    assert {f"pipeline-{kind}" for kind in kinds} <= set(connected), connected
+    topology_logs = stack.dc("logs", "--no-color", "topology").stdout
+    assert "topology declared" in topology_logs, topology_logs
+
+
 def test_redis_refuses_a_client_without_the_password_and_ps_does_not_show_it(stack: Stack) -> None:
     anonymous = stack.dc("exec", "-T", "redis", "sh", "-c", "env -u REDISCLI_AUTH redis-cli ping", check=False)
     assert "NOAUTH" in anonymous.stdout + anonymous.stderr, anonymous
@@ -436,6 +480,7 @@ def test_the_cluster_nodes_share_a_cookie_read_from_a_secret_file_with_mode_0400
         "RABBITMQ_PASSWORD": "cluster-test-password",
         "REDIS_PASSWORD": "cluster-test-password",
         "RABBITMQ_ERLANG_COOKIE_FILE": str(cookie),
+        **{f"RABBITMQ_{kind}_PASSWORD": f"cluster-test-{kind.lower()}" for kind in CLUSTER_USERS},
     }
     cluster = [*stack.compose, "-f", "deploy/compose.cluster.yml"]
     nodes = ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
@@ -450,6 +495,13 @@ def test_the_cluster_nodes_share_a_cookie_read_from_a_secret_file_with_mode_0400
             return status.returncode == 0 and len(json.loads(status.stdout)["running_nodes"]) == 3
 
         wait_for("three nodes running in one cluster", clustered, 180, interval=3)
+
+        def users_made() -> bool:
+            # Each node runs users.sh once it answers (the users are cluster-wide); healthy means done.
+            users = run([*cluster, "exec", "-T", "rabbitmq-1", "rabbitmqctl", "-q", "list_users"], env=env).stdout
+            return all(f"pipeline-{kind.lower()}" in users for kind in CLUSTER_USERS)
+
+        wait_for("the broker users on the cluster", users_made, 120, interval=3)
         for node in nodes:
             mode = run([*cluster, "exec", "-T", node, "sh", "-c", 'stat -c %a "$HOME/.erlang.cookie"'], env=env)
             assert mode.stdout.strip() == "400", node
@@ -494,6 +546,7 @@ def test_the_cluster_example_is_a_valid_compose_file_that_builds_the_production_
     cookie = tmp_path / "erlang.cookie"
     cookie.write_text("example-cookie\n", "utf-8")
     required = {"RABBITMQ_PASSWORD": "example", "REDIS_PASSWORD": "example", "RABBITMQ_ERLANG_COOKIE_FILE": str(cookie)}
+    required |= {f"RABBITMQ_{kind}_PASSWORD": "example" for kind in CLUSTER_USERS}
     env_file.write_text("".join(f"{k}={v}\n" for k, v in required.items()) + f"PIPELINE_ENV_FILE={settings}\n", "utf-8")
     cluster = ["-f", "deploy/compose.cluster.yml", "--env-file", str(env_file)]
     for name in required:
@@ -503,7 +556,7 @@ def test_the_cluster_example_is_a_valid_compose_file_that_builds_the_production_
         assert missing.returncode != 0 and name in missing.stderr + missing.stdout, name
     config = yaml.safe_load(run([*compose, *cluster, "config"]).stdout)
     built = {name: spec["build"] for name, spec in config["services"].items() if "build" in spec}
-    assert set(built) == {"ingress", "classifier", "mover", "notifier"}
+    assert set(built) == {"topology", "ingress", "classifier", "mover", "notifier"}
     assert all(build.get("target") == "runtime" for build in built.values()), built
     assert {name for name, spec in config["services"].items() if name.startswith("rabbitmq-")} == {
         "rabbitmq-1", "rabbitmq-2", "rabbitmq-3",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ops.cli import main
+from ops.cli_common import EXIT_PROBLEM
 from simulator import DocSpaceSimulator
 from tests.support.cli_env import use_broker
 from tests.support.real_broker import BrokerKit
@@ -88,3 +89,25 @@ def test_history_is_left_alone_and_since_announces_exactly_what_the_dry_run_list
     assert main(["doctor"]) in (0, 1)  # the verdict depends on parts this test does not set up
     report = capsys.readouterr().out
     assert re.search(r"reconciler\s+│\s+ok\s+│\s+last run", report), report
+
+
+def test_reconcile_stops_at_its_call_cap_says_so_and_a_second_run_goes_on(
+    cli_env: dict[str, str],
+    broker: BrokerKit,
+    docspace_sim: DocSpaceSimulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    probe = broker.bind_probe(broker.topology.events_exchange)
+    assert main(["reconcile"]) == 0  # the first run: the history floor
+    uploaded = {docspace_sim.upload_file(cli_env["uploads"], f"Invoice-{i:03d}.pdf") for i in range(300)}
+    assert docspace_sim.wait_idle(30)
+    time.sleep(1.1)
+    capsys.readouterr()
+
+    # The webhook, a page of the log and three of the room's four pages: the cap stops it, loudly.
+    assert main(["reconcile", "--max-calls", "5"]) == EXIT_PROBLEM
+    out = capsys.readouterr().out
+    assert "stopped: call_cap: stopped after 5 DocSpace calls" in " ".join(out.split()), out
+    assert main(["reconcile"]) == 0  # goes on from where the capped run stopped
+    announced = _announced(broker, probe)
+    assert sorted(announced) == sorted(uploaded)  # each once

@@ -42,7 +42,8 @@ def test_sigterm_finishes_the_message_in_hand_then_exits_0(broker: BrokerKit, do
     sim = docspace_sim
     room = sim.create_room("Acme Ltd")
     file_id = sim.upload_file(room, "Invoice-7.pdf")
-    sim.faults.add(method="GET", path="/api/2.0/files/file/*", latency=2.0)
+    # The classifier's one DocSpace call for a new folder: its room's path (it decides from the signed delivery).
+    sim.faults.add(method="GET", path="/api/2.0/files/folder/*", latency=2.0)
     detected = broker.bind_probe(broker.topology.detected_exchange)
     process = _classifier(broker, sim, tmp_path, CLIENT_ROOM_ID=str(room))
     try:

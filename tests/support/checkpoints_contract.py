@@ -36,3 +36,16 @@ class CheckpointsContract:
         assert not b.hold("reconciler.cycle", "b", seconds=30)
         a.release("reconciler.cycle", "a")
         assert b.hold("reconciler.cycle", "b", seconds=30)
+
+    def test_a_quarantined_row_is_listed_by_every_process_until_set_aside_again(self, make: Make) -> None:
+        a, b = make(), make()
+        assert b.quarantined("reconciler") == {}
+        a.quarantine("reconciler", "delivery:138800", {"error": "RecursionError", "log_id": 138800})
+        a.quarantine("reconciler", "file:5001:v1", {"error": "JSONEncodeError"})
+        a.quarantine("other", "delivery:1", {})
+        assert b.quarantined("reconciler") == {
+            "delivery:138800": {"error": "RecursionError", "log_id": 138800},
+            "file:5001:v1": {"error": "JSONEncodeError"},
+        }
+        b.quarantine("reconciler", "delivery:138800", {"error": "KeyError"})  # met again: the latest detail
+        assert a.quarantined("reconciler")["delivery:138800"] == {"error": "KeyError"}

@@ -53,7 +53,39 @@ def test_the_demo_env_file_gives_compose_every_variable_it_requires() -> None:
 
 
 def test_env_example_ships_no_password_for_the_broker() -> None:
-    assert _env_file(".env.example")["RABBITMQ_PASSWORD"] == ""
+    env = _env_file(".env.example")
+    assert env["RABBITMQ_PASSWORD"] == ""
+    assert all(env[f"RABBITMQ_{kind.upper()}_PASSWORD"] == "" for kind in USER_OF)
+
+
+# --- Least-privilege broker users --------------------------------------------------------------------------------
+
+USER_OF = {"ingress": "ingress", "classifier": "classifier", "mover": "mover", "notifier": "notifier"}
+USER_OF["reconciler"] = "reconciler"
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_each_process_connects_as_its_own_broker_user_and_only_checks_the_topology(name: str) -> None:
+    services = _compose(name)["services"]
+    for service, kind in USER_OF.items():
+        if service not in services:
+            continue  # the cluster example runs no reconciler
+        env = services[service]["environment"]
+        urls = env["AMQP_URL"].split(",")
+        password = f"${{RABBITMQ_{kind.upper()}_PASSWORD:?"
+        assert all(url.startswith(f"amqp://pipeline-{kind}:{password}") for url in urls), service
+        assert env["TOPOLOGY_DECLARE"] == "passive", service
+        assert services[service]["depends_on"]["topology"] == {"condition": "service_completed_successfully"}
+    topology = services["topology"]
+    assert topology["command"] == ["invoice-pipeline", "topology"]
+    assert all(
+        url.startswith("amqp://${RABBITMQ_USER:-pipeline}:") for url in topology["environment"]["AMQP_URL"].split(",")
+    )
+    for service, spec in services.items():
+        if service.startswith("rabbitmq"):
+            assert spec["command"][:2] == ["sh", "/etc/rabbitmq/with-users.sh"], service
+            assert "broker-users-applied" in " ".join(spec["healthcheck"]["test"]), service
+            assert any(volume.endswith("users.sh:/etc/rabbitmq/users.sh:ro") for volume in spec["volumes"]), service
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -80,7 +112,8 @@ def test_the_erlang_cookie_is_a_secret_file_never_on_a_command_line_or_in_the_en
     assert len(nodes) == 3
     for name, node in nodes.items():
         assert node["secrets"] == ["erlang_cookie"], name
-        assert node["command"] == ["sh", "/etc/rabbitmq/start.sh"], name
+        # with-users.sh starts the node through start.sh, then creates the broker users.
+        assert node["command"][-2:] == ["sh", "/etc/rabbitmq/start.sh"], name
         assert "./rabbitmq/start.sh:/etc/rabbitmq/start.sh:ro" in node["volumes"], name
         assert not any("COOKIE" in key or "ERL_ARGS" in key for key in node["environment"]), name
     start = (ROOT / "deploy/rabbitmq/start.sh").read_text("utf-8")

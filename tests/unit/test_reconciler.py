@@ -16,12 +16,13 @@ from structlog.testing import capture_logs
 
 from consumers.reconciler import metrics
 from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, last_known, reconcile
-from consumers.reconciler.model import CycleReport, State
+from consumers.reconciler.model import MAX_WALK_PAGES, CycleReport, State
+from ops.doctor import check_quarantine
 from shared.core.errors import BrokerUnavailable
 from shared.core.rules import ClientRule, Rules
 from shared.docspace.delivery import parse_delivery
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceUnavailable
-from shared.docspace.webhooks import FAILED_DELIVERIES, UnreadableRow
+from shared.docspace.webhooks import FAILED_DELIVERIES, LoggedDelivery, UnreadableRow
 from shared.store.idempotency import StoreUnavailable
 from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 from simulator import DocSpaceSimulator
@@ -391,7 +392,8 @@ def test_two_replicas_never_run_a_cycle_at_once_nor_one_after_the_other(
     a = Reconciler(portal, store, checkpoints, clock, owner="replica-a")
     b = Reconciler(portal, store, checkpoints, clock, owner="replica-b")
     assert checkpoints.hold("reconciler.cycle", "replica-a", seconds=60)  # a is mid-cycle
-    assert b.run().not_run == "another reconciler is running a cycle"
+    stood_back = b.run()
+    assert stood_back.not_run == "another reconciler is running a cycle" and stood_back.error is None
     checkpoints.release("reconciler.cycle", "replica-a")
     assert a.run().ok
     clock.advance(minutes=1)
@@ -767,3 +769,181 @@ def test_the_simulated_enable_endpoint_requires_name_and_uri_like_docspace() -> 
 
 def _gauge(name: str) -> float | None:
     return REGISTRY.get_sample_value(name)
+
+
+# --- bugs fail the cycle, the row is set aside, the next cycle goes on (issue 18) ------------------------------
+
+
+def _surrogate_row(log_id: int, at: datetime) -> LoggedDelivery:
+    # DocSpace's log listing is JSON: a lone "\ud800" escape in it decodes to a str that cannot be UTF-8.
+    body = (
+        f'{{"event":{{"id":{log_id},"trigger":"file.uploaded"}},"payload":{{"id":5009,"title":"Invoice-\ud800.pdf"}}}}'
+    )
+    return LoggedDelivery(id=log_id, trigger=UPLOADED, created=at, status=0, request_payload=body)
+
+
+def test_a_bug_on_a_log_row_fails_the_cycle_sets_the_row_aside_and_the_next_cycle_goes_on_past_it(
+    rec: Reconciler, portal: FakePortal, clock: Clock, checkpoints: SqliteCheckpoints
+) -> None:
+    first = rec.run()
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now + timedelta(seconds=10), file_id="5001")
+    portal.log.append(_surrogate_row(138801, clock.now + timedelta(seconds=20)))
+    portal.add_file("100", "5002", "Invoice-B.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=15)
+    bugs_before = _gauge("reconciler_bugs_total") or 0.0
+
+    with capture_logs() as logs:
+        failed = rec.run()
+    metrics.observe(failed)
+    assert failed.error is not None and failed.error.startswith("bug: UnicodeEncodeError on delivery:138801")
+    assert failed.bugs == 1 and _gauge("reconciler_bugs_total") == bugs_before + 1
+    assert [e["log_id"] for e in logs if e["event"] == "reconcile_failed"] == [138801]  # logged with its ids
+    assert rec.announcer.file_ids() == ["5002"]  # the room scan, the backstop, still ran
+    # Recorded as failed: the last success is still the first run's, so ReconcilerStale is not masked.
+    assert checkpoints.load(LAST_RUN)["error"] == failed.error  # type: ignore[index]
+    assert last_known(checkpoints)[1] == first.started_at
+    assert set(checkpoints.quarantined("reconciler")) == {"delivery:138801"}
+
+    clock.advance(minutes=5)
+    again = rec.run()
+    assert again.ok and again.skipped["delivery_quarantined"] == 1
+    assert rec.announcer.file_ids() == ["5002", "5001"]  # past the bad row, each once
+    assert State.from_json(checkpoints.load(STATE)).log_after_id == 138801
+
+
+def test_a_title_orjson_cannot_encode_sets_that_file_aside_and_the_rest_of_the_room_is_announced(
+    rec: Reconciler, portal: FakePortal, clock: Clock, checkpoints: SqliteCheckpoints
+) -> None:
+    rec.run()
+    portal.add_file("100", "5001", "Invoice-A.pdf", at=clock.now + timedelta(minutes=1))
+    portal.add_file("100", "5002", "Invoice-\ud800.pdf", at=clock.now + timedelta(minutes=2))
+    portal.add_file("100", "5003", "Invoice-C.pdf", at=clock.now + timedelta(minutes=3))
+    clock.advance(minutes=15)
+    failed = rec.run()
+    assert failed.error is not None and failed.error.startswith(
+        "bug: TypeError on file:5002:v1: str is not valid UTF-8"
+    )
+    assert set(checkpoints.quarantined("reconciler")) == {"file:5002:v1"}
+
+    clock.advance(minutes=5)
+    again = rec.run()
+    assert again.ok and again.skipped["file_quarantined"] == 1
+    assert sorted(rec.announcer.file_ids()) == ["5001", "5003"]
+
+
+def test_a_bug_outside_any_row_is_a_failed_cycle_not_a_crash_and_the_next_cycle_runs(
+    rec: Reconciler, portal: FakePortal, clock: Clock, checkpoints: SqliteCheckpoints
+) -> None:
+    first = rec.run()
+    clock.advance(minutes=5)
+    portal.fail_next("list_webhooks", RecursionError("maximum recursion depth exceeded"))
+    failed = rec.run()
+    assert failed.error == "bug: RecursionError: maximum recursion depth exceeded" and failed.bugs == 1
+    assert last_known(checkpoints)[1] == first.started_at
+    assert checkpoints.quarantined("reconciler") == {}  # no row to set aside
+    assert rec.run().ok  # not skipped as "ran recently": the failure was not saved as a success
+
+
+def test_a_cycle_interrupted_half_way_keeps_its_progress_but_is_not_saved_as_a_success(
+    rec: Reconciler, portal: FakePortal, clock: Clock, checkpoints: SqliteCheckpoints
+) -> None:
+    first = rec.run()
+    portal.add_file("100", "5001", "Invoice-A.pdf", at=clock.now + timedelta(minutes=1))
+    clock.advance(minutes=15)
+
+    def interrupted(_item: object) -> None:
+        raise KeyboardInterrupt
+
+    rec.announcer = interrupted  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        rec.run()
+    assert checkpoints.load(LAST_RUN)["error"] == "interrupted: the cycle did not finish"  # type: ignore[index]
+    assert State.from_json(checkpoints.load(STATE)).last_cycle_at == first.started_at
+
+
+def test_the_doctor_lists_the_rows_set_aside(checkpoints: SqliteCheckpoints) -> None:
+    assert check_quarantine(checkpoints.quarantined("reconciler")).status == "ok"
+    checkpoints.quarantine("reconciler", "delivery:138801", {"error_type": "UnicodeEncodeError", "at": "2026-11-03"})
+    check = check_quarantine(checkpoints.quarantined("reconciler"))
+    assert check.status == "fail" and "delivery:138801 (UnicodeEncodeError at 2026-11-03)" in check.detail
+
+
+# --- paging (issue 18) ---------------------------------------------------------------------------------------
+
+
+def test_an_absurd_log_id_is_refused_and_never_pins_the_checkpoint(
+    rec: Reconciler, portal: FakePortal, clock: Clock
+) -> None:
+    rec.run()
+    portal.add_failure(138800, trigger=UPLOADED, at=clock.now + timedelta(seconds=10), file_id="5001")
+    portal.add_failure(987654321987654321, trigger=UPLOADED, at=clock.now + timedelta(seconds=20), file_id="5002")
+    clock.advance(minutes=5)
+    report = rec.run()
+    assert report.skipped["delivery_implausible_id"] == 1
+    assert rec.announcer.file_ids() == ["5001"]
+    assert State.from_json(rec.checkpoints.load(STATE)).log_after_id == 138800  # only over ids settled
+
+    portal.add_failure(138801, trigger=UPLOADED, at=clock.now + timedelta(seconds=10), file_id="5003")
+    clock.advance(minutes=5)
+    rec.run()
+    assert rec.announcer.file_ids() == ["5001", "5003"]  # a real row after it is still recovered
+
+
+def test_a_room_of_several_pages_is_read_page_by_page_in_one_cycle(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, rules=rules_for("100", "200"), knobs=knobs(calls_per_cycle=50))
+    rec.run()
+    for i in range(350):
+        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+    portal.add_file("200", "9001", "Invoice-X.pdf", at=clock.now + timedelta(seconds=1))
+    clock.advance(minutes=30)
+    portal.calls.clear()
+    report = rec.run()
+    assert report.ok and report.scan_complete
+    assert sorted(rec.announcer.file_ids()) == sorted([str(7000 + i) for i in range(350)] + ["9001"])
+    # Each page starts a margin early (entries may be pushed down), never from the first page again.
+    assert [start for room, start in portal.calls_to("files_by_date") if room == "100"] == [0, 80, 160, 240, 320]
+
+
+def test_a_page_whose_top_was_never_seen_steps_back_one_page_not_to_the_first(
+    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+) -> None:
+    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
+    rec.run()
+    for i in range(450):
+        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+    clock.advance(minutes=30)
+    rec.run(force=True)  # reads page 0 (7449 down to 7350), then the budget stops the pass
+    rec.run(force=True)  # reads from 80 (7369 down to 7270)
+    # 100 entries above where the pass stopped are deleted: the rest move up past the 20-entry margin.
+    portal.room_files["100"] = [f for f in portal.room_files["100"] if not 7300 <= int(f.id) < 7400]
+    portal.calls.clear()
+    rec.knobs = knobs(calls_per_cycle=20)
+    assert rec.run(force=True).scan_complete
+    # From 160 the top (7189) is below every entry seen (7270): one page back, then on; never page one again.
+    assert [start for _room, start in portal.calls_to("files_by_date")] == [160, 60, 140, 220, 300]
+    assert sorted(int(f) for f in rec.announcer.file_ids()) == list(range(7000, 7450))  # each once
+
+
+def test_a_listing_that_never_ends_stops_at_the_page_cap_and_says_so(
+    rec: Reconciler, portal: FakePortal, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec.run()
+    for i in range(100):
+        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+    clock.advance(minutes=30)
+
+    def same_page_for_ever(folder_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
+        portal._record("files_by_date", folder_id, start)
+        return list(reversed(portal.room_files[folder_id]))[:count]  # newest first, whatever the start
+
+    portal.files_by_date = same_page_for_ever  # type: ignore[method-assign]
+    before = REGISTRY.get_sample_value("reconciler_page_cap_hits_total", {"listing": "room_files"}) or 0.0
+    with capture_logs() as logs:
+        report = rec.run()
+    metrics.observe(report)
+    assert len(portal.calls_to("files_by_date")) == MAX_WALK_PAGES
+    assert report.skipped["room_page_cap"] == 1
+    assert [e["listing"] for e in logs if e["event"] == "docspace_listing_page_cap_hit"] == ["room_files"]
+    assert REGISTRY.get_sample_value("reconciler_page_cap_hits_total", {"listing": "room_files"}) == before + 1
