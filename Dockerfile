@@ -16,6 +16,7 @@ COPY ingress /src/ingress
 COPY consumers /src/consumers
 COPY shared /src/shared
 COPY ops /src/ops
+COPY console /src/console
 # The project itself, without its dependencies (all came from the lock above); then the build tools go.
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation /src \
  && /opt/venv/bin/pip uninstall -y setuptools wheel \

@@ -16,7 +16,7 @@ from bench.payload import SECRET
 from bench.procs import LOG_DIR, Proc, delete_topology, free_port, wait_http
 from shared.limits.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 
 CLIENTS = 10

@@ -1,4 +1,4 @@
-"""The ``invoice-pipeline`` command: dead letters, webhooks, health checks, test events, reconcile, trace, topology."""
+"""The ``invoice-pipeline`` command: dead letters, webhooks, doctor, test events, reconcile, trace, topology, today."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ops.cli_common import EXIT_CONFIG, console
 from ops.cli_doctor import doctor
 from ops.cli_reconcile import reconcile
 from ops.cli_test_event import send_test_event
+from ops.cli_today import today_command
 from ops.cli_topology import topology_command
 from ops.cli_trace import trace_command
 from ops.env_file import EnvFileError, load_env_file
@@ -60,6 +61,7 @@ app.command()(doctor)
 app.command("send-test-event")(send_test_event)
 app.command()(reconcile)
 app.command("trace")(trace_command)
+app.command("today")(today_command)
 app.command("topology")(topology_command)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -12,8 +11,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ops.cli_common import EXIT_PROBLEM, ago, broker_parameters, console, load_settings, parse_since, stages, topology
-from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_PROBLEM, ago, console, load_settings, parse_since, stages
+from ops.dead_letters import (
+    DeadLetter,
+    DeadLetterQueues,
+    Decision,
+    LetterFilter,
+    list_letters,
+    purge_letters,
+    replay_letters,
+)
 from shared.config.settings import CommonSettings
 from shared.core.control_chars import printable
 
@@ -56,14 +64,6 @@ def _reporter(progress: Progress, task: TaskID) -> Callable[[int, int], None]:
     return lambda n, total: progress.update(task, completed=n, total=total)
 
 
-def _matches(letter: DeadLetter, reason: str | None, since: datetime | None, ident: str | None) -> bool:
-    if reason is not None and letter.reason != reason:
-        return False
-    if since is not None and (letter.last_failure is None or letter.last_failure < since):
-        return False
-    return ident is None or letter.id.startswith(ident)
-
-
 def _table(letters: list[DeadLetter], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("id", "stage", "reason", "attempts", "last failure", "event", "file", "invoice"):
@@ -97,10 +97,12 @@ def list_(
     since: Annotated[str | None, typer.Option(help="last failure at or after: 30m, 2h, 7d or an ISO time")] = None,
 ) -> None:
     """List dead letters as a table (nothing is removed: each message is put back in order)."""
-    names, cutoff = stages(stage), parse_since(since)
-    letters = [
-        d for d, _ in _sweep(_queues(), names, lambda _d: "keep", "reading") if _matches(d, reason, cutoff, None)
-    ]
+    queues = _queues()
+    letters = list_letters(
+        lambda names, decide, verb: _sweep(queues, names, decide, verb),
+        stages(stage),
+        LetterFilter(reason=reason, since=parse_since(since)),
+    )
     out = console()
     if not letters:
         out.print("No dead letters" + (" match" if reason or since else "") + ".")
@@ -115,7 +117,10 @@ def show(
     stage: StageOption = None,
 ) -> None:
     """Show one dead letter: its properties, every header and the body."""
-    found = [d for d, _ in _sweep(_queues(), stages(stage), lambda _d: "keep", "reading") if d.id.startswith(ident)]
+    queues = _queues()
+    found = list_letters(
+        lambda names, decide, verb: _sweep(queues, names, decide, verb), stages(stage), LetterFilter(ident=ident)
+    )
     out = console()
     if not found:
         out.print(f"[red]No dead letter with id {escape(ident)}.[/red] See: invoice-pipeline dlq list")
@@ -182,15 +187,14 @@ def replay(
     Each message is published (and confirmed by the broker) before it leaves the dead-letter queue. Replaying is
     safe to repeat: the stages are idempotent, so an invoice already handled is recognised and not handled twice.
     """
-    chosen: list[DeadLetter] = []
-
-    def decide(letter: DeadLetter) -> Decision:
-        if not _matches(letter, reason, None, ident) or (limit is not None and len(chosen) >= limit):
-            return "keep"
-        chosen.append(letter)
-        return "keep" if dry_run else "replay"
-
-    _sweep(_queues(), stages(stage), decide, "checking" if dry_run else "replaying")
+    queues = _queues()
+    chosen = replay_letters(
+        lambda names, decide, verb: _sweep(queues, names, decide, verb),
+        stages(stage),
+        LetterFilter(reason=reason, ident=ident),
+        limit=limit,
+        dry_run=dry_run,
+    )
     out = console()
     if not chosen:
         out.print("Nothing to replay.")
@@ -224,5 +228,5 @@ def purge(
     if not yes and not typer.confirm(f"Delete {total} dead letter(s) for good ({summary})?", default=False):
         out.print("Nothing purged.")
         raise typer.Exit(EXIT_PROBLEM)
-    removed = {name: queues.purge(name, depths[name]) for name in names if depths[name]}
+    removed = purge_letters(queues, depths)
     out.print(f"Purged {sum(removed.values())} dead letter(s): " + ", ".join(f"{n}: {c}" for n, c in removed.items()))

@@ -11,9 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_PROBLEM, console, load_settings
 from ops.dead_letters import DeadLetter, DeadLetterQueues
-from ops.trace import FIND_LIMIT, Trace, clock, trace
+from ops.trace import FIND_LIMIT, Trace, clock, details, trace
 from shared.broker.topology import STAGES
 from shared.journal.record import Decision
 from shared.journal.settings import JournalStoreSettings
@@ -108,23 +109,8 @@ def _timeline(timeline: list[Decision], now: datetime) -> Table:
         table.add_column(name, overflow="fold", no_wrap=name in {"time", "stage"})
     for d in timeline:
         # Every cell may come from a webhook's payload (a title, a reason word): never read as markup.
-        table.add_row(*(escape(c) for c in (clock(d.at, now), d.stage, d.outcome, d.reason or "", _details(d, now))))
+        table.add_row(*(escape(c) for c in (clock(d.at, now), d.stage, d.outcome, d.reason or "", details(d, now))))
     return table
-
-
-def _details(d: Decision, now: datetime) -> str:
-    parts = [
-        f"rule: {d.rule}" if d.rule else "",
-        f"client {d.client}" if d.client else "",
-        f"folder {d.folder}" if d.folder else "",
-        f"to {d.manager}" if d.manager else "",
-        f"pipeline {d.pipeline_status}" if d.pipeline_status is not None else "",
-        f"parked until {clock(d.parked_until, now)}" if d.parked_until else "",
-        f"attempt {d.attempt}" if d.attempt > 1 else "",
-        f"by {d.actor}" if d.actor else "",
-        f"{d.process}@{d.host}" if d.process else "",
-    ]
-    return ", ".join(p for p in parts if p)
 
 
 def _as_json(found: Trace) -> dict[str, Any]:

@@ -234,3 +234,68 @@ def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return parse_datetime(_text(value))
+
+
+# --- what the CLI and the console both do with them ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LetterFilter:
+    """Which dead letters an operator means: a reason, failed since a time, an id (or its unique prefix)."""
+
+    reason: str | None = None
+    since: datetime | None = None
+    ident: str | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        if self.reason is not None and letter.reason != self.reason:
+            return False
+        if self.since is not None and (letter.last_failure is None or letter.last_failure < self.since):
+            return False
+        return self.ident is None or letter.id.startswith(self.ident)
+
+
+Sweep = Callable[[list[str], Callable[[DeadLetter], Decision], str], list[tuple[DeadLetter, Decision]]]
+
+
+def plain_sweep(queues: DeadLetterQueues) -> Sweep:
+    """Sweep each stage in turn, without progress reporting (the CLI passes one with a progress bar)."""
+
+    def sweep(
+        stages: list[str], decide: Callable[[DeadLetter], Decision], _verb: str
+    ) -> list[tuple[DeadLetter, Decision]]:
+        done: list[tuple[DeadLetter, Decision]] = []
+        for stage in stages:
+            done += queues.sweep(stage, decide)
+        return done
+
+    return sweep
+
+
+def list_letters(sweep: Sweep, stages: list[str], letter_filter: LetterFilter) -> list[DeadLetter]:
+    """The dead letters that match, in queue order; every message is put back."""
+    return [d for d, _ in sweep(stages, lambda _d: "keep", "reading") if letter_filter.matches(d)]
+
+
+def replay_letters(
+    sweep: Sweep, stages: list[str], letter_filter: LetterFilter, *, limit: int | None = None, dry_run: bool = False
+) -> list[DeadLetter]:
+    """Replay (or, dry, only count) the dead letters that match, at most ``limit``: what was chosen.
+
+    ``limit`` is how an operator's confirmation holds: replay the N that were counted, not whatever arrived since.
+    """
+    chosen: list[DeadLetter] = []
+
+    def decide(letter: DeadLetter) -> Decision:
+        if not letter_filter.matches(letter) or (limit is not None and len(chosen) >= limit):
+            return "keep"
+        chosen.append(letter)
+        return "keep" if dry_run else "replay"
+
+    sweep(stages, decide, "checking" if dry_run else "replaying")
+    return chosen
+
+
+def purge_letters(queues: DeadLetterQueues, counts: Mapping[str, int]) -> dict[str, int]:
+    """Delete, per stage, the number of oldest dead letters the operator was shown and confirmed."""
+    return {stage: queues.purge(stage, count) for stage, count in counts.items() if count}

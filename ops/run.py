@@ -10,7 +10,7 @@ import os
 import sys
 
 from ops.console import echo, say
-from ops.supervisor import Supervisor, pipeline_children, supervise
+from ops.supervisor import ChildSpec, Supervisor, pipeline_children, python_module, supervise
 from shared.config.redact import safe_url
 
 
@@ -25,8 +25,13 @@ def main() -> int:
 
 def serve_real_portal() -> int:
     portal = safe_url(os.environ["DOCSPACE_API_HOST"])
-    say(f"Serving {portal}: ingress on port {os.environ.get('PORT', '3000')}. Ctrl-C stops.")
-    supervisor = Supervisor(pipeline_children(), on_line=echo).start()
+    console = f"http://127.0.0.1:{os.environ.get('CONSOLE_PORT', '8088')}/"
+    say(
+        f"Serving {portal}: ingress on port {os.environ.get('PORT', '3000')}, operator console {console}. Ctrl-C stops."
+    )
+    # Without CONSOLE_USERS_FILE the console prints a login for this run (its first line below).
+    children = [*pipeline_children(), ChildSpec("console", python_module("console"))]
+    supervisor = Supervisor(children, on_line=echo).start()
     return supervise(supervisor)
 
 

@@ -158,3 +158,19 @@ def trace(
         return Trace(term, verdict=found, dead_letters=letters)
     where = "the journal and the dead-letter queues" if dead_letters else "the journal"
     return Trace(term, verdict=Verdict("not_found", f"not found in {where}"))
+
+
+def details(d: Decision, now: datetime) -> str:
+    """A decision's particulars in one line (rule, client, folder, manager, ...): the CLI's and the console's."""
+    parts = [
+        f"rule: {d.rule}" if d.rule else "",
+        f"client {d.client}" if d.client else "",
+        f"folder {d.folder}" if d.folder else "",
+        f"to {d.manager}" if d.manager else "",
+        f"pipeline {d.pipeline_status}" if d.pipeline_status is not None else "",
+        f"parked until {clock(d.parked_until, now)}" if d.parked_until else "",
+        f"attempt {d.attempt}" if d.attempt > 1 else "",
+        f"by {d.actor}" if d.actor else "",
+        f"{d.process}@{d.host}" if d.process else "",
+    ]
+    return ", ".join(p for p in parts if p)

@@ -11,8 +11,8 @@ import os
 import sys
 
 from simulator.demo import seed_demo, upload_demo_files
+from simulator.model import ApiError
 from simulator.server import DEFAULT_API_KEY, DocSpaceSimulator
-from simulator.state import ApiError
 from standins.serve import serve_until_stopped
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import falcon
 
-from simulator.state import ApiError
+from simulator.control import SimulatorControl
+from simulator.model import ApiError
 from simulator.wire import JSON
-
-if TYPE_CHECKING:
-    from simulator.server import DocSpaceSimulator
 
 
 def _doc(req: falcon.Request) -> dict[str, Any]:
@@ -33,7 +31,7 @@ def _out(resp: falcon.Response, value: Any, status: int = 200) -> None:
 
 
 class _Base:
-    def __init__(self, sim: DocSpaceSimulator) -> None:
+    def __init__(self, sim: SimulatorControl) -> None:
         self.sim = sim
 
 
@@ -212,7 +210,7 @@ class Info(_Base):
         )
 
 
-def add_routes(app: falcon.App, sim: DocSpaceSimulator) -> None:
+def add_routes(app: falcon.App, sim: SimulatorControl) -> None:
     app.add_route("/_sim", Info(sim))
     app.add_route("/_sim/rooms", Rooms(sim))
     app.add_route("/_sim/folders", Folders(sim))

@@ -6,7 +6,8 @@ from typing import Any
 
 import falcon
 
-from simulator.state import ApiError, Folder, Portal
+from simulator.model import ApiError, Folder
+from simulator.portal import Portal
 from simulator.wire import body, send
 
 CONFLICTS = {"skip": 0, "overwrite": 1, "duplicate": 2}

@@ -6,8 +6,10 @@ from typing import Any
 
 import falcon
 
-from simulator.state import OWNER_ID, ApiError, Portal
-from simulator.webhooks import TRIGGERS, WebhookSender, group_of, triggers_mask
+from simulator.model import OWNER_ID, ApiError
+from simulator.portal import Portal
+from simulator.webhooks.registry import TRIGGERS, group_of, triggers_mask
+from simulator.webhooks.sender import WebhookSender
 from simulator.wire import body, send
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import falcon
 
 from simulator.faults import Faults
-from simulator.state import ApiError
+from simulator.model import ApiError
 
 JSON = "application/json; charset=utf-8"
 

@@ -20,15 +20,16 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
+from console.auth import user_line
 from ops.console import echo, say
 from ops.logs import LogCollector
-from ops.supervisor import Supervisor, pipeline_children, supervise, wait_for_pipeline
+from ops.supervisor import ChildSpec, Supervisor, pipeline_children, python_module, supervise, wait_for_pipeline
 from shared.broker.connection import connection_parameters
 from shared.broker.topology import Topology
 from shared.config.settings import DEFAULT_AMQP_URL
 from simulator import DocSpaceSimulator
 from simulator.demo import INVOICE_TITLE, MANAGER_EMAIL, PHOTO_TITLE, ROOM_TITLE, seed_demo, upload_demo_files
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 
 STATE_DIR = Path("var")
@@ -88,11 +89,18 @@ def run_demo() -> int:
         'incoming_folder = "Incoming"\n',
         encoding="utf-8",
     )
-    # Each demo starts with a fresh simulator, whose ids repeat: start with a fresh memory of invoices too.
+    # Each demo starts with a fresh simulator, whose ids repeat: start with a fresh memory of invoices (and a
+    # fresh journal) too. Absolute paths: var/demo.env serves the command line from any directory.
     store = (STATE_DIR / "demo-idempotency.sqlite3").resolve()
     journal = (STATE_DIR / "demo-journal.sqlite3").resolve()
     for leftover in [*STATE_DIR.glob("demo-idempotency.sqlite3*"), *STATE_DIR.glob("demo-journal.sqlite3*")]:
         leftover.unlink()
+    # The operator console with a login that lives as long as this run: a new password each time, only its hash
+    # on disk.
+    console_port, console_password = _port(8088), secrets.token_urlsafe(12)
+    console_users = STATE_DIR / "demo-console-users"
+    console_users.write_text(user_line("admin", "operator", console_password) + "\n", encoding="utf-8")
+    console_users.chmod(0o600)
     env = {
         "AMQP_URL": amqp_url,
         "PORT": str(ingress_port),
@@ -132,6 +140,14 @@ def run_demo() -> int:
         else spec.__class__(spec.name, spec.argv, {**env, "METRICS_PORT": "0"})
         for spec in pipeline_children()
     ]
+    # The journal writer is one of pipeline_children(); the console is the demo's own.
+    children += [
+        ChildSpec(
+            "console",
+            python_module("console"),
+            {**env, "CONSOLE_PORT": str(console_port), "CONSOLE_USERS_FILE": str(console_users)},
+        ),
+    ]
     supervisor = Supervisor(children, on_line=on_line).start()
     try:
         wait_for_pipeline(f"http://127.0.0.1:{ingress_metrics_port}", logs.started, supervisor)
@@ -141,6 +157,7 @@ def run_demo() -> int:
         return 1
 
     say(f"\n▶ Demo portal {sim.base_url}: room '{ROOM_TITLE}' ({room}), manager {MANAGER_EMAIL}")
+    say(f"▶ Operator console http://127.0.0.1:{console_port}/ : log in as admin / {console_password} (this run only)")
     invoice = upload_demo_files(sim, portal)
     say(f"▶ Uploaded Uploads/2026/November/{INVOICE_TITLE} and {PHOTO_TITLE}; the mail catcher shows {mail.http_url}\n")
     _report(sim, logs, mail, pipeline, room, invoice)

@@ -26,6 +26,7 @@ from typing import Any
 
 from consumers.notifier.pipeline import sign_standard_webhook
 from standins.serve import serve_until_stopped
+from standins.wait import wait_for
 
 MAX_BODY = 1024 * 1024
 
@@ -143,13 +144,7 @@ class PipelineReceiver:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedCall]:
         """The calls once there are ``count``; ``AssertionError`` if they do not come within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while self.count() < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        calls = self.calls
-        if len(calls) < count:
-            raise AssertionError(f"expected {count} request(s), got {len(calls)}")
-        return calls
+        return wait_for(self.count, lambda: self.calls, count, timeout, "request(s)")
 
     def respond_with(
         self,

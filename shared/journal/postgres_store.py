@@ -263,6 +263,42 @@ class PostgresJournalStore:
         return int(deleted)
 
     @_guarded
+    def totals(self, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(
+                    self._q(
+                        "SELECT stage, outcome, reason, sum(count) FROM {s}.rollups"
+                        " WHERE minute >= date_trunc('minute', %s) AND minute < %s GROUP BY stage, outcome, reason"
+                    ),
+                    (since, until),
+                ).fetchall()
+        return {(s, o, r): int(n) for s, o, r, n in rows}
+
+    @_guarded
+    def decisions(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        stage: str,
+        outcome: str,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Decision]:
+        query = "SELECT record FROM {s}.decisions WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s"
+        args: list[object] = [since, until, stage, outcome]
+        if reason is not None:
+            query += " AND coalesce(reason, '') = %s"
+            args.append(reason)
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(self._q(query + " ORDER BY at DESC LIMIT %s"), (*args, max(limit, 1))).fetchall()
+        return [Decision.model_validate(row[0]) for row in rows]
+
+    @_guarded
     def rollups(self, since: datetime, until: datetime | None = None) -> list[Rollup]:
         with self._lock:
             conn = self._connection()

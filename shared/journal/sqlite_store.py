@@ -229,6 +229,36 @@ class SqliteJournalStore:
         return int(deleted)
 
     @_guarded
+    def totals(self, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stage, outcome, reason, sum(count) FROM rollups WHERE minute >= ? AND minute < ?"
+                " GROUP BY stage, outcome, reason",
+                (floor_minute(since.timestamp()), until.timestamp()),
+            ).fetchall()
+        return {(s, o, r): int(n) for s, o, r, n in rows}
+
+    @_guarded
+    def decisions(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        stage: str,
+        outcome: str,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Decision]:
+        query = "SELECT record FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ?"
+        args: list[object] = [since.timestamp(), until.timestamp(), stage, outcome]
+        if reason is not None:
+            query += " AND coalesce(reason, '') = ?"
+            args.append(reason)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY at DESC LIMIT ?", (*args, max(limit, 1))).fetchall()
+        return [Decision.model_validate(json.loads(row[0])) for row in rows]
+
+    @_guarded
     def rollups(self, since: datetime, until: datetime | None = None) -> list[Rollup]:
         end = until.timestamp() if until is not None else float("inf")
         with self._lock:

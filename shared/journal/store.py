@@ -75,6 +75,26 @@ class JournalStore(Protocol):
         """Per-minute counts from ``since`` (inclusive) to ``until`` (exclusive), oldest first."""
         ...
 
+    def totals(self, since: datetime, until: datetime) -> dict[tuple[str, str, str], int]:
+        """The rollups from ``since`` to ``until`` added up per (stage, outcome, reason), in the database."""
+        ...
+
+    def decisions(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        stage: str,
+        outcome: str,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Decision]:
+        """The decisions behind a rollup's count: made in [since, until), newest first, at most ``limit``.
+
+        ``reason=None`` takes every reason; ``""`` only decisions without one (as rollups count them).
+        """
+        ...
+
     def close(self) -> None: ...
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from shared.journal.postgres_store import PostgresJournalStore
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.sqlite_store import SqliteJournalStore
 from shared.journal.store import JournalStore
@@ -13,6 +12,10 @@ def open_journal_store(url: str, *, schema: str = "invoice_journal") -> JournalS
     if url.startswith("sqlite:///"):
         return SqliteJournalStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
+        # Imported only here: psycopg costs a process about 20 MiB, which an SQLite journal's readers (the
+        # console, trace) should not pay.
+        from shared.journal.postgres_store import PostgresJournalStore
+
         return PostgresJournalStore(url, schema=schema)
     # Name only the scheme: the rest of a URL may carry a password.
     scheme = f"{url.split('://', 1)[0]}://…" if "://" in url else "a value without a scheme"

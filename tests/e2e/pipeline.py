@@ -16,7 +16,7 @@ from ops.logs import LogCollector
 from ops.supervisor import JOURNAL_WRITER, Supervisor, pipeline_children, wait_for_pipeline
 from shared.broker.topology import STAGES
 from shared.limits.redis_limiter import limiter_key
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit, wait_until_quiet

@@ -17,7 +17,7 @@ import pytest
 
 from shared.broker.topology import MOVER, STAGES, Topology
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until

@@ -26,7 +26,7 @@ from shared.journal.record import Decision
 from shared.journal.store import JournalStore
 from shared.journal.wiring import open_journal_store
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
 from tests.support.journal_support import new_schema, postgres_url, sqlite_path

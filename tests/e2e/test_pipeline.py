@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.support.real_broker import BrokerKit
 

@@ -16,7 +16,7 @@ import pytest
 from shared.broker.topology import MOVER
 from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit

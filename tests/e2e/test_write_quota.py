@@ -14,7 +14,7 @@ import pytest
 
 from shared.broker.topology import STAGES, Topology
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from tests.conftest import BrokerFactory
 from tests.e2e.pipeline import forget_redis_keys, outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until

@@ -9,7 +9,7 @@ import pytest
 
 from ops.cli import main
 from simulator import DocSpaceSimulator
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.support.cli_env import use_broker
 from tests.support.ports import free_port

@@ -127,6 +127,29 @@ def test_rollups_count_each_decision_once_per_minute(store: JournalStore) -> Non
     assert [r.count for r in store.rollups(T0, T0 + timedelta(minutes=1))] == [1, 2]
 
 
+def test_the_decisions_behind_a_rollup_are_listed_newest_first(store: JournalStore) -> None:
+    store.insert(
+        [
+            decision("classifier", "ignored", minutes=0, file_id="1", reason="not_an_invoice"),
+            decision("classifier", "ignored", minutes=1, file_id="2", reason="not_an_invoice"),
+            decision("classifier", "ignored", minutes=2, file_id="3", reason="not_watched"),
+            decision("classifier", "accepted", minutes=3, file_id="4"),
+            decision("classifier", "ignored", minutes=90, file_id="5", reason="not_an_invoice"),
+        ]
+    )
+    hour = (T0, T0 + timedelta(hours=1))
+    listed = store.decisions(*hour, stage="classifier", outcome="ignored", reason="not_an_invoice")
+    assert [d.file_id for d in listed] == ["2", "1"]
+    assert [d.file_id for d in store.decisions(*hour, stage="classifier", outcome="ignored")] == ["3", "2", "1"]
+    assert [d.file_id for d in store.decisions(*hour, stage="classifier", outcome="accepted", reason="")] == ["4"]
+    assert len(store.decisions(*hour, stage="classifier", outcome="ignored", limit=1)) == 1
+    assert store.totals(*hour) == {
+        ("classifier", "ignored", "not_an_invoice"): 2,
+        ("classifier", "ignored", "not_watched"): 1,
+        ("classifier", "accepted", ""): 1,
+    }
+
+
 def test_an_unreachable_postgresql_is_journal_unavailable_not_a_crash() -> None:
     with pytest.raises(JournalUnavailable):
         PostgresJournalStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)

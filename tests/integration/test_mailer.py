@@ -13,7 +13,7 @@ from consumers.notifier.handler import Mailer
 from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from shared.core.errors import PermanentError, TransientError
 from shared.core.events import InvoiceReceived
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from tests.support.message_builders import invoice_received
 from tests.support.ports import free_port
 

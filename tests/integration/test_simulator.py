@@ -19,7 +19,8 @@ import requests
 
 from shared.docspace.delivery import parse_delivery
 from simulator import DocSpaceSimulator
-from simulator.webhooks import sign, stj_dumps
+from simulator.webhooks.dotnet_json import stj_dumps
+from simulator.webhooks.sender import sign
 from tests.support.simulator_fixtures import FAST_RETRY_DELAYS, WebhookReceiver
 
 SECRET = "Inv0ice-Secret!2026"

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import requests
 
 from consumers.notifier.pipeline import sign_standard_webhook
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from tests.support.mail_fixtures import wait_until
 from tests.support.ports import free_port

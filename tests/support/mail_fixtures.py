@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from standins.mail_catcher import MailCatcher
+from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 
 __all__ = ["MailCatcher", "PipelineReceiver", "wait_until"]

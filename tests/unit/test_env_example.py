@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from console.settings import ConsoleSettings
 from consumers.classifier.settings import ClassifierSettings
 from consumers.journal.settings import JournalWriterSettings
 from consumers.mover.settings import MoverSettings
@@ -32,7 +33,7 @@ def test_every_setting_is_in_env_example() -> None:
         ReconcilerSettings,
         JournalWriterSettings,
     )
-    for cls in processes:
+    for cls in (*processes, ConsoleSettings):
         settings |= {name.upper() for name in cls.model_fields}
     missing = settings - _documented()
     assert not missing, f".env.example lacks {sorted(missing)}"

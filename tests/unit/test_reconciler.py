@@ -26,7 +26,7 @@ from shared.docspace.webhooks import FAILED_DELIVERIES, LoggedDelivery, Unreadab
 from shared.store.idempotency import StoreUnavailable
 from shared.store.sqlite_store import SqliteCheckpoints, SqliteStore
 from simulator import DocSpaceSimulator
-from simulator.webhooks import group_of
+from simulator.webhooks.registry import group_of
 from tests.support.fakes import FakePortal, MemoryAnnouncer
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
