@@ -13,7 +13,7 @@ from collections.abc import Callable
 import structlog
 import waitress.server
 
-from ingress.app import IngressMetrics, IntakeHooks, create_app
+from ingress.app import EndpointLimits, IngressMetrics, IntakeHooks, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
@@ -181,9 +181,7 @@ def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVeri
         verifier=verifier,
         publish=publisher.publish,
         exchange=topology.events_exchange,
-        max_body_bytes=settings.max_body_bytes,
-        confirm_timeout=settings.confirm_timeout,
-        retry_after_seconds=settings.retry_after_seconds,
+        limits=EndpointLimits(settings.max_body_bytes, settings.confirm_timeout, settings.retry_after_seconds),
         metrics=metrics,
         recent=recent,
         spool=spool,

@@ -199,20 +199,29 @@ class WebhookResource:
         return None if len(body) > self._max_body_bytes else body
 
 
+@dataclass(frozen=True)
+class EndpointLimits:
+    """How the endpoint answers under load: the largest body it reads, how long it waits for the broker's
+    confirm, and the ``Retry-After`` it asks DocSpace for when it cannot take a delivery now."""
+
+    max_body_bytes: int = 1024 * 1024
+    confirm_timeout: float = 5.0
+    retry_after_seconds: int = 5
+
+
 def create_app(
     *,
     verifier: SignatureVerifier | None,
     publish: Publish,
     exchange: str,
-    max_body_bytes: int = 1024 * 1024,
-    confirm_timeout: float = 5.0,
-    retry_after_seconds: int = 5,
+    limits: EndpointLimits | None = None,
     metrics: IngressMetrics | None = None,
     recent: RecentEvents | None = None,
     spool: Spool | None = None,
     hooks: IntakeHooks | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     hooks = hooks if hooks is not None else IntakeHooks()
+    limits = limits or EndpointLimits()
     metrics = metrics if metrics is not None else IngressMetrics()
     if spool is not None:
         metrics.spool_depth.set_function(lambda: spool.depth)
@@ -220,7 +229,7 @@ def create_app(
         verifier=verifier,
         publish=publish,
         exchange=exchange,
-        confirm_timeout=confirm_timeout,
+        confirm_timeout=limits.confirm_timeout,
         recent=recent if recent is not None else RecentEvents(3600),
         spool=spool,
         on_spooled=hooks.on_spooled,
@@ -232,8 +241,8 @@ def create_app(
         WEBHOOK_PATH,
         WebhookResource(
             intake,
-            max_body_bytes=max_body_bytes,
-            retry_after_seconds=retry_after_seconds,
+            max_body_bytes=limits.max_body_bytes,
+            retry_after_seconds=limits.retry_after_seconds,
             metrics=metrics,
             journal=hooks.journal,
         ),

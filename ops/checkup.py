@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 
 from consumers.classifier.settings import ClassifierSettings
 from consumers.notifier.settings import NotifierSettings
-from consumers.reconciler.handler import LAST_RUN, QUARANTINE
+from consumers.reconciler.cycle import LAST_RUN, QUARANTINE
 from consumers.reconciler.settings import ReconcilerSettings
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ops.broker_access import broker_parameters, topology

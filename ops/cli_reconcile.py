@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from consumers.reconciler.announce import broker_announcer
-from consumers.reconciler.handler import reconcile as reconcile_cycle
+from consumers.reconciler.context import Replica
+from consumers.reconciler.cycle import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
 from consumers.reconciler.settings import CLI_MAX_CALLS, MIN_CALLS_PER_CYCLE, ReconcilerSettings, knobs_for
 from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
@@ -78,7 +79,7 @@ def reconcile(
             def progress(what: str, done: int, total: int) -> None:
                 bar.update(task, description=what, completed=done, total=total)
 
-            report = reconcile_cycle(
+            replica = Replica(
                 portal=PortalAdmin(client.transport),
                 rules=rules,
                 store=store,
@@ -86,6 +87,9 @@ def reconcile(
                 announce=announce,
                 knobs=knobs_for(settings, capped=False, max_calls=max_calls),
                 owner=f"cli-{uuid.uuid4().hex[:12]}",
+            )
+            report = reconcile_cycle(
+                replica,
                 dry_run=dry_run,
                 since=since_at,
                 force=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -10,13 +9,14 @@ from typing import Any
 import requests
 
 from ingress.signature import resend_headers, sign
+from shared.docspace.delivery_encoder import FileDelivery, encode_delivery, wire_time
 
 SIGNATURE_HEADER = "x-docspace-signature-256"
 SAMPLE_FILE_ID = 3358285
 SAMPLE_FOLDER_ID = 6590430
 ROOMS_ROOT_ID = 18902  # a portal's "Rooms" folder: every room's payload.rootId
 UPLOADER = "514c7ed5-3141-4448-af92-008bcb707042"
-TRIGGER_IDS = {"file.created": 128, "file.uploaded": 256}
+ROOMS_FOLDER_TYPE = 14  # payload.rootFolderType of a file in a room
 
 
 def sample_delivery(
@@ -30,46 +30,38 @@ def sample_delivery(
     entry_type: int = 2,
     webhook: dict[str, Any] | None = None,
 ) -> bytes:
-    """A realistic file delivery (contract §1.3): camelCase, defaults left out, compact JSON.
+    """A realistic file delivery (contract §1.3), by the encoder the room scan uses too.
 
     Without arguments: a ``file.uploaded`` of ``SAMPLE_FILE_ID`` now, with a fresh event id. That file does not
     exist on a real portal, so the classifier will dead-letter it as ``docspace_not_found``: that proves
     ingress -> broker -> classifier. Pass a real file's ids to go further. The tests and the benchmark build
     theirs here too, and pass the values they need (any JSON value where a hostile one is the point).
     """
-    now = created_on or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = created_on or wire_time(datetime.now(UTC))
     folder_id = SAMPLE_FOLDER_ID if folder_id is None else folder_id
-    event: dict[str, Any] = {
-        # A fresh id each time, so the ingress and classifier do not take it for a repeat.
-        "id": secrets.randbelow(900_000_000) + 100_000_000 if event_id is None else event_id,
-        "createOn": now,
-        "createBy": UPLOADER,
-        "trigger": trigger,
-    }
-    if trigger in TRIGGER_IDS:
-        event["triggerId"] = TRIGGER_IDS[trigger]
-    body = {
-        "event": event,
-        "payload": {
-            "id": SAMPLE_FILE_ID if file_id is None else file_id,
-            "parentId": folder_id,
-            "securityByUsers": {},
-            "folderIdDisplay": folder_id,
-            "rootId": ROOMS_ROOT_ID,
-            "title": title,
-            "createBy": UPLOADER,
-            "modifiedBy": UPLOADER,
-            "createOn": now,
-            "modifiedOn": now,
-            "rootFolderType": 14,
-            "rootCreateBy": UPLOADER,
-            "fileEntryType": entry_type,
-        },
-        "webhook": webhook
-        if webhook is not None
-        else {"id": 0, "name": "invoice-pipeline send-test-event", "url": "", "triggers": [trigger]},
-    }
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return encode_delivery(
+        FileDelivery(
+            # A fresh id each time, so the ingress and classifier do not take it for a repeat.
+            event_id=secrets.randbelow(900_000_000) + 100_000_000 if event_id is None else event_id,
+            event_at=now,
+            event_by=UPLOADER,
+            trigger=trigger,
+            file_id=SAMPLE_FILE_ID if file_id is None else file_id,
+            folder_id=folder_id,
+            title=title,
+            root_id=ROOMS_ROOT_ID,
+            created_by=UPLOADER,
+            modified_by=UPLOADER,
+            created_on=now,
+            modified_on=now,
+            root_folder_type=ROOMS_FOLDER_TYPE,
+            root_created_by=UPLOADER,
+            entry_type=entry_type,
+            webhook=webhook
+            if webhook is not None
+            else {"id": 0, "name": "invoice-pipeline send-test-event", "url": "", "triggers": [trigger]},
+        )
+    )
 
 
 def post_delivery(

@@ -11,7 +11,8 @@ import structlog
 
 from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
-from consumers.reconciler.handler import last_known, reconcile
+from consumers.reconciler.context import Replica
+from consumers.reconciler.cycle import last_known, reconcile
 from consumers.reconciler.journal import journalled, webhook_decisions
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
 from shared.broker.connection import broker_nodes
@@ -45,8 +46,8 @@ def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
     publisher = Publisher(params, topology=topology).start()
     journal = BrokerJournal(publisher, topology.journal_exchange, process="reconciler")
     announce = journalled(broker_announcer(publisher, topology.events_exchange), journal)
-    knobs = knobs_for(settings)
     owner = f"reconciler-{uuid.uuid4().hex[:12]}"
+    replica = Replica(portal, rules, store, marks, announce, knobs_for(settings), owner)
     metrics.prepare(settings.reconcile_interval)
     with contextlib.suppress(StoreUnavailable):  # then the first cycle says what is wrong with the store
         metrics.show_stored(*last_known(marks))
@@ -72,15 +73,7 @@ def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
                 log.critical("topology_mismatch", error=str(publisher.fatal_error))
                 return EXIT_TOPOLOGY
             try:
-                report = reconcile(
-                    portal=portal,
-                    rules=rules,
-                    store=store,
-                    checkpoints=marks,
-                    announce=announce,
-                    knobs=knobs,
-                    owner=owner,
-                )
+                report = reconcile(replica)
             except Exception:
                 # reconcile() fails a cycle on any bug itself; this is its bookkeeping failing (saving, the
                 # lease). Counted and logged, and the process stays up: the next interval tries again.

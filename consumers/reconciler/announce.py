@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from consumers.reconciler.model import Announce, Announcement
+from consumers.reconciler.model import Announcement
+from consumers.reconciler.ports import Announce
 from shared.broker.publisher import Publisher
 from shared.core.outgoing import OutgoingMessage
 

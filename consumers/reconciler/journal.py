@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from consumers.reconciler.model import Announce, Announcement, CycleReport
+from consumers.reconciler.model import Announcement, CycleReport
+from consumers.reconciler.ports import Announce
 from shared.docspace.delivery import InvalidDelivery, parse_delivery
 from shared.journal.port import Journal
 from shared.journal.record import Decision

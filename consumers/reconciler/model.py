@@ -34,9 +34,6 @@ class Announcement:
     log_id: int | None = None
 
 
-Announce = Callable[[Announcement], None]
-
-
 class RowBug(StageError):
     """A bug (an exception nobody typed) met while handling one row: a delivery-log row or a listed file.
 

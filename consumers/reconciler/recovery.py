@@ -8,28 +8,16 @@ found there by ``groupStatus`` and published to ``docspace.events`` exactly as D
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import orjson
 import structlog
 
-from consumers.reconciler.model import (
-    MAX_WALK_PAGES,
-    Announce,
-    Announcement,
-    Budget,
-    CycleReport,
-    Finding,
-    LogPass,
-    RowBug,
-    State,
-    delivery_key,
-)
+from consumers.reconciler.context import Cycle
+from consumers.reconciler.model import MAX_WALK_PAGES, Announcement, Finding, LogPass, RowBug, delivery_key
 from shared.core.errors import StageError
 from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery, UnreadableRow
-from shared.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 
@@ -46,45 +34,25 @@ UNSENT_GIVE_UP = timedelta(days=1)
 MAX_ID_JUMP = 10**9
 
 
-class DeliveryLog(Protocol):
-    """DocSpace's delivery log: one webhook's failed deliveries, newest first, a page at a time."""
-
-    def failed_deliveries(
-        self, config_id: str, *, start: int = 0, count: int = PAGE_SIZE
-    ) -> Sequence[LoggedDelivery | UnreadableRow]: ...
-
-
 def recovered_key(log_id: int) -> str:
     """The idempotency key that says a log row was already fed to the pipeline (by any reconciler)."""
     return f"reconciler:log:{log_id}"
 
 
-def recover_failed_deliveries(
-    config_id: str,
-    *,
-    deliveries: DeliveryLog,
-    state: State,
-    store: IdempotencyStore,
-    announce: Announce,
-    triggers: Collection[str],
-    floor: datetime,
-    now: datetime,
-    settle: timedelta,
-    budget: Budget,
-    report: CycleReport,
-    dry_run: bool = False,
-    keep_checkpoint: bool = True,
-) -> None:
+def recover_failed_deliveries(config_id: str, cycle: Cycle) -> None:
     """Walk the webhook's failed deliveries, newest first, down to the checkpoint; feed each settled one back.
 
-    - ``floor``: rows older than this are history (before the first run, or before ``--since``): left alone.
-    - ``settle``: a failure younger than this may still be retried by DocSpace itself, and a row without a
-      body has not been sent yet; either waits for a later cycle, and the checkpoint stays below it.
+    - ``cycle.floor``: rows older than this are history (before the first run, or before ``--since``): left alone.
+    - ``knobs.log_settle``: a failure younger than this may still be retried by DocSpace itself, and a row without
+      a body has not been sent yet; either waits for a later cycle, and the checkpoint stays below it.
     - only rows whose trigger the classifier takes are fed back (the log's ``trigger`` is the integer flag).
     - the checkpoint moves only when the walk reached it, and only over ids examined page after overlapping
       page; a walk the budget interrupts goes on next cycle from its last page (``State.log_pass``), and the
       per-row marks keep a row from being fed twice.
+    - a backfill (``cycle.since``) walks from the top and leaves the checkpoint alone.
     """
+    state, budget, report, floor = cycle.state, cycle.budget, cycle.report, cycle.floor
+    keep_checkpoint, dry_run = cycle.since is None, cycle.dry_run
     if state.log_config_id != config_id:
         # Another webhook (re-registered): its ids start elsewhere. The floor keeps its history out.
         state.log_config_id, state.log_after_id, state.log_pass = config_id, None, None
@@ -109,7 +77,7 @@ def recover_failed_deliveries(
                 state.log_pass = walk
             log.info("delivery_log_continues_next_cycle", read_to=walk.start)
             return
-        rows = deliveries.failed_deliveries(config_id, start=walk.start, count=PAGE_SIZE)
+        rows = cycle.portal.failed_deliveries(config_id, start=walk.start, count=PAGE_SIZE)
         first = next((row for row in rows if isinstance(row, LoggedDelivery)), None)
         if walk.start and walk.low is not None and first is not None and first.id < walk.low:
             # More rows left the filter than the overlap covers: the rows just above this page were never
@@ -139,13 +107,13 @@ def recover_failed_deliveries(
                 continue  # examined on an earlier page (the overlap), or newer than the walk (the next walk's)
             walk.low = row.id
             report.deliveries_seen += 1
-            if _unsettled(row, now=now, settle=settle):
+            if _unsettled(row, now=cycle.now, settle=cycle.knobs.log_settle):
                 walk.hold = row.id if walk.hold is None else min(walk.hold, row.id)
                 continue
             if delivery_key(row.id) in state.quarantined:
                 report.skipped["delivery_quarantined"] += 1  # a bug met it: set aside, listed by doctor
             else:
-                _recover_row(row, store=store, announce=announce, triggers=triggers, report=report, dry_run=dry_run)
+                _recover_row(row, cycle)
             # Settled: the checkpoint may move up to here (the newest row settled when the walk ends).
             walk.top = row.id if walk.top is None else max(walk.top, row.id)
         if finished:
@@ -167,18 +135,10 @@ def _reference_id(rows: Sequence[LoggedDelivery | UnreadableRow], after: int | N
     return min(ids) if len(ids) > 1 else None
 
 
-def _recover_row(
-    row: LoggedDelivery,
-    *,
-    store: IdempotencyStore,
-    announce: Announce,
-    triggers: Collection[str],
-    report: CycleReport,
-    dry_run: bool,
-) -> None:
+def _recover_row(row: LoggedDelivery, cycle: Cycle) -> None:
     """``_recover``, with a bug (an exception nobody typed) pinned on the row, so the cycle can set it aside."""
     try:
-        _recover(row, store=store, announce=announce, triggers=triggers, report=report, dry_run=dry_run)
+        _recover(row, cycle)
     except StageError:
         raise  # typed: the broker, the store; the row is retried next cycle
     except Exception as exc:
@@ -196,17 +156,10 @@ def _unsettled(row: LoggedDelivery, *, now: datetime, settle: timedelta) -> bool
     return False
 
 
-def _recover(
-    row: LoggedDelivery,
-    *,
-    store: IdempotencyStore,
-    announce: Announce,
-    triggers: Collection[str],
-    report: CycleReport,
-    dry_run: bool,
-) -> None:
+def _recover(row: LoggedDelivery, cycle: Cycle) -> None:
+    store, report = cycle.store, cycle.report
     trigger = TRIGGER_NAMES.get(row.trigger)
-    if trigger is None or trigger not in triggers:
+    if trigger is None or trigger not in cycle.knobs.triggers:
         report.skipped["delivery_wrong_trigger"] += 1
         return
     if store.is_done(recovered_key(row.id)):
@@ -219,12 +172,12 @@ def _recover(
         return
     body = row.request_payload.encode("utf-8")
     file_id, title = _file_of(body)
-    if dry_run:
+    if cycle.dry_run:
         report.findings.append(
             Finding("delivery", str(row.id), title or "", "would recover", _detail(row, trigger, file_id))
         )
         return
-    announce(
+    cycle.announce(
         Announcement(
             body=body, trigger=trigger, event_id=str(row.id), source="delivery_log", file_id=file_id, log_id=row.id
         )

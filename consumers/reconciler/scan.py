@@ -18,41 +18,35 @@ again: the listing is not trusted for more than ids).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from collections.abc import Collection
+from datetime import UTC, datetime
 
-import orjson
 import structlog
 
+from consumers.reconciler.context import Cycle
 from consumers.reconciler.model import (
     MAX_WALK_PAGES,
-    Announce,
     Announcement,
-    Budget,
-    CycleReport,
     Finding,
     Progress,
     RoomProgress,
     RowBug,
     ScanPass,
-    State,
     file_key,
 )
 from shared.core.errors import StageError
 from shared.core.events import invoice_id_for
-from shared.core.rules import ClientRule, Rules
+from shared.core.rules import ClientRule
+from shared.docspace.delivery_encoder import FileDelivery, encode_delivery, wire_id, wire_time
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected, DocSpaceUnavailable
 from shared.docspace.webhooks import (
     FILE_CREATED,
     FILE_UPLOADED,
     PAGE_SIZE,
-    TRIGGER_BITS,
     TRIGGER_NAMES,
     ListedFile,
     UnreadableRow,
 )
-from shared.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("reconciler")
 
@@ -63,14 +57,6 @@ TRIGGERS = (TRIGGER_NAMES[FILE_UPLOADED], TRIGGER_NAMES[FILE_CREATED])
 # rest down, so nothing is skipped. A page whose top is older than every entry seen so far means deletions
 # pulled entries up past the margin: the pass steps back a page, never to the first.
 RESUME_MARGIN = 20
-
-
-class RoomListing(Protocol):
-    """A room's files, its whole subtree, most recently changed first, a page at a time."""
-
-    def files_by_date(
-        self, folder_id: str, *, start: int = 0, count: int = PAGE_SIZE
-    ) -> Sequence[ListedFile | UnreadableRow]: ...
 
 
 def announced_key(invoice_id: str) -> str:
@@ -84,27 +70,10 @@ def announce_trigger(triggers: Collection[str]) -> str | None:
     return next((t for t in TRIGGERS if t in triggers), None)
 
 
-def scan_rooms(
-    *,
-    listing: RoomListing,
-    rules: Rules,
-    state: State,
-    store: IdempotencyStore,
-    announce: Announce,
-    floor: datetime,
-    now: datetime,
-    grace: timedelta,
-    overlap: timedelta,
-    budget: Budget,
-    report: CycleReport,
-    trigger: str = TRIGGERS[0],
-    since: datetime | None = None,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> None:
-    """Scan the watched rooms round robin from where the last cycle stopped, within ``budget``.
+def scan_rooms(cycle: Cycle, *, trigger: str = TRIGGERS[0], progress: Progress | None = None) -> None:
+    """Scan the watched rooms round robin from where the last cycle stopped, within the cycle's budget.
 
-    ``since`` (an operator's ``reconcile --since``) scans ``[since, now - grace]`` in every room and leaves the
+    ``cycle.since`` (an operator's ``reconcile --since``) scans ``[since, now - grace]`` in every room and leaves the
     rooms' checkpoints alone; otherwise each room continues from its own checkpoint, above its own floor: a room
     added to the rules is watched from when a scan first sees it, never from the first run.
 
@@ -112,14 +81,15 @@ def scan_rooms(
     its window waits for it. A transient error ends the cycle, and the next one starts with the room after it,
     so a room that keeps failing never keeps the rooms behind it from being scanned.
     """
-    clients = list(rules.clients)
+    state, report, since = cycle.state, cycle.report, cycle.since
+    clients = list(cycle.rules.clients)
     report.rooms_total = len(clients)
     if since is None:
         watched = {client.room_id for client in clients}
         for room_id in [r for r in state.rooms if r not in watched]:
             del state.rooms[room_id]  # no longer watched: if it comes back, it is a new room with a new floor
         for client in clients:
-            state.rooms.setdefault(client.room_id, RoomProgress(floor=now))
+            state.rooms.setdefault(client.room_id, RoomProgress(floor=cycle.now))
     if not clients:
         report.scan_complete = True
         return
@@ -129,22 +99,7 @@ def scan_rooms(
         if progress is not None:
             progress(f"room {client.name}", done, len(order))
         try:
-            finished = _scan_room(
-                client,
-                listing=listing,
-                state=state,
-                store=store,
-                announce=announce,
-                floor=floor,
-                now=now,
-                grace=grace,
-                overlap=overlap,
-                budget=budget,
-                report=report,
-                trigger=trigger,
-                since=since,
-                dry_run=dry_run,
-            )
+            finished = _scan_room(client, cycle, trigger)
         except (DocSpaceAccessDenied, DocSpaceNotFound, DocSpaceRejected) as exc:
             report.skipped["room_not_readable"] += 1
             report.findings.append(Finding("room", client.room_id, client.name, "not scanned", f"{exc.reason}: {exc}"))
@@ -165,35 +120,21 @@ def scan_rooms(
     report.scan_complete = report.rooms_scanned == len(clients)
 
 
-def _scan_room(
-    client: ClientRule,
-    *,
-    listing: RoomListing,
-    state: State,
-    store: IdempotencyStore,
-    announce: Announce,
-    floor: datetime,
-    now: datetime,
-    grace: timedelta,
-    overlap: timedelta,
-    budget: Budget,
-    report: CycleReport,
-    trigger: str,
-    since: datetime | None,
-    dry_run: bool,
-) -> bool:
+def _scan_room(client: ClientRule, cycle: Cycle, trigger: str) -> bool:
     """Walk one room's window newest first; False when the budget ran out (the pass is kept to go on with)."""
+    report, since, dry_run, now = cycle.report, cycle.since, cycle.dry_run, cycle.now
     room = client.room_id
-    progress = state.room(room)
+    progress = cycle.state.room(room)
+    floor = cycle.floor
     if since is None and progress.floor is not None:
         floor = max(floor, progress.floor)
-    upper = now - grace
+    upper = now - cycle.knobs.grace
     if since is not None:
         scan = ScanPass(lower=since, upper=upper)
     elif progress.current is not None:
         scan = progress.current
     else:
-        lower = max(floor, progress.scanned_until - overlap) if progress.scanned_until else floor
+        lower = max(floor, progress.scanned_until - cycle.knobs.overlap) if progress.scanned_until else floor
         if lower >= upper:
             return True  # nothing old enough yet (the first minutes after the first run)
         scan = ScanPass(lower=lower, upper=upper)
@@ -211,12 +152,12 @@ def _scan_room(
             break  # the pass ends here: what lies below the cap is not read (said loudly)
         pages += 1
         offset = max(scan.offset - RESUME_MARGIN, 0) if scan.offset else 0
-        if not budget.spend():
+        if not cycle.budget.spend():
             report.budget_stopped = True
             if since is None and not dry_run:
                 progress.current = scan
             return False
-        page = listing.files_by_date(room, start=offset, count=PAGE_SIZE)
+        page = cycle.portal.files_by_date(room, start=offset, count=PAGE_SIZE)
         top = next((f for f in page if isinstance(f, ListedFile)), None)
         if offset and top is not None and scan.cursor is not None and _newer(scan.cursor, top.updated):
             # Entries were deleted above where the pass stopped and pulled the rest up past the margin: the
@@ -239,21 +180,11 @@ def _scan_room(
                 continue  # uploaded after the pass began, or still inside the grace period: the next pass
             # (Uploaded inside the window and changed since: this pass is the one that covers its upload.)
             report.files_scanned += 1
-            if file_key(file.id, file.version) in state.quarantined:
+            if file_key(file.id, file.version) in cycle.state.quarantined:
                 report.skipped["file_quarantined"] += 1  # a bug met it: set aside, listed by doctor
                 continue
             try:
-                _consider(
-                    file,
-                    client,
-                    scan=scan,
-                    store=store,
-                    announce=announce,
-                    floor=floor,
-                    report=report,
-                    trigger=trigger,
-                    dry_run=dry_run,
-                )
+                _consider(file, client, cycle, scan=scan, floor=floor, trigger=trigger)
             except StageError:
                 raise  # typed: the broker, the store; the file is looked at again next cycle
             except Exception as exc:
@@ -278,17 +209,11 @@ def _uploaded_in(file: ListedFile, scan: ScanPass) -> bool:
 
 
 def _consider(
-    file: ListedFile,
-    client: ClientRule,
-    *,
-    scan: ScanPass,
-    store: IdempotencyStore,
-    announce: Announce,
-    floor: datetime,
-    report: CycleReport,
-    trigger: str,
-    dry_run: bool,
+    file: ListedFile, client: ClientRule, cycle: Cycle, *, scan: ScanPass, floor: datetime, trigger: str
 ) -> None:
+    """Announce ``file`` when its client's rules take it, it was uploaded inside ``scan``, above the room's
+    ``floor``, and nothing (the classifier, an earlier announcement) has seen it."""
+    store, report = cycle.store, cycle.report
     if not client.title_matches(file.title) or not client.extension_allowed(file.extension):
         return  # not an invoice by this client's rules: the classifier would ignore it too
     if file.created is None:
@@ -315,10 +240,10 @@ def _consider(
         report.skipped["file_already_announced"] += 1
         return
     detail = f"room {client.name}, version {file.version}, uploaded {_when(file.created)}"
-    if dry_run:
+    if cycle.dry_run:
         report.findings.append(Finding("file", file.id, file.title, "would announce", detail))
         return
-    announce(
+    cycle.announce(
         Announcement(
             body=delivery_for(file, trigger),
             trigger=trigger,
@@ -342,46 +267,29 @@ def _consider(
 
 
 def delivery_for(file: ListedFile, trigger: str = TRIGGERS[0]) -> bytes:
-    """A ``trigger`` delivery as DocSpace would send it for ``file`` (contract §1.3): ``event``, a
-    ``FileEntry`` payload with default values left out, and an empty ``webhook`` (no config sent it).
+    """A ``trigger`` delivery as DocSpace would send it for ``file``, with an empty ``webhook`` (no config sent it).
 
     ``event.id`` is a string no DocSpace log id can equal; ``createOn`` is the file's last change, so the
     classifier's stale-delivery check sees the event and the file agree.
     """
-    changed = file.updated or file.created or datetime.now(UTC)
-    event = {
-        "id": f"reconciler-scan-{file.id}-v{file.version}",
-        "createOn": _event_time(changed),
-        "trigger": trigger,
-        "triggerId": TRIGGER_BITS[trigger],
-    }
-    if file.updated_by or file.created_by:
-        event["createBy"] = file.updated_by or file.created_by or ""
-    payload: dict[str, object] = {"id": _wire_id(file.id), "parentId": _wire_id(file.folder_id)}
-    payload["folderIdDisplay"] = _wire_id(file.folder_id)
-    if file.root_id:
-        payload["rootId"] = _wire_id(file.root_id)
-    payload["title"] = file.title
-    if file.created_by:
-        payload["createBy"] = file.created_by
-    if file.updated_by:
-        payload["modifiedBy"] = file.updated_by
-    if file.created:
-        payload["createOn"] = _event_time(file.created)
-    payload["modifiedOn"] = _event_time(changed)
-    if file.root_folder_type:
-        payload["rootFolderType"] = file.root_folder_type
-    payload["fileEntryType"] = 2
-    return orjson.dumps({"event": event, "payload": payload, "webhook": {}})
-
-
-def _wire_id(value: str) -> int | str:
-    # DocSpace's own storage has int ids, third-party rooms string ids; send each as DocSpace would.
-    return int(value) if value.isdigit() else value
-
-
-def _event_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    changed = wire_time(file.updated or file.created or datetime.now(UTC))
+    return encode_delivery(
+        FileDelivery(
+            event_id=f"reconciler-scan-{file.id}-v{file.version}",
+            event_at=changed,
+            event_by=file.updated_by or file.created_by or None,
+            trigger=trigger,
+            file_id=wire_id(file.id),
+            folder_id=wire_id(file.folder_id),
+            title=file.title,
+            root_id=wire_id(file.root_id) if file.root_id else None,
+            created_by=file.created_by or None,
+            modified_by=file.updated_by or None,
+            created_on=wire_time(file.created) if file.created else None,
+            modified_on=changed,
+            root_folder_type=file.root_folder_type or None,
+        )
+    )
 
 
 def _when(value: datetime | None) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from consumers.classifier.settings import ClassifierSettings
-from consumers.reconciler.handler import Knobs
+from consumers.reconciler.context import Knobs
 from ingress.settings import WEBHOOK_PATH
 
 MIN_CALLS_PER_CYCLE = 5

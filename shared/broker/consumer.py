@@ -9,6 +9,9 @@ Anything else is a bug: its traceback is logged and the message is dead-lettered
 parking or dead letter that cannot be published for what it is (not because the broker is away) is logged with the
 message's ids, and the message is rejected to the work queue's own dead-lettering instead.
 
+Where a failed or deferred message goes, with which headers and after which delay, is decided by the pure
+``follow_ups`` module; this loop only publishes the ``FollowUp`` it returns.
+
 Once a message is settled, its outcome becomes one decision in the journal (``Reporting.journal``): published
 without waiting, so a journal that cannot take it never holds the message up. A message given back to the broker
 (``requeued``) records nothing: it is decided again when it comes back.
@@ -19,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -31,34 +34,21 @@ import pika.exceptions
 import structlog
 
 from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_delay, topology_failure
+from shared.broker.follow_ups import KNOWN_FAILURES, MAX_ERROR_TEXT, RETRIES_EXHAUSTED, FollowUp, Routes, follow_up
+from shared.broker.follow_ups import MAX_DEFERRALS as MAX_DEFERRALS  # named here too, as before the split
+from shared.broker.follow_ups import STORE_OUTAGE_TOO_LONG as STORE_OUTAGE_TOO_LONG
 from shared.broker.publisher import Publisher
 from shared.broker.topology import StageQueues, Topology
-from shared.core.errors import (
-    BrokerUnavailable,
-    Deferred,
-    PermanentError,
-    StoreOutage,
-    TransientError,
-    UnpublishableMessage,
-)
+from shared.core.errors import BrokerUnavailable, UnpublishableMessage
 from shared.core.handling import Handled, Handler, InboundMessage, Outcome
 from shared.core.headers import (
     ATTEMPT_HEADER,
-    ATTEMPTS_HEADER,
     DEFERRALS_HEADER,
     DELIVERY_ID_HEADERS,
-    ERROR_HEADER,
-    FIRST_FAILURE_HEADER,
     ID_HEADERS,
-    LAST_ERROR_HEADER,
-    LAST_FAILURE_HEADER,
-    LAST_REASON_HEADER,
-    REASON_HEADER,
     REPLAYS_HEADER,
     ROUTING_KEY_HEADER,
     SEQ_HEADER,
-    STAGE_HEADER,
-    STORE_OUTAGE_SINCE_HEADER,
 )
 from shared.core.ids import small_count
 from shared.core.outgoing import OutgoingMessage
@@ -67,13 +57,6 @@ from shared.journal.outcomes import Repeats, stage_decision
 from shared.journal.port import Journal, NoJournal
 
 log = structlog.get_logger(__name__)
-
-# A message deferred this often is stuck behind something that never ends (a claim renewed for hours): from then
-# on it is a transient failure, so the retry ladder bounds it and an operator sees it in the dead-letter queue.
-MAX_DEFERRALS = 100
-STORE_OUTAGE_TOO_LONG = "store_outage_too_long"
-RETRIES_EXHAUSTED = "retries_exhausted"
-_MAX_ERROR_TEXT = 2000
 
 
 @dataclass(frozen=True)
@@ -273,13 +256,13 @@ class StageConsumer:
         log.error(
             "follow_up_unpublishable",
             reason=reason,
-            error=f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT],
+            error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT],
             message_id=message.message_id,
             **{key: context[key] for key in ID_HEADERS if context.get(key) is not None},
             hint="rejected to the stage's dead-letter queue by the broker (x-death), without x-reason",
             exc_info=exc if reason == "bug" else None,
         )
-        return Outcome.DEAD_LETTERED, reason, {"error": f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]}
+        return Outcome.DEAD_LETTERED, reason, {"error": f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]}
 
     def _outcome(
         self, message: InboundMessage, properties: pika.BasicProperties
@@ -287,26 +270,14 @@ class StageConsumer:
         try:
             handled = self._handler(message) or Handled()
             return handled.outcome, handled.reason, dict(handled.details)
-        except StoreOutage as exc:
-            # Before TransientError: our own store being away is not the invoice's fault, so it must not spend
-            # the retry ladder (about 12 minutes) and end in the dead-letter queue for an operator to replay.
-            return self._wait_out_store(message, properties, exc)
-        except TransientError as exc:
-            return _retried(self._retry(message, properties, exc), exc)
-        except Deferred as exc:
-            if _deferrals(message) >= MAX_DEFERRALS:
-                error = TransientError(f"deferred {MAX_DEFERRALS} times: {exc}", reason=exc.reason)
-                return _retried(self._retry(message, properties, error), error)
-            self._defer(message, properties, exc)
-            return Outcome.DEFERRED, exc.reason, {"deferred_s": round(exc.delay, 1)}
-        except PermanentError as exc:
-            self._dead_letter(message, properties, exc.reason, str(exc))
-            return Outcome.DEAD_LETTERED, exc.reason, {"error": str(exc)}
         except Exception as exc:
-            # Not a failure we know how to classify: a bug. Keep the message where an operator can replay it.
-            log.exception("handler_bug")
-            self._dead_letter(message, properties, "bug", f"{type(exc).__name__}: {exc}")
-            return Outcome.DEAD_LETTERED, "bug", {"error": f"{type(exc).__name__}: {exc}"}
+            if not isinstance(exc, KNOWN_FAILURES):
+                log.exception("handler_bug")
+            # The ids the handler bound go on a dead letter, so an operator can find the invoice.
+            ids = structlog.contextvars.get_contextvars()
+            next_step = follow_up(exc, message, self._routes(), ids=ids, now=datetime.now(UTC))
+        self._publish(message, properties, next_step)
+        return next_step.outcome, next_step.reason, dict(next_step.details)
 
     def _finish(
         self, message: InboundMessage, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]
@@ -332,7 +303,10 @@ class StageConsumer:
                 details["rule"] = f"retry ladder spent after {message.attempt} attempts, last failure: {reason}"
                 reason = RETRIES_EXHAUSTED
             # The deferrals header counts the parkings before this one: each parking is its own decision.
-            repeats = Repeats(_deferrals(message), small_count(message.headers.get(REPLAYS_HEADER)) or 0)
+            repeats = Repeats(
+                small_count(message.headers.get(DEFERRALS_HEADER)) or 0,
+                small_count(message.headers.get(REPLAYS_HEADER)) or 0,
+            )
             decision = stage_decision(
                 self.queues.stage,
                 str(outcome),
@@ -350,129 +324,28 @@ class StageConsumer:
             DROPPED.labels("unrecordable").inc()
             log.warning("journal_record_unrecordable", error=f"{type(exc).__name__}: {exc}"[:300])
 
-    def _retry(self, message: InboundMessage, properties: pika.BasicProperties, error: TransientError) -> Outcome:
-        step = self.queues.retry_queue_for(message.attempt, error.retry_after)
-        if step is None:
-            self._dead_letter(message, properties, RETRIES_EXHAUSTED, f"{error.reason}: {error}")
-            return Outcome.DEAD_LETTERED
-        queue, delay = step
-        now = _now()
-        headers = {
-            **_without_outage(message.headers),
-            ATTEMPT_HEADER: message.attempt + 1,
-            ROUTING_KEY_HEADER: message.routing_key,
-            FIRST_FAILURE_HEADER: message.headers.get(FIRST_FAILURE_HEADER, now),
-            LAST_FAILURE_HEADER: now,
-            LAST_REASON_HEADER: error.reason,
-            LAST_ERROR_HEADER: str(error)[:_MAX_ERROR_TEXT],
-        }
-        self._publisher.publish_and_wait(_copy(properties, message, exchange="", routing_key=queue, headers=headers))
-        structlog.contextvars.bind_contextvars(retry_in_s=delay, next_attempt=message.attempt + 1)
-        return Outcome.RETRIED
-
-    def _wait_out_store(
-        self, message: InboundMessage, properties: pika.BasicProperties, error: StoreOutage
-    ) -> tuple[Outcome, str | None, dict[str, Any]]:
-        """Park the message until the store may be back; dead-letter it once it has waited ``max_wait``."""
-        now_ms = round(time.time() * 1000)
-        # A header anyone can set: never trusted to parse; one from the future (a replica's clock ahead) is now.
-        since_ms = min(small_count(message.headers.get(STORE_OUTAGE_SINCE_HEADER)) or now_ms, now_ms)
-        waited = (now_ms - since_ms) / 1000
-        policy = self._patience
-        if waited >= policy.store_outage_max_wait:
-            text = (
-                f"our own store was unavailable for {waited:.0f}s "
-                f"(STORE_OUTAGE_MAX_WAIT={policy.store_outage_max_wait:.0f}): {error}"
-            )
-            self._dead_letter(message, properties, STORE_OUTAGE_TOO_LONG, text)
-            return Outcome.DEAD_LETTERED, STORE_OUTAGE_TOO_LONG, {"error": text, "store_outage_s": round(waited)}
-        delay = max(0.001, min(policy.store_outage_recheck, policy.store_outage_max_wait - waited))
-        headers = {
-            **message.headers,
-            ROUTING_KEY_HEADER: message.routing_key,
-            STORE_OUTAGE_SINCE_HEADER: since_ms,
-            LAST_REASON_HEADER: error.reason,
-            LAST_ERROR_HEADER: str(error)[:_MAX_ERROR_TEXT],
-        }
-        parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
-        self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(delay * 1000))))
-        details = {"deferred_s": round(delay, 1), "store_outage_s": round(waited, 1), "error": str(error)}
-        return Outcome.DEFERRED, error.reason, details
-
-    def _defer(self, message: InboundMessage, properties: pika.BasicProperties, deferral: Deferred) -> None:
-        """Park the message for ``deferral.delay`` seconds; it comes back to the work queue at the same attempt."""
-        headers = {
-            **_without_outage(message.headers),
-            ROUTING_KEY_HEADER: message.routing_key,
-            DEFERRALS_HEADER: _deferrals(message) + 1,
-            LAST_REASON_HEADER: deferral.reason,
-        }
-        parked = _copy(properties, message, exchange="", routing_key=self.queues.parked, headers=headers)
-        self._publisher.publish_and_wait(replace(parked, expiration_ms=max(1, round(deferral.delay * 1000))))
-
-    def _dead_letter(self, message: InboundMessage, properties: pika.BasicProperties, reason: str, error: str) -> None:
-        now = _now()
-        context = structlog.contextvars.get_contextvars()
-        headers = {
-            **message.headers,
-            ROUTING_KEY_HEADER: message.routing_key,
-            STAGE_HEADER: self.queues.stage,
-            REASON_HEADER: reason,
-            ERROR_HEADER: error[:_MAX_ERROR_TEXT],
-            ATTEMPTS_HEADER: message.attempt,
-            FIRST_FAILURE_HEADER: message.headers.get(FIRST_FAILURE_HEADER, now),
-            LAST_FAILURE_HEADER: now,
-            **{header: str(context[key]) for key, header in ID_HEADERS.items() if context.get(key) is not None},
-        }
-        self._publisher.publish_and_wait(
-            _copy(
-                properties,
-                message,
-                exchange=self._topology.dead_letter_exchange,
-                routing_key=self.queues.work,
-                headers=headers,
-            )
+    def _routes(self) -> Routes:
+        return Routes(
+            queues=self.queues,
+            dead_letter_exchange=self._topology.dead_letter_exchange,
+            store_outage_max_wait=self._patience.store_outage_max_wait,
+            store_outage_recheck=self._patience.store_outage_recheck,
         )
 
-
-def _copy(
-    properties: pika.BasicProperties,
-    message: InboundMessage,
-    *,
-    exchange: str,
-    routing_key: str,
-    headers: dict[str, Any],
-) -> OutgoingMessage:
-    """The same body and identity, with new headers: a retried or dead-lettered message is the original."""
-    return OutgoingMessage(
-        exchange=exchange,
-        routing_key=routing_key,
-        body=message.body,
-        message_id=message.message_id,
-        content_type=properties.content_type or "application/octet-stream",
-        headers=headers,
-        timestamp=properties.timestamp,
-        type=properties.type,
-    )
-
-
-def _retried(outcome: Outcome, error: TransientError) -> tuple[Outcome, str | None, dict[str, Any]]:
-    """A transient failure's outcome: on the retry ladder, or dead-lettered because the ladder was spent."""
-    details: dict[str, Any] = {"error": str(error)}
-    if outcome is Outcome.DEAD_LETTERED:
-        details["dead_letter_reason"] = RETRIES_EXHAUSTED
-    return outcome, error.reason, details
-
-
-def _deferrals(message: InboundMessage) -> int:
-    # A header anyone can set: never trusted to parse.
-    return small_count(message.headers.get(DEFERRALS_HEADER)) or 0
-
-
-def _without_outage(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """The headers without the store-outage clock: the store answered, so a later outage starts its own wait."""
-    return {key: value for key, value in headers.items() if key != STORE_OUTAGE_SINCE_HEADER}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    def _publish(self, message: InboundMessage, properties: pika.BasicProperties, next_step: FollowUp) -> None:
+        """Publish what ``follow_ups`` decided: a retried, parked or dead-lettered message is the original."""
+        self._publisher.publish_and_wait(
+            OutgoingMessage(
+                exchange=next_step.exchange,
+                routing_key=next_step.routing_key,
+                body=message.body,
+                message_id=message.message_id,
+                content_type=properties.content_type or "application/octet-stream",
+                headers=dict(next_step.headers),
+                timestamp=properties.timestamp,
+                type=properties.type,
+                expiration_ms=next_step.expiration_ms,
+            )
+        )
+        if next_step.outcome is Outcome.RETRIED:
+            structlog.contextvars.bind_contextvars(retry_in_s=next_step.delay, next_attempt=message.attempt + 1)

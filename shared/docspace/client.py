@@ -14,14 +14,13 @@ from pydantic import SecretStr
 from shared.docspace.files import FILE_FIELDS, FileOperations
 from shared.docspace.lookups import SharedLookups
 from shared.docspace.rooms import DEFAULT_ROOM_TTL, ROOMS_ROOT_FOLDER_TYPE, RoomDirectory
-from shared.docspace.transport import DocSpaceTransport
+from shared.docspace.transport import DocSpaceTransport, HttpOptions
 from shared.docspace.values import (
     FileInfo,
     MoveResult,
     Room,
 )
 from shared.limits.rate_limit import Limiter
-from shared.limits.retry_after import DEFAULT_MAX_PAUSE
 
 __all__ = ["FILE_FIELDS", "ROOMS_ROOT_FOLDER_TYPE", "DocSpaceClient", "LookupCaching"]
 
@@ -44,30 +43,15 @@ class DocSpaceClient:
         base_url: str,
         api_key: str | SecretStr,
         *,
-        timeout: tuple[float, float] = (3.05, 15.0),
-        pool_size: int = 16,
+        http: HttpOptions | None = None,
         lookups: LookupCaching | None = None,
         move_deadline: float = 30.0,
         poll_interval: float = 0.25,
         poll_max_interval: float = 2.0,
-        max_retry_after: float = 10.0,
-        rate_limit_retries: int = 2,
-        max_pause: float = DEFAULT_MAX_PAUSE,
         limiter: Limiter | None = None,
-        user_agent: str | None = None,
     ) -> None:
         lookups = lookups or LookupCaching()
-        self.transport = DocSpaceTransport(
-            base_url,
-            api_key,
-            timeout=timeout,
-            pool_size=pool_size,
-            max_retry_after=max_retry_after,
-            rate_limit_retries=rate_limit_retries,
-            max_pause=max_pause,
-            limiter=limiter,
-            user_agent=user_agent,
-        )
+        self.transport = DocSpaceTransport(base_url, api_key, http, limiter=limiter)
         self.rooms = RoomDirectory(self.transport, cache_size=lookups.size, ttl=lookups.ttl, shared=lookups.shared)
         self.files = FileOperations(
             self.transport,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -50,6 +51,18 @@ class _BearerAuth(requests.auth.AuthBase):
         return "_BearerAuth(**********)"
 
 
+@dataclass(frozen=True)
+class HttpOptions:
+    """How a process talks HTTP to the portal: timeouts, its connection pool, its name, how it takes a 429."""
+
+    timeout: tuple[float, float] = (3.05, 15.0)  # (connect, read) seconds
+    pool_size: int = 16
+    user_agent: str | None = None  # names the process in the portal's logs (and to the simulator)
+    max_retry_after: float = 10.0  # a 429 asking for at most this long is retried here, not by the ladder
+    rate_limit_retries: int = 2
+    max_pause: float = DEFAULT_MAX_PAUSE  # the longest wait a Retry-After / X-RateLimit-Reset may ask for
+
+
 class DocSpaceTransport:
     """One HTTP session to one portal, shared by a process's worker threads; every DocSpace call goes through it.
 
@@ -63,30 +76,26 @@ class DocSpaceTransport:
         self,
         base_url: str,
         api_key: str | SecretStr,
+        http: HttpOptions | None = None,
         *,
-        timeout: tuple[float, float] = (3.05, 15.0),
-        pool_size: int = 16,
-        max_retry_after: float = 10.0,
-        rate_limit_retries: int = 2,
-        max_pause: float = DEFAULT_MAX_PAUSE,
         limiter: Limiter | None = None,
-        user_agent: str | None = None,
     ) -> None:
+        http = http or HttpOptions()
         self.base_url = base_url.rstrip("/")
         self.shown_url = safe_url(self.base_url)  # for logs and messages: no userinfo or path
         self._api = f"{self.base_url}/api/2.0/"
-        self._timeout = timeout
-        self._max_retry_after = max_retry_after
-        self._rate_limit_retries = rate_limit_retries
-        self._max_pause = max_pause  # the longest wait a Retry-After / X-RateLimit-Reset may ask for
+        self._timeout = http.timeout
+        self._max_retry_after = http.max_retry_after
+        self._rate_limit_retries = http.rate_limit_retries
+        self._max_pause = http.max_pause
         self._limiter = limiter  # shared by the process's threads; None = no client-side limit
         self._session = requests.Session()
         self._session.auth = _BearerAuth(api_key if isinstance(api_key, SecretStr) else SecretStr(api_key))
         self._session.headers.update({"Accept": "application/json"})
-        if user_agent:
+        if http.user_agent:
             # Names the process in the portal's logs (and lets the simulator count each process's calls).
-            self._session.headers["User-Agent"] = user_agent
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+            self._session.headers["User-Agent"] = http.user_agent
+        adapter = HTTPAdapter(pool_connections=http.pool_size, pool_maxsize=http.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 

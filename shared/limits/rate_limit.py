@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import Gauge
@@ -81,6 +82,28 @@ def quota_rejection(
     return min(wait, period) if wait is not None else min(MINUTE_WINDOW, period)
 
 
+@dataclass(frozen=True)
+class KeyLimits:
+    """What an API key allows, and how long a caller may wait for it: both limiters enforce one of these.
+
+    ``per_minute`` calls (evenly spaced after a ``burst_seconds`` burst), ``max_concurrent_writes`` non-GETs at
+    once, ``daily_writes`` per ``quota_period``; a caller waits at most ``max_wait`` for a slot, and a 429's pause
+    is capped at ``max_pause``.
+    """
+
+    per_minute: int
+    max_concurrent_writes: int
+    daily_writes: int = 10_000
+    quota_period: float = 86_400.0
+    burst_seconds: float = 1.0
+    max_wait: float = 20.0
+    max_pause: float = DEFAULT_MAX_PAUSE
+
+    def __post_init__(self) -> None:
+        if self.per_minute < 1 or self.max_concurrent_writes < 1:
+            raise ValueError("per_minute and max_concurrent_writes must be at least 1")
+
+
 class RateLimiter:
     """At most ``per_minute`` calls per minute (evenly spaced) and ``max_concurrent_writes`` non-GETs at once.
 
@@ -90,36 +113,28 @@ class RateLimiter:
 
     def __init__(
         self,
-        per_minute: int,
-        max_concurrent_writes: int,
+        limits: KeyLimits,
         *,
-        burst_seconds: float = 1.0,
-        max_wait: float = 20.0,
-        max_pause: float = DEFAULT_MAX_PAUSE,
-        daily_writes: int = 10_000,
-        quota_period: float = 86_400.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if per_minute < 1 or max_concurrent_writes < 1:
-            raise ValueError("per_minute and max_concurrent_writes must be at least 1")
-        self.per_minute = per_minute
-        self.max_concurrent_writes = max_concurrent_writes
+        per_minute = self.per_minute = limits.per_minute
+        self.max_concurrent_writes = limits.max_concurrent_writes
         self._interval = 60.0 / per_minute
         # Requests that may go back to back after an idle spell; the rest are spaced by the interval.
-        self._tolerance = max(burst_seconds * per_minute / 60.0 - 1, 0.0) * self._interval
-        self._max_wait = max_wait
-        self._max_pause = max_pause
+        self._tolerance = max(limits.burst_seconds * per_minute / 60.0 - 1, 0.0) * self._interval
+        self._max_wait = limits.max_wait
+        self._max_pause = limits.max_pause
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._tat = 0.0  # theoretical arrival time of the next request (GCRA)
         self._paused_until = 0.0
-        self._writes = threading.BoundedSemaphore(max_concurrent_writes)
+        self._writes = threading.BoundedSemaphore(limits.max_concurrent_writes)
         self.waited_seconds = 0.0  # total time callers spent waiting, for metrics and the benchmark
-        self.daily_writes = daily_writes
-        self._period = quota_period
+        self.daily_writes = limits.daily_writes
+        self._period = limits.quota_period
         self._wall_clock = wall_clock
         self._anchor = 0.0  # a period starts at anchor + k * period: UTC midnight until DocSpace says otherwise
         self._window = -math.inf

@@ -29,8 +29,8 @@ from contextlib import contextmanager
 
 import redis
 
-from shared.limits.rate_limit import RateLimitWait, WriteQuotaSpent, counts_against_quota, quota_rejection
-from shared.limits.retry_after import DEFAULT_MAX_PAUSE, cap_pause
+from shared.limits.rate_limit import KeyLimits, RateLimitWait, WriteQuotaSpent, counts_against_quota, quota_rejection
+from shared.limits.retry_after import cap_pause
 from shared.store.idempotency import StoreUnavailable
 
 _NOW = "local t = redis.call('time') local now = t[1] * 1000 + t[2] / 1000 "
@@ -104,39 +104,31 @@ class RedisRateLimiter:
 
     ``per_minute`` and ``max_concurrent_writes`` are the whole key's budget here, not a process's share. A Redis
     that does not answer is an outage of our own store (``idempotency_store_unavailable``): the message waits in
-    the parking queue until it answers (``shared/broker/consumer.py``), never sent unlimited.
+    the parking queue until it answers (``shared/broker/follow_ups.py``), never sent unlimited.
     """
 
     def __init__(
         self,
         client: redis.Redis,
         key: str,
-        per_minute: int,
-        max_concurrent_writes: int,
+        limits: KeyLimits,
         *,
-        daily_writes: int = 10_000,
-        quota_period: float = 86_400.0,
-        burst_seconds: float = 1.0,
-        max_wait: float = 20.0,
         write_lease: float = 60.0,
-        max_pause: float = DEFAULT_MAX_PAUSE,
         poll_interval: float = 0.02,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if per_minute < 1 or max_concurrent_writes < 1:
-            raise ValueError("per_minute and max_concurrent_writes must be at least 1")
-        self.per_minute = per_minute
-        self.max_concurrent_writes = max_concurrent_writes
-        self.daily_writes = daily_writes
+        per_minute = self.per_minute = limits.per_minute
+        self.max_concurrent_writes = limits.max_concurrent_writes
+        self.daily_writes = limits.daily_writes
         self._redis = client
         self._keys = {name: key + name for name in ("tat", "paused", "writes", "quota")}
         interval = 60_000.0 / per_minute
         self._interval_ms = interval
-        self._tolerance_ms = max(burst_seconds * per_minute / 60.0 - 1, 0.0) * interval
-        self._period_ms = quota_period * 1000
-        self._max_wait = max_wait
+        self._tolerance_ms = max(limits.burst_seconds * per_minute / 60.0 - 1, 0.0) * interval
+        self._period_ms = limits.quota_period * 1000
+        self._max_wait = limits.max_wait
         self._lease_ms = write_lease * 1000  # longer than any one write can take (connect + read timeouts)
-        self._max_pause = max_pause
+        self._max_pause = limits.max_pause
         self._poll = poll_interval
         self._sleep = sleep
         self._rate = client.register_script(_RATE)

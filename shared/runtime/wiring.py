@@ -11,7 +11,8 @@ import redis
 from shared.config.settings import CommonSettings, DocSpaceSettings
 from shared.docspace.client import DocSpaceClient, LookupCaching
 from shared.docspace.lookups import RedisLookups
-from shared.limits.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, Limiter, RateLimiter, WithinShare
+from shared.docspace.transport import HttpOptions
+from shared.limits.rate_limit import WRITE_QUOTA_LIMIT, WRITE_QUOTA_USED, KeyLimits, Limiter, RateLimiter, WithinShare
 from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
 from shared.store.checkpoints import Checkpoints
 from shared.store.idempotency import IdempotencyStore
@@ -35,11 +36,13 @@ def docspace_client(
     return DocSpaceClient(
         settings.docspace_api_host,
         settings.docspace_api_key,
-        timeout=(3.05, settings.docspace_timeout),
-        pool_size=pool_size,
-        max_pause=settings.max_pause_seconds,
+        http=HttpOptions(
+            timeout=(3.05, settings.docspace_timeout),
+            pool_size=pool_size,
+            user_agent=f"invoice-pipeline/{process}" if process else None,
+            max_pause=settings.max_pause_seconds,
+        ),
         limiter=rate_limiter(settings, per_minute=per_minute),
-        user_agent=f"invoice-pipeline/{process}" if process else None,
         lookups=LookupCaching(ttl=settings.room_cache_ttl_seconds, shared=shared_lookups(settings)),
         **options,
     )
@@ -69,24 +72,30 @@ def rate_limiter(settings: DocSpaceSettings, *, per_minute: int | None = None) -
         limiter = RedisRateLimiter(
             redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True),
             limiter_key(settings.docspace_api_host, settings.docspace_api_key.get_secret_value()),
-            settings.docspace_shared_rate_limit_per_minute,
-            settings.docspace_shared_max_concurrent_writes,
-            daily_writes=settings.docspace_daily_write_quota,
-            quota_period=settings.docspace_write_quota_period,
+            KeyLimits(
+                settings.docspace_shared_rate_limit_per_minute,
+                settings.docspace_shared_max_concurrent_writes,
+                daily_writes=settings.docspace_daily_write_quota,
+                quota_period=settings.docspace_write_quota_period,
+                max_pause=settings.max_pause_seconds,
+            ),
             # A write's lease outlasts the longest a write can take, so only a dead process's lease lapses.
             write_lease=3.05 + settings.docspace_timeout + 30,
-            max_pause=settings.max_pause_seconds,
         )
         if per_minute is not None:
-            own = RateLimiter(per_minute, settings.docspace_max_concurrent_writes, max_pause=settings.max_pause_seconds)
+            own = RateLimiter(
+                KeyLimits(per_minute, settings.docspace_max_concurrent_writes, max_pause=settings.max_pause_seconds)
+            )
             limiter = WithinShare(own, limiter)
     else:
         limiter = RateLimiter(
-            per_minute or settings.docspace_rate_limit_per_minute,
-            settings.docspace_max_concurrent_writes,
-            daily_writes=settings.docspace_daily_write_quota,
-            quota_period=settings.docspace_write_quota_period,
-            max_pause=settings.max_pause_seconds,
+            KeyLimits(
+                per_minute or settings.docspace_rate_limit_per_minute,
+                settings.docspace_max_concurrent_writes,
+                daily_writes=settings.docspace_daily_write_quota,
+                quota_period=settings.docspace_write_quota_period,
+                max_pause=settings.max_pause_seconds,
+            )
         )
     WRITE_QUOTA_LIMIT.set(settings.docspace_daily_write_quota)
     WRITE_QUOTA_USED.set_function(lambda: _or_nan(limiter.writes_used))

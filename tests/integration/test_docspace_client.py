@@ -24,6 +24,7 @@ from shared.docspace.errors import (
     MoveSkipped,
     MoveUnconfirmed,
 )
+from shared.docspace.transport import HttpOptions
 from shared.docspace.values import Room
 from shared.limits.retry_after import retry_after_from
 from simulator import DocSpaceSimulator
@@ -137,14 +138,17 @@ def test_an_outage_is_unavailable(docspace_sim: DocSpaceSimulator, docspace_clie
 
 def test_a_read_timeout_is_unavailable(docspace_sim: DocSpaceSimulator) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", latency=1.0)
-    with make_client(docspace_sim, timeout=(1.0, 0.2)) as client, pytest.raises(DocSpaceUnavailable) as info:
+    with (
+        make_client(docspace_sim, http=HttpOptions(timeout=(1.0, 0.2))) as client,
+        pytest.raises(DocSpaceUnavailable) as info,
+    ):
         client.get_file(1)
     assert "timed out" in str(info.value)
 
 
 def test_a_refused_connection_is_unavailable() -> None:
     with (
-        DocSpaceClient(f"http://127.0.0.1:{free_port()}", "k", timeout=(0.5, 0.5)) as client,
+        DocSpaceClient(f"http://127.0.0.1:{free_port()}", "k", http=HttpOptions(timeout=(0.5, 0.5))) as client,
         pytest.raises(DocSpaceUnavailable),
     ):
         client.get_file(1)
@@ -167,7 +171,10 @@ def test_a_429_is_retried_after_itsretry_after_from(
 
 def test_a_429_beyond_max_retry_after_is_raised_at_once(docspace_sim: DocSpaceSimulator) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", burst_429=1, retry_after=30)
-    with make_client(docspace_sim, max_retry_after=10) as client, pytest.raises(DocSpaceUnavailable) as info:
+    with (
+        make_client(docspace_sim, http=HttpOptions(max_retry_after=10)) as client,
+        pytest.raises(DocSpaceUnavailable) as info,
+    ):
         client.get_file(1)
     assert info.value.reason == "docspace_rate_limited"
     assert info.value.retry_after == 30
@@ -176,7 +183,10 @@ def test_a_429_beyond_max_retry_after_is_raised_at_once(docspace_sim: DocSpaceSi
 
 def test_429_retries_are_bounded(docspace_sim: DocSpaceSimulator) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", burst_429=5, retry_after=0)
-    with make_client(docspace_sim, rate_limit_retries=2) as client, pytest.raises(DocSpaceUnavailable) as info:
+    with (
+        make_client(docspace_sim, http=HttpOptions(rate_limit_retries=2)) as client,
+        pytest.raises(DocSpaceUnavailable) as info,
+    ):
         client.get_file(1)
     assert info.value.reason == "docspace_rate_limited"
     assert docspace_sim.call_count("GET") == 3

@@ -19,7 +19,8 @@ from consumers.mover.handler import move_invoice
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceUnavailable, InvalidDocSpaceId
-from shared.limits.rate_limit import RateLimiter
+from shared.docspace.transport import HttpOptions
+from shared.limits.rate_limit import KeyLimits, RateLimiter
 from shared.store.sqlite_store import SqliteStore
 from simulator import DocSpaceSimulator
 from tests.support.fakes import RecordingEmitter
@@ -126,8 +127,8 @@ def endpoint(request: pytest.FixtureRequest) -> Iterator[RateLimitedEndpoint]:
 def test_a_429_with_an_endless_or_junk_pause_holds_the_process_back_at_most_the_cap(
     endpoint: RateLimitedEndpoint,
 ) -> None:
-    limiter = RateLimiter(600, 4, max_wait=5.0, max_pause=0.5)
-    client = DocSpaceClient(endpoint.url, "sk-test", timeout=(2, 2), max_pause=0.5, limiter=limiter)
+    limiter = RateLimiter(KeyLimits(600, 4, max_wait=5.0, max_pause=0.5))
+    client = DocSpaceClient(endpoint.url, "sk-test", http=HttpOptions(timeout=(2, 2), max_pause=0.5), limiter=limiter)
     started = time.monotonic()
     try:
         try:
@@ -143,7 +144,9 @@ def test_a_429_with_an_endless_or_junk_pause_holds_the_process_back_at_most_the_
 
 def test_a_429_pause_beyond_the_client_retry_budget_is_capped_for_the_retry_ladder() -> None:
     server = RateLimitedEndpoint({"X-RateLimit-Reset": str(10**12)})
-    client = DocSpaceClient(server.url, "sk-test", timeout=(2, 2), max_pause=300, rate_limit_retries=0)
+    client = DocSpaceClient(
+        server.url, "sk-test", http=HttpOptions(timeout=(2, 2), max_pause=300, rate_limit_retries=0)
+    )
     try:
         with pytest.raises(DocSpaceUnavailable) as info:
             client.get_file(5)

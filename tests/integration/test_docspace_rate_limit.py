@@ -6,7 +6,7 @@ import threading
 import time
 
 from shared.docspace.client import DocSpaceClient
-from shared.limits.rate_limit import RateLimiter
+from shared.limits.rate_limit import KeyLimits, RateLimiter
 from simulator import DocSpaceSimulator
 
 
@@ -40,7 +40,7 @@ def _move_in_parallel(sim: DocSpaceSimulator, client: DocSpaceClient, count: int
 def test_concurrent_writes_stay_under_the_portals_limit(docspace_sim: DocSpaceSimulator) -> None:
     docspace_sim.faults.set_rate_limit(requests_per_minute=1500, max_concurrent_writes=2, retry_after=1)
     docspace_sim.faults.add(method="PUT", path="/api/2.0/files/fileops/move", latency=0.2)
-    with _client(docspace_sim, RateLimiter(1400, 2)) as client:
+    with _client(docspace_sim, RateLimiter(KeyLimits(1400, 2))) as client:
         assert _move_in_parallel(docspace_sim, client, 6) == []
     assert docspace_sim.call_count("PUT", "/api/2.0/files/fileops/move") == 6  # not one 429
 
@@ -57,7 +57,7 @@ def test_a_429_holds_back_every_thread_of_the_process(docspace_sim: DocSpaceSimu
     room = docspace_sim.create_room("Client A")
     first, second = (docspace_sim.upload_file(room, f"Invoice-{i}.pdf") for i in range(2))
     docspace_sim.faults.add(method="GET", path=f"/api/2.0/files/file/{first}", latency=0.1, burst_429=1, retry_after=1)
-    with _client(docspace_sim, RateLimiter(1400, 12)) as client:
+    with _client(docspace_sim, RateLimiter(KeyLimits(1400, 12))) as client:
         one = threading.Thread(target=client.get_file, args=(first,))
         one.start()
         time.sleep(0.3)  # the first call has had its 429 by now

@@ -13,7 +13,7 @@ import pika
 import pytest
 import requests
 
-from ingress.app import IngressMetrics, create_app
+from ingress.app import EndpointLimits, IngressMetrics, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import SignatureVerifier, resend_headers, sign
@@ -58,8 +58,7 @@ def _start_ingress(broker: BrokerKit, amqp_url: str) -> Iterator[RunningIngress]
         verifier=SignatureVerifier([SECRET]),
         publish=publisher.publish,
         exchange=broker.topology.events_exchange,
-        confirm_timeout=3,
-        retry_after_seconds=7,
+        limits=EndpointLimits(confirm_timeout=3, retry_after_seconds=7),
         metrics=metrics,
         # Several tests post the same delivery on purpose: this ingress remembers nothing.
         recent=RecentEvents(0),

@@ -12,6 +12,7 @@ import pytest
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
 from shared.docspace.errors import DocSpaceRejected
+from shared.docspace.transport import HttpOptions
 from shared.docspace.webhooks import ListedFile, LoggedDelivery, find_pipeline_webhook
 from simulator import DocSpaceSimulator
 from tests.support.simulator_fixtures import WebhookReceiver
@@ -21,7 +22,9 @@ SECRET = "Admin-Test-Secret!1"
 
 @pytest.fixture
 def admin(docspace_sim: DocSpaceSimulator) -> Iterator[PortalAdmin]:
-    client = DocSpaceClient(docspace_sim.base_url, docspace_sim.api_key, user_agent="invoice-pipeline/reconciler")
+    client = DocSpaceClient(
+        docspace_sim.base_url, docspace_sim.api_key, http=HttpOptions(user_agent="invoice-pipeline/reconciler")
+    )
     yield PortalAdmin(client.transport)
     client.close()
 
@@ -112,7 +115,9 @@ def test_the_simulator_disables_a_webhook_untrusted_for_three_days_even_when_not
 
 
 def test_the_simulator_counts_each_callers_calls_and_429s(docspace_sim: DocSpaceSimulator, admin: PortalAdmin) -> None:
-    stage = DocSpaceClient(docspace_sim.base_url, docspace_sim.api_key, user_agent="invoice-pipeline/classifier")
+    stage = DocSpaceClient(
+        docspace_sim.base_url, docspace_sim.api_key, http=HttpOptions(user_agent="invoice-pipeline/classifier")
+    )
     try:
         room = docspace_sim.create_room("Acme")
         admin.files_by_date(room)

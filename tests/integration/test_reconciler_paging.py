@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.reconciler.handler import Knobs, reconcile
+from consumers.reconciler.context import Knobs, Replica
+from consumers.reconciler.cycle import reconcile
 from shared.core.rules import ClientRule, Rules
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.client import DocSpaceClient
@@ -62,16 +63,8 @@ def test_a_room_of_four_pages_is_read_once_and_the_next_room_is_not_starved(
     )
 
     def cycle() -> None:
-        reconcile(
-            portal=PortalAdmin(docspace_client.transport),
-            rules=rules,
-            store=store,
-            checkpoints=marks,
-            announce=announcer,
-            knobs=knobs,
-            owner="paging-test",
-            force=True,
-        )
+        replica = Replica(PortalAdmin(docspace_client.transport), rules, store, marks, announcer, knobs, "paging-test")
+        reconcile(replica, force=True)
 
     cycle()  # the first run: the history floor
     expected = {sim.upload_file(big_uploads, f"Invoice-{i:04d}.pdf") for i in range(BIG)}

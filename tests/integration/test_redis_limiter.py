@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from shared.docspace.client import DocSpaceClient
-from shared.limits.rate_limit import WriteQuotaSpent
+from shared.limits.rate_limit import KeyLimits, WriteQuotaSpent
 from shared.limits.redis_limiter import RedisRateLimiter, limiter_key
 from shared.store.idempotency import StoreUnavailable
 from simulator import DocSpaceSimulator
@@ -34,8 +34,10 @@ def key() -> Iterator[str]:
 
 def replicas(key: str, n: int, per_minute: int, writes: int, **options: Any) -> list[RedisRateLimiter]:
     """``n`` limiters, each with its own connection, as ``n`` processes on different hosts would have."""
+    write_lease = options.pop("write_lease", 60.0)
+    limits = KeyLimits(per_minute, writes, **options)
     return [
-        RedisRateLimiter(redis.Redis.from_url(REDIS_URL, decode_responses=True), key, per_minute, writes, **options)
+        RedisRateLimiter(redis.Redis.from_url(REDIS_URL, decode_responses=True), key, limits, write_lease=write_lease)
         for _ in range(n)
     ]
 
@@ -144,7 +146,7 @@ def test_a_spent_write_quota_parks_every_replicas_writes_but_no_reads(key: str) 
 
 
 def test_redis_away_is_a_transient_failure_never_an_unlimited_call() -> None:
-    dead = RedisRateLimiter(redis.Redis.from_url("redis://127.0.0.1:1/0"), "k:", 60, 1)  # nothing on port 1
+    dead = RedisRateLimiter(redis.Redis.from_url("redis://127.0.0.1:1/0"), "k:", KeyLimits(60, 1))  # nothing on port 1
     with pytest.raises(StoreUnavailable), dead.slot("GET"):
         pytest.fail("a request went out without the shared limit")
 

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from shared.docspace.client import DocSpaceClient
+from shared.docspace.transport import HttpOptions
 from simulator import DocSpaceSimulator
 
 # Webhook retries at 1/2/4/8/16 s would make each test half a minute long; same shape, shrunk.
@@ -33,7 +34,7 @@ def docspace_client(docspace_sim: DocSpaceSimulator) -> Iterator[DocSpaceClient]
     client = DocSpaceClient(
         docspace_sim.base_url,
         docspace_sim.api_key,
-        timeout=(2.0, 5.0),
+        http=HttpOptions(timeout=(2.0, 5.0)),
         move_deadline=3.0,
         poll_interval=0.02,
         poll_max_interval=0.2,

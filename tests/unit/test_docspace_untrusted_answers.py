@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from shared.docspace.errors import DocSpaceUnavailable
 from shared.docspace.files import FileOperations
 from shared.docspace.paging import MAX_FOLDER_PAGES
-from shared.docspace.transport import DocSpaceTransport
+from shared.docspace.transport import DocSpaceTransport, HttpOptions
 
 DEPTH = 100_000  # far beyond the json module's recursion limit
 
@@ -59,7 +59,7 @@ def nested() -> Iterator[_Nested]:
 @pytest.mark.parametrize("status", [200, 500])
 def test_a_deeply_nested_answer_is_a_typed_docspace_error_not_a_recursion_error(nested: _Nested, status: int) -> None:
     nested.status = status
-    transport = DocSpaceTransport(nested.url, "sk-test", timeout=(2.0, 5.0))
+    transport = DocSpaceTransport(nested.url, "sk-test", HttpOptions(timeout=(2.0, 5.0)))
     try:
         with pytest.raises(DocSpaceUnavailable) as err:
             transport.request("GET", "settings/webhooks")

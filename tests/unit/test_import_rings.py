@@ -43,6 +43,7 @@ PURE_DOCSPACE = {
     "shared.docspace.errors",
     "shared.docspace.webhooks",
     "shared.docspace.delivery",
+    "shared.docspace.delivery_encoder",
 }
 COMPOSITION_ROOT = "shared.runtime"
 # Under consumers/ and ingress/, every module is stage logic unless named here, so a new one is checked by default.

@@ -14,7 +14,7 @@ import pytest
 from falcon import testing
 from prometheus_client import CollectorRegistry
 
-from ingress.app import IngressMetrics, IntakeHooks, create_app
+from ingress.app import EndpointLimits, IngressMetrics, IntakeHooks, create_app
 from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier, resend_headers, sign
 from ingress.spool import Spool
@@ -84,8 +84,7 @@ class Ingress:
                 verifier=SignatureVerifier([SECRET]),
                 publish=self.publisher.publish,
                 exchange="docspace.events",
-                confirm_timeout=0.05,
-                retry_after_seconds=7,
+                limits=EndpointLimits(confirm_timeout=0.05, retry_after_seconds=7),
                 metrics=self.metrics,
                 recent=RecentEvents(replay_window, wall_clock=lambda: now),
                 spool=self.spool,

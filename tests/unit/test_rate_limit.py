@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.core.errors import Deferred
-from shared.limits.rate_limit import RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
+from shared.limits.rate_limit import KeyLimits, RateLimiter, RateLimitWait, WithinShare, WriteQuotaSpent
 
 
 class FakeClock:
@@ -28,7 +28,7 @@ class FakeClock:
 
 
 def limiter(clock: FakeClock, per_minute: int = 600, writes: int = 2, **kw: Any) -> RateLimiter:
-    return RateLimiter(per_minute, writes, clock=clock, sleep=clock.sleep, **kw)
+    return RateLimiter(KeyLimits(per_minute, writes, **kw), clock=clock, sleep=clock.sleep)
 
 
 def send(limit: RateLimiter, clock: FakeClock, method: str = "GET") -> None:
@@ -81,7 +81,7 @@ def test_waiting_longer_than_max_wait_is_a_transient_error_with_retry_after() ->
 
 
 def test_writes_beyond_the_concurrent_limit_wait_for_a_free_slot() -> None:
-    limit = RateLimiter(60_000, 2, max_wait=5.0)
+    limit = RateLimiter(KeyLimits(60_000, 2, max_wait=5.0))
     inside = 0
     most = 0
     lock = threading.Lock()
@@ -106,13 +106,13 @@ def test_writes_beyond_the_concurrent_limit_wait_for_a_free_slot() -> None:
 
 
 def test_gets_do_not_take_write_slots() -> None:
-    limit = RateLimiter(60_000, 1, max_wait=0.2)
+    limit = RateLimiter(KeyLimits(60_000, 1, max_wait=0.2))
     with limit.slot("PUT"), limit.slot("GET"):
         pass  # a GET goes while the only write slot is taken
 
 
 def test_a_write_slot_that_never_frees_is_a_transient_error() -> None:
-    limit = RateLimiter(60_000, 1, max_wait=0.1)
+    limit = RateLimiter(KeyLimits(60_000, 1, max_wait=0.1))
     with limit.slot("POST"), pytest.raises(RateLimitWait), limit.slot("PUT"):
         pass
 
@@ -152,7 +152,7 @@ class WallClock:
 
 
 def quota_limiter(wall: WallClock, daily_writes: int = 10, period: float = 60.0) -> RateLimiter:
-    return RateLimiter(60_000, 5, daily_writes=daily_writes, quota_period=period, wall_clock=wall)
+    return RateLimiter(KeyLimits(60_000, 5, daily_writes=daily_writes, quota_period=period), wall_clock=wall)
 
 
 SPENT = {"Retry-After": "42", "X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "42"}
@@ -213,7 +213,7 @@ def test_which_429s_mean_the_daily_quota(method: str, headers: dict[str, str], i
 
 
 def test_a_quota_reset_is_parked_for_at_most_one_period_and_junk_for_a_minute() -> None:
-    limit = RateLimiter(60_000, 5, daily_writes=10_000, quota_period=86_400, wall_clock=WallClock())
+    limit = RateLimiter(KeyLimits(60_000, 5, daily_writes=10_000, quota_period=86_400), wall_clock=WallClock())
     far = limit.write_quota_spent("PUT", {"Retry-After": str(3 * 86_400), "X-RateLimit-Limit": "10000"})
     assert far is not None and far.delay == 86_400
     junk = limit.write_quota_spent("PUT", {"Retry-After": "inf", "X-RateLimit-Limit": "10000"})
@@ -239,7 +239,10 @@ def test_a_share_within_a_shared_limit_keeps_to_the_share_and_counts_in_both() -
 def test_a_write_429_asking_for_a_day_without_naming_the_quota_pauses_at_most_max_pause() -> None:
     clock, wall = FakeClock(), WallClock()
     limit = RateLimiter(
-        60_000, 5, max_pause=5, daily_writes=10, quota_period=86_400, clock=clock, sleep=clock.sleep, wall_clock=wall
+        KeyLimits(60_000, 5, max_pause=5, daily_writes=10, quota_period=86_400),
+        clock=clock,
+        sleep=clock.sleep,
+        wall_clock=wall,
     )
     for headers in ({"Retry-After": "100000"}, {"X-RateLimit-Reset": "1e12", "X-RateLimit-Limit": "1500"}):
         assert limit.write_quota_spent("PUT", headers) is None

@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from consumers.reconciler import metrics
-from consumers.reconciler.handler import LAST_RUN, STATE, Knobs, last_known, reconcile
+from consumers.reconciler.context import Knobs, Replica
+from consumers.reconciler.cycle import LAST_RUN, STATE, last_known, reconcile
 from consumers.reconciler.model import MAX_WALK_PAGES, CycleReport, State
 from ops.doctor import check_quarantine
 from shared.core.errors import BrokerUnavailable
@@ -84,7 +85,7 @@ class Reconciler:
         self.owner = kw.pop("owner", "replica-a")
 
     def run(self, **kw):
-        return reconcile(
+        replica = Replica(
             portal=self.portal,
             rules=self.rules,
             store=self.store,
@@ -93,8 +94,8 @@ class Reconciler:
             knobs=self.knobs,
             owner=self.owner,
             clock=self.clock,
-            **kw,
         )
+        return reconcile(replica, **kw)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The reconciler's business logic: one cycle checks the webhook, recovers failed deliveries, scans the rooms.
+"""A reconciler cycle: it checks the webhook, recovers failed deliveries, scans the rooms.
 
 ``reconcile`` runs a cycle under a lease in the checkpoint store, so two replicas never work at once and a
 cycle another replica finished recently is not repeated. A typed failure (``StageError``) stops the cycle, says
@@ -11,24 +11,22 @@ for a cycle that got to its end.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
 import structlog
 
-from consumers.reconciler.model import Announce, Budget, CycleReport, Finding, Progress, RowBug, State
-from consumers.reconciler.recovery import DeliveryLog, recover_failed_deliveries
-from consumers.reconciler.scan import RoomListing, announce_trigger, scan_rooms
+from consumers.reconciler.context import Cycle, Replica
+from consumers.reconciler.model import Budget, CycleReport, Finding, Progress, RowBug, State
+from consumers.reconciler.recovery import recover_failed_deliveries
+from consumers.reconciler.scan import announce_trigger, scan_rooms
 from shared.core.errors import StageError
-from shared.core.rules import Rules
 from shared.docspace.delivery import parse_datetime
 from shared.docspace.errors import DocSpaceAccessDenied, DocSpaceRejected
 from shared.docspace.values import WebhookConfig
 from shared.docspace.webhooks import find_pipeline_webhook, register_command
 from shared.store.checkpoints import Checkpoints
-from shared.store.idempotency import IdempotencyStore, StoreUnavailable
+from shared.store.idempotency import StoreUnavailable
 
 log = structlog.get_logger("reconciler")
 
@@ -36,36 +34,6 @@ STATE = "reconciler.state"
 LAST_RUN = "reconciler.last_run"
 LEASE = "reconciler.cycle"
 QUARANTINE = "reconciler"  # the rows a bug met (``RowBug``), by key; ``doctor`` lists them
-
-
-class WebhookAdmin(Protocol):
-    """The pipeline's webhook on the portal: list them, enable one."""
-
-    def list_webhooks(self) -> list[WebhookConfig]: ...
-    def enable_webhook(self, config: WebhookConfig) -> WebhookConfig: ...
-
-
-class Portal(WebhookAdmin, DeliveryLog, RoomListing, Protocol):
-    """Everything the reconciler asks DocSpace (``shared.docspace.admin.PortalAdmin``)."""
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """A cycle's settings (from ``ReconcilerSettings``, or the CLI's)."""
-
-    interval: timedelta
-    grace: timedelta
-    log_settle: timedelta
-    overlap: timedelta
-    triggers: Collection[str]
-    webhook_path: str
-    webhook_url: str | None = None
-    webhook_id: str | None = None
-    calls_per_cycle: int | None = None  # None: no cap (the rate limiter still spaces the calls)
-    # The operator's one-off run: calls_per_cycle is a hard cap, and a cycle that reaches it has failed (it did
-    # not finish), rather than one that goes on next interval.
-    hard_cap: bool = False
-    lease: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -76,18 +44,17 @@ class WebhookHealth:
     config: WebhookConfig | None = None
 
 
-def check_webhook(
-    *, webhooks: WebhookAdmin, knobs: Knobs, budget: Budget, report: CycleReport, dry_run: bool = False
-) -> WebhookHealth:
+def check_webhook(cycle: Cycle) -> WebhookHealth:
     """Find the pipeline's webhook; re-enable it if DocSpace disabled it. Missing: say how to register it again.
 
     The webhook is never re-created here: a new one would need a new secret, which the ingress does not have.
     Enabling makes DocSpace send ``HEAD`` to the URL first; while the ingress does not answer, DocSpace
     refuses (400) and the next cycle tries again.
     """
-    budget.spend()  # the webhook check always runs: one call, and the most important one
+    knobs, report = cycle.knobs, cycle.report
+    cycle.budget.spend()  # the webhook check always runs: one call, and the most important one
     try:
-        configs = webhooks.list_webhooks()
+        configs = cycle.portal.list_webhooks()
     except DocSpaceAccessDenied as exc:
         log.warning(
             "webhook_unchecked",
@@ -106,12 +73,12 @@ def check_webhook(
     if config.enabled:
         report.findings.append(Finding("webhook", config.id, config.uri, "enabled"))
         return WebhookHealth("enabled", config)
-    if dry_run:
+    if cycle.dry_run:
         report.findings.append(Finding("webhook", config.id, config.uri, "would re-enable", "disabled by DocSpace"))
         return WebhookHealth("disabled", config)
-    budget.spend()
+    cycle.budget.spend()
     try:
-        webhooks.enable_webhook(config)
+        cycle.portal.enable_webhook(config)
     except DocSpaceRejected as exc:
         log.critical(
             "webhook_disabled",
@@ -134,23 +101,17 @@ def check_webhook(
 
 
 def reconcile(
+    replica: Replica,
     *,
-    portal: Portal,
-    rules: Rules,
-    store: IdempotencyStore,
-    checkpoints: Checkpoints,
-    announce: Announce,
-    knobs: Knobs,
-    owner: str,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     dry_run: bool = False,
     since: datetime | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> CycleReport:
-    """One cycle. ``dry_run`` changes nothing anywhere; ``since`` backfills from then (an operator's request);
-    ``force`` runs even if another replica finished a cycle less than an interval ago."""
-    report = CycleReport(started_at=clock(), dry_run=dry_run)
+    """One cycle of ``replica``. ``dry_run`` changes nothing anywhere; ``since`` backfills from then (an operator's
+    request); ``force`` runs even if another replica finished a cycle less than an interval ago."""
+    checkpoints, knobs, owner, rules = replica.checkpoints, replica.knobs, replica.owner, replica.rules
+    report = CycleReport(started_at=replica.clock(), dry_run=dry_run)
     state: State | None = None
     budget = Budget(knobs.calls_per_cycle)
     finished = False
@@ -171,21 +132,20 @@ def reconcile(
             state.first_run_at = _history_floor(checkpoints, report.started_at)
             for client in rules.clients:
                 state.room(client.room_id).floor = state.first_run_at  # the rooms watched from the start
-        floor = since or state.first_run_at
-        _cycle(
-            portal=portal,
+        cycle = Cycle(
+            portal=replica.portal,
             rules=rules,
-            store=store,
-            announce=announce,
+            store=replica.store,
+            announce=replica.announce,
             knobs=knobs,
             state=state,
-            floor=floor,
             budget=budget,
             report=report,
-            dry_run=dry_run,
+            floor=since or state.first_run_at,
             since=since,
-            progress=progress,
+            dry_run=dry_run,
         )
+        _cycle(cycle, progress)
         if knobs.hard_cap and report.budget_stopped:
             _failed(report, StageError(f"stopped after {budget.spent} DocSpace calls, its cap", reason="call_cap"))
             log.error("reconcile_capped", calls=budget.spent, hint="run it again: it goes on from where it stopped")
@@ -205,7 +165,7 @@ def reconcile(
         finished = True
     finally:
         report.calls = budget.spent
-        report.finished_at = clock()
+        report.finished_at = replica.clock()
         if not finished and report.error is None and report.not_run is None:
             # Something beyond Exception (an interrupt) ended the cycle half-way: its progress is kept, its
             # success is not claimed.
@@ -299,25 +259,13 @@ def _failed(report: CycleReport, exc: StageError) -> None:
     report.error = error if report.error is None else f"{report.error}; {error}"
 
 
-def _cycle(
-    *,
-    portal: Portal,
-    rules: Rules,
-    store: IdempotencyStore,
-    announce: Announce,
-    knobs: Knobs,
-    state: State,
-    floor: datetime,
-    budget: Budget,
-    report: CycleReport,
-    dry_run: bool,
-    since: datetime | None,
-    progress: Progress | None,
-) -> None:
-    steps = 2 + len(rules.clients)
+def _cycle(cycle: Cycle, progress: Progress | None) -> None:
+    """The cycle's three steps: the webhook, the delivery log (when there is a webhook), the room scan."""
+    budget, report = cycle.budget, cycle.report
+    steps = 2 + len(cycle.rules.clients)
     if progress is not None:
         progress("webhook", 0, steps)
-    health = check_webhook(webhooks=portal, knobs=knobs, budget=budget, report=report, dry_run=dry_run)
+    health = check_webhook(cycle)
     report.webhook = health.state
     if progress is not None:
         progress("delivery log", 1, steps)
@@ -326,21 +274,7 @@ def _cycle(
         # (from its last page) and never starves the backstop; what the log does not use, the scan gets.
         budget.reserved = (budget.calls - budget.spent) // 2 if budget.calls is not None else 0
         try:
-            recover_failed_deliveries(
-                health.config.id,
-                deliveries=portal,
-                state=state,
-                store=store,
-                announce=announce,
-                triggers=knobs.triggers,
-                floor=floor,
-                now=report.started_at,
-                settle=knobs.log_settle,
-                budget=budget,
-                report=report,
-                dry_run=dry_run,
-                keep_checkpoint=since is None,
-            )
+            recover_failed_deliveries(health.config.id, cycle)
         except RowBug as exc:
             _met_bug(report, exc)  # the cycle has failed, but the room scan, the backstop, still runs
         except StageError as exc:
@@ -348,29 +282,17 @@ def _cycle(
             _failed(report, exc)
             log.error("delivery_log_failed", reason=exc.reason, error=str(exc))
         budget.reserved = 0
-    trigger = announce_trigger(knobs.triggers)
+    trigger = announce_trigger(cycle.knobs.triggers)
     if trigger is None:
         log.critical(
             "room_scan_off",
-            triggers=sorted(knobs.triggers),
+            triggers=sorted(cycle.knobs.triggers),
             reason="CLASSIFIER_TRIGGERS takes neither file.uploaded nor file.created: it would ignore announcements",
         )
         return
     scan_rooms(
-        listing=portal,
-        rules=rules,
-        state=state,
-        store=store,
-        announce=announce,
-        floor=floor,
-        now=report.started_at,
-        grace=knobs.grace,
-        overlap=knobs.overlap,
-        budget=budget,
-        report=report,
+        cycle,
         trigger=trigger,
-        since=since,
-        dry_run=dry_run,
         progress=None if progress is None else lambda what, done, total: progress(what, 2 + done, 2 + total),
     )
 
