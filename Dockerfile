@@ -35,6 +35,7 @@ WORKDIR /home/pipeline
 # The spool must outlive the container: mount a volume here (docker-compose.yml does).
 ENV SPOOL_DIR=/var/lib/invoice-pipeline/spool \
     IDEMPOTENCY_URL=sqlite:////var/lib/invoice-pipeline/idempotency.sqlite3 \
+    JOURNAL_URL=sqlite:////var/lib/invoice-pipeline/journal.sqlite3 \
     LOG_FORMAT=json
 EXPOSE 3000
 CMD ["python", "-m", "ingress"]

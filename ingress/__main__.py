@@ -13,7 +13,7 @@ from collections.abc import Callable
 import structlog
 import waitress.server
 
-from ingress.app import EndpointLimits, IngressMetrics, create_app
+from ingress.app import EndpointLimits, IngressMetrics, IntakeHooks, create_app
 from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH, IngressSettings
 from ingress.signature import SignatureVerifier
@@ -22,6 +22,7 @@ from ingress.spool_drainer import SpoolDrainer
 from shared.broker.connection import TopologyMismatch, broker_nodes
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
+from shared.journal.broker import BrokerJournal
 from shared.runtime import exit_codes
 from shared.runtime.runner import ConfigError, Runtime, run_process
 
@@ -152,6 +153,8 @@ def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVeri
         confirm_timeout=settings.confirm_timeout,
         on_death=lambda exc: lifeline.thread_died("publisher", exc),
     ).start()
+    # The ingress's decisions (accepted, spooled, replay refused, stale) ride the same publisher, never waited for.
+    journal = BrokerJournal(publisher, topology.journal_exchange, process="ingress")
     drainer = (
         SpoolDrainer(
             spool,
@@ -159,6 +162,7 @@ def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVeri
             is_connected=lambda: publisher.is_connected,
             exchange=topology.events_exchange,
             on_death=lambda exc: lifeline.thread_died("spool drainer", exc),
+            journal=journal,
         ).start()
         if spool is not None
         else None
@@ -181,7 +185,7 @@ def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVeri
         metrics=metrics,
         recent=recent,
         spool=spool,
-        on_spooled=drainer.wake if drainer is not None else None,
+        hooks=IntakeHooks(on_spooled=drainer.wake if drainer is not None else None, journal=journal),
     )
     server = waitress.server.create_server(app, **settings.waitress_options())  # listens from here on
     # Internal only: never route this port through the reverse proxy that serves the webhook.

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon
 import orjson
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ingress.facts import read_facts
 from ingress.intake import (
     Accepted,
     DeliveryIntake,
@@ -29,8 +32,58 @@ from ingress.replay import RecentEvents
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import RESEND_SIGNATURE_HEADER, RESENT_AT_HEADER, SignatureVerifier
 from ingress.spool import Spool
+from shared.journal.metrics import DROPPED
+from shared.journal.port import Journal, NoJournal
+from shared.journal.record import Decision
 
 SIGNATURE_HEADER = "x-docspace-signature-256"
+INGRESS = "ingress"
+log = structlog.get_logger("ingress")
+
+
+@dataclass(frozen=True)
+class IntakeHooks:
+    """Who hears of the intake's work: the spool drainer (``on_spooled`` wakes it) and the decision journal."""
+
+    on_spooled: Callable[[], None] | None = None
+    journal: Journal = field(default_factory=NoJournal)
+
+
+def journal_decision(outcome: IntakeOutcome, at: datetime) -> Decision | None:
+    """The decision a delivery's outcome records; None for what is only counted (a bad signature, a 503 that
+    DocSpace retries, a body too large to read): those name no file anyone could trace."""
+    match outcome:
+        case Accepted(facts=facts):
+            verdict, reason, rule = "accepted", None, None
+        case Spooled(facts=facts):
+            verdict, reason, rule = "spooled", "broker_unavailable", "published from the spool when the broker is back"
+        case Replayed(facts=facts):
+            verdict, reason, rule = "replay_refused", "seen_recently", "one delivery per event id in the replay window"
+        case _:
+            return None
+    return Decision.make(
+        INGRESS,
+        verdict,
+        at=at,
+        reason=reason,
+        rule=rule,
+        event_id=facts.event_id,
+        file_id=facts.file_id,
+    )
+
+
+def stale_decision(body: bytes, at: datetime) -> Decision:
+    """A stale delivery (createOn older than the replay window) is a decision about its file: refused, and why."""
+    facts = read_facts(body)
+    return Decision.make(
+        INGRESS,
+        "refused",
+        at=at,
+        reason="stale",
+        rule="event.createOn older than the replay window; the reconciler recovers a delivery DocSpace logged",
+        event_id=facts.event_id,
+        file_id=facts.file_id,
+    )
 
 
 class IngressMetrics:
@@ -85,9 +138,16 @@ class WebhookResource:
     """``POST /docspace/webhook``: 2xx only once the broker (or the spool) holds the exact bytes it was sent."""
 
     def __init__(
-        self, intake: DeliveryIntake, *, max_body_bytes: int, retry_after_seconds: int, metrics: IngressMetrics
+        self,
+        intake: DeliveryIntake,
+        *,
+        max_body_bytes: int,
+        retry_after_seconds: int,
+        metrics: IngressMetrics,
+        journal: Journal | None = None,
     ) -> None:
         self._intake = intake
+        self._journal = journal if journal is not None else NoJournal()
         self._max_body_bytes = max_body_bytes
         self._retry_after = str(retry_after_seconds)
         self._metrics = metrics
@@ -101,6 +161,7 @@ class WebhookResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
+        at = datetime.now(UTC)  # when it arrived: the journal orders the ingress's decision before the stages'
         try:
             body = self._read_body(req)
             if body is None:
@@ -113,8 +174,23 @@ class WebhookResource:
             resp.status, resp.media, headers = http_answer(outcome, retry_after=self._retry_after)
             resp.set_headers(headers)
             self._metrics.deliveries.labels(outcome.name).inc()
+            self._record(outcome, body, at)
         finally:
             self._metrics.latency.observe(time.perf_counter() - started)
+
+    def _record(self, outcome: IntakeOutcome, body: bytes | None, at: datetime) -> None:
+        """The delivery's decision for the journal, published without waiting; never the delivery's problem."""
+        try:
+            if isinstance(outcome, Rejected):
+                # Only a verified body's staleness is a decision about a file; other rejections are counts.
+                decision = stale_decision(body, at) if outcome.name == "stale" and body is not None else None
+            else:
+                decision = journal_decision(outcome, at)
+            if decision is not None:
+                self._journal.record(decision)
+        except Exception as exc:
+            DROPPED.labels("unrecordable").inc()
+            log.warning("journal_record_unrecordable", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _read_body(self, req: falcon.Request) -> bytes | None:
         if req.content_length is not None and req.content_length > self._max_body_bytes:
@@ -142,8 +218,9 @@ def create_app(
     metrics: IngressMetrics | None = None,
     recent: RecentEvents | None = None,
     spool: Spool | None = None,
-    on_spooled: Callable[[], None] | None = None,
+    hooks: IntakeHooks | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
+    hooks = hooks if hooks is not None else IntakeHooks()
     limits = limits or EndpointLimits()
     metrics = metrics if metrics is not None else IngressMetrics()
     if spool is not None:
@@ -155,7 +232,7 @@ def create_app(
         confirm_timeout=limits.confirm_timeout,
         recent=recent if recent is not None else RecentEvents(3600),
         spool=spool,
-        on_spooled=on_spooled,
+        on_spooled=hooks.on_spooled,
     )
     app = falcon.App()
     # orjson, as Falcon's docs suggest for speed: every delivery is answered with a small JSON document.
@@ -167,6 +244,7 @@ def create_app(
             max_body_bytes=limits.max_body_bytes,
             retry_after_seconds=limits.retry_after_seconds,
             metrics=metrics,
+            journal=hooks.journal,
         ),
     )
     return app

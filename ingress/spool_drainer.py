@@ -13,7 +13,10 @@ from ingress.fields import fitting
 from ingress.spool import Spool
 from ingress.spool_format import Record
 from shared.core.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
+from shared.core.headers import DELIVERY_ID_HEADERS
 from shared.core.outgoing import OutgoingMessage
+from shared.journal.port import Journal, NoJournal
+from shared.journal.record import Decision
 
 log = structlog.get_logger("ingress.spool")
 
@@ -67,8 +70,10 @@ class SpoolDrainer:
         idle_wait: float = 0.5,
         failure_wait: float = 1.0,
         on_death: Callable[[BaseException], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._spool = spool
+        self._journal = journal if journal is not None else NoJournal()
         self._exchange = exchange
         self._publish = publish_and_wait
         self._is_connected = is_connected
@@ -145,6 +150,7 @@ class SpoolDrainer:
             return
         self._failures = (-1, 0)
         self._spool.confirm(record)
+        self._record(record, "published", "from_spool", "the broker took it back from the spool")
         if self._spool.depth == 0:
             log.info("spool_drained")
 
@@ -162,3 +168,25 @@ class SpoolDrainer:
     def _quarantine(self, record: Record, reason: str, error: str) -> None:
         self._spool.quarantine(record, reason, error)
         self._failures = (-1, 0)
+        self._record(record, "quarantined", reason, error[:300])
+
+    def _record(self, record: Record, outcome: str, reason: str, rule: str) -> None:
+        """The record's decision for the journal, never waited for; a failure to make it is logged, not raised."""
+        headers = record.message.headers or {}
+        try:
+            self._journal.record(
+                Decision.make(
+                    "ingress",
+                    outcome,
+                    reason=reason,
+                    rule=rule,
+                    event_id=_text(headers.get(DELIVERY_ID_HEADERS["event_id"])),
+                    file_id=_text(headers.get(DELIVERY_ID_HEADERS["file_id"])),
+                )
+            )
+        except Exception as exc:
+            log.warning("journal_record_unrecordable", error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

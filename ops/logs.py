@@ -6,6 +6,9 @@ import json
 import threading
 from typing import Any
 
+# What a consuming process logs once it consumes: a stage's consumer loop, or the journal writer's batch consumer.
+STARTED = frozenset({"consumer_started", "batch_consumer_started"})
+
 
 class LogCollector:
     """Every JSON line each process printed, parsed; other lines are kept raw."""
@@ -37,7 +40,7 @@ class LogCollector:
 
     def started(self) -> set[str]:
         with self._lock:
-            return {name for name, record in self.records if record.get("event") == "consumer_started"}
+            return {name for name, record in self.records if record.get("event") in STARTED}
 
     def dump(self, last: int = 200) -> str:
         with self._lock:

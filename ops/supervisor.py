@@ -161,8 +161,12 @@ def python_module(module: str, *args: str) -> list[str]:
 CONSUMERS = {"classifier": "consumers.classifier", "mover": "consumers.mover", "notifier": "consumers.notifier"}
 
 
+JOURNAL_WRITER = "journal"
+
+
 def pipeline_children(replicas: int = 1, *, reconcilers: int = 1) -> list[ChildSpec]:
-    """The pipeline's processes, each started exactly as in production: the ingress, the stages, the reconciler.
+    """The pipeline's processes, each started exactly as in production: the ingress, the stages, the reconciler
+    and the journal writer (one: the journal queue's single active consumer makes a second a stand-by).
 
     With ``replicas`` > 1 each stage runs that many times (``classifier-1``, ``classifier-2``...), as several hosts
     would run it: the ingress stays one (a load balancer would spread DocSpace's deliveries over several).
@@ -176,6 +180,7 @@ def pipeline_children(replicas: int = 1, *, reconcilers: int = 1) -> list[ChildS
         ChildSpec("reconciler" + (f"-{n + 1}" if n else ""), python_module("consumers.reconciler"))
         for n in range(reconcilers)
     ]
+    children.append(ChildSpec(JOURNAL_WRITER, python_module("consumers.journal")))
     return children
 
 

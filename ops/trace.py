@@ -33,6 +33,13 @@ ARRIVED = "received"  # the mover's outcome: in the client's Incoming folder, In
 SKIPPED = frozenset({"ignored", "skipped"})
 NOTIFIERS = ("notifier.email", "notifier.pipeline")
 OPERATOR = "operator"  # the stage of an operator's actions (ops/dlq_actions.py)
+INGRESS = "ingress"
+# What the ingress decided last, when nothing came after it: the delivery waits for someone else.
+INGRESS_WAITS = {
+    "refused": "waiting: refused by the ingress at {when} as {reason}; the reconciler recovers it from DocSpace's "
+    "delivery log",
+    "spooled": "waiting: in the ingress's spool since {when}; published when the broker is back",
+}
 FIND_LIMIT = 20  # files offered to choose from; a fragment that matches more shows the newest
 
 
@@ -90,6 +97,9 @@ def verdict(timeline: Sequence[Decision], *, now: datetime) -> Verdict:
         return Verdict(
             "waiting", f"waiting: parked{until} ({last.reason or 'deferred'})", last.stage, last.reason, last.at
         )
+    if last.stage == INGRESS and last.outcome in INGRESS_WAITS:
+        text = INGRESS_WAITS[last.outcome].format(when=when, reason=last.reason or last.outcome)
+        return Verdict("waiting", text, last.stage, last.reason, last.at)
     if last.outcome in {"retried", "requeued"}:
         return Verdict(
             "retrying",

@@ -33,6 +33,8 @@ from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 
 STATE_DIR = Path("var")
+# The demo's settings for the command line: `invoice-pipeline --env-file var/demo.env doctor` sees what the demo runs.
+DEMO_ENV = STATE_DIR / "demo.env"
 
 
 def run_demo() -> int:
@@ -88,9 +90,9 @@ def run_demo() -> int:
         encoding="utf-8",
     )
     # Each demo starts with a fresh simulator, whose ids repeat: start with a fresh memory of invoices (and a
-    # fresh journal) too.
-    store = STATE_DIR / "demo-idempotency.sqlite3"
-    journal = STATE_DIR / "demo-journal.sqlite3"
+    # fresh journal) too. Absolute paths: var/demo.env serves the command line from any directory.
+    store = (STATE_DIR / "demo-idempotency.sqlite3").resolve()
+    journal = (STATE_DIR / "demo-journal.sqlite3").resolve()
     for leftover in [*STATE_DIR.glob("demo-idempotency.sqlite3*"), *STATE_DIR.glob("demo-journal.sqlite3*")]:
         leftover.unlink()
     # The operator console with a login that lives as long as this run: a new password each time, only its hash
@@ -100,6 +102,7 @@ def run_demo() -> int:
     console_users.write_text(user_line("admin", "operator", console_password) + "\n", encoding="utf-8")
     console_users.chmod(0o600)
     env = {
+        "AMQP_URL": amqp_url,
         "PORT": str(ingress_port),
         "HOST": "127.0.0.1",
         "TOPOLOGY_PREFIX": prefix,
@@ -107,7 +110,7 @@ def run_demo() -> int:
         "DOCSPACE_WEBHOOK_SECRET": webhook_secret,
         "DOCSPACE_API_HOST": sim.base_url,
         "DOCSPACE_API_KEY": sim.api_key,
-        "INVOICE_RULES_FILE": str(rules),
+        "INVOICE_RULES_FILE": str(rules.resolve()),
         "IDEMPOTENCY_URL": f"sqlite:///{store}",
         "JOURNAL_URL": f"sqlite:///{journal}",
         "SMTP_HOST": mail.host,
@@ -121,6 +124,7 @@ def run_demo() -> int:
         "RECONCILE_LOG_SETTLE": "2",
         "RECONCILE_GRACE": "60",
     }
+    write_env_file(DEMO_ENV, env)
     # Registered before the processes start (so the reconciler's first look finds it); the URL check DocSpace
     # makes on registration is skipped because the ingress is not up yet.
     sim.register_webhook(
@@ -136,8 +140,8 @@ def run_demo() -> int:
         else spec.__class__(spec.name, spec.argv, {**env, "METRICS_PORT": "0"})
         for spec in pipeline_children()
     ]
+    # The journal writer is one of pipeline_children(); the console is the demo's own.
     children += [
-        ChildSpec("journal", python_module("consumers.journal"), {**env, "METRICS_PORT": "0"}),
         ChildSpec(
             "console",
             python_module("console"),
@@ -158,6 +162,7 @@ def run_demo() -> int:
     say(f"▶ Uploaded Uploads/2026/November/{INVOICE_TITLE} and {PHOTO_TITLE}; the mail catcher shows {mail.http_url}\n")
     _report(sim, logs, mail, pipeline, room, invoice)
     _outage(sim, logs, mail, supervisor, f"http://127.0.0.1:{ingress_metrics_port}", portal.upload_folder_id)
+    say(f"\n▶ What happened to a file, with the demo's settings: {trace_hint(DEMO_ENV, INVOICE_TITLE)}")
     say(
         f"\nThe pipeline keeps running. Upload more with:\n"
         f"  curl -s -X POST {sim.base_url}/_sim/files -H 'Content-Type: application/json' "
@@ -223,6 +228,22 @@ def _outage(
     else:
         say("  ✗ not recovered: no reconciler line for Invoice-2026-0043.pdf yet")
     say(f"  {'✓' if len(mails) == 1 else '✗'} e-mailed:  {len(mails)} message(s) for it: exactly once")
+
+
+def trace_hint(env_file: Path, title: str) -> str:
+    """The one command line that points the CLI at the demo (doctor, dlq and the rest take --env-file the same way)."""
+    return f"invoice-pipeline --env-file {env_file} trace {title.removesuffix('.pdf')}"
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """The demo's settings as ``KEY=value`` lines for ``--env-file``; readable by the owner only (a demo secret is
+    still a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `make run` for `invoice-pipeline --env-file` (the demo's settings; rewritten each run)."]
+    lines += [f"{key}={value}" for key, value in env.items()]
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _quiet_cycle(line: str) -> str | None:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings
 
 from console.settings import ConsoleSettings
 from consumers.classifier.settings import ClassifierSettings
+from consumers.journal.settings import JournalWriterSettings
 from consumers.mover.settings import MoverSettings
 from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
@@ -31,6 +32,7 @@ PROCESSES: dict[str, type[BaseSettings]] = {
     "mover": MoverSettings,
     "notifier": NotifierSettings,
     "reconciler": ReconcilerSettings,
+    "journal": JournalWriterSettings,
     "console": ConsoleSettings,
 }
 
@@ -55,6 +57,7 @@ SECTIONS = (
     Section(NotifierSettings, "Notifier"),
     Section(ReconcilerSettings, "Reconciler"),
     Section(JournalStoreSettings, "Decision journal"),
+    Section(JournalWriterSettings, "Journal writer"),
     Section(ConsoleSettings, "Operator console"),
 )
 

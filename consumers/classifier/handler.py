@@ -52,9 +52,9 @@ def classify_delivery(
     if delivery.trigger is None:
         raise InvalidDelivery("the delivery has no event.trigger: DocSpace always sends one")
     if delivery.trigger not in triggers:
-        return Handled(Outcome.IGNORED, "wrong_trigger")
+        return Handled(Outcome.IGNORED, "wrong_trigger", {"rule": "triggers: " + ", ".join(sorted(triggers))})
     if delivery.entry_type == FOLDER_ENTRY:
-        return Handled(Outcome.IGNORED, "not_a_file")
+        return Handled(Outcome.IGNORED, "not_a_file", {"rule": "a folder is never an invoice"})
     if delivery.file_id is None:
         raise InvalidDelivery("the delivery has no payload.id: there is no file to classify")
     structlog.contextvars.bind_contextvars(file_id=delivery.file_id)
@@ -68,11 +68,15 @@ def classify_delivery(
     room = files.find_room(facts.folder_id)
     client = rules.for_room(room.id) if room is not None else None
     if room is None or client is None:
-        return Handled(Outcome.IGNORED, "no_watched_room", {"title": facts.title, "room_id": room.id if room else None})
+        details = {"title": facts.title, "room_id": room.id if room else None, "rule": _room_rule(room)}
+        return Handled(Outcome.IGNORED, "no_watched_room", details)
     if not client.title_matches(facts.title):
-        return Handled(Outcome.IGNORED, "not_an_invoice", {"title": facts.title, "client": client.name})
+        rule = f"{client.name}: title must match " + " or ".join(repr(p) for p in client.title_patterns)
+        return Handled(Outcome.IGNORED, "not_an_invoice", {"title": facts.title, "client": client.name, "rule": rule})
     if not client.extension_allowed(facts.extension):
-        return Handled(Outcome.IGNORED, "extension_not_allowed", {"title": facts.title, "extension": facts.extension})
+        rule = f"{client.name}: extension must be one of " + ", ".join(client.extensions)
+        details = {"title": facts.title, "client": client.name, "extension": facts.extension, "rule": rule}
+        return Handled(Outcome.IGNORED, "extension_not_allowed", details)
 
     if (
         facts.version is not None
@@ -81,7 +85,10 @@ def classify_delivery(
     ):
         # A retry or manual redelivery of an upload we already routed, read after the file changed again
         # (edited, new version): its version is not the one the event was about.
-        return Handled(Outcome.IGNORED, "stale_delivery", {"title": facts.title, "version": facts.version})
+        rule = "the file changed after the event, and this upload was routed already"
+        return Handled(
+            Outcome.IGNORED, "stale_delivery", {"title": facts.title, "version": facts.version, "rule": rule}
+        )
 
     file_id = facts.file_id or delivery.file_id
     invoice_id = invoice_id_for(file_id, facts.version) if facts.version is not None else None
@@ -120,9 +127,16 @@ def classify_delivery(
         store, f"classifier:{detected.work_id}", lambda: emit(detected), lease_seconds=lease_seconds, wait_seconds=2.0
     )
     if not routed:
-        return Handled(Outcome.IGNORED, "duplicate", {"title": facts.title, "client": client.name})
+        rule = "one invoice per upload: another delivery of it was routed"
+        return Handled(Outcome.IGNORED, "duplicate", {"title": facts.title, "client": client.name, "rule": rule})
     store.mark(f"routed-file:{file_id}")
     return Handled(Outcome.ACCEPTED, None, {"title": facts.title, "client": client.name, "room_id": room.id})
+
+
+def _room_rule(room: Room | None) -> str:
+    if room is None:
+        return "the file's folder is in no room"
+    return f"room {room.id} ({room.title}) is in no client's rules"
 
 
 @dataclass(frozen=True)

@@ -107,11 +107,14 @@ def move_invoice(
         return Handled(Outcome.IGNORED, "duplicate", {"title": detected.title})
     if result["how"] == "duplicate_version":
         return Handled(Outcome.IGNORED, "duplicate", {"title": detected.title, "invoice_id": result["invoice_id"]})
-    return Handled(
-        Outcome.RECEIVED,
-        result["how"],
-        {"title": detected.title, "folder_id": result["folder_id"], "invoice_id": result["invoice_id"]},
-    )
+    details = {
+        "title": detected.title,
+        "folder_id": result["folder_id"],
+        "folder": f"{detected.room_title or detected.client}/{detected.incoming.name}",
+        "invoice_id": result["invoice_id"],
+        "client": detected.client,
+    }
+    return Handled(Outcome.RECEIVED, result["how"], details)
 
 
 def _move(detected: InvoiceDetected, files: FileMover, folder_id: str, conflict: str) -> tuple[MoveResult, str]:

@@ -22,7 +22,9 @@ class Mailer(Protocol):
 class PipelineTrigger(Protocol):
     """Starts the external processing of a received invoice (adapter: ``pipeline.HttpPipelineClient``)."""
 
-    def trigger(self, invoice: InvoiceReceived) -> None: ...
+    def trigger(self, invoice: InvoiceReceived) -> int | None:
+        """Returns the pipeline's HTTP status (a 2xx), or None when the adapter has none to tell."""
+        ...
 
 
 def _bind(invoice: InvoiceReceived) -> None:
@@ -68,6 +70,13 @@ def trigger_pipeline(
     if pipeline is None:
         return Handled(Outcome.SKIPPED, "pipeline_disabled")
     key = f"pipeline:{invoice.invoice_id}"
-    if not run_once(store, key, lambda: pipeline.trigger(invoice), lease_seconds=lease_seconds):
+    answered: dict[str, int] = {}
+
+    def call() -> None:
+        status = pipeline.trigger(invoice)
+        if status is not None:
+            answered["status"] = status
+
+    if not run_once(store, key, call, lease_seconds=lease_seconds):
         return Handled(Outcome.IGNORED, "duplicate")
-    return Handled(Outcome.PIPELINE_CALLED)
+    return Handled(Outcome.PIPELINE_CALLED, None, answered)

@@ -97,7 +97,7 @@ class HttpPipelineClient:
     ) -> None:
         self.close()
 
-    def trigger(self, invoice: InvoiceReceived) -> None:
+    def trigger(self, invoice: InvoiceReceived) -> int:
         body = json.dumps(invoice.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         msg_id = invoice.invoice_id
         timestamp = int(time.time())
@@ -123,6 +123,7 @@ class HttpPipelineClient:
             ) from None
         with response:
             self._check(response)
+            return int(response.status_code)
 
     def _check(self, response: requests.Response) -> None:
         status = response.status_code

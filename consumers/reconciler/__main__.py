@@ -13,12 +13,14 @@ from consumers.reconciler import metrics
 from consumers.reconciler.announce import broker_announcer
 from consumers.reconciler.context import Replica
 from consumers.reconciler.cycle import last_known, reconcile
+from consumers.reconciler.journal import journalled, webhook_decisions
 from consumers.reconciler.settings import ReconcilerSettings, knobs_for
 from shared.broker.connection import broker_nodes
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
+from shared.journal.broker import BrokerJournal
 from shared.runtime.exit_codes import EXIT_OK, EXIT_TOPOLOGY
 from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import checkpoints, docspace_client, idempotency_store
@@ -42,7 +44,8 @@ def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
     topology = Topology.from_settings(settings)
     params = broker_nodes(settings, name=runtime.name)
     publisher = Publisher(params, topology=topology).start()
-    announce = broker_announcer(publisher, topology.events_exchange)
+    journal = BrokerJournal(publisher, topology.journal_exchange, process="reconciler")
+    announce = journalled(broker_announcer(publisher, topology.events_exchange), journal)
     owner = f"reconciler-{uuid.uuid4().hex[:12]}"
     replica = Replica(portal, rules, store, marks, announce, knobs_for(settings), owner)
     metrics.prepare(settings.reconcile_interval)
@@ -79,6 +82,8 @@ def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
                 stopping.wait(settings.reconcile_interval)
                 continue
             metrics.observe(report)
+            for decision in webhook_decisions(report):
+                journal.record(decision)
             if report.not_run is not None:
                 with contextlib.suppress(StoreUnavailable):
                     metrics.show_stored(*last_known(marks))  # the replica that ran it: its findings, not ours

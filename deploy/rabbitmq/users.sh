@@ -22,9 +22,9 @@ apply() {  # kind password configure write read
   rabbitmqctl -q set_permissions -p "$vhost" "$user" "$3" "$4" "$5"
   echo "broker users: $user ready in vhost $vhost"
 }
-apply ingress "${RABBITMQ_INGRESS_PASSWORD:-}" '^$' '^(docspace\.events)$' '^$'
+apply ingress "${RABBITMQ_INGRESS_PASSWORD:-}" '^$' '^(docspace\.events|invoice\.journal)$' '^$'
 apply classifier "${RABBITMQ_CLASSIFIER_PASSWORD:-}" '^$' '^(invoice\.detected|dead\-letters|invoice\.journal|amq\.default)$' '^(classifier)$'
 apply mover "${RABBITMQ_MOVER_PASSWORD:-}" '^$' '^(invoice\.received|dead\-letters|invoice\.journal|amq\.default)$' '^(mover)$'
 apply notifier "${RABBITMQ_NOTIFIER_PASSWORD:-}" '^$' '^(dead\-letters|invoice\.journal|amq\.default)$' '^(notifier\.email|notifier\.pipeline)$'
-apply reconciler "${RABBITMQ_RECONCILER_PASSWORD:-}" '^$' '^(docspace\.events)$' '^$'
+apply reconciler "${RABBITMQ_RECONCILER_PASSWORD:-}" '^$' '^(docspace\.events|invoice\.journal)$' '^$'
 apply journal "${RABBITMQ_JOURNAL_PASSWORD:-}" '^$' '^$' '^(journal)$'

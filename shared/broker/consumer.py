@@ -11,6 +11,10 @@ message's ids, and the message is rejected to the work queue's own dead-letterin
 
 Where a failed or deferred message goes, with which headers and after which delay, is decided by the pure
 ``follow_ups`` module; this loop only publishes the ``FollowUp`` it returns.
+
+Once a message is settled, its outcome becomes one decision in the journal (``Reporting.journal``): published
+without waiting, so a journal that cannot take it never holds the message up. A message given back to the broker
+(``requeued``) records nothing: it is decided again when it comes back.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -30,16 +34,27 @@ import pika.exceptions
 import structlog
 
 from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_delay, topology_failure
-from shared.broker.follow_ups import KNOWN_FAILURES, MAX_ERROR_TEXT, FollowUp, Routes, follow_up
+from shared.broker.follow_ups import KNOWN_FAILURES, MAX_ERROR_TEXT, RETRIES_EXHAUSTED, FollowUp, Routes, follow_up
 from shared.broker.follow_ups import MAX_DEFERRALS as MAX_DEFERRALS  # named here too, as before the split
 from shared.broker.follow_ups import STORE_OUTAGE_TOO_LONG as STORE_OUTAGE_TOO_LONG
 from shared.broker.publisher import Publisher
 from shared.broker.topology import StageQueues, Topology
 from shared.core.errors import BrokerUnavailable, UnpublishableMessage
 from shared.core.handling import Handled, Handler, InboundMessage, Outcome
-from shared.core.headers import ATTEMPT_HEADER, ID_HEADERS, ROUTING_KEY_HEADER, SEQ_HEADER
+from shared.core.headers import (
+    ATTEMPT_HEADER,
+    DEFERRALS_HEADER,
+    DELIVERY_ID_HEADERS,
+    ID_HEADERS,
+    REPLAYS_HEADER,
+    ROUTING_KEY_HEADER,
+    SEQ_HEADER,
+)
 from shared.core.ids import small_count
 from shared.core.outgoing import OutgoingMessage
+from shared.journal.metrics import DROPPED
+from shared.journal.outcomes import Repeats, stage_decision
+from shared.journal.port import Journal, NoJournal
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +75,14 @@ Settlement = Literal["ack", "requeue", "reject"]
 OutcomeObserver = Callable[[str, str, str | None, float], None]  # stage, outcome (an Outcome value), reason, seconds
 
 
+@dataclass(frozen=True)
+class Reporting:
+    """Who hears how each message ended: the metrics (``observe``) and the decision journal."""
+
+    observe: OutcomeObserver | None = None
+    journal: Journal = field(default_factory=NoJournal)
+
+
 class StageConsumer:
     """Consumes one stage's work queue with ``concurrency`` worker threads; reconnects by itself."""
 
@@ -72,7 +95,7 @@ class StageConsumer:
         handler: Handler,
         publisher: Publisher,
         concurrency: int = 4,
-        observe: OutcomeObserver | None = None,
+        reporting: Reporting | None = None,
         patience: Patience | None = None,
     ) -> None:
         self._params = params
@@ -81,7 +104,7 @@ class StageConsumer:
         self._handler = handler
         self._publisher = publisher
         self._concurrency = concurrency
-        self._observe = observe
+        self._reporting = reporting or Reporting()
         self._patience = patience or Patience()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -223,7 +246,7 @@ class StageConsumer:
             outcome, reason, extra = self._unpublishable_follow_up(message, exc)
             settlement = "reject"
         settle(settlement)
-        self._finish(outcome, reason, started, extra)
+        self._finish(message, outcome, reason, started, extra)
 
     def _unpublishable_follow_up(
         self, message: InboundMessage, exc: Exception
@@ -256,12 +279,50 @@ class StageConsumer:
         self._publish(message, properties, next_step)
         return next_step.outcome, next_step.reason, dict(next_step.details)
 
-    def _finish(self, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]) -> None:
+    def _finish(
+        self, message: InboundMessage, outcome: Outcome, reason: str | None, started: float, extra: dict[str, Any]
+    ) -> None:
         duration = time.perf_counter() - started
         level = log.warning if outcome in {Outcome.DEAD_LETTERED, Outcome.REQUEUED} else log.info
         level("message_handled", outcome=str(outcome), reason=reason, duration_ms=round(duration * 1000, 1), **extra)
-        if self._observe is not None:
-            self._observe(self.queues.stage, str(outcome), reason, duration)
+        if self._reporting.observe is not None:
+            self._reporting.observe(self.queues.stage, str(outcome), reason, duration)
+        if outcome is not Outcome.REQUEUED:
+            self._journal(message, outcome, reason, extra)
+
+    def _journal(self, message: InboundMessage, outcome: Outcome, reason: str | None, extra: dict[str, Any]) -> None:
+        """One decision for the journal; whatever goes wrong in making it is counted, never the message's problem."""
+        try:
+            context = structlog.contextvars.get_contextvars()
+            ids = {key: context.get(key) for key in ID_HEADERS}
+            for key, header in DELIVERY_ID_HEADERS.items():
+                ids[key] = ids[key] or message.headers.get(header)
+            details = dict(extra)
+            if outcome is Outcome.DEAD_LETTERED and details.get("dead_letter_reason") == RETRIES_EXHAUSTED:
+                # The dead-letter queue knows it by this reason (what `dlq replay --reason` selects by).
+                details["rule"] = f"retry ladder spent after {message.attempt} attempts, last failure: {reason}"
+                reason = RETRIES_EXHAUSTED
+            # The deferrals header counts the parkings before this one: each parking is its own decision.
+            repeats = Repeats(
+                small_count(message.headers.get(DEFERRALS_HEADER)) or 0,
+                small_count(message.headers.get(REPLAYS_HEADER)) or 0,
+            )
+            decision = stage_decision(
+                self.queues.stage,
+                str(outcome),
+                reason,
+                attempt=message.attempt,
+                ids=ids,
+                details=details,
+                now=datetime.now(UTC),
+                repeats=repeats,
+            )
+            self._reporting.journal.record(decision)
+        except Exception as exc:
+            # A journal must not raise; one that does (or a detail no decision can hold) costs a record, never
+            # the message, which is settled already.
+            DROPPED.labels("unrecordable").inc()
+            log.warning("journal_record_unrecordable", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _routes(self) -> Routes:
         return Routes(

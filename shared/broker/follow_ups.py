@@ -93,7 +93,8 @@ def retry(
     step = routes.queues.retry_queue_for(message.attempt, error.retry_after)
     if step is None:
         spent = dead_letter(message, routes, RETRIES_EXHAUSTED, f"{error.reason}: {error}", ids=ids, now=now)
-        return replace(spent, reason=error.reason, details=details)
+        # Logged and counted under the failure's own reason; the journal names the dead-letter queue's.
+        return replace(spent, reason=error.reason, details={**details, "dead_letter_reason": RETRIES_EXHAUSTED})
     queue, delay = step
     stamp = _iso(now)
     headers = {

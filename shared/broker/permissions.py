@@ -49,12 +49,12 @@ def permissions(topology: Topology) -> dict[str, Permission]:
         return Permission(NOTHING, _only(*writes), _only(*(topology.stage(name).work for name in stages)))
 
     return {
-        # Webhook deliveries only; publisher confirms and mandatory need no more than write.
-        INGRESS: Permission(NOTHING, _only(topology.events_exchange), NOTHING),
+        # Webhook deliveries and its decisions for the journal; publisher confirms and mandatory need no more.
+        INGRESS: Permission(NOTHING, _only(topology.events_exchange, topology.journal_exchange), NOTHING),
         "classifier": stage((topology.detected_exchange,), CLASSIFIER),
         "mover": stage((topology.received_exchange,), MOVER),
         "notifier": stage((), NOTIFIER_EMAIL, NOTIFIER_PIPELINE),
-        # Recovered uploads are announced like webhook deliveries.
-        RECONCILER: Permission(NOTHING, _only(topology.events_exchange), NOTHING),
+        # Recovered uploads are announced like webhook deliveries; what it recovered goes to the journal.
+        RECONCILER: Permission(NOTHING, _only(topology.events_exchange, topology.journal_exchange), NOTHING),
         JOURNAL: Permission(NOTHING, NOTHING, _only(topology.journal_queue)),
     }

@@ -24,6 +24,9 @@ ATTEMPTS_HEADER = "x-attempts"
 # The ids handlers bind to the log context, copied onto a dead letter so an operator can find the invoice.
 ID_HEADERS = {"event_id": "x-event-id", "file_id": "x-file-id", "invoice_id": "x-invoice-id"}
 
+# The ingress's, on every delivery it publishes: the ids a decision names before a handler has bound its own.
+DELIVERY_ID_HEADERS = {"event_id": "x-docspace-event-id", "file_id": "x-docspace-file-id"}
+
 # RabbitMQ's own, when a quorum queue dead-letters a message past its delivery limit.
 DEATH_HEADER = "x-death"
 BROKER_DEATH_HEADERS = (

@@ -7,8 +7,8 @@ from prometheus_client import Counter, Gauge
 PUBLISHED = Counter("journal_records_published", "Journal records the broker confirmed, by stage", ["stage"])
 DROPPED = Counter(
     "journal_records_dropped",
-    "Journal records given up on, by reason (publish_failed: the broker did not take it; undecodable: the writer "
-    "could not read it). The invoice went on either way.",
+    "Journal records given up on, by reason (publish_failed: the broker did not take it; unrecordable: a stage "
+    "could not make the record; undecodable: the writer could not read it). The invoice went on either way.",
     ["reason"],
 )
 WRITTEN = Counter("journal_records_written", "Journal records the writer committed (duplicates not counted)")

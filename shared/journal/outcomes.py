@@ -8,6 +8,7 @@ to the log context (``event_id``, ``file_id``, ``invoice_id``) and the handler's
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,17 @@ DETAIL_FIELDS = {
 ID_FIELDS = ("event_id", "file_id", "invoice_id")
 
 
+@dataclass(frozen=True)
+class Repeats:
+    """How often the message came back without a new attempt: parked (``deferrals``), replayed by an operator."""
+
+    deferrals: int = 0
+    replays: int = 0
+
+
+NO_REPEATS = Repeats()
+
+
 def stage_decision(
     stage: str,
     outcome: str,
@@ -37,9 +49,10 @@ def stage_decision(
     ids: Mapping[str, Any],
     details: Mapping[str, Any],
     now: datetime,
-    deferrals: int = 0,
+    repeats: Repeats = NO_REPEATS,
 ) -> Decision:
-    """The decision one message's outcome records; ``deferrals`` tells apart each parking at the same attempt."""
+    """The decision one message's outcome records; ``repeats`` tells apart each parking at the same attempt, and
+    the decisions made again after an operator's replay."""
     fields: dict[str, Any] = {key: str(ids[key]) for key in ID_FIELDS if ids.get(key) is not None}
     for key, field in DETAIL_FIELDS.items():
         value = details.get(key)
@@ -54,7 +67,8 @@ def stage_decision(
         stage,
         outcome,
         at=now,
-        occurrence=deferrals if outcome == "deferred" else 0,
+        occurrence=repeats.deferrals if outcome == "deferred" else 0,
+        replay=repeats.replays,
         reason=reason,
         attempt=attempt,
         **fields,

@@ -23,8 +23,9 @@ def decision_id(
 ) -> str:
     """The same decision about the same message gets the same id, however often a redelivery makes it again.
 
-    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time, or
-    replayed by an operator once today and again tomorrow: then it is the operation's id).
+    ``occurrence`` tells apart decisions that repeat at one attempt on purpose (a message parked a second time, an
+    operator's replay operation, a decision made again after an operator replayed the message: see
+    :meth:`Decision.make`).
     """
     key = "\0".join(
         (stage, outcome, reason or "", str(attempt), file_id or "", invoice_id or "", event_id or "", str(occurrence))
@@ -88,9 +89,14 @@ class Decision(BaseModel):
         *,
         at: datetime | None = None,
         occurrence: int | str = 0,
+        replay: int = 0,
         **fields: object,
     ) -> Decision:
-        """A decision made now (or ``at``), its id derived from what identifies it; the journal adds the process."""
+        """A decision made now (or ``at``), its id derived from what identifies it; the journal adds the process.
+
+        ``replay`` counts the operator's replays of the message: its attempts start afresh after one, so without it
+        the decisions after a replay would be taken for the ones before it (and dropped as duplicates).
+        """
         attempt = fields.get("attempt", 1)
         ident = decision_id(
             stage=stage,
@@ -100,7 +106,8 @@ class Decision(BaseModel):
             file_id=_str_or_none(fields.get("file_id")),
             invoice_id=_str_or_none(fields.get("invoice_id")),
             event_id=_str_or_none(fields.get("event_id")),
-            occurrence=occurrence,
+            # Only a replayed message's ids change: those of decisions never replayed stay what they were.
+            occurrence=f"{occurrence}/replay-{replay}" if replay else occurrence,
         )
         return cls.model_validate(
             {**fields, "stage": stage, "outcome": outcome, "decision_id": ident, "at": at or _now()}

@@ -10,11 +10,12 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.broker.connection import TopologyMismatch, broker_nodes
-from shared.broker.consumer import Patience, StageConsumer
+from shared.broker.consumer import Patience, Reporting, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.config.settings import CommonSettings, StageSettings
 from shared.core.handling import Handler
+from shared.journal.broker import BrokerJournal
 from shared.runtime.exit_codes import EXIT_FAILED, EXIT_OK
 from shared.runtime.runner import Runtime
 
@@ -63,7 +64,8 @@ def run_stages(
 ) -> int:
     """Consume each built stage's queue until SIGTERM/SIGINT; finish the messages in hand; return an exit code.
 
-    Builders receive the process's one publisher, which stages use for their follow-up events.
+    Builders receive the process's one publisher, which stages use for their follow-up events. The same publisher
+    carries the process's journal records (one ``BrokerJournal``, shared by its stages).
     """
     topology = Topology.from_settings(settings)
     params = broker_nodes(settings, name=process)
@@ -79,6 +81,7 @@ def run_stages(
 
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
+    reporting = Reporting(observe, BrokerJournal(publisher, topology.journal_exchange, process=process))
     concurrency = getattr(settings, "concurrency", 4)
     patience = Patience(
         store_outage_max_wait=getattr(settings, "store_outage_max_wait", Patience.store_outage_max_wait)
@@ -91,7 +94,7 @@ def run_stages(
             handler=spec.handler,
             publisher=publisher,
             concurrency=concurrency,
-            observe=observe,
+            reporting=reporting,
             patience=patience,
         )
         for spec in specs

@@ -59,6 +59,9 @@ def test_the_ingress_user_publishes_to_docspace_events_and_is_refused_everything
     assert _attempt(ingress, _publish(topology.events_exchange)) is None
     work = topology.stage(CLASSIFIER).work
     assert users.admin.depth(work) == 1
+    # Its decisions for the journal: a refusal here would close the channel its deliveries share.
+    assert _attempt(ingress, _publish(topology.journal_exchange)) is None
+    assert _attempt(users.urls["reconciler"], _publish(topology.journal_exchange)) is None
 
     refused = {
         "publish to invoice.detected": _publish(topology.detected_exchange),

@@ -31,6 +31,7 @@ class Harness(StageOnBroker):
         broker: BrokerKit,
         handler: Callable[[InboundMessage], Handled | None],
         publisher: type[Publisher] = Publisher,
+        journal: Any = None,
     ) -> None:
         self.seen: list[InboundMessage] = []
 
@@ -38,7 +39,7 @@ class Harness(StageOnBroker):
             self.seen.append(message)
             return handler(message)
 
-        super().__init__(broker, record, name="test-consumer", publisher=publisher)
+        super().__init__(broker, record, name="test-consumer", publisher=publisher, journal=journal)
 
     def send(self, body: bytes, routing_key: str = "file.uploaded", **headers: Any) -> None:
         self.publish(body, message_id="m-1", routing_key=routing_key, **headers)
@@ -64,8 +65,10 @@ class Harness(StageOnBroker):
 
 @pytest.fixture
 def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
-    def make(handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher) -> Harness:
-        return Harness(broker, handler, publisher)
+    def make(
+        handler: Callable[[InboundMessage], Handled | None], publisher: type[Publisher] = Publisher, journal: Any = None
+    ) -> Harness:
+        return Harness(broker, handler, publisher, journal)
 
     yield from started_stages(make)
 
@@ -260,3 +263,92 @@ def test_a_crash_looping_message_ends_in_the_dead_letter_queue(broker: BrokerKit
     connection.close()
     _, body = broker.get(work.dead_letters)
     assert body == b"poison"
+
+
+# ---- the decision journal: every settled outcome is one decision, and the journal is never in the way ----------
+
+
+def _journalled(h: Harness, count: int) -> list[Any]:
+    journal: Any = h.journal  # a RecordingJournal unless the test gave its own
+    assert wait_until(lambda: len(journal.decisions) >= count, timeout=15), journal.outcomes()
+    return list(journal.decisions)
+
+
+def test_every_outcome_becomes_one_decision_with_its_ids_and_attempt(harness: Any, broker: BrokerKit) -> None:
+    def flaky(message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(event_id="ev-7", file_id="4711")
+        if message.attempt < 3:
+            raise TransientError("DocSpace answered 503", reason="docspace_unavailable")
+        structlog.contextvars.bind_contextvars(invoice_id="4711:1")
+        return Handled(Outcome.ACCEPTED, None, {"title": "Invoice-7.pdf", "client": "Acme", "body": "never kept"})
+
+    h = harness(flaky)
+    h.send(b"body")
+    decisions = _journalled(h, 3)
+    assert [(d.stage, d.outcome, d.reason, d.attempt) for d in decisions] == [
+        (CLASSIFIER, "retried", "docspace_unavailable", 1),
+        (CLASSIFIER, "retried", "docspace_unavailable", 2),
+        (CLASSIFIER, "accepted", None, 3),
+    ]
+    assert {(d.event_id, d.file_id) for d in decisions} == {("ev-7", "4711")}
+    assert (decisions[-1].invoice_id, decisions[-1].title, decisions[-1].client) == ("4711:1", "Invoice-7.pdf", "Acme")
+    assert len({d.decision_id for d in decisions}) == 3
+    assert "never kept" not in decisions[-1].to_bytes().decode()
+
+
+def test_each_parking_is_a_decision_that_says_until_when(harness: Any, broker: BrokerKit) -> None:
+    def busy_elsewhere(message: InboundMessage) -> Handled:
+        if message.headers.get("x-deferrals", 0) < 2:
+            raise Deferred("write quota spent", delay=0.5, reason="docspace_write_quota_spent")
+        return Handled(Outcome.ACCEPTED)
+
+    h = harness(busy_elsewhere)
+    h.send(b"body", **{"x-docspace-event-id": "ev-8", "x-docspace-file-id": "4712"})
+    decisions = _journalled(h, 3)
+    parked = [d for d in decisions if d.outcome == "deferred"]
+    assert len(parked) == 2 and len({d.decision_id for d in parked}) == 2
+    assert all(d.parked_until is not None and d.parked_until > d.at for d in parked)
+    # No handler bound ids: the ingress's headers name the delivery.
+    assert {(d.event_id, d.file_id) for d in decisions} == {("ev-8", "4712")}
+
+
+def test_a_spent_ladder_is_journalled_under_the_reason_the_dead_letter_queue_knows(
+    harness: Any, broker: BrokerKit
+) -> None:
+    def always_down(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(file_id="3358301")
+        raise TransientError("SMTP 451 try later", reason="smtp_temporary")
+
+    h = harness(always_down)
+    h.send(b"original bytes")
+    last = _journalled(h, 4)[-1]
+    assert (last.outcome, last.reason, last.attempt) == ("dead_lettered", "retries_exhausted", 4)
+    assert last.rule is not None and "smtp_temporary" in last.rule
+
+
+def test_decisions_made_again_after_a_replay_are_new_decisions(harness: Any, broker: BrokerKit) -> None:
+    def reject(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(file_id="4713")
+        raise PermanentError("gone", reason="docspace_not_found")
+
+    h = harness(reject)
+    h.send(b"body")
+    h.send(b"body", **{"x-replays": 1})
+    first, replayed = _journalled(h, 2)
+    assert (first.outcome, replayed.outcome) == ("dead_lettered", "dead_lettered")
+    assert first.decision_id != replayed.decision_id
+
+
+class _BrokenJournal:
+    """A journal that breaks its promise and raises: the message must not notice."""
+
+    def record(self, decision: Any) -> None:
+        raise RuntimeError("journal exploded")
+
+
+def test_a_journal_that_fails_never_holds_the_message_up(harness: Any, broker: BrokerKit) -> None:
+    h = harness(lambda _m: Handled(Outcome.ACCEPTED), journal=_BrokenJournal())
+    h.send(b"body")
+    h.wait_for_outcomes(1)
+    assert h.outcomes == [("accepted", None)]
+    assert wait_until(lambda: broker.depth(broker.topology.stage(CLASSIFIER).work) == 0, timeout=10)

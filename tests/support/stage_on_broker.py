@@ -9,10 +9,12 @@ from typing import Any, ParamSpec, TypeVar
 import pika
 
 from shared.broker.connection import connection_parameters
-from shared.broker.consumer import Patience, StageConsumer
+from shared.broker.consumer import Patience, Reporting, StageConsumer
 from shared.broker.publisher import Publisher
 from shared.broker.topology import CLASSIFIER
 from shared.core.handling import Handled, InboundMessage
+from shared.journal.port import Journal
+from tests.support.journal_fakes import RecordingJournal
 from tests.support.real_broker import BrokerKit
 
 P = ParamSpec("P")
@@ -30,8 +32,10 @@ class StageOnBroker:
         name: str,
         publisher: type[Publisher] = Publisher,
         patience: Patience | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.broker = broker
+        self.journal = journal if journal is not None else RecordingJournal()
         self.outcomes: list[tuple[str, str | None]] = []
         params = connection_parameters(broker.url, name=name, heartbeat=5)
         self.publisher = publisher(params, topology=broker.topology).start()
@@ -42,7 +46,7 @@ class StageOnBroker:
             handler=handler,
             publisher=self.publisher,
             concurrency=2,
-            observe=lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)),
+            reporting=Reporting(lambda _s, outcome, reason, _d: self.outcomes.append((outcome, reason)), self.journal),
             patience=patience,
         )
         self.thread = threading.Thread(target=self.consumer.run, daemon=True)

@@ -16,12 +16,14 @@ def _allows(regex: str, name: str) -> bool:
     return re.search(regex, name) is not None  # RabbitMQ searches (unanchored): the regexes anchor themselves
 
 
-def test_the_ingress_may_write_only_to_the_events_exchange_and_configure_and_read_nothing() -> None:
+def test_the_ingress_and_reconciler_write_only_deliveries_and_journal_records_and_configure_and_read_nothing() -> None:
+    # A journal record refused for want of a permission would close the publisher's channel under the invoices.
     topology = Topology("staging.")
-    ingress = permissions(topology)["ingress"]
     names = [*(e.name for e in topology.exchanges()), *topology.all_queue_names(), DEFAULT_EXCHANGE, "docspace.events"]
-    assert [n for n in names if _allows(ingress.write, n)] == ["staging.docspace.events"]
-    assert not any(_allows(ingress.configure, n) or _allows(ingress.read, n) for n in names)
+    for kind in ("ingress", "reconciler"):
+        grant = permissions(topology)[kind]
+        assert [n for n in names if _allows(grant.write, n)] == ["staging.docspace.events", "staging.invoice.journal"]
+        assert not any(_allows(grant.configure, n) or _allows(grant.read, n) for n in names)
 
 
 def test_each_stage_reads_only_its_own_work_queues_and_configures_nothing() -> None:

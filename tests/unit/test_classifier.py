@@ -167,7 +167,8 @@ def test_a_trigger_not_subscribed_is_ignored_without_asking_docspace(
 
     handled = classify(delivery(trigger="file.updated"), docspace, emit, store)
 
-    assert handled == Handled(Outcome.IGNORED, "wrong_trigger")
+    assert (handled.outcome, handled.reason) == (Outcome.IGNORED, "wrong_trigger")
+    assert handled.details["rule"].startswith("triggers: ")
     assert docspace.calls == []
     assert emit.events == []
 
@@ -175,7 +176,7 @@ def test_a_trigger_not_subscribed_is_ignored_without_asking_docspace(
 def test_a_folder_entry_is_ignored(docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore) -> None:
     handled = classify(delivery(entry_type=1, title="Invoices 2026"), docspace, emit, store)
 
-    assert handled == Handled(Outcome.IGNORED, "not_a_file")
+    assert handled == Handled(Outcome.IGNORED, "not_a_file", {"rule": "a folder is never an invoice"})
     assert docspace.calls == []
     assert emit.events == []
 
@@ -191,9 +192,14 @@ def test_a_file_outside_every_watched_room_is_ignored(
     in_no_room = classify(delivery(4, folder_id=999, title="invoice-4.pdf"), docspace, emit, store)
 
     assert (in_other_room.outcome, in_other_room.reason) == ("ignored", "no_watched_room")
-    assert in_other_room.details == {"title": "invoice-3.pdf", "room_id": "8800001"}
+    assert in_other_room.details == {
+        "title": "invoice-3.pdf",
+        "room_id": "8800001",
+        "rule": in_other_room.details["rule"],
+    }
+    assert "8800001" in in_other_room.details["rule"] and "no client's rules" in in_other_room.details["rule"]
     assert (in_no_room.outcome, in_no_room.reason) == ("ignored", "no_watched_room")
-    assert in_no_room.details == {"title": "invoice-4.pdf", "room_id": None}
+    assert in_no_room.details == {"title": "invoice-4.pdf", "room_id": None, "rule": "the file's folder is in no room"}
     assert emit.events == []
 
 
@@ -206,8 +212,13 @@ def test_a_title_that_is_not_an_invoice_is_ignored(
     read = classify(rest_delivery(title="Invoice-stale-title.pdf"), docspace, emit, store)
 
     assert (signed.outcome, signed.reason) == ("ignored", "not_an_invoice")
-    assert signed.details == {"title": "Contract-2026.pdf", "client": "acme"}
-    assert (read.outcome, read.details) == ("ignored", {"title": "Contract-2026.pdf", "client": "acme"})
+    # The rule that decided, for `trace`: the client's title patterns.
+    assert signed.details == {
+        "title": "Contract-2026.pdf",
+        "client": "acme",
+        "rule": "acme: title must match 'invoice*'",
+    }
+    assert (read.outcome, read.details) == ("ignored", signed.details)
     assert emit.events == []
 
 
@@ -221,7 +232,12 @@ def test_an_extension_not_allowed_is_ignored(
     docx = classify(delivery(2002, folder_id=7700001, title="invoice-2026.docx"), docspace, emit, store)
 
     assert (exe.outcome, exe.reason) == ("ignored", "extension_not_allowed")
-    assert exe.details == {"title": "invoice-2026.exe", "extension": ".exe"}
+    assert {k: exe.details[k] for k in ("title", "extension", "client")} == {
+        "title": "invoice-2026.exe",
+        "extension": ".exe",
+        "client": "acme",
+    }
+    assert exe.details["rule"].startswith("acme: extension must be one of .pdf")
     assert (docx.outcome, docx.reason) == ("ignored", "extension_not_allowed")
     assert emit.events == []
 
@@ -252,7 +268,9 @@ def test_created_then_uploaded_for_the_same_version_emits_once(
     second = classify(delivery(trigger="file.uploaded", event_id=2, title="Invoice-1.pdf"), docspace, emit, store)
 
     assert (first.outcome, first.reason) == ("accepted", None)
-    assert second == Handled(Outcome.IGNORED, "duplicate", {"title": "Invoice-1.pdf", "client": "acme"})
+    assert (second.outcome, second.reason) == (Outcome.IGNORED, "duplicate")
+    assert (second.details["title"], second.details["client"]) == ("Invoice-1.pdf", "acme")
+    assert "one invoice per upload" in second.details["rule"]
     assert [e.upload_id for e in emit.events] == ["3358301@2026-09-18T08:14:03Z"]
     assert emit.events[0].trigger == "file.created"
 
@@ -379,7 +397,9 @@ def test_a_redelivery_read_after_the_file_changed_again_is_stale(
 
     handled = classify(rest_delivery(), docspace, emit, store)
 
-    assert handled == Handled(Outcome.IGNORED, "stale_delivery", {"title": "Invoice-1.pdf", "version": 2})
+    assert (handled.outcome, handled.reason) == (Outcome.IGNORED, "stale_delivery")
+    assert (handled.details["title"], handled.details["version"]) == ("Invoice-1.pdf", 2)
+    assert "routed already" in handled.details["rule"]
     assert [e.invoice_id for e in emit.events] == ["3358301:v1"]
 
 

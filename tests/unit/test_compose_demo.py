@@ -49,7 +49,7 @@ def test_the_stand_ins_stay_in_the_demo_profile_and_out_of_the_production_image(
     for name in ("simulator", "mailcatcher", "pipeline-receiver"):
         assert services[name]["profiles"] == ["demo"]
         assert services[name]["build"]["target"] == "demo"
-    for name in ("ingress", "classifier", "mover", "notifier", "reconciler"):
+    for name in ("ingress", "classifier", "mover", "notifier", "reconciler", "journal"):
         assert "profiles" not in services[name]
         assert services[name]["build"]["target"] == "runtime"
 

@@ -62,6 +62,7 @@ def test_env_example_ships_no_password_for_the_broker() -> None:
 
 USER_OF = {"ingress": "ingress", "classifier": "classifier", "mover": "mover", "notifier": "notifier"}
 USER_OF["reconciler"] = "reconciler"
+USER_OF["journal"] = "journal"
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)

@@ -51,7 +51,7 @@ def test_a_default_that_differs_between_processes_is_shown_for_each() -> None:
     row = next(line for line in page.splitlines() if line.startswith("| `DOCSPACE_RATE_LIMIT_PER_MINUTE` |"))
     assert "classifier, reconciler `60`; mover `1360`" in row
     row = next(line for line in page.splitlines() if line.startswith("| `METRICS_PORT` |"))
-    assert "ingress `9100`" in row and "classifier, mover, notifier, reconciler `0`" in row
+    assert "ingress `9100`" in row and "classifier, mover, notifier, reconciler, journal `0`" in row
 
 
 def test_the_readme_shows_the_two_commands_on_its_first_screen() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from console.settings import ConsoleSettings
 from consumers.classifier.settings import ClassifierSettings
+from consumers.journal.settings import JournalWriterSettings
 from consumers.mover.settings import MoverSettings
 from consumers.notifier.settings import NotifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
@@ -24,7 +25,14 @@ def _documented() -> set[str]:
 
 def test_every_setting_is_in_env_example() -> None:
     settings = set()
-    processes = (IngressSettings, ClassifierSettings, MoverSettings, NotifierSettings, ReconcilerSettings)
+    processes = (
+        IngressSettings,
+        ClassifierSettings,
+        MoverSettings,
+        NotifierSettings,
+        ReconcilerSettings,
+        JournalWriterSettings,
+    )
     for cls in (*processes, ConsoleSettings):
         settings |= {name.upper() for name in cls.model_fields}
     missing = settings - _documented()

@@ -105,7 +105,8 @@ def test_the_last_step_spent_dead_letters_as_retries_exhausted() -> None:
     assert result.headers["x-reason"] == RETRIES_EXHAUSTED
     assert result.headers["x-error"] == "docspace_5xx: still down"
     assert result.headers["x-attempts"] == 4
-    assert dict(result.details) == {"error": "still down"}
+    # The journal records it under the letter's reason, so trace's `dlq replay --reason` selects it.
+    assert dict(result.details) == {"error": "still down", "dead_letter_reason": RETRIES_EXHAUSTED}
 
 
 def test_a_long_error_text_is_cut_in_the_headers_but_not_in_the_log_details() -> None:

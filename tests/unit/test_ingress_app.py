@@ -14,13 +14,14 @@ import pytest
 from falcon import testing
 from prometheus_client import CollectorRegistry
 
-from ingress.app import EndpointLimits, IngressMetrics, create_app
+from ingress.app import EndpointLimits, IngressMetrics, IntakeHooks, create_app
 from ingress.replay import RecentEvents
 from ingress.signature import SignatureVerifier, resend_headers, sign
 from ingress.spool import Spool
 from ops.test_event import sample_delivery
 from shared.core.errors import BrokerUnavailable, MessageRefused, UnpublishableMessage
 from shared.core.outgoing import OutgoingMessage
+from tests.support.journal_fakes import RecordingJournal
 
 SECRET = "unit-Test-Secret-0123"
 PATH = "/docspace/webhook"
@@ -77,6 +78,7 @@ class Ingress:
         self.publisher = FakePublisher()
         self.metrics = IngressMetrics(CollectorRegistry())
         self.spool = Spool(tmp_path / "spool", max_bytes=1024 * 1024) if spool else None
+        self.journal = RecordingJournal()
         self.client = testing.TestClient(
             create_app(
                 verifier=SignatureVerifier([SECRET]),
@@ -86,6 +88,7 @@ class Ingress:
                 metrics=self.metrics,
                 recent=RecentEvents(replay_window, wall_clock=lambda: now),
                 spool=self.spool,
+                hooks=IntakeHooks(journal=self.journal),
             )
         )
 
@@ -327,3 +330,56 @@ def test_the_public_app_serves_only_the_webhook_path(ingress: Ingress) -> None:
     assert ingress.client.simulate_get(PATH).status_code == 200
     for path in ("/metrics", "/healthz", "/readyz", "/"):
         assert ingress.client.simulate_get(path).status_code == 404
+
+
+def test_each_delivery_s_decision_is_journalled_and_a_bad_signature_only_counted(tmp_path: Path) -> None:
+    ingress = Ingress(tmp_path, spool=True)
+    assert ingress.post(delivery()).status_code == 200
+    assert ingress.post(delivery()).status_code == 200  # the same event again: a replay, refused
+    ingress.publisher.answers = [BrokerUnavailable("down")]
+    assert ingress.post(delivery(event_id=141023)).status_code == 202
+    assert ingress.post(delivery(event_id=141024), signature="sha256=" + "0" * 64).status_code == 401
+    assert ingress.journal.outcomes() == [
+        ("ingress", "accepted", None),
+        ("ingress", "replay_refused", "seen_recently"),
+        ("ingress", "spooled", "broker_unavailable"),
+    ]
+    assert [(d.event_id, d.file_id) for d in ingress.journal.decisions] == [
+        ("141022", "3358301"),
+        ("141022", "3358301"),
+        ("141023", "3358301"),
+    ]
+
+
+def test_a_stale_delivery_is_journalled_as_refused_with_its_rule(tmp_path: Path) -> None:
+    restarted = Ingress(tmp_path, now=CREATED_AT + 7200)
+    assert restarted.post(delivery()).status_code == 422
+    [refused] = restarted.journal.decisions
+    assert (refused.stage, refused.outcome, refused.reason, refused.event_id) == (
+        "ingress",
+        "refused",
+        "stale",
+        "141022",
+    )
+    assert refused.rule is not None and "replay window" in refused.rule
+
+
+class _ExplodingJournal:
+    def record(self, decision: Any) -> None:
+        raise RuntimeError("journal exploded")
+
+
+def test_a_journal_that_fails_never_changes_the_answer(tmp_path: Path) -> None:
+    publisher = FakePublisher()
+    client = testing.TestClient(
+        create_app(
+            verifier=SignatureVerifier([SECRET]),
+            publish=publisher.publish,
+            exchange="docspace.events",
+            recent=RecentEvents(3600, wall_clock=lambda: CREATED_AT + 2),
+            hooks=IntakeHooks(journal=_ExplodingJournal()),
+        )
+    )
+    body = delivery()
+    result = client.simulate_post(PATH, body=body, headers={"x-docspace-signature-256": sign(body, SECRET)})
+    assert result.status_code == 200 and len(publisher.published) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.journal.outcomes import stage_decision
+from shared.journal.outcomes import Repeats, stage_decision
 from tests.support.journal_support import T0
 
 IDS = {"event_id": "ev1", "file_id": "4711", "invoice_id": "4711:1", "message_id": "m1"}
@@ -37,7 +37,14 @@ def test_an_e_mail_names_the_manager_and_a_move_the_folder() -> None:
 def test_a_parked_message_says_until_when_and_each_parking_is_its_own_decision() -> None:
     first = stage_decision("mover", "deferred", "quota", attempt=1, ids=IDS, details={"deferred_s": 90.0}, now=T0)
     second = stage_decision(
-        "mover", "deferred", "quota", attempt=1, ids=IDS, details={"deferred_s": 90.0}, now=T0, deferrals=1
+        "mover",
+        "deferred",
+        "quota",
+        attempt=1,
+        ids=IDS,
+        details={"deferred_s": 90.0},
+        now=T0,
+        repeats=Repeats(deferrals=1),
     )
     assert first.parked_until == T0 + timedelta(seconds=90)
     assert first.decision_id != second.decision_id
@@ -59,3 +66,31 @@ def test_a_pipeline_status_that_is_not_a_number_is_left_out() -> None:
         "notifier.pipeline", "pipeline_called", None, attempt=1, ids={}, details={"status": "ok"}, now=T0
     )
     assert (called.pipeline_status, odd.pipeline_status) == (202, None)
+
+
+def test_a_decision_made_again_after_an_operators_replay_is_a_new_decision() -> None:
+    # A replayed dead letter starts at attempt 1 again: without the replay count its new decisions would be taken
+    # for the ones before the replay and stored as duplicates (a gap in the timeline).
+    before = stage_decision("mover", "dead_lettered", "docspace_forbidden", attempt=1, ids=IDS, details={}, now=T0)
+    after = stage_decision(
+        "mover",
+        "dead_lettered",
+        "docspace_forbidden",
+        attempt=1,
+        ids=IDS,
+        details={},
+        now=T0,
+        repeats=Repeats(replays=1),
+    )
+    again = stage_decision(
+        "mover",
+        "dead_lettered",
+        "docspace_forbidden",
+        attempt=1,
+        ids=IDS,
+        details={},
+        now=T0,
+        repeats=Repeats(replays=1),
+    )
+    assert before.decision_id != after.decision_id
+    assert after.decision_id == again.decision_id

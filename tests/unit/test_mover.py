@@ -42,7 +42,14 @@ def test_moves_into_the_configured_incoming_folder(
     assert handled == Handled(
         Outcome.RECEIVED,
         "moved (operation)",
-        {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING, "invoice_id": "3358301:v1"},
+        {
+            "title": "Invoice-2026-0917.pdf",
+            "folder_id": INCOMING,
+            # What `trace` shows: the room and the Incoming folder, by name.
+            "folder": "Acme Ltd/Incoming",
+            "invoice_id": "3358301:v1",
+            "client": "acme",
+        },
     )
     assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
     assert docspace.files["3358301"].folder_id == INCOMING
@@ -86,7 +93,14 @@ def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
     assert handled == Handled(
         Outcome.RECEIVED,
         "already_in_incoming",
-        {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING, "invoice_id": "3358301:v1"},
+        {
+            "title": "Invoice-2026-0917.pdf",
+            "folder_id": INCOMING,
+            # What `trace` shows: the room and the Incoming folder, by name.
+            "folder": "Acme Ltd/Incoming",
+            "invoice_id": "3358301:v1",
+            "client": "acme",
+        },
     )
     assert docspace.calls_to("move_file") == []
     [event] = emit.events
@@ -175,7 +189,14 @@ def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
     assert retried == Handled(
         Outcome.RECEIVED,
         "moved (file_location)",
-        {"title": "Invoice-2026-0917.pdf", "folder_id": INCOMING, "invoice_id": "3358301:v1"},
+        {
+            "title": "Invoice-2026-0917.pdf",
+            "folder_id": INCOMING,
+            # What `trace` shows: the room and the Incoming folder, by name.
+            "folder": "Acme Ltd/Incoming",
+            "invoice_id": "3358301:v1",
+            "client": "acme",
+        },
     )
     assert len(docspace.calls_to("move_file")) == 2
     assert [(e.file_id, e.folder_id) for e in emit.events] == [("3358301", INCOMING)]

@@ -6,6 +6,7 @@ import pytest
 
 from consumers.notifier.handler import email_manager, trigger_pipeline
 from shared.core.errors import TransientError
+from shared.core.events import InvoiceReceived
 from shared.core.handling import Handled, Outcome
 from shared.store.sqlite_store import SqliteStore
 from tests.support.fakes import FakeMailer, FakePipeline
@@ -102,3 +103,15 @@ def test_a_failing_pipeline_never_causes_a_second_email(store: SqliteStore) -> N
     assert outcomes == [("emailed", "retry"), ("ignored", "retry"), ("ignored", "pipeline_called")]
     assert len(mailer.sent) == 1
     assert len(pipeline.triggered) == 1
+
+
+class _AnsweringPipeline:
+    """Implements PipelineTrigger: the pipeline answers 202, as an asynchronous receiver would."""
+
+    def trigger(self, invoice: InvoiceReceived) -> int:
+        return 202
+
+
+def test_the_pipelines_answer_is_kept_for_the_journal(store: SqliteStore) -> None:
+    handled = trigger_pipeline(invoice_received(), pipeline=_AnsweringPipeline(), store=store)
+    assert handled == Handled(Outcome.PIPELINE_CALLED, None, {"status": 202})

@@ -138,3 +138,18 @@ def test_one_match_gives_its_timeline_and_verdict() -> None:
     found = trace("4711", store=_Store([_match("4711")], [ACCEPTED, DETECTED]), now=NOW)  # type: ignore[arg-type]
     assert [d.stage for d in found.timeline] == ["ingress", "classifier"]
     assert found.verdict is not None and found.verdict.state == "in_progress"
+
+
+def test_a_delivery_the_ingress_refused_as_stale_waits_for_the_reconciler() -> None:
+    refused = decision("ingress", "refused", reason="stale", event_id="e1")
+    found = verdict([refused], now=NOW)
+    assert (found.state, found.stage, found.reason) == ("waiting", "ingress", "stale")
+    assert found.text == (
+        "waiting: refused by the ingress at 09:00 UTC as stale; the reconciler recovers it from DocSpace's delivery log"
+    )
+
+
+def test_a_spooled_delivery_waits_for_the_broker() -> None:
+    found = verdict([decision("ingress", "spooled", reason="broker_unavailable", event_id="e1")], now=NOW)
+    assert found.state == "waiting"
+    assert found.text == "waiting: in the ingress's spool since 09:00 UTC; published when the broker is back"
