@@ -158,14 +158,19 @@ def _timeline(db: JournalBackend, file_id: str) -> list[Decision]:
         store.close()
 
 
-def _assert_whole_story(pipeline: RunningPipeline, db: JournalBackend, file_id: str, timeout: float = 60) -> None:
-    """The file's timeline holds every decision the processes logged, each once, and nothing else."""
+def _assert_whole_story(
+    pipeline: RunningPipeline, db: JournalBackend, file_id: str, timeout: float = 60, *, replays: int = 0
+) -> None:
+    """The file's timeline holds every decision the processes logged, each once, the operator's ``replays`` (made
+    by the command line, which the processes do not log), and nothing else."""
     assert wait_until(lambda: _journalled(_timeline(db, file_id)) >= _logged(pipeline, file_id), timeout), (
         file_id,
         sorted(_logged(pipeline, file_id) - _journalled(_timeline(db, file_id)), key=str),
     )
     timeline = _timeline(db, file_id)
-    assert _journalled(timeline) == _logged(pipeline, file_id), file_id
+    operator = [d for d in timeline if d.stage == "operator"]
+    assert [d.outcome for d in operator] == ["replayed"] * replays, (file_id, operator)
+    assert _journalled([d for d in timeline if d.stage != "operator"]) == _logged(pipeline, file_id), file_id
     # Once each: no decision stored twice, whatever was redelivered to the writer or made again by a stage.
     keys = collections.Counter((d.stage, d.outcome, d.reason, d.event_id, d.attempt) for d in timeline)
     assert max(keys.values()) == 1, keys.most_common(2)
@@ -260,8 +265,8 @@ def test_trace_tells_every_file_s_story_although_the_writer_died_and_its_databas
             ingress.close()
 
         # Each file's timeline holds every decision once: nothing lost to the kill or the outage, nothing doubled.
-        for file_id in files.values():
-            _assert_whole_story(pipeline, backend, file_id)
+        for name, file_id in files.items():
+            _assert_whole_story(pipeline, backend, file_id, replays=1 if name == "replayed" else 0)
         assert pipeline.supervisor.restarts("journal") == 1
 
         verdicts = {name: _trace(capsys, file_id) for name, file_id in files.items()}
@@ -281,8 +286,10 @@ def test_trace_tells_every_file_s_story_although_the_writer_died_and_its_databas
         )
         assert deleted["command"] == "invoice-pipeline dlq replay --stage mover --reason docspace_not_found"
         story = [(d["stage"], d["outcome"], d.get("reason")) for d in verdicts["replayed"]["timeline"]]
-        assert story.index(("mover", "dead_lettered", "docspace_move_failed")) < story.index(
-            ("mover", "received", "moved (operation)")
+        assert (
+            story.index(("mover", "dead_lettered", "docspace_move_failed"))
+            < story.index(("operator", "replayed", "docspace_move_failed"))
+            < story.index(("mover", "received", "moved (operation)"))
         )
         outage = [(d["stage"], d["outcome"], d.get("reason")) for d in verdicts["outage"]["timeline"]]
         assert ("reconciler", "recovered", "delivery_log") in outage
