@@ -130,6 +130,15 @@ def _failed_uploads_logged(portal: FakePortal, clock: Clock, count: int, *, firs
         )
 
 
+@pytest.fixture
+def backlog(portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock) -> Reconciler:
+    """A reconciler allowed 3 calls a cycle, past its first cycle; 450 invoices have landed in room 100 since."""
+    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
+    _first_cycle_then_invoices(rec, portal, clock, 450)
+    clock.advance(minutes=30)
+    return rec
+
+
 # --- webhook health ------------------------------------------------------------------------------------------
 
 
@@ -358,11 +367,9 @@ def test_a_restart_continues_from_the_checkpoint(
 
 
 def test_a_room_with_many_changes_is_paged_and_resumed_where_the_budget_stopped(
-    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+    backlog: Reconciler, clock: Clock
 ) -> None:
-    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
-    _first_cycle_then_invoices(rec, portal, clock, 450)
-    clock.advance(minutes=30)
+    rec = backlog
     cycles = 0
     while len(rec.announcer.announced) < 450 and cycles < 10:
         rec.run(force=True)
@@ -915,11 +922,9 @@ def test_a_room_of_several_pages_is_read_page_by_page_in_one_cycle(
 
 
 def test_a_page_whose_top_was_never_seen_steps_back_one_page_not_to_the_first(
-    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+    backlog: Reconciler, clock: Clock, portal: FakePortal
 ) -> None:
-    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
-    _first_cycle_then_invoices(rec, portal, clock, 450)
-    clock.advance(minutes=30)
+    rec = backlog
     rec.run(force=True)  # reads page 0 (7449 down to 7350), then the budget stops the pass
     rec.run(force=True)  # reads from 80 (7369 down to 7270)
     # 100 entries above where the pass stopped are deleted: the rest move up past the 20-entry margin.
