@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,47 +17,43 @@ from simulator import DocSpaceSimulator
 from tests.support.cli_env import use_portal
 from tests.support.real_broker import BrokerKit
 from tests.support.rules_file import write_rules
-from tests.support.simulator_fixtures import WebhookReceiver
+from tests.support.simulator_fixtures import WatchedRoom
 
-SECRET = "Reconcile-Cli-Secret!1"
+
+@dataclass(frozen=True)
+class ReconcileCli:
+    """The simulated portal's Uploads folder, set up for the command, and a probe on the events exchange."""
+
+    sim: DocSpaceSimulator
+    broker: BrokerKit
+    uploads: str
+    probe: str
+
+    def announced(self) -> list[str]:
+        return [str(json.loads(body)["payload"]["id"]) for _props, body in self.broker.get_all(self.probe)]
 
 
 @pytest.fixture
-def cli_env(
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    webhook_receiver: WebhookReceiver,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> dict[str, str]:
-    room = docspace_sim.create_room("Acme Ltd")
-    uploads = docspace_sim.create_folder(room, "Uploads")
+def cli(broker: BrokerKit, watched_room: WatchedRoom, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ReconcileCli:
+    sim, room = watched_room.sim, watched_room.room
+    uploads = sim.create_folder(room, "Uploads")
     rules = write_rules(tmp_path, {"acme": (room, "anna@acme.example")})
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.created", "file.uploaded"])
-    use_portal(monkeypatch, broker, docspace_sim, rules, RECONCILE_GRACE="0", DOCSPACE_WEBHOOK_SECRET=SECRET)
-    return {"room": room, "uploads": uploads}
-
-
-def _announced(broker: BrokerKit, probe: str) -> list[str]:
-    return [str(json.loads(body)["payload"]["id"]) for _props, body in broker.get_all(probe)]
+    use_portal(monkeypatch, broker, sim, rules, RECONCILE_GRACE="0", DOCSPACE_WEBHOOK_SECRET=watched_room.secret)
+    return ReconcileCli(sim, broker, uploads, broker.bind_probe(broker.topology.events_exchange))
 
 
 def test_history_is_left_alone_and_since_announces_exactly_what_the_dry_run_lists(
-    cli_env: dict[str, str],
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    capsys: pytest.CaptureFixture[str],
+    cli: ReconcileCli, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    probe = broker.bind_probe(broker.topology.events_exchange)
-    old = [docspace_sim.upload_file(cli_env["uploads"], f"Invoice-2025-{i}.pdf") for i in range(3)]
-    docspace_sim.upload_file(cli_env["uploads"], "Team photo.jpg")
-    assert docspace_sim.wait_idle(10)
+    old = [cli.sim.upload_file(cli.uploads, f"Invoice-2025-{i}.pdf") for i in range(3)]
+    cli.sim.upload_file(cli.uploads, "Team photo.jpg")
+    assert cli.sim.wait_idle(10)
     time.sleep(1.1)  # the first run starts strictly after these uploads (DocSpace's times have whole seconds)
 
     assert main(["reconcile"]) == 0  # the first run: the history floor
     assert main(["reconcile"]) == 0
     time.sleep(0.5)
-    assert _announced(broker, probe) == []
+    assert cli.announced() == []
     out = capsys.readouterr().out
     assert "0 invoices announced by the room scan" in out
 
@@ -65,15 +62,15 @@ def test_history_is_left_alone_and_since_announces_exactly_what_the_dry_run_list
     would = set(re.findall(r"│ file\s+│ (\d+)\s+│.*would announce", listed))
     assert would == {str(f) for f in old}, listed
     time.sleep(0.5)
-    assert _announced(broker, probe) == []  # a dry run sends nothing
+    assert cli.announced() == []  # a dry run sends nothing
 
     assert main(["reconcile", "--since", "1h"]) == 0
     done = capsys.readouterr().out
     assert set(re.findall(r"│ file\s+│ (\d+)\s+│.*announced", done)) == would
-    assert sorted(_announced(broker, probe)) == sorted(would)
+    assert sorted(cli.announced()) == sorted(would)
 
     assert main(["reconcile", "--since", "1h"]) == 0  # announced once: never again
-    assert _announced(broker, probe) == []
+    assert cli.announced() == []
 
     assert main(["doctor"]) in (0, 1)  # the verdict depends on parts this test does not set up
     report = capsys.readouterr().out
@@ -81,15 +78,11 @@ def test_history_is_left_alone_and_since_announces_exactly_what_the_dry_run_list
 
 
 def test_reconcile_stops_at_its_call_cap_says_so_and_a_second_run_goes_on(
-    cli_env: dict[str, str],
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    capsys: pytest.CaptureFixture[str],
+    cli: ReconcileCli, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    probe = broker.bind_probe(broker.topology.events_exchange)
     assert main(["reconcile"]) == 0  # the first run: the history floor
-    uploaded = {docspace_sim.upload_file(cli_env["uploads"], f"Invoice-{i:03d}.pdf") for i in range(300)}
-    assert docspace_sim.wait_idle(30)
+    uploaded = {cli.sim.upload_file(cli.uploads, f"Invoice-{i:03d}.pdf") for i in range(300)}
+    assert cli.sim.wait_idle(30)
     time.sleep(1.1)
     capsys.readouterr()
 
@@ -98,5 +91,5 @@ def test_reconcile_stops_at_its_call_cap_says_so_and_a_second_run_goes_on(
     out = capsys.readouterr().out
     assert "stopped: call_cap: stopped after 5 DocSpace calls" in " ".join(out.split()), out
     assert main(["reconcile"]) == 0  # goes on from where the capped run stopped
-    announced = _announced(broker, probe)
+    announced = cli.announced()
     assert sorted(announced) == sorted(uploaded)  # each once

@@ -11,36 +11,29 @@ from typing import Any
 import pytest
 
 from ops.cli import main
-from simulator import DocSpaceSimulator
 from tests.support.cli_env import use_broker
 from tests.support.journal_support import sqlite_path
 from tests.support.real_broker import BrokerKit
-from tests.support.simulator_fixtures import WebhookReceiver
+from tests.support.simulator_fixtures import WatchedRoom
 
-SECRET = "Trace-Log-Secret!1"
 KEYS = {"term", "matches", "timeline", "dead_letters", "delivery_log", "verdict"}
 VERDICT_KEYS = {"state", "text", "stage", "reason", "since", "command"}
 
 
 @pytest.fixture
 def files(
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    webhook_receiver: WebhookReceiver,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    broker: BrokerKit, watched_room: WatchedRoom, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> dict[str, str]:
+    sim, room = watched_room.sim, watched_room.room
     use_broker(monkeypatch, broker)
     monkeypatch.setenv("JOURNAL_URL", f"sqlite:///{sqlite_path(tmp_path)}")  # an empty journal
-    monkeypatch.setenv("DOCSPACE_API_HOST", docspace_sim.base_url)
-    monkeypatch.setenv("DOCSPACE_API_KEY", docspace_sim.api_key)
-    room = docspace_sim.create_room("Acme Ltd")
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.created", "file.uploaded"])
-    delivered = docspace_sim.upload_file(room, "Invoice-0900.pdf")
-    assert docspace_sim.wait_idle(20)
-    webhook_receiver.default_status = 503  # the ingress is down for the next upload: every retry fails
-    failed = docspace_sim.upload_file(room, "Invoice-0901.pdf")
-    assert docspace_sim.wait_idle(20)
+    monkeypatch.setenv("DOCSPACE_API_HOST", sim.base_url)
+    monkeypatch.setenv("DOCSPACE_API_KEY", sim.api_key)
+    delivered = sim.upload_file(room, "Invoice-0900.pdf")
+    assert sim.wait_idle(20)
+    watched_room.receiver.default_status = 503  # the ingress is down for the next upload: every retry fails
+    failed = sim.upload_file(room, "Invoice-0901.pdf")
+    assert sim.wait_idle(20)
     return {"delivered": delivered, "failed": failed}
 
 

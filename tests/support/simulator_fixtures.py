@@ -123,3 +123,23 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield receiver
     finally:
         receiver.close()
+
+
+WATCHED_ROOM_SECRET = "Watched-Room-Secret!1"
+
+
+@dataclass(frozen=True)
+class WatchedRoom:
+    """A room in the simulated portal whose new files DocSpace's webhook sends, signed, to a test receiver."""
+
+    sim: DocSpaceSimulator
+    receiver: WebhookReceiver
+    room: str
+    secret: str = WATCHED_ROOM_SECRET
+
+
+@pytest.fixture
+def watched_room(docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver) -> WatchedRoom:
+    room = docspace_sim.create_room("Acme Ltd")
+    docspace_sim.register_webhook(webhook_receiver.url, WATCHED_ROOM_SECRET, triggers=["file.created", "file.uploaded"])
+    return WatchedRoom(docspace_sim, webhook_receiver, room)

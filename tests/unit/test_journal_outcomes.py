@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared.journal.outcomes import Repeats, stage_decision
+from shared.journal.record import Decision
 from tests.support.journal_support import T0
 
 IDS = {"event_id": "ev1", "file_id": "4711", "invoice_id": "4711:1", "message_id": "m1"}
@@ -72,25 +73,19 @@ def test_a_decision_made_again_after_an_operators_replay_is_a_new_decision() -> 
     # A replayed dead letter starts at attempt 1 again: without the replay count its new decisions would be taken
     # for the ones before the replay and stored as duplicates (a gap in the timeline).
     before = stage_decision("mover", "dead_lettered", "docspace_forbidden", attempt=1, ids=IDS, details={}, now=T0)
-    after = stage_decision(
-        "mover",
-        "dead_lettered",
-        "docspace_forbidden",
-        attempt=1,
-        ids=IDS,
-        details={},
-        now=T0,
-        repeats=Repeats(replays=1),
-    )
-    again = stage_decision(
-        "mover",
-        "dead_lettered",
-        "docspace_forbidden",
-        attempt=1,
-        ids=IDS,
-        details={},
-        now=T0,
-        repeats=Repeats(replays=1),
-    )
+
+    def after_a_replay() -> Decision:
+        return stage_decision(
+            "mover",
+            "dead_lettered",
+            "docspace_forbidden",
+            attempt=1,
+            ids=IDS,
+            details={},
+            now=T0,
+            repeats=Repeats(replays=1),
+        )
+
+    after, again = after_a_replay(), after_a_replay()  # the same decision made twice after the replay
     assert before.decision_id != after.decision_id
     assert after.decision_id == again.decision_id

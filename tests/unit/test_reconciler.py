@@ -115,6 +115,30 @@ def rec(portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, 
     return Reconciler(portal, store, checkpoints, clock)
 
 
+def _first_cycle_then_invoices(rec: Reconciler, portal: FakePortal, clock: Clock, count: int) -> None:
+    """A first cycle sets the history floor; then ``count`` invoices (7000 on) land in room 100, a second apart."""
+    rec.run()
+    for i in range(count):
+        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+
+
+def _failed_uploads_logged(portal: FakePortal, clock: Clock, count: int, *, first_log_id: int) -> None:
+    """``count`` failed upload deliveries (files 6000 on) land in DocSpace's log a second from now."""
+    for i in range(count):
+        portal.add_failure(
+            first_log_id + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i)
+        )
+
+
+@pytest.fixture
+def backlog(portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock) -> Reconciler:
+    """A reconciler allowed 3 calls a cycle, past its first cycle; 450 invoices have landed in room 100 since."""
+    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
+    _first_cycle_then_invoices(rec, portal, clock, 450)
+    clock.advance(minutes=30)
+    return rec
+
+
 # --- webhook health ------------------------------------------------------------------------------------------
 
 
@@ -238,8 +262,7 @@ def test_failures_from_before_the_first_run_are_history(rec: Reconciler, portal:
 
 def test_the_log_is_paged_to_the_checkpoint(rec: Reconciler, portal: FakePortal, clock: Clock) -> None:
     rec.run()
-    for i in range(250):
-        portal.add_failure(200000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    _failed_uploads_logged(portal, clock, 250, first_log_id=200000)
     clock.advance(minutes=5)
     portal.calls.clear()
     rec.run()
@@ -344,13 +367,9 @@ def test_a_restart_continues_from_the_checkpoint(
 
 
 def test_a_room_with_many_changes_is_paged_and_resumed_where_the_budget_stopped(
-    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+    backlog: Reconciler, clock: Clock
 ) -> None:
-    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
-    rec.run()
-    for i in range(450):
-        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
-    clock.advance(minutes=30)
+    rec = backlog
     cycles = 0
     while len(rec.announcer.announced) < 450 and cycles < 10:
         rec.run(force=True)
@@ -482,8 +501,7 @@ def test_an_unreadable_log_row_is_a_counted_skip_and_the_page_still_reads_on(
     odd = OddRows()
     odd.webhooks, rec.portal = portal.webhooks, odd
     rec.run()
-    for i in range(150):
-        odd.add_failure(200000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    _failed_uploads_logged(odd, clock, 150, first_log_id=200000)
     clock.advance(minutes=5)
     report = rec.run()
     assert report.ok and report.skipped["delivery_unreadable"] == 1
@@ -596,8 +614,7 @@ def test_a_log_backlog_goes_on_next_cycle_and_leaves_calls_for_the_room_scan(
 ) -> None:
     rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=6))
     rec.run()
-    for i in range(600):
-        portal.add_failure(200000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    _failed_uploads_logged(portal, clock, 600, first_log_id=200000)
     portal.add_file("100", "9001", "Invoice-scan.pdf", at=clock.now + timedelta(minutes=1))
     clock.advance(minutes=20)
     portal.calls.clear()
@@ -631,8 +648,7 @@ def test_rows_leaving_the_failed_filter_between_pages_are_not_skipped(
     moving.webhooks, rec.portal = portal.webhooks, moving
     rec.run()
     moving.calls.clear()
-    for i in range(150):
-        moving.add_failure(300000 + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i))
+    _failed_uploads_logged(moving, clock, 150, first_log_id=300000)
     clock.advance(minutes=5)
     rec.run()
     assert sorted(int(a.file_id) for a in rec.announcer.announced) == list(range(6000, 6150))
@@ -894,9 +910,7 @@ def test_a_room_of_several_pages_is_read_page_by_page_in_one_cycle(
     portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
 ) -> None:
     rec = Reconciler(portal, store, checkpoints, clock, rules=rules_for("100", "200"), knobs=knobs(calls_per_cycle=50))
-    rec.run()
-    for i in range(350):
-        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+    _first_cycle_then_invoices(rec, portal, clock, 350)
     portal.add_file("200", "9001", "Invoice-X.pdf", at=clock.now + timedelta(seconds=1))
     clock.advance(minutes=30)
     portal.calls.clear()
@@ -908,13 +922,9 @@ def test_a_room_of_several_pages_is_read_page_by_page_in_one_cycle(
 
 
 def test_a_page_whose_top_was_never_seen_steps_back_one_page_not_to_the_first(
-    portal: FakePortal, store: SqliteStore, checkpoints: SqliteCheckpoints, clock: Clock
+    backlog: Reconciler, clock: Clock, portal: FakePortal
 ) -> None:
-    rec = Reconciler(portal, store, checkpoints, clock, knobs=knobs(calls_per_cycle=3))
-    rec.run()
-    for i in range(450):
-        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
-    clock.advance(minutes=30)
+    rec = backlog
     rec.run(force=True)  # reads page 0 (7449 down to 7350), then the budget stops the pass
     rec.run(force=True)  # reads from 80 (7369 down to 7270)
     # 100 entries above where the pass stopped are deleted: the rest move up past the 20-entry margin.
@@ -930,9 +940,7 @@ def test_a_page_whose_top_was_never_seen_steps_back_one_page_not_to_the_first(
 def test_a_listing_that_never_ends_stops_at_the_page_cap_and_says_so(
     rec: Reconciler, portal: FakePortal, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rec.run()
-    for i in range(100):
-        portal.add_file("100", str(7000 + i), f"Invoice-{i}.pdf", at=clock.now + timedelta(seconds=1 + i))
+    _first_cycle_then_invoices(rec, portal, clock, 100)
     clock.advance(minutes=30)
 
     def same_page_for_ever(folder_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
