@@ -9,9 +9,10 @@ from contextlib import contextmanager
 
 from bench import wrk
 from bench.payload import SECRET, delivery, signature
-from bench.procs import Proc, delete_topology, free_port, wait_http
+from bench.procs import Proc, delete_topology, wait_http
 from ingress.settings import WEBHOOK_PATH
 from simulator import DocSpaceSimulator
+from standins.ports import free_port
 
 WARMUP_SECONDS = 2
 

@@ -17,9 +17,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.backlog import _histogram
-from bench.procs import REDIS_URL, free_port, queue_depths, wait_consumers
+from bench.procs import REDIS_URL, queue_depths, wait_consumers
 from bench.rig import CLIENTS, rig
 from shared.config.settings import StageSettings
+from standins.ports import free_port
 
 
 @dataclass

@@ -134,11 +134,3 @@ def delete_topology(prefix: str) -> None:
         topology(prefix).delete(connection.channel())
     finally:
         connection.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

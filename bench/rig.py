@@ -13,11 +13,12 @@ from typing import Any
 import redis
 
 from bench.payload import SECRET
-from bench.procs import LOG_DIR, Proc, delete_topology, free_port, wait_http
+from bench.procs import LOG_DIR, Proc, delete_topology, wait_http
 from shared.limits.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
+from standins.ports import free_port
 
 CLIENTS = 10
 PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

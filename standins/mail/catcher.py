@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -16,16 +15,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from standins.mail.caught import CaughtMail
 from standins.mail.smtp_server import SmtpHandler
 from standins.mail.viewer import http_server
+from standins.ports import free_port
 from standins.wait import wait_for
 
 STAGES = ("MAIL", "RCPT", "DATA")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (aiosmtpd's controller needs a real port to check it started)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -21,7 +21,7 @@ import requests
 
 from console.auth import user_line
 from shared.journal.sqlite_store import SqliteJournalStore
-from tests.support.ports import free_port
+from standins.ports import free_port
 from tests.support.real_broker import BrokerKit
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from standins.ports import free_port
 from tests.support.processes import stop_gently
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,18 +83,5 @@ def docker_engine() -> Iterator[bool]:
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 right now, clear of the machine's own services."""
-    ports: list[int] = []
-    sockets = []
-    try:
-        while len(ports) < count:
-            sock = socket.socket()
-            sockets.append(sock)
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-            if port not in RESERVED_PORTS:
-                ports.append(port)
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports
+    """Ports free on 127.0.0.1 right now, clear of the machine's own services and of the ephemeral range."""
+    return [free_port(avoid=RESERVED_PORTS) for _ in range(count)]

@@ -18,7 +18,7 @@ from shared.broker.topology import STAGES
 from shared.limits.redis_limiter import limiter_key
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.support.ports import free_port
+from standins.ports import free_port
 from tests.support.real_broker import BrokerKit, wait_until_quiet
 
 # The pipeline receiver's secret in every end-to-end test (Standard Webhooks form: whsec_ + base64).

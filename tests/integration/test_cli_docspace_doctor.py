@@ -11,8 +11,8 @@ from ops.cli import main
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
+from standins.ports import free_port
 from tests.support.cli_env import use_portal
-from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 from tests.support.rules_file import write_rules
 from tests.support.simulator_fixtures import WebhookReceiver

@@ -28,7 +28,7 @@ from shared.docspace.transport import HttpOptions
 from shared.docspace.values import Room
 from shared.limits.retry_after import retry_after_from
 from simulator import DocSpaceSimulator
-from tests.support.ports import free_port
+from standins.ports import free_port
 
 PATH_CALL = "/api/2.0/files/folder/*/path"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import requests
 
 from shared.runtime.health import HealthServer
+from standins.ports import free_port
 from tests.support.mail_fixtures import wait_until
-from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 
 ROOT = Path(__file__).parent.parent.parent

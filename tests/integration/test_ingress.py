@@ -20,9 +20,9 @@ from ingress.signature import SignatureVerifier, resend_headers, sign
 from shared.broker.connection import connection_parameters
 from shared.broker.publisher import Publisher
 from shared.runtime.health import HealthServer
+from standins.ports import free_port
 from tests.fixtures import DOCSPACE_FIXTURES
 from tests.support.ingress_process import output, spawn_ingress
-from tests.support.ports import free_port
 from tests.support.real_broker import BrokerKit
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.wsgi_server import WsgiServer

@@ -12,8 +12,8 @@ from consumers.notifier.handler import Mailer
 from consumers.notifier.mailer import SmtpConfig, SmtpMailer
 from shared.core.errors import PermanentError, TransientError
 from standins.mail.catcher import MailCatcher
+from standins.ports import free_port
 from tests.support.mail_notice import assert_carries_the_notice, hostile_invoice, plain_and_html
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,9 +17,9 @@ from consumers.notifier.pipeline import USER_AGENT, HttpPipelineClient
 from shared.core.errors import PermanentError, TransientError
 from shared.core.events import InvoiceReceived
 from standins.pipeline_receiver import PipelineReceiver
+from standins.ports import free_port
 from tests.support.mail_fixtures import PIPELINE_PATH
 from tests.support.message_builders import invoice_received
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -12,8 +12,8 @@ import requests
 from consumers.notifier.pipeline import sign_standard_webhook
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
+from standins.ports import free_port
 from tests.support.mail_fixtures import wait_until
-from tests.support.ports import free_port
 
 SECRET = "whsec_ZGVtby1waXBlbGluZS1zZWNyZXQtbm90LXJlYWw="
 

@@ -19,10 +19,10 @@ from consumers.notifier.pipeline import HttpPipelineClient
 from shared.broker.topology import NOTIFIER_PIPELINE
 from shared.config.redact import safe_url, scrub
 from shared.core.errors import StageError
+from standins.ports import free_port
 from tests.support.loopback_http import LoopbackServer, QuietHandler
 from tests.support.mail_fixtures import wait_until
 from tests.support.message_builders import invoice_received
-from tests.support.ports import free_port
 from tests.support.processes import stop_gently
 from tests.support.real_broker import BrokerKit
 

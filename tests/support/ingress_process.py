@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingress.settings import WEBHOOK_PATH
 from ingress.signature import sign
-from tests.support.ports import free_port
+from standins.ports import free_port
 from tests.support.real_broker import BrokerKit
 
 OUTPUT: dict[int, list[str]] = {}

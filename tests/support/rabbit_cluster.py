@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.ports import free_port
+from standins.ports import free_port
 from tests.support.real_broker import broker_answers
 
 SCRIPTS = Path("/usr/lib/rabbitmq/bin")  # the real scripts: /usr/sbin's wrappers cd to /var/lib and switch user
