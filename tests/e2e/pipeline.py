@@ -16,6 +16,7 @@ from ops.logs import LogCollector
 from ops.supervisor import JOURNAL_WRITER, Supervisor, pipeline_children, wait_for_pipeline
 from shared.broker.topology import STAGES
 from shared.limits.redis_limiter import limiter_key
+from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from standins.ports import free_port
@@ -163,3 +164,20 @@ def assert_exactly_once(
         assert sim.folder_title(folder) == "Incoming", (file_id, folder)
     for stage in STAGES:
         assert broker_kit.depth(broker_kit.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))
+
+
+@dataclass(frozen=True)
+class OutsideWorld:
+    """What the pipeline talks to in an end-to-end test: the DocSpace simulator, the SMTP server, the receiver."""
+
+    sim: DocSpaceSimulator
+    smtp: MailCatcher
+    receiver: PipelineReceiver
+
+    def env(self, *, secret: str, rules: Path) -> dict[str, str]:
+        """``outside_world_env`` for all three: the pipeline's settings that point at this world."""
+        return outside_world_env(self.sim, secret=secret, rules=rules, smtp=self.smtp, receiver=self.receiver)
+
+    def assert_exactly_once(self, files: list[str], pipeline: RunningPipeline, broker: BrokerKit) -> None:
+        """``assert_exactly_once`` against this world's simulator, SMTP server and receiver."""
+        assert_exactly_once(self.sim, files, self.smtp, self.receiver, pipeline, broker)
