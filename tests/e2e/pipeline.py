@@ -8,14 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logs import LogCollector
 from ops.supervisor import JOURNAL_WRITER, Supervisor, pipeline_children, wait_for_pipeline
 from shared.broker.topology import STAGES
-from shared.limits.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
@@ -46,18 +44,6 @@ def outside_world_env(
     if receiver is not None:
         env |= {"PIPELINE_URL": receiver.url, "PIPELINE_SECRET": PIPELINE_SECRET}
     return env
-
-
-def forget_redis_keys(redis_url: str, prefix: str, sim: Any) -> None:
-    """Delete a test's Redis keys: its topology prefix's claims and marks, and the simulator key's shared limit."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"invoice-pipeline:{prefix}*"))
-        keys += list(client.scan_iter(match=limiter_key(sim.base_url, sim.api_key) + "*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @dataclass

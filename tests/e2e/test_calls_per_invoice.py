@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.pipeline import OutsideWorld, forget_redis_keys, running_pipeline
+from standins.redis_keys import forget_redis_keys
+from tests.e2e.pipeline import OutsideWorld, running_pipeline
 from tests.support.real_broker import BrokerKit
 from tests.support.rules_file import write_rules
 
