@@ -20,6 +20,7 @@ from console.auth import LoginLimiter, Sessions, User, hash_password
 from console.refresh import Refreshing
 from console.sources import Sources
 from ops.checkup import write_quota
+from ops.cli import main as cli_main
 from ops.dead_letters import DeadLetterQueues
 from ops.doctor import Check
 from ops.today import arrivals, window
@@ -191,3 +192,16 @@ def test_health_says_when_redis_does_not_answer(docspace: DocSpaceSettings) -> N
     shared = shared_rate_limiter(away, timeout=1.0)
     page = Browser(_sources(write_quota=lambda: write_quota(away, shared))).get("/health")
     assert "StoreUnavailable: the shared DocSpace limit in Redis did not answer" in page.text
+
+
+def test_the_today_command_prints_the_same_invoices_per_client(
+    journal: SqliteJournalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC)
+    clients = ["Beta GmbH", "Acme Ltd", "Acme Ltd"] * 2
+    journal.insert([_accepted(str(300 + n), name, now - timedelta(minutes=n + 1)) for n, name in enumerate(clients)])
+    monkeypatch.setenv("JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    assert cli_main(["today", "--window", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert "invoices arrived, per client" in " ".join(out.split())  # rich wraps the title to the table's width
+    assert re.search(r"Acme Ltd\s*│\s*4", out) and re.search(r"Beta GmbH\s*│\s*2", out), out
