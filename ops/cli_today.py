@@ -22,7 +22,7 @@ def today_command(
     ] = "today",
 ) -> None:
     """The funnel (deliveries, files, invoices, moved, e-mailed, pipeline called), what was skipped and why,
-    what dead-lettered and what waited, from the decision journal."""
+    what dead-lettered and what waited, and the invoices that arrived per client, from the decision journal."""
     settings = load_settings(JournalStoreSettings)
     since, until, name = window(window_name, datetime.now(UTC))
     try:

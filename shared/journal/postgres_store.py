@@ -25,6 +25,7 @@ from shared.journal.store import (
     Match,
     MatchedBy,
     Rollup,
+    client_counts,
     collect_matches,
     like_pattern,
     timeline_key,
@@ -306,7 +307,7 @@ class PostgresJournalStore:
                 ),
                 (since, until, stage, outcome),
             ).fetchall()
-        return {str(client): int(n) for client, n in rows}
+        return client_counts(rows)
 
     @_guarded
     def client_decisions(

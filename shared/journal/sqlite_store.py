@@ -17,6 +17,7 @@ from shared.journal.store import (
     Match,
     MatchedBy,
     Rollup,
+    client_counts,
     collect_matches,
     floor_minute,
     like_pattern,
@@ -253,7 +254,7 @@ class SqliteJournalStore:
                 " GROUP BY 1",
                 (since.timestamp(), until.timestamp(), stage, outcome),
             ).fetchall()
-        return {str(client): int(n) for client, n in rows}
+        return client_counts(rows)
 
     @_guarded
     def client_decisions(

@@ -121,6 +121,11 @@ def like_pattern(fragment: str) -> str:
     return f"%{escaped}%"
 
 
+def client_counts(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """``by_client``'s answer from its ``(client, count)`` rows, in either adapter's types."""
+    return {str(client): int(n) for client, n in rows}
+
+
 def floor_minute(epoch_seconds: float) -> int:
     return int(epoch_seconds // 60 * 60)
 

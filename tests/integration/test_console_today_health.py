@@ -21,15 +21,13 @@ from console.refresh import Refreshing
 from console.sources import Sources
 from ops.checkup import write_quota
 from ops.cli import main as cli_main
-from ops.dead_letters import DeadLetterQueues
-from ops.doctor import Check
 from ops.today import arrivals, window
-from shared.broker.topology import Topology
 from shared.config.settings import DocSpaceSettings
 from shared.journal.record import Decision
 from shared.journal.sqlite_store import SqliteJournalStore
 from shared.limits.redis_limiter import limiter_key
 from shared.runtime.wiring import rate_limiter, shared_rate_limiter
+from tests.support.console_sources import offline_sources
 from tests.support.redis_keys import REDIS_URL, delete_containing
 
 PASSWORD = "a long password"
@@ -63,17 +61,6 @@ class Browser:
         return self._client.simulate_get(
             path, query_string=query, headers={"Cookie": f"console_session={self._cookie}"}
         )
-
-
-def _sources(**more: object) -> Sources:
-    return Sources(
-        checks=Refreshing("checks", lambda: [Check("broker", "ok", "fine")], 60),
-        queues=lambda: [],
-        last_run=lambda: None,
-        rules=lambda: (None, Check("rules", "fail", "no rules", "set them")),
-        dead_letters=DeadLetterQueues([], Topology("unit.")),
-        **more,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture
@@ -114,7 +101,7 @@ def test_today_shows_each_client_s_invoices_since_midnight_each_number_opening_i
     assert arrivals(journal, midnight, now + timedelta(seconds=1)).clients == [("Acme Ltd", 2), ("Büro <Nord>", 1)]
     per_client = Refreshing("arrivals", lambda: arrivals_today(journal), 30)
     per_client.run_once()
-    browser = Browser(_sources(journal=journal, arrivals=per_client))
+    browser = Browser(offline_sources(journal=journal, arrivals=per_client))
 
     page = browser.get("/today")
     assert page.status_code == 200
@@ -141,7 +128,7 @@ def test_the_seven_day_window_is_shown_from_its_background_count_with_when_it_wa
     journal.insert([_accepted(str(200 + n), "Acme Ltd", now - timedelta(days=n, minutes=5)) for n in range(9)])
     week = Refreshing("today-7d", lambda: window_today(journal, "7d"), 30)
     week.run_once()
-    browser = Browser(_sources(journal=journal, counted_windows={"7d": week}))
+    browser = Browser(offline_sources(journal=journal, counted_windows={"7d": week}))
     page = browser.get("/today?window=7d")
     assert "counted in the background" in page.text
     assert re.search(r'id="funnel-invoices"[^>]*>7<', page.text)  # days 0..6, not the two older ones
@@ -175,14 +162,14 @@ def test_health_shows_the_write_quota_the_movers_count_in_redis(docspace: DocSpa
     assert shared is not None
     assert write_quota(docspace, shared).used == mover.writes_used() == 3
 
-    page = Browser(_sources(write_quota=lambda: write_quota(docspace, shared))).get("/health")
+    page = Browser(offline_sources(write_quota=lambda: write_quota(docspace, shared))).get("/health")
     assert re.search(r'id="write-quota"><strong>3</strong> of 10,000 writes used', page.text), page.text
 
 
 def test_health_says_the_write_quota_is_not_tracked_without_redis(docspace: DocSpaceSettings, tmp_path: Path) -> None:
     in_process = docspace.model_copy(update={"idempotency_url": SecretStr(f"sqlite:///{tmp_path}/store.sqlite3")})
     assert shared_rate_limiter(in_process) is None
-    page = Browser(_sources(write_quota=lambda: write_quota(in_process, None))).get("/health")
+    page = Browser(offline_sources(write_quota=lambda: write_quota(in_process, None))).get("/health")
     assert "Not tracked here: IDEMPOTENCY_URL is not Redis" in page.text
     assert "the limit is 10,000 writes" in page.text
 
@@ -190,7 +177,7 @@ def test_health_says_the_write_quota_is_not_tracked_without_redis(docspace: DocS
 def test_health_says_when_redis_does_not_answer(docspace: DocSpaceSettings) -> None:
     away = docspace.model_copy(update={"idempotency_url": SecretStr("redis://127.0.0.1:1/0")})
     shared = shared_rate_limiter(away, timeout=1.0)
-    page = Browser(_sources(write_quota=lambda: write_quota(away, shared))).get("/health")
+    page = Browser(offline_sources(write_quota=lambda: write_quota(away, shared))).get("/health")
     assert "StoreUnavailable: the shared DocSpace limit in Redis did not answer" in page.text
 
 
