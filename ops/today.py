@@ -20,6 +20,8 @@ FUNNEL: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ("emailed", "E-mailed", (("notifier.email", "emailed"),)),
     ("pipeline", "Pipeline called", (("notifier.pipeline", "pipeline_called"),)),
 )
+# An invoice has arrived for a client when the classifier accepts it (the funnel's "invoices").
+ARRIVED = ("classifier", "accepted")
 SKIPPED = frozenset({"ignored", "skipped"})
 WAITING = frozenset({"deferred", "retried", "requeued"})
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -82,3 +84,22 @@ def summarise(totals: Mapping[tuple[str, str, str], int], since: datetime, until
 def today(store: JournalStore, since: datetime, until: datetime) -> Today:
     """The window's numbers from the journal (per-minute rollups: the cost does not grow with the decisions)."""
     return summarise(store.totals(since, until), since, until)
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """How many invoices arrived for each client in a window, most first (``""``: the decision named no client)."""
+
+    since: datetime
+    until: datetime
+    clients: list[tuple[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for _client, n in self.clients)
+
+
+def arrivals(store: JournalStore, since: datetime, until: datetime) -> Arrivals:
+    """Per client, the invoices that arrived in the window (read from the decisions: the rollups know no client)."""
+    counts = store.by_client(since, until, stage=ARRIVED[0], outcome=ARRIVED[1])
+    return Arrivals(since, until, sorted(counts.items(), key=lambda item: (-item[1], item[0])))

@@ -25,6 +25,7 @@ from shared.journal.store import (
     Match,
     MatchedBy,
     Rollup,
+    client_counts,
     collect_matches,
     like_pattern,
     timeline_key,
@@ -295,6 +296,32 @@ class PostgresJournalStore:
                 (since, until, until),
             ).fetchall()
         return [Rollup(m, s, o, r, int(c)) for m, s, o, r, c in rows]
+
+    @_guarded
+    def by_client(self, since: datetime, until: datetime, *, stage: str, outcome: str) -> dict[str, int]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT coalesce(record->>'client', ''), count(*) FROM {s}.decisions"
+                    " WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s GROUP BY 1"
+                ),
+                (since, until, stage, outcome),
+            ).fetchall()
+        return client_counts(rows)
+
+    @_guarded
+    def client_decisions(
+        self, since: datetime, until: datetime, *, stage: str, outcome: str, client: str, limit: int = 100
+    ) -> list[Decision]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT record FROM {s}.decisions WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s"
+                    " AND coalesce(record->>'client', '') = %s ORDER BY at DESC LIMIT %s"
+                ),
+                (since, until, stage, outcome, client, max(limit, 1)),
+            ).fetchall()
+        return [Decision.model_validate(row[0]) for row in rows]
 
     def drop(self) -> None:
         """Remove the schema and everything in it (tests clean up their own schema with this)."""

@@ -17,6 +17,7 @@ from shared.journal.store import (
     Match,
     MatchedBy,
     Rollup,
+    client_counts,
     collect_matches,
     floor_minute,
     like_pattern,
@@ -46,6 +47,8 @@ _SCHEMA = (
 
 
 _guarded = unavailable_on(sqlite3.Error, "SQLite file")
+# A decision's client, as by_client counts it: records are stored without None fields, so "no client" is "".
+_CLIENT = "coalesce(json_extract(record, '$.client'), '')"
 
 
 class SqliteJournalStore:
@@ -242,6 +245,28 @@ class SqliteJournalStore:
                 (floor_minute(since.timestamp()), end),
             ).fetchall()
         return [Rollup(_when(m), s, o, r, int(c)) for m, s, o, r, c in rows]
+
+    @_guarded
+    def by_client(self, since: datetime, until: datetime, *, stage: str, outcome: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_CLIENT}, count(*) FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ?"  # noqa: S608 - a fixed expression
+                " GROUP BY 1",
+                (since.timestamp(), until.timestamp(), stage, outcome),
+            ).fetchall()
+        return client_counts(rows)
+
+    @_guarded
+    def client_decisions(
+        self, since: datetime, until: datetime, *, stage: str, outcome: str, client: str, limit: int = 100
+    ) -> list[Decision]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT record FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ? AND {_CLIENT} = ?"  # noqa: S608 - a fixed expression
+                " ORDER BY at DESC LIMIT ?",
+                (since.timestamp(), until.timestamp(), stage, outcome, client, max(limit, 1)),
+            ).fetchall()
+        return [Decision.model_validate(json.loads(row[0])) for row in rows]
 
     def close(self) -> None:
         with self._lock:

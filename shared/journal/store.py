@@ -99,6 +99,19 @@ class JournalStore(Protocol):
         """
         ...
 
+    def by_client(self, since: datetime, until: datetime, *, stage: str, outcome: str) -> dict[str, int]:
+        """Decisions of one stage and outcome made in [since, until), counted per client (``""``: none named).
+
+        Read from the decisions themselves (the rollups know no client): its cost grows with the window's rows.
+        """
+        ...
+
+    def client_decisions(
+        self, since: datetime, until: datetime, *, stage: str, outcome: str, client: str, limit: int = 100
+    ) -> list[Decision]:
+        """The decisions behind one of :meth:`by_client`'s counts, newest first, at most ``limit``."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -106,6 +119,11 @@ def like_pattern(fragment: str) -> str:
     """``%fragment%`` for LIKE/ILIKE with ``\\`` as the escape: a ``%`` or ``_`` in a title fragment is literal."""
     escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def client_counts(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """``by_client``'s answer from its ``(client, count)`` rows, in either adapter's types."""
+    return {str(client): int(n) for client, n in rows}
 
 
 def floor_minute(epoch_seconds: float) -> int:

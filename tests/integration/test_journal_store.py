@@ -159,3 +159,26 @@ def test_an_unusable_sqlite_file_is_journal_unavailable(tmp_path: Path) -> None:
     (tmp_path / "journal.sqlite3").mkdir()  # a directory where the file should be
     with pytest.raises(JournalUnavailable):
         SqliteJournalStore(tmp_path / "journal.sqlite3")
+
+
+def test_decisions_are_counted_and_listed_per_client_within_the_window(store: JournalStore) -> None:
+    store.insert(
+        [
+            decision("classifier", "accepted", minutes=1, file_id="1", client="Acme"),
+            decision("classifier", "accepted", minutes=2, file_id="2", client="Acme"),
+            decision("classifier", "accepted", minutes=3, file_id="3", client="Büro <Nord>"),
+            decision("classifier", "accepted", minutes=4, file_id="4"),  # no client named
+            decision("classifier", "ignored", minutes=5, file_id="5", client="Acme", reason="not_an_invoice"),
+            decision("mover", "received", minutes=6, file_id="1", client="Acme"),
+            decision("classifier", "accepted", minutes=70, file_id="6", client="Acme"),  # after the hour
+        ]
+    )
+    hour = (T0, T0 + timedelta(hours=1))
+    assert store.by_client(*hour, stage="classifier", outcome="accepted") == {"Acme": 2, "Büro <Nord>": 1, "": 1}
+    assert store.by_client(*hour, stage="mover", outcome="received") == {"Acme": 1}
+    listed = store.client_decisions(*hour, stage="classifier", outcome="accepted", client="Acme")
+    assert [d.file_id for d in listed] == ["2", "1"]
+    assert [d.file_id for d in store.client_decisions(*hour, stage="classifier", outcome="accepted", client="")] == [
+        "4"
+    ]
+    assert len(store.client_decisions(*hour, stage="classifier", outcome="accepted", client="Acme", limit=1)) == 1
