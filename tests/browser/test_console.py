@@ -218,7 +218,9 @@ def test_a_file_deleted_before_its_move_shows_its_dead_letter(page, run_console:
     run_console.login(page, "victor")
     page.goto(f"{run_console.url}/find?q={run.files['deleted']}")
     verdict = page.inner_text("#verdict")
-    assert "docspace_not_found" in verdict and MOVER in verdict
+    assert "dead lettered" in verdict and "docspace_not_found" in verdict and f"{MOVER}.dlq" in verdict
+    page.click("#verdict a:has-text('see it in Dead letters')")
+    assert "docspace_not_found" in letter_row(page, run.files["deleted"]).inner_text()
 
 
 def test_every_page_renders_from_the_run_for_an_operator(page, run_console: Console, run: RealRun) -> None:
@@ -227,6 +229,9 @@ def test_every_page_renders_from_the_run_for_an_operator(page, run_console: Cons
         "today": "/today",
         "find": "/find?q=Invoice",
         "trace": f"/find?q={run.files['acme_first']}",
+        "trace-script": f"/find?q={run.files['script']}",
+        "trace-skipped": f"/find?q={run.files['photo']}",
+        "trace-dead-letter": f"/find?q={run.files['deleted']}",
         "dead-letters": "/dead-letters",
         "health": "/health",
         "clients": "/clients",
