@@ -167,14 +167,18 @@ def console(broker: BrokerKit, tmp_path: Path, console_env: dict[str, str]) -> I
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def run(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRun]:
-    """The real pipeline's morning on the simulator (tests/browser/real_run.py), once for every browser test."""
+    """The real pipeline's morning on the simulator (tests/browser/real_run.py), once for the module's tests.
+
+    Module-scoped, not session-scoped: its seven processes stop when the module is done, not at the end of the
+    whole suite (where they would idle, and the reconciler poll, through every later test).
+    """
     with real_run(amqp_url, tmp_path_factory.mktemp("run")) as made:
         yield made
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def run_console(run: RealRun) -> Iterator[Console]:
     """The console over the run's journal, broker topology, rules and outside world, as an operator runs it."""
     with console_process(run.journal_path.parent, {**run.broker.env(), **run.env}) as running:
