@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from shared.broker.topology import MOVER
 from shared.journal.record import Decision
 from tests.browser.conftest import ROOT, Console
@@ -151,12 +149,6 @@ def test_the_funnel_s_numbers_are_what_the_run_did_and_each_opens_its_list(
     assert f"{XSS} invoice.pdf" in page.inner_text("main")  # the title as text, never as markup
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Files seen counts the classifier's decisions, one per delivery: DocSpace sends file.created and "
-    "file.uploaded for each upload, so every file counts twice (ops/today.py FUNNEL; the classifier records the "
-    "second delivery of an invoice as ignored/duplicate and of a photo as not_an_invoice again)",
-)
 def test_files_seen_is_the_number_of_files_the_run_uploaded(page, run_console: Console, run: RealRun) -> None:
     run_console.login(page, "victor")
     assert funnel_shown(page, run_console, ["files"]) == {"files": run.funnel()["files"]}
