@@ -48,6 +48,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {s}.files (file_id text PRIMARY KEY, title text, first_at timestamptz NOT NULL,"
     " last_at timestamptz NOT NULL, decisions bigint NOT NULL)",
     "CREATE INDEX IF NOT EXISTS files_last ON {s}.files (last_at)",
+    "CREATE INDEX IF NOT EXISTS files_first ON {s}.files (first_at)",
     "CREATE TABLE IF NOT EXISTS {s}.rollups (minute timestamptz NOT NULL, stage text NOT NULL, outcome text NOT NULL,"
     " reason text NOT NULL, count bigint NOT NULL, PRIMARY KEY (minute, stage, outcome, reason))",
 )
@@ -322,6 +323,14 @@ class PostgresJournalStore:
                 (since, until, stage, outcome, client, max(limit, 1)),
             ).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
+
+    @_guarded
+    def files_seen(self, since: datetime, until: datetime) -> int:
+        with self._transaction() as conn:
+            row = conn.execute(
+                self._q("SELECT count(*) FROM {s}.files WHERE first_at >= %s AND first_at < %s"), (since, until)
+            ).fetchone()
+        return int(row[0]) if row is not None else 0
 
     def drop(self) -> None:
         """Remove the schema and everything in it (tests clean up their own schema with this)."""

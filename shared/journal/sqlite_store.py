@@ -39,6 +39,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS files (file_id TEXT PRIMARY KEY, title TEXT, first_at REAL NOT NULL,"
     " last_at REAL NOT NULL, decisions INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS files_last ON files (last_at)",
+    "CREATE INDEX IF NOT EXISTS files_first ON files (first_at)",
     # One row per file and title: a fragment search reads the trigram index, never the decisions.
     "CREATE VIRTUAL TABLE IF NOT EXISTS titles USING fts5(title, file_id UNINDEXED, tokenize='trigram')",
     "CREATE TABLE IF NOT EXISTS rollups (minute INTEGER NOT NULL, stage TEXT NOT NULL, outcome TEXT NOT NULL,"
@@ -267,6 +268,15 @@ class SqliteJournalStore:
                 (since.timestamp(), until.timestamp(), stage, outcome, client, max(limit, 1)),
             ).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
+
+    @_guarded
+    def files_seen(self, since: datetime, until: datetime) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM files WHERE first_at >= ? AND first_at < ?",
+                (since.timestamp(), until.timestamp()),
+            ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         with self._lock:

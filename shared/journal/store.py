@@ -112,6 +112,10 @@ class JournalStore(Protocol):
         """The decisions behind one of :meth:`by_client`'s counts, newest first, at most ``limit``."""
         ...
 
+    def files_seen(self, since: datetime, until: datetime) -> int:
+        """Files whose first decision was made in [since, until): each file once, however many deliveries named it."""
+        ...
+
     def close(self) -> None: ...
 
 

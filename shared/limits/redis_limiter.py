@@ -34,6 +34,10 @@ from shared.limits.retry_after import cap_pause
 from shared.store.idempotency import StoreUnavailable
 
 _NOW = "local t = redis.call('time') local now = t[1] * 1000 + t[2] / 1000 "
+# The quota's windows in whole milliseconds: the reset's time is stored as a whole number, and a fractional "now"
+# beside its rounded value could fall a hair before the period that is ending, and the next read would then start
+# a new period at 0 while every write waits for the reset.
+_NOW_WHOLE_MS = "local t = redis.call('time') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 
 # KEYS: tat, paused. ARGV: interval ms, tolerance ms, budget ms -> {1, wait ms} reserved | {0, wait ms} too long
 _RATE = (
@@ -65,7 +69,7 @@ _ACQUIRE = (
 # KEYS: quota (hash: anchor, window, count, spent). ARGV: period ms, increment
 #   -> {count, 0} | {-1, ms until the quota resets} when it is spent
 _QUOTA = (
-    _NOW + "local period = tonumber(ARGV[1]) "
+    _NOW_WHOLE_MS + "local period = tonumber(ARGV[1]) "
     "local spent = tonumber(redis.call('hget', KEYS[1], 'spent')) or 0 "
     "if now < spent and tonumber(ARGV[2]) > 0 then return {-1, math.ceil(spent - now)} end "
     "local anchor = tonumber(redis.call('hget', KEYS[1], 'anchor')) or 0 "
@@ -78,7 +82,7 @@ _QUOTA = (
 )
 # KEYS: quota. ARGV: period ms, ms until reset, daily writes -> nothing. The reset is DocSpace's period boundary.
 _SPENT = (
-    _NOW + "local period = tonumber(ARGV[1]) "
+    _NOW_WHOLE_MS + "local period = tonumber(ARGV[1]) "
     "local spent = now + tonumber(ARGV[2]) "
     "local current = tonumber(redis.call('hget', KEYS[1], 'spent')) or 0 "
     "if spent > current then redis.call('hset', KEYS[1], 'spent', string.format('%.0f', spent), "

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from shared.broker.topology import STAGES, Topology
+from shared.limits.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.redis_keys import forget_redis_keys
@@ -36,6 +38,15 @@ def quota_broker(broker_factory: BrokerFactory, docspace_sim: DocSpaceSimulator)
     broker = broker_factory(retry_delays=(1, 5, 10), delivery_limit=20)
     yield broker
     forget_redis_keys(REDIS_URL, broker.topology.prefix, docspace_sim)
+
+
+def _quota_hash(sim: DocSpaceSimulator) -> dict[str, str]:
+    """The shared limiter's quota hash in Redis, for a failure's message."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return client.hgetall(limiter_key(sim.base_url, sim.api_key) + "quota")  # type: ignore[return-value]
+    finally:
+        client.close()
 
 
 def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_none(
@@ -82,7 +93,10 @@ def test_a_spent_daily_write_quota_parks_the_invoices_until_the_reset_and_loses_
         assert time.monotonic() - day_one < DAY - 5, "day one ended before the test could look"
         assert len(smtp_server.mails) == WRITES_PER_DAY and sum(moved.values()) == WRITES_PER_DAY
         used = [pipeline.metric(name, "docspace_write_quota_used") for name in ("mover-1", "mover-2")]
-        assert used == [WRITES_PER_DAY, WRITES_PER_DAY]  # one count for the key, whichever replica asks
+        assert used == [WRITES_PER_DAY, WRITES_PER_DAY], (  # one count for the key, whichever replica asks
+            _quota_hash(sim),
+            pipeline.logs.dump(80),
+        )
         assert pipeline.metric("mover-1", "docspace_write_quota_limit") == WRITES_PER_DAY
 
         # Day two: the parked invoices come back at the reset and are moved, announced and e-mailed once.

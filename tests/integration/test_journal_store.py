@@ -127,6 +127,23 @@ def test_rollups_count_each_decision_once_per_minute(store: JournalStore) -> Non
     assert [r.count for r in store.rollups(T0, T0 + timedelta(minutes=1))] == [1, 2]
 
 
+def test_files_seen_counts_each_file_once_in_the_window_of_its_first_decision(store: JournalStore) -> None:
+    store.insert(
+        [
+            # One upload, two deliveries (file.created, file.uploaded): one file.
+            decision("classifier", "accepted", minutes=0, file_id="1", event_id="created-1"),
+            decision("classifier", "ignored", minutes=0.2, file_id="1", event_id="uploaded-1", reason="duplicate"),
+            decision("classifier", "ignored", minutes=1, file_id="2", event_id="created-2", reason="not_an_invoice"),
+            decision("classifier", "ignored", minutes=1.1, file_id="2", event_id="uploaded-2", reason="not_an_invoice"),
+            # First seen before the window: its later decisions do not make it a file seen in the window.
+            decision("mover", "received", minutes=70, file_id="1"),
+            decision("classifier", "accepted", minutes=80, file_id="3"),
+        ]
+    )
+    assert store.files_seen(T0, T0 + timedelta(hours=1)) == 2
+    assert store.files_seen(T0 + timedelta(hours=1), T0 + timedelta(hours=2)) == 1
+
+
 def test_the_decisions_behind_a_rollup_are_listed_newest_first(store: JournalStore) -> None:
     store.insert(
         [

@@ -127,6 +127,19 @@ def test_a_spent_write_quota_parks_every_replicas_writes_but_no_reads(key: str) 
     assert first.writes_used() == 1
 
 
+def test_a_quota_spent_for_a_whole_period_keeps_its_count(key: str) -> None:
+    # A 429 at the very start of DocSpace's day names a reset one whole period away. With Redis's clock in
+    # fractional milliseconds, rounding the reset's time could put "now" a hair before the day that is ending,
+    # and the next read started a new day at 0: the write quota's gauge said 0 of 10 while every write waited.
+    for n in range(20):
+        (limiter,) = replicas(f"{key}{n}:", 1, per_minute=60_000, writes=5, daily_writes=10, quota_period=60.0)
+        spent = limiter.write_quota_spent("PUT", {"Retry-After": "60", "X-RateLimit-Limit": "10"})
+        assert isinstance(spent, WriteQuotaSpent)
+        assert [limiter.writes_used() for _ in range(3)] == [10, 10, 10], n
+        with pytest.raises(WriteQuotaSpent), limiter.slot("PUT"):
+            pass
+
+
 def test_redis_away_is_a_transient_failure_never_an_unlimited_call() -> None:
     dead = RedisRateLimiter(redis.Redis.from_url("redis://127.0.0.1:1/0"), "k:", KeyLimits(60, 1))  # nothing on port 1
     with pytest.raises(StoreUnavailable), dead.slot("GET"):

@@ -386,6 +386,24 @@ def test_a_finished_move_is_reported_exactly_once(docspace_sim: DocSpaceSimulato
     assert poll(docspace_sim, op["id"]) == []  # dequeued by the first read
 
 
+def test_a_move_due_is_finished_when_read_even_if_its_timer_is_late(docspace_sim: DocSpaceSimulator) -> None:
+    # DocSpace works on its own servers: a poll after the move was due never sees it running because the
+    # process hosting the simulator was too busy to run its timer (the calls-per-invoice test's extra poll).
+    room = docspace_sim.create_room("R")
+    dest = docspace_sim.create_folder(room, "Incoming")
+    fid = docspace_sim.upload_file(room, "a.pdf")
+    docspace_sim.set_move_delay(0.3)
+    (op,) = move(docspace_sim, fileIds=[fid], destFolderId=dest, returnSingleOperation=True).json()["response"]
+    docspace_sim.portal.cancel_timers()  # the timer never fires: a starved process
+    (running,) = poll(docspace_sim, op["id"])
+    assert not running["finished"] and docspace_sim.file(fid)["folderId"] != int(dest)
+    time.sleep(0.35)
+    (done,) = poll(docspace_sim, op["id"])
+    assert done["finished"] and [f["id"] for f in done["files"]] == [int(fid)]
+    assert docspace_sim.file(fid)["folderId"] == int(dest)
+    assert docspace_sim.portal.moves == {fid: 1}
+
+
 def test_delete_after_true_never_reports_the_finished_move(docspace_sim: DocSpaceSimulator) -> None:
     room = docspace_sim.create_room("R")
     dest = docspace_sim.create_folder(room, "Incoming")
