@@ -26,9 +26,10 @@ $(INSTALLED): pyproject.toml $(LOCKS)
 run: $(INSTALLED)
 	$(PY) -m ops.run
 
-## make test: the whole suite, against the real broker, SMTP server and DocSpace simulator
+## make test: the whole suite, against the real broker, SMTP server and DocSpace simulator, in two lanes (the long
+## tests, which mostly wait, beside the rest)
 test: $(INSTALLED)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 ## make check: the inner loop while you work: make lint, then the unit tests (under 2 minutes; make test before a push)
 check: lint

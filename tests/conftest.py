@@ -27,6 +27,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 BrokerFactory = Callable[..., BrokerKit]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two lanes for `make test` (pytest-xdist, ``--dist loadgroup``): the long tests, which mostly wait out an
+    outage or a stopped writer, in one worker; everything else, in its usual order, in the other.
+
+    The long tests hold a pipeline that sits idle for minutes: beside them, the rest of the suite costs the same
+    wall time as alone, and the whole run is as long as its longer lane. Without xdist the markers do nothing.
+    """
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("long" if item.get_closest_marker("long") else "main"))
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     yield from find_broker()

@@ -85,6 +85,7 @@ def _assert_exactly_once(world: OutsideWorld, files: list[str], broker: BrokerKi
     assert world.sim.call_count("PUT", "/api/2.0/files/fileops/move") == len(files)
 
 
+@pytest.mark.long  # two minutes of waiting: make test runs it in the long tests' lane
 def test_an_ingress_down_for_two_minutes_loses_no_invoice(
     broker: BrokerKit,
     smtp_server: MailCatcher,

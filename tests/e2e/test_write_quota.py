@@ -23,7 +23,7 @@ from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]  # a minute's wait for the quota's reset
 
 SECRET = "quota-Webhook-Secret!1"
 REDIS_URL = "redis://127.0.0.1:6379/15"
