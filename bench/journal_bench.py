@@ -252,41 +252,77 @@ def measure_trace(store: JournalStore, result: QueryResult, env: dict[str, str])
     return result
 
 
-def query_sqlite(rows: int, workdir: Path) -> QueryResult:
+def query_sqlite(rows: int, workdir: Path, *, keep: bool = False) -> QueryResult:
+    """``keep``: leave the file for the next run and reuse one that holds ``rows`` decisions (loading 10 million
+    takes minutes); opening it through the store migrates its schema first, as production's would be."""
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"journal-{rows}.sqlite3"
-    if path.exists():
-        path.unlink()
-    load_s = load_sqlite(path, rows)
-    size = sum(f.stat().st_size for f in workdir.glob(f"journal-{rows}.sqlite3*")) / 1e6
+    if keep and path.exists() and _sqlite_rows(path) == rows:
+        load_s = float("nan")
+    else:
+        for f in workdir.glob(f"journal-{rows}.sqlite3*"):
+            f.unlink()
+        load_s = load_sqlite(path, rows)
     store = SqliteJournalStore(path)
+    size = sum(f.stat().st_size for f in workdir.glob(f"journal-{rows}.sqlite3*")) / 1e6
     try:
         result = QueryResult("SQLite", rows, load_s, size_mb=size)
         return measure_trace(store, result, {"JOURNAL_URL": f"sqlite:///{path.resolve()}"})
     finally:
         store.close()
-        for f in workdir.glob(f"journal-{rows}.sqlite3*"):
-            f.unlink()
+        if not keep:
+            for f in workdir.glob(f"journal-{rows}.sqlite3*"):
+                f.unlink()
 
 
-def query_postgres(rows: int, url: str = POSTGRES_URL) -> QueryResult:
-    schema = f"bench_journal_{uuid.uuid4().hex[:8]}"
+def _sqlite_rows(path: Path) -> int:
+    db = sqlite3.connect(str(path))
     try:
-        load_s = load_postgres(url, schema, rows)
+        return int(db.execute("SELECT count(*) FROM decisions").fetchone()[0])
+    except sqlite3.Error:
+        return -1
+    finally:
+        db.close()
+
+
+def query_postgres(rows: int, url: str = POSTGRES_URL, *, keep: bool = False) -> QueryResult:
+    """``keep``: leave the schema (``bench_journal_keep_<rows>``) for the next run and reuse it when it holds
+    ``rows`` decisions; the store's constructor migrates it first."""
+    schema = f"bench_journal_keep_{rows}" if keep else f"bench_journal_{uuid.uuid4().hex[:8]}"
+    try:
+        if keep and _postgres_rows(url, schema) == rows:
+            load_s = float("nan")
+        else:
+            _drop_schema(url, schema)
+            load_s = load_postgres(url, schema, rows)
+        store = PostgresJournalStore(url, schema=schema)
         with psycopg.connect(url) as conn:
             size = conn.execute(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
                 (schema,),
             ).fetchone()
-        store = PostgresJournalStore(url, schema=schema)
         try:
             result = QueryResult("PostgreSQL", rows, load_s, size_mb=float(size[0] or 0) / 1e6 if size else 0.0)
             return measure_trace(store, result, {"JOURNAL_URL": url, "JOURNAL_SCHEMA": schema})
         finally:
             store.close()
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        if not keep:
+            _drop_schema(url, schema)
+
+
+def _postgres_rows(url: str, schema: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None:
+            return -1
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {}.decisions").format(sql.Identifier(schema))).fetchone()
+        return int(found[0]) if found else -1
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 # --- (b) from record() to visible ----------------------------------------------------------------------------
@@ -371,8 +407,8 @@ def _poll(backend: str, url: str, schema: str, path: Path, seen: dict[str, float
 
 # --- (c) the journal's cost ---------------------------------------------------------------------------------
 
-# The setting that switches the stages' journal off, as NAME=value. The journal's wiring into the stages (issue 20,
-# branch journal-wiring) decides its name; override it here until then.
+# The setting that switches every process's journal off (CommonSettings.journal_enabled), as NAME=value; the
+# environment variable overrides it only to try another switch.
 JOURNAL_OFF_ENV = os.environ.get("JOURNAL_BENCH_OFF_ENV", "JOURNAL_ENABLED=false")
 
 
