@@ -15,23 +15,23 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
+    DecisionsQuery,
     Match,
     MatchedBy,
     Rollup,
+    RollupDecisions,
     collect_matches,
     like_pattern,
     timeline_key,
     unavailable_on,
 )
 
-log = structlog.get_logger(__name__)
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -71,6 +71,14 @@ ON CONFLICT (minute, stage, outcome, reason) DO UPDATE SET count = r.count + exc
 """
 
 
+def _without_trigram_index(error: psycopg.Error, hint: str) -> None:
+    # Imported here, on this rare path: structlog (with the console renderer's imports) is a tenth of a second of
+    # `invoice-pipeline trace`'s start-up, which otherwise logs nothing.
+    import structlog
+
+    structlog.get_logger(__name__).warning("journal_without_trigram_index", error=str(error)[:200], hint=hint)
+
+
 def _forget_connection(store: Any) -> None:
     store._forget_connection()
 
@@ -78,7 +86,7 @@ def _forget_connection(store: Any) -> None:
 _guarded = unavailable_on(psycopg.Error, "PostgreSQL", before=_forget_connection)
 
 
-class PostgresJournalStore:
+class PostgresJournalStore(RollupDecisions):
     """One connection, reopened after any failure; every method is one transaction."""
 
     def __init__(self, url: str, *, schema: str = "invoice_journal", connect_timeout: int = 5) -> None:
@@ -130,9 +138,9 @@ class PostgresJournalStore:
                     conn.execute(self._q(_TRIGRAM_INDEX))
                 self.trigram_index = True
             except psycopg.errors.InsufficientPrivilege as exc:
-                log.warning("journal_without_trigram_index", error=str(exc)[:200], hint="title search scans files")
+                _without_trigram_index(exc, "title search scans files")
             except psycopg.errors.UndefinedFile as exc:
-                log.warning("journal_without_trigram_index", error=str(exc)[:200], hint="pg_trgm is not installed")
+                _without_trigram_index(exc, "pg_trgm is not installed")
 
     @_guarded
     def insert(self, decisions: Sequence[Decision]) -> int:
@@ -262,25 +270,10 @@ class PostgresJournalStore:
         return {(s, o, r): int(n) for s, o, r, n in rows}
 
     @_guarded
-    def decisions(
-        self,
-        since: datetime,
-        until: datetime,
-        *,
-        stage: str,
-        outcome: str,
-        reason: str | None = None,
-        limit: int = 100,
-    ) -> list[Decision]:
-        query = "SELECT record FROM {s}.decisions WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s"
-        args: list[object] = [since, until, stage, outcome]
-        if reason is not None:
-            query += " AND coalesce(reason, '') = %s"
-            args.append(reason)
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(self._q(query + " ORDER BY at DESC LIMIT %s"), (*args, max(limit, 1))).fetchall()
+    def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
+        query, args = chosen.sql("{s}.decisions", "%s", stored=lambda when: when)
+        with self._transaction() as conn:
+            rows = conn.execute(self._q(query), args).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
 
     @_guarded

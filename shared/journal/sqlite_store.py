@@ -14,9 +14,11 @@ from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
     TRIGRAM,
+    DecisionsQuery,
     Match,
     MatchedBy,
     Rollup,
+    RollupDecisions,
     collect_matches,
     floor_minute,
     like_pattern,
@@ -48,7 +50,7 @@ _SCHEMA = (
 _guarded = unavailable_on(sqlite3.Error, "SQLite file")
 
 
-class SqliteJournalStore:
+class SqliteJournalStore(RollupDecisions):
     """One file (``JOURNAL_URL=sqlite:///var/journal.sqlite3``); the writer writes, ``trace`` reads beside it."""
 
     def __init__(self, path: str | Path) -> None:
@@ -213,23 +215,10 @@ class SqliteJournalStore:
         return {(s, o, r): int(n) for s, o, r, n in rows}
 
     @_guarded
-    def decisions(
-        self,
-        since: datetime,
-        until: datetime,
-        *,
-        stage: str,
-        outcome: str,
-        reason: str | None = None,
-        limit: int = 100,
-    ) -> list[Decision]:
-        query = "SELECT record FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ?"
-        args: list[object] = [since.timestamp(), until.timestamp(), stage, outcome]
-        if reason is not None:
-            query += " AND coalesce(reason, '') = ?"
-            args.append(reason)
+    def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
+        query, args = chosen.sql("decisions", "?", stored=lambda when: when.timestamp())
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY at DESC LIMIT ?", (*args, max(limit, 1))).fetchall()
+            rows = self._db.execute(query, args).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
 
     @_guarded
