@@ -49,13 +49,10 @@ def test_a_journal_without_the_trigram_statistics_gains_them_when_opened() -> No
         conn.execute(sql.SQL("DROP STATISTICS {}.files_title_trigrams").format(sql.Identifier(schema)))
     store = PostgresJournalStore(url, schema=schema)
     try:
+        named = "SELECT count(*) FROM pg_statistic_ext WHERE stxnamespace = %s::regnamespace AND stxname = %s"
         with psycopg.connect(url) as conn:
-            found = conn.execute(
-                "SELECT 1 FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace"
-                " WHERE n.nspname = %s AND s.stxname = 'files_title_trigrams'",
-                (schema,),
-            ).fetchone()
-        assert found is not None and store.trigram_statistics
+            assert conn.execute(named, (schema, "files_title_trigrams")).fetchone() == (1,)
+        assert store.trigram_statistics
     finally:
         store.drop()
         store.close()
