@@ -28,26 +28,23 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def _python_in(tree: Path, code: str, failure: str) -> str:
+    """What ``python -c code`` prints when run in ``tree`` with this interpreter; ``failure`` says what did not work."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{failure}: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
 def imported_from(tree: Path, module: str) -> Path:
     """Where ``python -m`` started in ``tree`` finds ``module``, with this interpreter (and its installed packages)."""
-    done = subprocess.run(
-        [sys.executable, "-c", f"import {module} as m; print(m.__file__)"],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{module} does not import in {tree}: {done.stderr.strip()[-500:]}")
-    return Path(done.stdout.strip()).resolve()
+    printed = _python_in(tree, f"import {module} as m; print(m.__file__)", f"{module} does not import in {tree}")
+    return Path(printed.strip()).resolve()
 
 
 def default_shares(tree: Path) -> tuple[int, int]:
     """The (classifier, mover) requests a minute that the code in ``tree`` gives each process by default."""
-    done = subprocess.run([sys.executable, "-c", _SHARES], cwd=tree, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"no default shares in {tree}: {done.stderr.strip()[-500:]}")
-    classifier, mover = (int(word) for word in done.stdout.split())
+    classifier, mover = (int(word) for word in _python_in(tree, _SHARES, f"no default shares in {tree}").split())
     return classifier, mover
 
 

@@ -10,15 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from bench.payload import SECRET
 from bench.procs import LOG_DIR, Proc, delete_topology, wait_http
-from shared.limits.redis_limiter import limiter_key
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from standins.ports import free_port
+from standins.redis_keys import forget_redis_keys
 
 CLIENTS = 10
 PIPELINE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -140,18 +138,6 @@ def rig(
         delete_topology(prefix)
         if redis_url is not None:
             forget_redis_keys(redis_url, prefix, sim)
-
-
-def forget_redis_keys(redis_url: str, prefix: str, sim: DocSpaceSimulator) -> None:
-    """Delete a run's claims and its limit from Redis, so the next run starts clean."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"invoice-pipeline:{prefix}*"))
-        keys += list(client.scan_iter(match=limiter_key(sim.base_url, sim.api_key) + "*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def _count_429s(sim: DocSpaceSimulator, rejected: Counter[int]) -> None:

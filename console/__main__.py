@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import getpass
 import secrets
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -27,10 +29,19 @@ from console.sources import Audit, Sources
 from consumers.classifier.settings import ClassifierSettings
 from consumers.reconciler.settings import ReconcilerSettings
 from ops.broker_access import broker_parameters, topology
-from ops.checkup import configured_rules, reconciler_last_run, run_checks, settings_or_problem, webhook_deliveries
+from ops.checkup import (
+    WriteQuota,
+    configured_rules,
+    reconciler_last_run,
+    run_checks,
+    settings_or_problem,
+    webhook_deliveries,
+    write_quota,
+)
 from ops.dead_letters import DeadLetterQueues
 from ops.doctor import Check
 from ops.queues import stage_queues
+from ops.today import Arrivals, Today, arrivals, today, window
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.config.settings import DocSpaceSettings, explain
@@ -42,6 +53,7 @@ from shared.journal.store import JournalStore, JournalUnavailable
 from shared.journal.wiring import journal_store
 from shared.runtime.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from shared.runtime.runner import ConfigError, Runtime, run_process
+from shared.runtime.wiring import shared_rate_limiter
 
 log = structlog.get_logger("console")
 
@@ -136,6 +148,9 @@ def _serve(runtime: Runtime, settings: ConsoleSettings) -> int:
     )
     try:
         journal = runtime.closing(journal_store(settings))
+        # A second connection for the background counts: a store serialises its callers on one connection, and a
+        # page must not wait behind a count that reads a whole day of decisions.
+        background = runtime.closing(journal_store(settings))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     except JournalUnavailable as exc:
@@ -144,6 +159,11 @@ def _serve(runtime: Runtime, settings: ConsoleSettings) -> int:
     publisher = Publisher(broker_parameters(settings, name="console"), topology=topology(settings)).start()
     runtime.on_exit(publisher.stop)
     sources = build_sources(settings, publisher, journal)
+    sources.arrivals = Refreshing("arrivals", lambda: arrivals_today(background), ARRIVALS_INTERVAL)
+    sources.counted_windows = {
+        name: Refreshing(f"today-{name}", functools.partial(window_today, background, name), ARRIVALS_INTERVAL)
+        for name in BACKGROUND_WINDOWS
+    }
     app = create_app(
         sources,
         auth=AuthConfig(
@@ -159,7 +179,7 @@ def _serve(runtime: Runtime, settings: ConsoleSettings) -> int:
     server = waitress.server.create_server(
         app, host=settings.console_host, port=settings.console_port, threads=4, ident="console"
     )
-    for refreshing in (sources.checks, sources.deliveries):
+    for refreshing in (sources.checks, sources.deliveries, sources.arrivals, *sources.counted_windows.values()):
         if refreshing is not None:
             refreshing.start()
             runtime.on_exit(refreshing.stop)
@@ -168,6 +188,22 @@ def _serve(runtime: Runtime, settings: ConsoleSettings) -> int:
     with contextlib.suppress(KeyboardInterrupt):  # how a stop signal ends waitress's loop (_stop_serving)
         server.run()
     return EXIT_OK
+
+
+ARRIVALS_INTERVAL = 30.0  # seconds between two background counts (per client today, the 7-day window)
+BACKGROUND_WINDOWS = ("7d",)
+
+
+def arrivals_today(store: JournalStore) -> Arrivals:
+    """``invoice-pipeline today``'s per-client table for today (since midnight UTC), as the page shows it."""
+    since, until, _name = window("today", datetime.now(UTC))
+    return arrivals(store, since, until)
+
+
+def window_today(store: JournalStore, name: str) -> Today:
+    """The Today numbers of the window ``name`` ending now, as ``invoice-pipeline today --window NAME`` prints them."""
+    since, until, _name = window(name, datetime.now(UTC))
+    return today(store, since, until)
 
 
 def journal_publisher(publisher: Publisher, names: Topology) -> Callable[[Decision], None]:
@@ -203,7 +239,16 @@ def build_sources(settings: ConsoleSettings, publisher: Publisher, journal: Jour
         audit=Audit(journal_publisher(publisher, names)),
         journal=journal,
         docspace_url=docspace.docspace_api_host if docspace else None,
+        write_quota=_write_quota(docspace),
     )
+
+
+def _write_quota(docspace: DocSpaceSettings | None) -> Callable[[], WriteQuota] | None:
+    if docspace is None:
+        return None
+    # One Redis client for the console's life; two seconds at most, so a Redis that hangs cannot hold a page long.
+    shared = shared_rate_limiter(docspace, timeout=2.0)
+    return lambda: write_quota(docspace, shared)
 
 
 def _last_run() -> dict[str, object] | None:

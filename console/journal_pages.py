@@ -9,7 +9,7 @@ import falcon
 from console.app import Pages
 from console.sources import Sources
 from ops.dead_letters import DeadLetter, LetterFilter, list_letters
-from ops.today import WINDOWS, today, window
+from ops.today import ARRIVED, WINDOWS, Today, today, window
 from ops.trace import trace
 from shared.broker.topology import STAGES
 from shared.journal.store import JournalStore, JournalUnavailable
@@ -36,10 +36,18 @@ class TodayPage:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until, name = window(req.get_param("window"), _now())
-        try:
-            numbers, error = today(_journal(self._sources), since, until), None
-        except JournalUnavailable as exc:
-            numbers, error = None, str(exc)
+        counted = self._sources.counted_windows.get(name)
+        snapshot = counted.snapshot if counted else None
+        numbers: Today | None
+        if snapshot is not None and snapshot.value is not None:
+            numbers, error = snapshot.value, snapshot.error
+            since, until = numbers.since, numbers.until
+        else:
+            try:
+                numbers, error = today(_journal(self._sources), since, until), None
+            except JournalUnavailable as exc:
+                numbers, error = None, str(exc)
+        per_client = self._sources.arrivals.snapshot if self._sources.arrivals else None
         queues = None
         try:
             queues = self._sources.queues()
@@ -57,6 +65,9 @@ class TodayPage:
             until=until,
             queues=queues or [],
             error=error,
+            per_client=per_client,
+            arrived=ARRIVED,
+            counted_at=snapshot.taken_at if snapshot is not None and snapshot.value is not None else None,
         )
 
 
@@ -70,15 +81,21 @@ class DecisionList:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until, name = window(req.get_param("window"), _now())
         pairs = [p.split(":", 1) for p in req.get_param_as_list("of") or [] if ":" in p][:6]
-        reason = req.get_param("reason")
+        reason, client = req.get_param("reason"), req.get_param("client")
         store = _journal(self._sources)
         rows = []
         for stage, outcome in pairs:
-            rows += store.decisions(
-                since, until, stage=stage[:64], outcome=outcome[:64], reason=reason, limit=LIST_LIMIT
-            )
+            if client is not None:
+                rows += store.client_decisions(
+                    since, until, stage=stage[:64], outcome=outcome[:64], client=client[:200], limit=LIST_LIMIT
+                )
+            else:
+                rows += store.decisions(
+                    since, until, stage=stage[:64], outcome=outcome[:64], reason=reason, limit=LIST_LIMIT
+                )
         rows.sort(key=lambda d: d.at, reverse=True)
         what = ", ".join(f"{s} {o}" for s, o in pairs) + (f" ({reason or 'no reason'})" if reason is not None else "")
+        what += f" for {client}" if client is not None else ""
         self._page.render(
             req,
             resp,

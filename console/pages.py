@@ -144,6 +144,7 @@ class Health:
         queues, queue_error = _attempt(self._sources.queues)
         last_run, run_error = _attempt(self._sources.last_run)
         deliveries = self._sources.deliveries.snapshot if self._sources.deliveries else None
+        quota, quota_error = _attempt(self._sources.write_quota) if self._sources.write_quota else (None, None)
         self._page.render(
             req,
             resp,
@@ -157,6 +158,8 @@ class Health:
             queue_error=queue_error,
             last_run=last_run,
             run_error=run_error,
+            quota=quota,
+            quota_error=quota_error,
         )
 
 

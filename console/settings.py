@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
 
-from shared.config.settings import split_csv
+from shared.config.settings import CommaSeparated
 from shared.journal.settings import JournalStoreSettings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -43,11 +41,11 @@ class ConsoleSettings(JournalStoreSettings):
         description="trust this header for the user name (`Remote-User` from Authelia, `X-Forwarded-User` from "
         "oauth2-proxy), only from `CONSOLE_AUTH_PROXY_ADDRESSES`; unset = log in with a password",
     )
-    console_auth_proxy_addresses: Annotated[list[str], NoDecode] = Field(
+    console_auth_proxy_addresses: CommaSeparated[str] = Field(
         default=["127.0.0.1", "::1"],
         description="peer addresses (the auth proxy's) whose `CONSOLE_AUTH_PROXY_HEADER` is believed, comma-separated",
     )
-    console_operators: Annotated[list[str], NoDecode] = Field(
+    console_operators: CommaSeparated[str] = Field(
         default=[],
         description="behind the auth proxy: the user names with the operator role (replay, purge), comma-separated; "
         "everyone else the proxy lets in is a viewer",
@@ -80,11 +78,6 @@ class ConsoleSettings(JournalStoreSettings):
         description="seconds between two runs of `doctor`'s checks behind the Health page (they call DocSpace, SMTP "
         "and the pipeline; a page never waits for them)",
     )
-
-    @field_validator("console_auth_proxy_addresses", "console_operators", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return split_csv(value)
 
     @field_validator("console_session_secret")
     @classmethod

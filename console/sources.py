@@ -14,9 +14,11 @@ from typing import Any
 import structlog
 
 from console.refresh import Refreshing
+from ops.checkup import WriteQuota
 from ops.dead_letters import DeadLetter, DeadLetterQueues, Decision, Sweep
 from ops.doctor import Check
 from ops.queues import StageQueue
+from ops.today import Arrivals, Today
 from shared.core.rules import Rules
 from shared.docspace.values import WebhookDelivery
 from shared.journal import record
@@ -91,6 +93,11 @@ class Sources:
     journal: JournalStore | None = None
     deliveries: Refreshing[tuple[list[WebhookDelivery], str]] | None = None
     docspace_url: str | None = None
+    write_quota: Callable[[], WriteQuota] | None = None  # None: DocSpace is not configured here
+    # Today's invoices per client, counted in the background: the count reads every decision of the day.
+    arrivals: Refreshing[Arrivals] | None = None
+    # Windows whose numbers sum too many rollups for a page to wait on (7 days: about 70,000), kept fresh likewise.
+    counted_windows: dict[str, Refreshing[Today]] = field(default_factory=dict)
     # One sweep at a time: two sweeps of one queue would interleave its messages (ops/dead_letters.py).
     sweep_lock: threading.Lock = field(default_factory=threading.Lock)
 

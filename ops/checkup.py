@@ -6,9 +6,11 @@ A settings class that does not validate is a failed check (its problems named, n
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import redis
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -35,6 +37,7 @@ from shared.core.rules import Rules, RulesError
 from shared.docspace.admin import PortalAdmin
 from shared.docspace.values import WebhookDelivery
 from shared.docspace.webhooks import find_pipeline_webhook
+from shared.limits.rate_limit import Limiter
 from shared.runtime.wiring import checkpoints, docspace_client
 from shared.store.idempotency import StoreUnavailable
 
@@ -158,3 +161,34 @@ def webhook_deliveries(count: int = 10) -> tuple[list[WebhookDelivery], str]:
             return portal.webhook_deliveries(config.id, count=count), ""
         except StageError as exc:
             return [], f"DocSpace did not list the deliveries: {exc}"
+
+
+NOT_TRACKED = (
+    "Not tracked here: IDEMPOTENCY_URL is not Redis, so each process counts only its own writes, in its memory "
+    "(each process's docspace_write_quota_used gauge)"
+)
+
+
+@dataclass(frozen=True)
+class WriteQuota:
+    """DocSpace's write quota on the API key in its current period: ``used`` of ``limit``, or why it is not known."""
+
+    limit: int
+    used: int | None
+    not_tracked: str | None = None
+
+
+def write_quota(settings: DocSpaceSettings, shared: Limiter | None) -> WriteQuota:
+    """What the key's writes count in Redis (the figure the mover's ``docspace_write_quota_used`` gauge reads).
+
+    ``shared`` is the key's limit in Redis (``shared_rate_limiter``); without one, no process can see the others'
+    counts, so the answer says so instead of showing one process's share. A Redis that does not answer raises
+    ``StoreUnavailable``.
+    """
+    limit = settings.docspace_daily_write_quota
+    if shared is None:
+        return WriteQuota(limit, None, NOT_TRACKED)
+    try:
+        return WriteQuota(limit, shared.writes_used())
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"the shared DocSpace limit in Redis did not answer: {type(exc).__name__}") from exc

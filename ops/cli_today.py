@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ops.cli_common import EXIT_PROBLEM, console, load_settings
-from ops.today import WINDOWS, Count, today, window
+from ops.today import WINDOWS, Arrivals, Count, arrivals, today, window
 from shared.journal.settings import JournalStoreSettings
 from shared.journal.store import JournalUnavailable
 from shared.journal.wiring import journal_store
@@ -22,13 +22,14 @@ def today_command(
     ] = "today",
 ) -> None:
     """The funnel (deliveries, files, invoices, moved, e-mailed, pipeline called), what was skipped and why,
-    what dead-lettered and what waited, from the decision journal."""
+    what dead-lettered and what waited, and the invoices that arrived per client, from the decision journal."""
     settings = load_settings(JournalStoreSettings)
     since, until, name = window(window_name, datetime.now(UTC))
     try:
         store = journal_store(settings)
         try:
             numbers = today(store, since, until)
+            per_client = arrivals(store, since, until)
         finally:
             store.close()
     except JournalUnavailable as exc:
@@ -44,6 +45,17 @@ def today_command(
     ):
         if rows:
             out.print(_table(title, rows))
+    if per_client.clients:
+        out.print(_clients(per_client))
+
+
+def _clients(per_client: Arrivals) -> Table:
+    table = Table(title="invoices arrived, per client", title_justify="left")
+    table.add_column("client")
+    table.add_column("invoices", justify="right")
+    for client, count in per_client.clients:
+        table.add_row(escape(client or "-"), str(count))  # a client's name comes from the rules, through the broker
+    return table
 
 
 def _table(title: str, rows: list[Count]) -> Table:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
-
-from shared.config.settings import RATE_LIMIT_SHARE, DocSpaceSettings, StageSettings, split_csv
+from shared.config.settings import RATE_LIMIT_SHARE, CommaSeparated, DocSpaceSettings, StageSettings
 from shared.core.rules import Rules, load_rules
 
 
@@ -18,7 +15,7 @@ class ClassifierSettings(DocSpaceSettings, StageSettings):
     # from the signed delivery: it only looks up a room's path once per folder and ROOM_CACHE_TTL_SECONDS (and reads
     # a file when a delivery does not name its upload). The mover's two calls per invoice take the rest.
     docspace_rate_limit_per_minute: int = Field(default=60, ge=1, description=RATE_LIMIT_SHARE)
-    classifier_triggers: Annotated[list[str], NoDecode] = Field(
+    classifier_triggers: CommaSeparated[str] = Field(
         default=["file.created", "file.uploaded"],
         description="triggers that may carry a new invoice, comma-separated; others are acknowledged and counted as "
         "`wrong_trigger`",
@@ -37,11 +34,6 @@ class ClassifierSettings(DocSpaceSettings, StageSettings):
     manager_email: str | None = Field(
         default=None, description="one-client shortcut: the account manager who is e-mailed about each invoice"
     )
-
-    @field_validator("classifier_triggers", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return split_csv(value)
 
     def rules(self) -> Rules:
         """The client rules these settings name (raises ``RulesError`` with what is wrong)."""

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge
 
-from consumers.reconciler.model import CycleReport
+from consumers.reconciler.model import PAGE_CAPS, CycleReport
 
 WEBHOOK_ENABLED = Gauge(
     "reconciler_webhook_enabled", "1 when the pipeline's webhook is enabled, 0 when disabled or missing, -1 unknown"
@@ -33,7 +33,6 @@ PAGE_CAP_HITS = Counter(
     "Delivery-log walks and room scans cut off at their page cap (DocSpace never stopped answering full pages)",
     ["listing"],
 )
-_PAGE_CAPS = {"log_page_cap": "delivery_log", "room_page_cap": "room_files"}
 # A bug (an exception nobody typed) failed a cycle; the row it met is set aside until an operator looks.
 BUGS = Counter("reconciler_bugs", "Bugs that failed a reconcile cycle (each row met is set aside in the quarantine)")
 
@@ -50,7 +49,7 @@ def prepare(interval_seconds: float) -> None:
         RECOVERED.labels(source)
     for outcome in ("ok", "failed", "not_run"):
         CYCLES.labels(outcome)
-    for listing in _PAGE_CAPS.values():
+    for listing in PAGE_CAPS.values():
         PAGE_CAP_HITS.labels(listing)
 
 
@@ -78,7 +77,7 @@ def observe(report: CycleReport) -> None:
     FILES_SCANNED.inc(report.files_scanned)
     ROOMS_NOT_SCANNED.inc(report.skipped.get("room_not_readable", 0))
     BUGS.inc(report.bugs)
-    for skipped, listing in _PAGE_CAPS.items():
+    for skipped, listing in PAGE_CAPS.items():
         PAGE_CAP_HITS.labels(listing).inc(report.skipped.get(skipped, 0))
     if report.not_run is not None:
         CYCLES.labels("not_run").inc()

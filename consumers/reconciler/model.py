@@ -9,15 +9,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import structlog
+
 from shared.core.errors import StageError
 from shared.core.ids import small_count
 from shared.docspace.delivery import parse_datetime
+
+log = structlog.get_logger("reconciler")
 
 Source = Literal["delivery_log", "room_scan"]
 # A walk down the delivery log to its checkpoint, or through a room scan's window, stops after this many pages
 # (100,000 entries, far beyond a month-end bulk upload): a portal that keeps answering full pages is not a real
 # listing. Hitting it is logged (``docspace_listing_page_cap_hit``) and counted (``reconciler_page_cap_hits``).
 MAX_WALK_PAGES = 1000
+# The walks that have that cap: the skip a hit is counted under in a cycle's report, and its listing's name.
+PAGE_CAPS = {"log_page_cap": "delivery_log", "room_page_cap": "room_files"}
 # (what is being done, how many done, how many in all) for a progress bar; the service passes none.
 Progress = Callable[[str, int, int], None]
 
@@ -121,6 +127,21 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return self.error is None and self.not_run is None
+
+    def walk_capped(self, pages: int, skip: str, unread: str, **ids: str | int | None) -> bool:
+        """True once a walk has read ``MAX_WALK_PAGES`` pages: counted under ``skip`` (a ``PAGE_CAPS`` key) and
+        logged, never silent; ``unread`` names what is left unread."""
+        if pages < MAX_WALK_PAGES:
+            return False
+        self.skipped[skip] += 1
+        log.critical(
+            "docspace_listing_page_cap_hit",
+            listing=PAGE_CAPS[skip],
+            pages=pages,
+            **ids,
+            hint=f"DocSpace kept answering full pages; the rest of {unread} was not read",
+        )
+        return True
 
     def to_json(self) -> dict[str, Any]:
         return {

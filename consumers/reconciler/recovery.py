@@ -15,7 +15,7 @@ import orjson
 import structlog
 
 from consumers.reconciler.context import Cycle
-from consumers.reconciler.model import MAX_WALK_PAGES, Announcement, Finding, LogPass, RowBug, delivery_key
+from consumers.reconciler.model import Announcement, Finding, LogPass, RowBug, delivery_key
 from shared.core.errors import StageError
 from shared.docspace.webhooks import PAGE_SIZE, TRIGGER_NAMES, LoggedDelivery, UnreadableRow
 
@@ -60,15 +60,7 @@ def recover_failed_deliveries(config_id: str, cycle: Cycle) -> None:
     walk = state.log_pass if keep_checkpoint and state.log_pass is not None else LogPass()
     pages = 0
     while True:
-        if pages >= MAX_WALK_PAGES:
-            report.skipped["log_page_cap"] += 1
-            log.critical(
-                "docspace_listing_page_cap_hit",
-                listing="delivery_log",
-                pages=pages,
-                webhook_id=config_id,
-                hint="DocSpace kept answering full pages; the rest of the log was not read",
-            )
+        if report.walk_capped(pages, "log_page_cap", "the log", webhook_id=config_id):
             break  # the checkpoint still moves only over the rows settled
         pages += 1
         if not budget.spend():

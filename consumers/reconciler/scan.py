@@ -25,7 +25,6 @@ import structlog
 
 from consumers.reconciler.context import Cycle
 from consumers.reconciler.model import (
-    MAX_WALK_PAGES,
     Announcement,
     Finding,
     Progress,
@@ -140,15 +139,7 @@ def _scan_room(client: ClientRule, cycle: Cycle, trigger: str) -> bool:
         scan = ScanPass(lower=lower, upper=upper)
     pages = 0
     while True:
-        if pages >= MAX_WALK_PAGES:
-            report.skipped["room_page_cap"] += 1
-            log.critical(
-                "docspace_listing_page_cap_hit",
-                listing="room_files",
-                pages=pages,
-                room_id=room,
-                hint="DocSpace kept answering full pages; the rest of this room's window was not read",
-            )
+        if report.walk_capped(pages, "room_page_cap", "this room's window", room_id=room):
             break  # the pass ends here: what lies below the cap is not read (said loudly)
         pages += 1
         offset = max(scan.offset - RESUME_MARGIN, 0) if scan.offset else 0

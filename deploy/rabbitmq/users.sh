@@ -28,3 +28,4 @@ apply mover "${RABBITMQ_MOVER_PASSWORD:-}" '^$' '^(invoice\.received|dead\-lette
 apply notifier "${RABBITMQ_NOTIFIER_PASSWORD:-}" '^$' '^(dead\-letters|invoice\.journal|amq\.default)$' '^(notifier\.email|notifier\.pipeline)$'
 apply reconciler "${RABBITMQ_RECONCILER_PASSWORD:-}" '^$' '^(docspace\.events|invoice\.journal)$' '^$'
 apply journal "${RABBITMQ_JOURNAL_PASSWORD:-}" '^$' '^$' '^(journal)$'
+apply console "${RABBITMQ_CONSOLE_PASSWORD:-}" '^$' '^(invoice\.journal|amq\.default)$' '^(classifier\.dlq|mover\.dlq|notifier\.email\.dlq|notifier\.pipeline\.dlq)$'

@@ -9,7 +9,6 @@ next consumer, so the sink must be idempotent. pika stays here: the sink sees by
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pika
-import pika.exceptions
 import structlog
 
-from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_delay, topology_failure
+from shared.broker.connection import BrokerNodes, backoff_delay
+from shared.broker.reconnecting import ReconnectingConsumer
 from shared.broker.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -35,7 +34,7 @@ class _Held:
     timestamp: float  # when it was published (the AMQP timestamp), or when it arrived here if it has none
 
 
-class BatchConsumer:
+class BatchConsumer(ReconnectingConsumer):
     """Consumes one queue in batches on the calling thread; reconnects by itself until :meth:`stop`."""
 
     def __init__(
@@ -49,7 +48,7 @@ class BatchConsumer:
         max_wait: float = 0.2,
         between_batches: Callable[[], None] | None = None,
     ) -> None:
-        self._params = params
+        super().__init__(params, queue=queue)
         self._topology = topology
         self._queue = queue
         self._handle = handle
@@ -58,13 +57,7 @@ class BatchConsumer:
         self._between_batches = between_batches
         self._held: list[_Held] = []
         self._held_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._connected = threading.Event()
         self._failures = 0
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected.is_set()
 
     def oldest_held_age(self, now: float | None = None) -> float:
         """Seconds since the oldest message in hand was published; 0 when nothing waits to be written."""
@@ -72,40 +65,9 @@ class BatchConsumer:
             oldest = min((held.timestamp for held in self._held), default=None)
         return 0.0 if oldest is None else max(0.0, (now or time.time()) - oldest)
 
-    def stop(self) -> None:
-        """Finish (or give back) the batch in hand and return from :meth:`run`; safe from a signal handler."""
-        self._stopping.set()
-
-    def run(self) -> None:
-        """Consume until :meth:`stop`; raises TopologyMismatch (a bug to fix, not an outage to wait out)."""
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                connection = pika.BlockingConnection(self._params)
-            except CONNECTION_ERRORS as exc:
-                log.warning("broker_unreachable", queue=self._queue, error=str(exc) or type(exc).__name__)
-            else:
-                try:
-                    self._consume(connection)
-                except pika.exceptions.ChannelClosedByBroker as exc:
-                    fatal = topology_failure(exc)
-                    if fatal is not None:
-                        raise fatal from exc
-                    log.warning("consumer_channel_closed", queue=self._queue, reason=exc.reply_text)
-                except CONNECTION_ERRORS as exc:
-                    log.warning("consumer_connection_lost", queue=self._queue, error=str(exc))
-                finally:
-                    if self._connected.is_set():
-                        attempt = 0
-                    self._connected.clear()
-                    with self._held_lock:
-                        self._held.clear()  # unacknowledged: the broker redelivers them
-                    if connection.is_open:
-                        with contextlib.suppress(*CONNECTION_ERRORS):
-                            connection.close()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff_delay(attempt))
-                attempt += 1
+    def _lost(self) -> None:
+        with self._held_lock:
+            self._held.clear()  # unacknowledged: the broker redelivers them
 
     def _consume(self, connection: pika.BlockingConnection) -> None:
         channel = connection.channel()

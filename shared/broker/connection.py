@@ -7,8 +7,9 @@ dies. A comma inside a user name or password is written ``%2C``.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import pika
@@ -47,6 +48,18 @@ def topology_failure(exc: pika.exceptions.ChannelClosedByBroker) -> TopologyMism
             "user the permissions docs/security.md lists for its process."
         )
     return None
+
+
+@contextlib.contextmanager
+def fatal_topology_failures() -> Iterator[None]:
+    """Raise a channel the broker closed over the topology as its fatal meaning; any other closing goes on as it was."""
+    try:
+        yield
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        fatal = topology_failure(exc)
+        if fatal is not None:
+            raise fatal from exc
+        raise
 
 
 # One or more nodes of one broker: pika's BlockingConnection takes the list as it is and tries each in turn.
@@ -119,13 +132,8 @@ def declare_topology(params: pika.ConnectionParameters | BrokerNodes, topology: 
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
-        try:
+        with fatal_topology_failures():
             topology.ensure(channel)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            fatal = topology_failure(exc)
-            if fatal is not None:
-                raise fatal from exc
-            raise
     finally:
         if connection.is_open:
             connection.close()

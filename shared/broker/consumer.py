@@ -19,7 +19,6 @@ without waiting, so a journal that cannot take it never holds the message up. A 
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,14 +29,14 @@ from functools import partial
 from typing import Any, Literal
 
 import pika
-import pika.exceptions
 import structlog
 
-from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_delay, topology_failure
+from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes
 from shared.broker.follow_ups import KNOWN_FAILURES, MAX_ERROR_TEXT, RETRIES_EXHAUSTED, FollowUp, Routes, follow_up
 from shared.broker.follow_ups import MAX_DEFERRALS as MAX_DEFERRALS  # named here too, as before the split
 from shared.broker.follow_ups import STORE_OUTAGE_TOO_LONG as STORE_OUTAGE_TOO_LONG
 from shared.broker.publisher import Publisher
+from shared.broker.reconnecting import ReconnectingConsumer
 from shared.broker.topology import StageQueues, Topology
 from shared.core.errors import BrokerUnavailable, UnpublishableMessage
 from shared.core.handling import Handled, Handler, InboundMessage, Outcome
@@ -83,7 +82,7 @@ class Reporting:
     journal: Journal = field(default_factory=NoJournal)
 
 
-class StageConsumer:
+class StageConsumer(ReconnectingConsumer):
     """Consumes one stage's work queue with ``concurrency`` worker threads; reconnects by itself."""
 
     def __init__(
@@ -98,7 +97,7 @@ class StageConsumer:
         reporting: Reporting | None = None,
         patience: Patience | None = None,
     ) -> None:
-        self._params = params
+        super().__init__(params, stage=stage)
         self._topology = topology
         self.queues: StageQueues = topology.stage(stage)
         self._handler = handler
@@ -106,15 +105,9 @@ class StageConsumer:
         self._concurrency = concurrency
         self._reporting = reporting or Reporting()
         self._patience = patience or Patience()
-        self._stopping = threading.Event()
-        self._connected = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-worker")
         self._in_flight: set[Future[None]] = set()
         self._in_flight_lock = threading.Lock()
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -122,39 +115,9 @@ class StageConsumer:
         with self._in_flight_lock:
             return len(self._in_flight)
 
-    def stop(self) -> None:
-        """Ask the loop to finish the messages in hand and return; safe from a signal handler."""
-        self._stopping.set()
-
     def run(self) -> None:
-        """Consume until :meth:`stop`; raises TopologyMismatch (a bug to fix, not an outage to wait out)."""
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                # Given a cluster's nodes, pika connects to the first that answers: failover is the next connect.
-                connection = pika.BlockingConnection(self._params)
-            except CONNECTION_ERRORS as exc:
-                log.warning("broker_unreachable", stage=self.queues.stage, error=str(exc) or type(exc).__name__)
-            else:
-                try:
-                    self._consume(connection)
-                except pika.exceptions.ChannelClosedByBroker as exc:
-                    fatal = topology_failure(exc)
-                    if fatal is not None:
-                        raise fatal from exc
-                    log.warning("consumer_channel_closed", stage=self.queues.stage, reason=exc.reply_text)
-                except CONNECTION_ERRORS as exc:
-                    log.warning("consumer_connection_lost", stage=self.queues.stage, error=str(exc))
-                finally:
-                    if self._connected.is_set():
-                        attempt = 0  # it was consuming: this outage starts its backoff afresh
-                    self._connected.clear()
-                    if connection.is_open:
-                        with contextlib.suppress(*CONNECTION_ERRORS):
-                            connection.close()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff_delay(attempt))
-                attempt += 1
+        """Consume until :meth:`stop`, then let the workers finish; raises TopologyMismatch (a bug to fix)."""
+        super().run()
         self._pool.shutdown(wait=True)
 
     def _consume(self, connection: pika.BlockingConnection) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.broker.topology import CLASSIFIER, MOVER, NOTIFIER_EMAIL, NOTIFIER_PIPELINE, Topology
+from shared.broker.topology import CLASSIFIER, MOVER, NOTIFIER_EMAIL, NOTIFIER_PIPELINE, STAGES, Topology
 
 # The default exchange's name in permission checks. RabbitMQ has no way to grant it for some queues only.
 DEFAULT_EXCHANGE = "amq.default"
@@ -19,8 +19,9 @@ NOTHING = "^$"  # matches no exchange or queue (names are never empty; the defau
 INGRESS = "ingress"
 RECONCILER = "reconciler"
 JOURNAL = "journal"
+CONSOLE = "console"
 # The process kinds that get a user of their own; the notifier process runs both notifier stages.
-KINDS = (INGRESS, "classifier", "mover", "notifier", RECONCILER, JOURNAL)
+KINDS = (INGRESS, "classifier", "mover", "notifier", RECONCILER, JOURNAL, CONSOLE)
 
 
 @dataclass(frozen=True)
@@ -57,4 +58,12 @@ def permissions(topology: Topology) -> dict[str, Permission]:
         # Recovered uploads are announced like webhook deliveries; what it recovered goes to the journal.
         RECONCILER: Permission(NOTHING, _only(topology.events_exchange, topology.journal_exchange), NOTHING),
         JOURNAL: Permission(NOTHING, NOTHING, _only(topology.journal_queue)),
+        # The operator console: queue depths are passive declares (no permission); it reads the dead letters
+        # (a replay or purge is basic.get and ack), puts them back on their queue's tail or their stage's work
+        # queue through the default exchange, and sends its audit records to the journal.
+        CONSOLE: Permission(
+            NOTHING,
+            _only(topology.journal_exchange, DEFAULT_EXCHANGE),
+            _only(*(topology.stage(name).dead_letters for name in STAGES)),
+        ),
     }

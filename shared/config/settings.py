@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.config.plaintext import check_url
@@ -32,6 +32,11 @@ def split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+_Item = TypeVar("_Item")
+# A list setting: read as written in the environment (``1,5,30``), never decoded as JSON first.
+CommaSeparated = Annotated[list[_Item], NoDecode, BeforeValidator(split_csv)]
 
 
 def explain(exc: ValidationError) -> str:
@@ -78,7 +83,7 @@ class CommonSettings(BaseSettings):
         "broker users, after `invoice-pipeline topology` has declared them as the administrator "
         "(docs/security.md)",
     )
-    retry_delays: Annotated[list[float], NoDecode] = Field(
+    retry_delays: CommaSeparated[float] = Field(
         default=[1.0, 5.0, 30.0, 120.0, 600.0],
         description="seconds of each retry step of a transient failure, comma-separated; each step is a delay queue",
     )
@@ -143,11 +148,6 @@ class CommonSettings(BaseSettings):
             # Never echo the value: it may hold a password.
             raise ValueError("AMQP_URL must be one or more amqp:// or amqps:// URLs, comma-separated")
         return value
-
-    @field_validator("retry_delays", mode="before")
-    @classmethod
-    def _split_delays(cls, value: object) -> object:
-        return split_csv(value)
 
     @field_validator("retry_delays")
     @classmethod

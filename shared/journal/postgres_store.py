@@ -34,6 +34,7 @@ from shared.journal.store import (
     MatchedBy,
     Rollup,
     RollupDecisions,
+    client_counts,
     collect_matches,
     like_pattern,
     timeline_key,
@@ -55,6 +56,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {s}.files (file_id text PRIMARY KEY, title text, first_at timestamptz NOT NULL,"
     " last_at timestamptz NOT NULL, decisions bigint NOT NULL)",
     "CREATE INDEX IF NOT EXISTS files_last ON {s}.files (last_at)",
+    "CREATE INDEX IF NOT EXISTS files_first ON {s}.files (first_at)",
     "CREATE TABLE IF NOT EXISTS {s}.rollups (minute timestamptz NOT NULL, stage text NOT NULL, outcome text NOT NULL,"
     " reason text NOT NULL, count bigint NOT NULL, PRIMARY KEY (minute, stage, outcome, reason))",
 )
@@ -74,6 +76,8 @@ _BY_RARE_WORD = """
 WITH found AS MATERIALIZED (SELECT file_id, title, last_at FROM {s}.files WHERE title ILIKE %s ESCAPE '\\')
 SELECT file_id, NULL FROM found WHERE title ILIKE %s ESCAPE '\\' ORDER BY last_at DESC LIMIT %s
 """
+# A decision's client, as by_client counts it: records are stored without None fields, so "no client" is "".
+_CLIENT = "coalesce(record->>'client', '')"
 _WORD = re.compile(r"\w+")
 
 _INSERT = """
@@ -335,7 +339,7 @@ class PostgresJournalStore(RollupDecisions):
 
     @_guarded
     def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
-        query, args = chosen.sql("{s}.decisions", "%s", stored=lambda when: when)
+        query, args = chosen.sql("{s}.decisions", "%s", stored=lambda when: when, client=_CLIENT)
         with self._transaction() as conn:
             rows = conn.execute(self._q(query), args).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
@@ -352,6 +356,26 @@ class PostgresJournalStore(RollupDecisions):
                 (since, until, until),
             ).fetchall()
         return [Rollup(m, s, o, r, int(c)) for m, s, o, r, c in rows]
+
+    @_guarded
+    def by_client(self, since: datetime, until: datetime, *, stage: str, outcome: str) -> dict[str, int]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                self._q(
+                    f"SELECT {_CLIENT}, count(*) FROM {{s}}.decisions"  # noqa: S608 - a fixed expression
+                    " WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s GROUP BY 1"
+                ),
+                (since, until, stage, outcome),
+            ).fetchall()
+        return client_counts(rows)
+
+    @_guarded
+    def files_seen(self, since: datetime, until: datetime) -> int:
+        with self._transaction() as conn:
+            row = conn.execute(
+                self._q("SELECT count(*) FROM {s}.files WHERE first_at >= %s AND first_at < %s"), (since, until)
+            ).fetchone()
+        return int(row[0]) if row is not None else 0
 
     def drop(self) -> None:
         """Remove the schema and everything in it (tests clean up their own schema with this)."""

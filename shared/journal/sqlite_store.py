@@ -19,6 +19,7 @@ from shared.journal.store import (
     MatchedBy,
     Rollup,
     RollupDecisions,
+    client_counts,
     collect_matches,
     floor_minute,
     like_pattern,
@@ -40,6 +41,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS files (file_id TEXT PRIMARY KEY, title TEXT, first_at REAL NOT NULL,"
     " last_at REAL NOT NULL, decisions INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS files_last ON files (last_at)",
+    "CREATE INDEX IF NOT EXISTS files_first ON files (first_at)",
     # One row per file and title: a fragment search reads the trigram index, never the decisions.
     "CREATE VIRTUAL TABLE IF NOT EXISTS titles USING fts5(title, file_id UNINDEXED, tokenize='trigram')",
     "CREATE TABLE IF NOT EXISTS rollups (minute INTEGER NOT NULL, stage TEXT NOT NULL, outcome TEXT NOT NULL,"
@@ -48,6 +50,8 @@ _SCHEMA = (
 
 
 _guarded = unavailable_on(sqlite3.Error, "SQLite file")
+# A decision's client, as by_client counts it: records are stored without None fields, so "no client" is "".
+_CLIENT = "coalesce(json_extract(record, '$.client'), '')"
 
 
 class SqliteJournalStore(RollupDecisions):
@@ -216,7 +220,7 @@ class SqliteJournalStore(RollupDecisions):
 
     @_guarded
     def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
-        query, args = chosen.sql("decisions", "?", stored=lambda when: when.timestamp())
+        query, args = chosen.sql("decisions", "?", stored=lambda when: when.timestamp(), client=_CLIENT)
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
@@ -231,6 +235,25 @@ class SqliteJournalStore(RollupDecisions):
                 (floor_minute(since.timestamp()), end),
             ).fetchall()
         return [Rollup(_when(m), s, o, r, int(c)) for m, s, o, r, c in rows]
+
+    @_guarded
+    def by_client(self, since: datetime, until: datetime, *, stage: str, outcome: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_CLIENT}, count(*) FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ?"  # noqa: S608 - a fixed expression
+                " GROUP BY 1",
+                (since.timestamp(), until.timestamp(), stage, outcome),
+            ).fetchall()
+        return client_counts(rows)
+
+    @_guarded
+    def files_seen(self, since: datetime, until: datetime) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM files WHERE first_at >= ? AND first_at < ?",
+                (since.timestamp(), until.timestamp()),
+            ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         with self._lock:

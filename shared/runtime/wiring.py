@@ -66,27 +66,15 @@ def rate_limiter(settings: DocSpaceSettings, *, per_minute: int | None = None) -
     ``per_minute`` is a process's own cap (the reconciler's budget): its whole rate with SQLite, and a cap within
     the key's shared limit with Redis.
     """
-    url = settings.idempotency_url.get_secret_value()
     limiter: Limiter
-    if is_redis_url(url):
-        limiter = RedisRateLimiter(
-            redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True),
-            limiter_key(settings.docspace_api_host, settings.docspace_api_key.get_secret_value()),
-            KeyLimits(
-                settings.docspace_shared_rate_limit_per_minute,
-                settings.docspace_shared_max_concurrent_writes,
-                daily_writes=settings.docspace_daily_write_quota,
-                quota_period=settings.docspace_write_quota_period,
-                max_pause=settings.max_pause_seconds,
-            ),
-            # A write's lease outlasts the longest a write can take, so only a dead process's lease lapses.
-            write_lease=3.05 + settings.docspace_timeout + 30,
-        )
+    shared = shared_rate_limiter(settings)
+    if shared is not None:
+        limiter = shared
         if per_minute is not None:
             own = RateLimiter(
                 KeyLimits(per_minute, settings.docspace_max_concurrent_writes, max_pause=settings.max_pause_seconds)
             )
-            limiter = WithinShare(own, limiter)
+            limiter = WithinShare(own, shared)
     else:
         limiter = RateLimiter(
             KeyLimits(
@@ -100,6 +88,26 @@ def rate_limiter(settings: DocSpaceSettings, *, per_minute: int | None = None) -
     WRITE_QUOTA_LIMIT.set(settings.docspace_daily_write_quota)
     WRITE_QUOTA_USED.set_function(lambda: _or_nan(limiter.writes_used))
     return limiter
+
+
+def shared_rate_limiter(settings: DocSpaceSettings, *, timeout: float = 5.0) -> RedisRateLimiter | None:
+    """The key's limit in Redis, as every process on the key keeps it; None when the store is not Redis."""
+    url = settings.idempotency_url.get_secret_value()
+    if not is_redis_url(url):
+        return None
+    return RedisRateLimiter(
+        redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True),
+        limiter_key(settings.docspace_api_host, settings.docspace_api_key.get_secret_value()),
+        KeyLimits(
+            settings.docspace_shared_rate_limit_per_minute,
+            settings.docspace_shared_max_concurrent_writes,
+            daily_writes=settings.docspace_daily_write_quota,
+            quota_period=settings.docspace_write_quota_period,
+            max_pause=settings.max_pause_seconds,
+        ),
+        # A write's lease outlasts the longest a write can take, so only a dead process's lease lapses.
+        write_lease=3.05 + settings.docspace_timeout + 30,
+    )
 
 
 def _or_nan(read: Any) -> float:

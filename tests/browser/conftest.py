@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import requests
 from console.auth import user_line
 from shared.journal.sqlite_store import SqliteJournalStore
 from standins.ports import free_port
+from tests.browser.real_run import RealRun, real_run
 from tests.support.real_broker import BrokerKit
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -102,50 +104,82 @@ def console_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture
-def console(broker: BrokerKit, tmp_path: Path, console_env: dict[str, str]) -> Iterator[Console]:
-    users = tmp_path / "users"
+@contextmanager
+def console_process(directory: Path, env: Mapping[str, str]) -> Iterator[Console]:
+    """``python -m console`` with the two users, over the SQLite journal in ``directory``, with ``env`` on top."""
+    users = directory / "users"
     users.write_text(
         user_line("olga", "operator", PASSWORDS["olga"]) + "\n" + user_line("victor", "viewer", PASSWORDS["victor"])
     )
-    journal_file = tmp_path / "journal.sqlite3"
+    journal_file = directory / "journal.sqlite3"
     journal = SqliteJournalStore(journal_file)
     port = free_port()
-    env = {
+    process_env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DOCSPACE_", "CONSOLE_", "SMTP_", "PIPELINE_", "JOURNAL_"))
     }
-    env.update(
-        broker.env(),
+    process_env.update(
         CONSOLE_PORT=str(port),
         CONSOLE_USERS_FILE=str(users),
         JOURNAL_URL=f"sqlite:///{journal_file}",
-        IDEMPOTENCY_URL=f"sqlite:///{tmp_path / 'idempotency.sqlite3'}",
+        IDEMPOTENCY_URL=f"sqlite:///{directory / 'idempotency.sqlite3'}",
         LOG_FORMAT="json",
-        CONSOLE_LOGIN_ATTEMPTS="3",
     )
-    env.update(console_env)
-    log_path = tmp_path / "console.log"
+    process_env.update(env)
+    log_path = directory / "console.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "console"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+            [sys.executable, "-m", "console"],
+            cwd=ROOT,
+            env=process_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"the console did not start: {log_path.read_text()}")
-        time.sleep(0.1)
-    yield Console(url, journal, process, log_path)
-    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    journal.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the console did not start: {log_path.read_text()}")
+            time.sleep(0.1)
+        yield Console(url, journal, process, log_path)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        journal.close()
+
+
+@pytest.fixture
+def console(broker: BrokerKit, tmp_path: Path, console_env: dict[str, str]) -> Iterator[Console]:
+    """A console of the test's own, on an empty journal and a topology nobody else uses (its dead letters: the
+    test's to make, replay and purge)."""
+    with console_process(tmp_path, {**broker.env(), "CONSOLE_LOGIN_ATTEMPTS": "3", **console_env}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def run(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRun]:
+    """The real pipeline's morning on the simulator (tests/browser/real_run.py), once for the module's tests.
+
+    Module-scoped, not session-scoped: its seven processes stop when the module is done, not at the end of the
+    whole suite (where they would idle, and the reconciler poll, through every later test).
+    """
+    with real_run(amqp_url, tmp_path_factory.mktemp("run")) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def run_console(run: RealRun) -> Iterator[Console]:
+    """The console over the run's journal, broker topology, rules and outside world, as an operator runs it."""
+    with console_process(run.journal_path.parent, {**run.broker.env(), **run.env}) as running:
+        yield running

@@ -8,14 +8,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logs import LogCollector
 from ops.supervisor import JOURNAL_WRITER, Supervisor, pipeline_children, wait_for_pipeline
 from shared.broker.topology import STAGES
-from shared.limits.redis_limiter import limiter_key
+from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
 from standins.ports import free_port
@@ -45,18 +44,6 @@ def outside_world_env(
     if receiver is not None:
         env |= {"PIPELINE_URL": receiver.url, "PIPELINE_SECRET": PIPELINE_SECRET}
     return env
-
-
-def forget_redis_keys(redis_url: str, prefix: str, sim: Any) -> None:
-    """Delete a test's Redis keys: its topology prefix's claims and marks, and the simulator key's shared limit."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"invoice-pipeline:{prefix}*"))
-        keys += list(client.scan_iter(match=limiter_key(sim.base_url, sim.api_key) + "*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @dataclass
@@ -163,3 +150,20 @@ def assert_exactly_once(
         assert sim.folder_title(folder) == "Incoming", (file_id, folder)
     for stage in STAGES:
         assert broker_kit.depth(broker_kit.topology.stage(stage).dead_letters) == 0, (stage, pipeline.logs.dump(50))
+
+
+@dataclass(frozen=True)
+class OutsideWorld:
+    """What the pipeline talks to in an end-to-end test: the DocSpace simulator, the SMTP server, the receiver."""
+
+    sim: DocSpaceSimulator
+    smtp: MailCatcher
+    receiver: PipelineReceiver
+
+    def env(self, *, secret: str, rules: Path) -> dict[str, str]:
+        """``outside_world_env`` for all three: the pipeline's settings that point at this world."""
+        return outside_world_env(self.sim, secret=secret, rules=rules, smtp=self.smtp, receiver=self.receiver)
+
+    def assert_exactly_once(self, files: list[str], pipeline: RunningPipeline, broker: BrokerKit) -> None:
+        """``assert_exactly_once`` against this world's simulator, SMTP server and receiver."""
+        assert_exactly_once(self.sim, files, self.smtp, self.receiver, pipeline, broker)

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator import DocSpaceSimulator
-from standins.mail.catcher import MailCatcher
-from standins.pipeline_receiver import PipelineReceiver
-from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
+from standins.redis_keys import forget_redis_keys
+from tests.e2e.pipeline import OutsideWorld, running_pipeline
 from tests.support.real_broker import BrokerKit
 from tests.support.rules_file import write_rules
 
@@ -33,19 +31,14 @@ FILE_READ = "GET /api/2.0/files/file/{file_id}"
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_an_invoice_costs_at_most_two_docspace_calls_in_steady_state(
-    replicas: int,
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    replicas: int, broker: BrokerKit, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim = world.sim
     rooms = [sim.create_room(f"Client {n}") for n in range(ROOMS)]
     uploads = [sim.create_folder(room, "Uploads") for room in rooms]
     # Incoming by name: each room's folder is found (and remembered) by the mover, the costlier configuration.
     rules = write_rules(tmp_path, {f"client{n}": (room, f"m{n}@client.example") for n, room in enumerate(rooms)})
-    env = outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver)
+    env = world.env(secret=SECRET, rules=rules)
     env["CONCURRENCY"] = "4"
     if replicas > 1:
         env["IDEMPOTENCY_URL"] = REDIS_URL
@@ -55,12 +48,12 @@ def test_an_invoice_costs_at_most_two_docspace_calls_in_steady_state(
             sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
             # Warm-up: one invoice per room, so the room and Incoming lookups are made (once, shared) and remembered.
             warm = [str(sim.upload_file(folder, f"Invoice-warm-{n}.pdf")) for n, folder in enumerate(uploads)]
-            assert smtp_server.wait_for(ROOMS, timeout=60), pipeline.logs.dump(40)
+            assert world.smtp.wait_for(ROOMS, timeout=60), pipeline.logs.dump(40)
             pipeline.wait_until_quiet(broker)
             sim.reset_calls()
 
             files = [str(sim.upload_file(uploads[n % ROOMS], f"Invoice-{n:04d}.pdf")) for n in range(INVOICES)]
-            assert smtp_server.wait_for(ROOMS + INVOICES, timeout=300), pipeline.logs.dump(40)
+            assert world.smtp.wait_for(ROOMS + INVOICES, timeout=300), pipeline.logs.dump(40)
             assert sim.wait_idle(30)
             pipeline.wait_until_quiet(broker)
 
@@ -71,7 +64,7 @@ def test_an_invoice_costs_at_most_two_docspace_calls_in_steady_state(
             assert calls[MOVE] == INVOICES
             assert calls[FILE_READ] == 0  # neither the classifier nor the mover read a file
             assert calls[POLL] <= INVOICES
-            assert_exactly_once(sim, warm + files, smtp_server, pipeline_receiver, pipeline, broker)
+            world.assert_exactly_once(warm + files, pipeline, broker)
     finally:
         if replicas > 1:
             forget_redis_keys(REDIS_URL, broker.topology.prefix, sim)

@@ -19,7 +19,8 @@ from shared.broker.topology import MOVER, STAGES, Topology
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.e2e.pipeline import assert_exactly_once, forget_redis_keys, outside_world_env, running_pipeline
+from standins.redis_keys import forget_redis_keys
+from tests.e2e.pipeline import assert_exactly_once, outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.rabbit_cluster import RabbitCluster, installed, running_cluster
 from tests.support.real_broker import BrokerKit, new_prefix

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from standins.mail.catcher import MailCatcher
-from standins.pipeline_receiver import PipelineReceiver
 from tests.conftest import BrokerFactory
-from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
+from tests.e2e.pipeline import OutsideWorld, RunningPipeline, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
 from tests.support.rules_file import write_rules
@@ -32,9 +30,9 @@ SECRET = "chaos-Webhook-Secret!1"
 LADDER = (0.5, 1, 2, 4, 8, 8, 8, 8)
 
 
-def _env(sim, smtp_server: MailCatcher, pipeline_receiver: PipelineReceiver, rules: Path) -> dict[str, str]:
+def _env(world: OutsideWorld, rules: Path) -> dict[str, str]:
     return {
-        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver),
+        **world.env(secret=SECRET, rules=rules),
         "DOCSPACE_TIMEOUT": "5",
         "SMTP_TIMEOUT": "5",
         "PIPELINE_TIMEOUT": "5",
@@ -57,20 +55,17 @@ def _two_clients(sim, tmp_path: Path) -> tuple[list[str], Path]:
 
 @contextmanager
 def _pipeline_for_two_clients(
-    broker_factory: BrokerFactory,
-    sim,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker_factory: BrokerFactory, world: OutsideWorld, tmp_path: Path
 ) -> Iterator[tuple[BrokerKit, list[str], RunningPipeline, TcpProxy]]:
     """The four processes on a long retry ladder, two client rooms, and DocSpace's webhook pointing at them.
 
     The processes reach the broker through the returned proxy, the test's handle on broker outages.
     """
+    sim = world.sim
     broker = broker_factory(retry_delays=LADDER, delivery_limit=20)
     folders, rules = _two_clients(sim, tmp_path)
     proxy = TcpProxy.in_front_of(broker.url)
-    env = {**_env(sim, smtp_server, pipeline_receiver, rules), "AMQP_URL": proxy.proxied(broker.url)}
+    env = {**_env(world, rules), "AMQP_URL": proxy.proxied(broker.url)}
     try:
         with running_pipeline(broker, env, tmp_path) as pipeline:
             sim.register_webhook(pipeline.url + "/docspace/webhook", SECRET, triggers=["file.created", "file.uploaded"])
@@ -80,15 +75,11 @@ def _pipeline_for_two_clients(
 
 
 def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
-    broker_factory: BrokerFactory,
-    docspace_sim,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker_factory: BrokerFactory, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim = world.sim
     files: list[str] = []
-    rig = _pipeline_for_two_clients(broker_factory, sim, smtp_server, pipeline_receiver, tmp_path)
+    rig = _pipeline_for_two_clients(broker_factory, world, tmp_path)
     with rig as (broker, folders, pipeline, proxy):
 
         def upload(count: int) -> None:
@@ -104,9 +95,9 @@ def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
         pipeline.supervisor.kill("classifier", signal.SIGKILL)
         upload(50)
 
-        smtp_server.stop()
-        threading.Timer(20, smtp_server.start).start()
-        pipeline_receiver.respond_with(500, for_seconds=20)
+        world.smtp.stop()
+        threading.Timer(20, world.smtp.start).start()
+        world.receiver.respond_with(500, for_seconds=20)
         pipeline.supervisor.kill("mover", signal.SIGKILL)
         upload(50)
 
@@ -115,32 +106,28 @@ def test_two_hundred_invoices_arrive_exactly_once_through_every_fault(
         sim.faults.add(method="*", path="/api/*", burst_429=15, retry_after=2)
         upload(50)
 
-        assert wait_until(lambda: len(smtp_server.mails) >= 200, timeout=240), pipeline.logs.dump(80)
-        assert wait_until(lambda: sum(pipeline_receiver.per_invoice().values()) >= 200, timeout=120), (
-            pipeline.logs.dump(80)
+        assert wait_until(lambda: len(world.smtp.mails) >= 200, timeout=240), pipeline.logs.dump(80)
+        assert wait_until(lambda: sum(world.receiver.per_invoice().values()) >= 200, timeout=120), pipeline.logs.dump(
+            80
         )
         assert sim.wait_idle(30)
         pipeline.wait_until_quiet(broker)  # any late duplicate has been handled by now
 
         assert all(pipeline.supervisor.restarts(name) >= 1 for name in ("classifier", "mover", "notifier"))
-        assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
+        world.assert_exactly_once(files, pipeline, broker)
 
 
 def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_accepted(
-    broker_factory: BrokerFactory,
-    docspace_sim,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker_factory: BrokerFactory, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim = world.sim
     # DocSpace's own schedule: 1, 2, 4, 8, 16 s, then it gives up.
     sim.webhooks.retry_delays = (1, 2, 4, 8, 16)
     files: list[str] = []
-    rig = _pipeline_for_two_clients(broker_factory, sim, smtp_server, pipeline_receiver, tmp_path)
+    rig = _pipeline_for_two_clients(broker_factory, world, tmp_path)
     with rig as (broker, folders, pipeline, proxy):
         files += [sim.upload_file(folders[n % 2], f"Invoice-before-{n}.pdf") for n in range(5)]
-        assert wait_until(lambda: len(smtp_server.mails) >= 5, timeout=60), pipeline.logs.dump(50)
+        assert wait_until(lambda: len(world.smtp.mails) >= 5, timeout=60), pipeline.logs.dump(50)
 
         proxy.down()  # the broker is gone for the pipeline: connections drop, new ones are refused
         try:
@@ -156,10 +143,10 @@ def test_a_broker_stopped_for_a_minute_loses_no_delivery_docspace_was_told_was_a
             for a in sim.deliveries()
             if a.status is not None and 200 <= a.status < 300
         }
-        assert wait_until(lambda: len(smtp_server.mails) >= len(files), timeout=180), pipeline.logs.dump(80)
-        assert wait_until(lambda: sum(pipeline_receiver.per_invoice().values()) >= len(files), timeout=60)
+        assert wait_until(lambda: len(world.smtp.mails) >= len(files), timeout=180), pipeline.logs.dump(80)
+        assert wait_until(lambda: sum(world.receiver.per_invoice().values()) >= len(files), timeout=60)
         pipeline.wait_until_quiet(broker)  # any late duplicate has been handled by now
         # Every delivery the ingress answered 2xx was processed: each upload's invoice arrived, once.
         assert len(accepted) >= 2 * len(files)
         assert pipeline.logs.events("ingress", "delivery_spooled"), "the outage should have been spooled"
-        assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
+        world.assert_exactly_once(files, pipeline, broker)

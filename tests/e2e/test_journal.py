@@ -28,7 +28,7 @@ from shared.journal.wiring import open_journal_store
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
+from tests.e2e.pipeline import OutsideWorld, RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
 from tests.support.journal_support import new_schema, postgres_url, sqlite_path
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
@@ -300,13 +300,9 @@ def test_trace_tells_every_file_s_story_although_the_writer_died_and_its_databas
 
 
 def test_a_writer_stopped_for_a_minute_costs_the_invoices_nothing_and_the_journal_catches_up(
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker: BrokerKit, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim, smtp_server, pipeline_receiver = world.sim, world.smtp, world.receiver
     uploads, rules = _rules(sim, tmp_path)
     url = f"sqlite:///{sqlite_path(tmp_path)}"
     db = JournalBackend("sqlite", url, url, "invoice_journal", lambda _s: None)

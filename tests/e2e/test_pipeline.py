@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from standins.mail.catcher import MailCatcher
-from standins.pipeline_receiver import PipelineReceiver
-from tests.e2e.pipeline import outside_world_env, running_pipeline
+from tests.e2e.pipeline import OutsideWorld, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
 
@@ -19,13 +17,9 @@ SECRET = "e2e-Webhook-Secret!1"
 
 
 def test_invoices_are_moved_mailed_and_sent_once_and_the_rest_left_alone(
-    broker: BrokerKit,
-    docspace_sim,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker: BrokerKit, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim = world.sim
     acme = sim.create_room("Acme Ltd")
     deep = sim.create_folder(sim.create_folder(sim.create_folder(acme, "Uploads"), "2026"), "November")
     globex = sim.create_room("Globex")
@@ -47,7 +41,7 @@ incoming_folder_id = "{globex_incoming}"
 """,
         encoding="utf-8",
     )
-    env = outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp_server, receiver=pipeline_receiver)
+    env = world.env(secret=SECRET, rules=rules)
     with running_pipeline(broker, env, tmp_path) as pipeline:
         ingress_url, logs = pipeline.url, pipeline.logs
         sim.register_webhook(
@@ -59,8 +53,8 @@ incoming_folder_id = "{globex_incoming}"
         stray = sim.upload_file(elsewhere, "Invoice-1.pdf")
         globex_invoice = sim.upload_file(globex, "invoice 2026-11.pdf")
 
-        assert smtp_server.wait_for(2, timeout=30), logs.dump()
-        assert pipeline_receiver.wait_for(2, timeout=30), logs.dump()
+        assert world.smtp.wait_for(2, timeout=30), logs.dump()
+        assert world.receiver.wait_for(2, timeout=30), logs.dump()
         # Wait for the second trigger of each upload (retried while the first held the claim) to be dropped.
         assert wait_until(lambda: len(logs.events("classifier", "message_handled", reason="duplicate")) >= 2, 20)
         sim.update_file(invoice)  # file.updated: not a trigger the classifier takes
@@ -79,14 +73,14 @@ incoming_folder_id = "{globex_incoming}"
         assert sim.call_count("PUT", "/api/2.0/files/fileops/move") == 2
 
         # One e-mail each, to each client's own manager.
-        mails = {tuple(m.rcpt_tos): m.message for m in smtp_server.mails}
-        assert len(smtp_server.mails) == 2, logs.dump()
+        mails = {tuple(m.rcpt_tos): m.message for m in world.smtp.mails}
+        assert len(world.smtp.mails) == 2, logs.dump()
         assert set(mails) == {("anna@acme.example",), ("bob@globex.example",)}
         assert "INVOICE-Müller-№7.pdf" in mails[("anna@acme.example",)]["Subject"]
 
         # One pipeline call each, signed, keyed by the invoice id.
-        assert len(pipeline_receiver.calls) == 2
-        called = {json.loads(r.body)["file_id"]: r for r in pipeline_receiver.calls}
+        assert len(world.receiver.calls) == 2
+        called = {json.loads(r.body)["file_id"]: r for r in world.receiver.calls}
         assert set(called) == {str(invoice), str(globex_invoice)}
         assert called[str(invoice)].headers["webhook-id"] == f"{invoice}:v1"
         assert called[str(invoice)].headers["webhook-signature"].startswith("v1,")

@@ -18,7 +18,7 @@ import pytest
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
 from standins.pipeline_receiver import PipelineReceiver
-from tests.e2e.pipeline import RunningPipeline, assert_exactly_once, outside_world_env, running_pipeline
+from tests.e2e.pipeline import OutsideWorld, RunningPipeline, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
 from tests.support.tcp_proxy import TcpProxy
@@ -41,9 +41,9 @@ def _rules(sim: DocSpaceSimulator, tmp_path: Path, rooms: int = 1) -> tuple[list
     return ids, folders, rules
 
 
-def _env(sim: DocSpaceSimulator, smtp: MailCatcher, receiver: PipelineReceiver, rules: Path, **reconcile: str):
+def _env(world: OutsideWorld, rules: Path, **reconcile: str):
     return {
-        **outside_world_env(sim, secret=SECRET, rules=rules, smtp=smtp, receiver=receiver),
+        **world.env(secret=SECRET, rules=rules),
         "CONCURRENCY": "8",
         # Short test intervals leave a cycle a few calls of the default 5%: give it 20% of the key (300/min).
         "RECONCILE_BUDGET_SHARE": "0.2",
@@ -79,17 +79,10 @@ def _settle(pipeline: RunningPipeline, broker: BrokerKit, cycles: int, timeout: 
     pipeline.wait_until_quiet(broker)
 
 
-def _assert_exactly_once(
-    sim: DocSpaceSimulator,
-    files: list[str],
-    smtp: MailCatcher,
-    receiver: PipelineReceiver,
-    broker: BrokerKit,
-    pipeline: RunningPipeline,
-) -> None:
+def _assert_exactly_once(world: OutsideWorld, files: list[str], broker: BrokerKit, pipeline: RunningPipeline) -> None:
     """``assert_exactly_once``, and one move per file: the reconciler never makes a stage work twice."""
-    assert_exactly_once(sim, files, smtp, receiver, pipeline, broker)
-    assert sim.call_count("PUT", "/api/2.0/files/fileops/move") == len(files)
+    world.assert_exactly_once(files, pipeline, broker)
+    assert world.sim.call_count("PUT", "/api/2.0/files/fileops/move") == len(files)
 
 
 def test_an_ingress_down_for_two_minutes_loses_no_invoice(
@@ -102,11 +95,10 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
     interval, settle = 20, 32
     # DocSpace's own sender: its real retry delays and its 10 parallel delivery slots.
     with DocSpaceSimulator(move_delay=0.03, webhook_threads=10, seed=7) as sim:
+        world = OutsideWorld(sim, smtp_server, pipeline_receiver)
         _rooms, folders, rules = _rules(sim, tmp_path)
         env = _env(
-            sim,
-            smtp_server,
-            pipeline_receiver,
+            world,
             rules,
             reconcile_interval=str(interval),
             reconcile_log_settle=str(settle),
@@ -132,7 +124,7 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
             all_done_after = time.monotonic() - up_at
             assert sim.wait_idle(60)
             _settle(pipeline, broker, 1, timeout=interval + 30)  # one more cycle: nothing more may happen
-            _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
+            _assert_exactly_once(world, files, broker, pipeline)
 
             recovered = pipeline.metric("reconciler", "reconciler_recovered_total", source="delivery_log")
             print(
@@ -145,18 +137,12 @@ def test_an_ingress_down_for_two_minutes_loses_no_invoice(
 
 
 def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_found(
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker: BrokerKit, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim = world.sim
     _rooms, folders, rules = _rules(sim, tmp_path)
     env = _env(
-        sim,
-        smtp_server,
-        pipeline_receiver,
+        world,
         rules,
         reconcile_interval="2",
         reconcile_grace="3",
@@ -173,7 +159,7 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
         files += [sim.upload_file(folders[0], "Invoice-B.pdf"), sim.upload_file(folders[0], "Invoice-C.pdf")]
 
         # While DocSpace still cannot reach the ingress: A from DocSpace's log, B and C by the room scan.
-        assert wait_until(lambda: len(smtp_server.mails) >= 3, 30), pipeline.logs.dump(80)
+        assert wait_until(lambda: len(world.smtp.mails) >= 3, 30), pipeline.logs.dump(80)
         assert pipeline.logs.events("reconciler", "webhook_disabled")  # said loudly, every cycle
         assert not sim.webhooks.get(config_id).enabled
         sources = collections.Counter(e["source"] for e in pipeline.logs.events("reconciler", "delivery_recovered"))
@@ -186,26 +172,20 @@ def test_a_disabled_webhook_is_re_enabled_and_what_was_uploaded_meanwhile_is_fou
         assert [e["level"] for e in pipeline.logs.events("reconciler", "webhook_reenabled")] == ["critical"]
         assert wait_until(lambda: pipeline.metric("reconciler", "reconciler_webhook_enabled") == 1, 10)
         files.append(sim.upload_file(folders[0], "Invoice-D.pdf"))  # the webhook path again
-        assert wait_until(lambda: len(smtp_server.mails) >= 4, 20), pipeline.logs.dump(80)
-        assert pipeline_receiver.wait_for(4, timeout=10)
+        assert wait_until(lambda: len(world.smtp.mails) >= 4, 20), pipeline.logs.dump(80)
+        assert world.receiver.wait_for(4, timeout=10)
         assert sim.wait_idle(10)
         _settle(pipeline, broker, 2, timeout=30)  # two more cycles: nothing more may happen
-        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
+        _assert_exactly_once(world, files, broker, pipeline)
 
 
 def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_twice(
-    broker: BrokerKit,
-    docspace_sim: DocSpaceSimulator,
-    smtp_server: MailCatcher,
-    pipeline_receiver: PipelineReceiver,
-    tmp_path: Path,
+    broker: BrokerKit, world: OutsideWorld, tmp_path: Path
 ) -> None:
-    sim = docspace_sim
+    sim = world.sim
     _rooms, folders, rules = _rules(sim, tmp_path, rooms=4)
     env = _env(
-        sim,
-        smtp_server,
-        pipeline_receiver,
+        world,
         rules,
         reconcile_interval="2",
         reconcile_grace="5",
@@ -217,8 +197,8 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
         _wait_first_run(pipeline)
         sim.register_webhook(url, SECRET, triggers=["file.created", "file.uploaded"])
         files = [sim.upload_file(folders[i % 4], f"Invoice-{i:03d}.pdf") for i in range(100)]
-        assert wait_until(lambda: len(smtp_server.mails) >= 100, 90), pipeline.logs.dump(60)
-        assert pipeline_receiver.wait_for(100, timeout=30)
+        assert wait_until(lambda: len(world.smtp.mails) >= 100, 90), pipeline.logs.dump(60)
+        assert world.receiver.wait_for(100, timeout=30)
 
         def cycles() -> int:
             return len(pipeline.logs.events(None, "reconcile_done"))
@@ -234,7 +214,7 @@ def test_a_hundred_invoices_then_reconcile_cycles_by_two_reconcilers_do_nothing_
         assert [e["files_scanned"] for e in five] == [100] * 5, five  # each of them looked at every file
         assert sim.wait_idle(10)
         pipeline.wait_until_quiet(broker)
-        _assert_exactly_once(sim, files, smtp_server, pipeline_receiver, broker, pipeline)
+        _assert_exactly_once(world, files, broker, pipeline)
 
         # Two replicas, one cycle at a time: each time, one of them found the cycle done (or running) and stood back.
         not_run = pipeline.logs.events(None, "reconcile_not_run")

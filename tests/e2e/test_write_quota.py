@@ -15,8 +15,9 @@ import pytest
 from shared.broker.topology import STAGES, Topology
 from simulator import DocSpaceSimulator
 from standins.mail.catcher import MailCatcher
+from standins.redis_keys import forget_redis_keys
 from tests.conftest import BrokerFactory
-from tests.e2e.pipeline import forget_redis_keys, outside_world_env, running_pipeline
+from tests.e2e.pipeline import outside_world_env, running_pipeline
 from tests.support.mail_fixtures import wait_until
 from tests.support.real_broker import BrokerKit
 

@@ -40,6 +40,13 @@ def two_nodes(broker: BrokerKit) -> Iterator[tuple[TcpProxy, TcpProxy]]:
     second.close()
 
 
+@pytest.fixture
+def first_node_dead(two_nodes: tuple[TcpProxy, TcpProxy]) -> tuple[TcpProxy, TcpProxy]:
+    """The two nodes, the first dead before a client starts: it must find the second by itself."""
+    two_nodes[0].down()
+    return two_nodes
+
+
 def nodes(broker: BrokerKit, first: TcpProxy, second: TcpProxy, name: str) -> list[pika.URLParameters]:
     url = f"{first.proxied(broker.url)},{second.proxied(broker.url)}"
     return connection_parameters(url, name=name, heartbeat=5, rng=FirstNode())
@@ -78,10 +85,9 @@ def test_the_publisher_goes_to_the_next_node_when_its_node_dies(
 
 
 def test_a_consumer_whose_first_node_is_dead_consumes_from_the_next(
-    broker: BrokerKit, two_nodes: tuple[TcpProxy, TcpProxy]
+    broker: BrokerKit, first_node_dead: tuple[TcpProxy, TcpProxy]
 ) -> None:
-    first, second = two_nodes
-    first.down()
+    first, second = first_node_dead
     params = nodes(broker, first, second, "test-failover-consumer")
     publisher = Publisher(params, topology=broker.topology).start()
     seen = threading.Event()
@@ -110,10 +116,9 @@ def test_a_consumer_whose_first_node_is_dead_consumes_from_the_next(
 
 
 def test_doctor_names_a_cluster_node_that_does_not_answer(
-    broker: BrokerKit, two_nodes: tuple[TcpProxy, TcpProxy]
+    broker: BrokerKit, first_node_dead: tuple[TcpProxy, TcpProxy]
 ) -> None:
-    first, second = two_nodes
-    first.down()
+    first, second = first_node_dead
     checks = {check.component: check for check in check_broker(nodes(broker, first, second, "doctor"), broker.topology)}
 
     assert checks["broker"].status == "ok"  # it reached the cluster through the node that answers

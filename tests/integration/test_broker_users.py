@@ -9,6 +9,9 @@ import pika
 import pika.exceptions
 import pytest
 
+from console.__main__ import journal_publisher
+from ops.dead_letters import DeadLetterQueues, LetterFilter, list_letters, plain_sweep, purge_letters, replay_letters
+from ops.queues import stage_queues
 from shared.broker.connection import TopologyRefused, connection_parameters
 from shared.broker.consumer import StageConsumer
 from shared.broker.publisher import Publisher
@@ -16,6 +19,7 @@ from shared.broker.topology import CLASSIFIER, NOTIFIER_EMAIL, NOTIFIER_PIPELINE
 from shared.core.errors import Deferred, PermanentError, TransientError
 from shared.core.handling import Handled, InboundMessage
 from shared.core.outgoing import OutgoingMessage
+from shared.journal.record import Decision
 from tests.support.broker_users import BrokerUsers, broker_users
 from tests.support.mail_fixtures import wait_until
 
@@ -155,3 +159,55 @@ def test_a_consumer_that_may_not_declare_exits_with_what_to_do_instead_of_retryi
             consumer.run()
     finally:
         publisher.stop()
+
+
+def test_the_console_user_reads_depths_replays_and_purges_dead_letters_and_journals_its_actions(
+    users: BrokerUsers,
+) -> None:
+    topology = Topology("", retry_delays=(0.2, 0.4), passive=True)
+    console = connection_parameters(users.urls["console"], name="test-console")
+    queues = topology.stage("mover")
+    dead = pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent, message_id="m-1", headers={"x-death-reason": "bug"}
+    )
+    publish_dead = lambda channel: channel.basic_publish("", queues.dead_letters, b"{}", dead, mandatory=True)  # noqa: E731
+    for _ in range(3):
+        assert _attempt(users.admin.url, publish_dead) is None
+    try:
+        # The Health page's queues: passive declares only.
+        depths = {row.stage: row for row in stage_queues(console, topology)}
+        assert depths["mover"].dead_letters == 3 and depths["mover"].ready == 0
+        # The Dead letters page: read (every letter put back), replay one to the work queue, purge one.
+        letters = DeadLetterQueues(console, topology)
+        assert len(list_letters(plain_sweep(letters), ["mover"], LetterFilter())) == 3
+        replayed = replay_letters(plain_sweep(letters), ["mover"], LetterFilter(), limit=1)
+        assert len(replayed) == 1
+        assert purge_letters(letters, {"mover": 1}) == {"mover": 1}
+        assert users.admin.depths([queues.work, queues.dead_letters]) == {queues.work: 1, queues.dead_letters: 1}
+        # Its audit record, confirmed by the broker, lands in the journal's queue.
+        publisher = Publisher(console, topology=topology).start()
+        try:
+            assert publisher.wait_connected(10)
+            journal_publisher(publisher, topology)(Decision.make("mover", "replayed", actor="anna", process="console"))
+        finally:
+            publisher.stop()
+        assert users.admin.depth(topology.journal_queue) == 1
+
+        mover_work = queues.work
+        refused = {
+            "read a work queue": lambda channel: channel.basic_get(mover_work),
+            "consume the journal's queue": lambda channel: channel.basic_consume(
+                topology.journal_queue, lambda *_: None
+            ),
+            "publish a delivery": _publish(topology.events_exchange),
+            "publish to a stage's exchange": _publish(topology.detected_exchange),
+            "publish to dead-letters": _publish(topology.dead_letter_exchange, mover_work),
+            "declare the topology": Topology("", retry_delays=(0.2, 0.4)).declare,
+            "declare a queue of its own": lambda channel: channel.queue_declare("console-own"),
+        }
+        for what, action in refused.items():
+            assert _attempt(users.urls["console"], action) == ACCESS_REFUSED, what
+        assert users.admin.depth(mover_work) == 1
+    finally:
+        for name in topology.all_queue_names():
+            _attempt(users.admin.url, lambda channel, queue=name: channel.queue_purge(queue))

@@ -63,6 +63,18 @@ class Harness(StageOnBroker):
             time.sleep(0.05)
 
 
+def _raising(
+    error: type[TransientError | PermanentError], text: str, reason: str, **ids: str
+) -> Callable[[InboundMessage], Handled]:
+    """A handler that, for every message, binds ``ids`` to the log context and raises ``error(text, reason=...)``."""
+
+    def handle(_message: InboundMessage) -> Handled:
+        structlog.contextvars.bind_contextvars(**ids)
+        raise error(text, reason=reason)
+
+    return handle
+
+
 @pytest.fixture
 def harness(broker: BrokerKit) -> Iterator[Callable[..., Harness]]:
     def make(
@@ -145,11 +157,7 @@ def test_a_message_deferred_without_end_falls_to_the_retry_ladder(harness: Any, 
 
 
 def test_a_spent_ladder_dead_letters_with_the_story(harness: Any, broker: BrokerKit) -> None:
-    def always_down(_message: InboundMessage) -> Handled:
-        structlog.contextvars.bind_contextvars(event_id="141022", file_id="3358301")
-        raise TransientError("SMTP 451 try later", reason="smtp_temporary")
-
-    h = harness(always_down)
+    h = harness(_raising(TransientError, "SMTP 451 try later", "smtp_temporary", event_id="141022", file_id="3358301"))
     h.send(b"original bytes")
     h.wait_for_outcomes(4)
     assert h.outcomes[-1] == ("dead_lettered", "smtp_temporary")
@@ -166,11 +174,7 @@ def test_a_spent_ladder_dead_letters_with_the_story(harness: Any, broker: Broker
 
 
 def test_a_permanent_error_dead_letters_at_once(harness: Any, broker: BrokerKit) -> None:
-    def reject(_message: InboundMessage) -> Handled:
-        structlog.contextvars.bind_contextvars(invoice_id="7:v1")
-        raise PermanentError("The required file was not found", reason="docspace_not_found")
-
-    h = harness(reject)
+    h = harness(_raising(PermanentError, "The required file was not found", "docspace_not_found", invoice_id="7:v1"))
     h.send(b"{}")
     h.wait_for_outcomes(1)
     properties, body = broker.get(broker.topology.stage(CLASSIFIER).dead_letters)
@@ -315,11 +319,7 @@ def test_each_parking_is_a_decision_that_says_until_when(harness: Any, broker: B
 def test_a_spent_ladder_is_journalled_under_the_reason_the_dead_letter_queue_knows(
     harness: Any, broker: BrokerKit
 ) -> None:
-    def always_down(_message: InboundMessage) -> Handled:
-        structlog.contextvars.bind_contextvars(file_id="3358301")
-        raise TransientError("SMTP 451 try later", reason="smtp_temporary")
-
-    h = harness(always_down)
+    h = harness(_raising(TransientError, "SMTP 451 try later", "smtp_temporary", file_id="3358301"))
     h.send(b"original bytes")
     last = _journalled(h, 4)[-1]
     assert (last.outcome, last.reason, last.attempt) == ("dead_lettered", "retries_exhausted", 4)
@@ -327,11 +327,7 @@ def test_a_spent_ladder_is_journalled_under_the_reason_the_dead_letter_queue_kno
 
 
 def test_decisions_made_again_after_a_replay_are_new_decisions(harness: Any, broker: BrokerKit) -> None:
-    def reject(_message: InboundMessage) -> Handled:
-        structlog.contextvars.bind_contextvars(file_id="4713")
-        raise PermanentError("gone", reason="docspace_not_found")
-
-    h = harness(reject)
+    h = harness(_raising(PermanentError, "gone", "docspace_not_found", file_id="4713"))
     h.send(b"body")
     h.send(b"body", **{"x-replays": 1})
     first, replayed = _journalled(h, 2)

@@ -13,17 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from shared.core.errors import PermanentError, TransientError
+from shared.docspace import errors
 from shared.docspace.client import DocSpaceClient, LookupCaching
-from shared.docspace.errors import (
-    DocSpaceAccessDenied,
-    DocSpaceNotFound,
-    DocSpaceRejected,
-    DocSpaceUnavailable,
-    MoveFailed,
-    MoveReportLost,
-    MoveSkipped,
-    MoveUnconfirmed,
-)
 from shared.docspace.transport import HttpOptions
 from shared.docspace.values import Room
 from shared.limits.retry_after import retry_after_from
@@ -80,7 +71,7 @@ def test_a_new_version_keeps_the_id(docspace_sim: DocSpaceSimulator, docspace_cl
 
 
 def test_404_is_docspace_not_found(docspace_client: DocSpaceClient) -> None:
-    with pytest.raises(DocSpaceNotFound) as info:
+    with pytest.raises(errors.DocSpaceNotFound) as info:
         docspace_client.get_file(999_999)
     assert info.value.reason == "docspace_not_found"
     assert isinstance(info.value, PermanentError)
@@ -98,21 +89,24 @@ def test_403_is_access_denied_with_the_envelope_message(
         error_status=403,
         error_message="You don't have enough permission to view the file",
     )
-    with pytest.raises(DocSpaceAccessDenied) as info:
+    with pytest.raises(errors.DocSpaceAccessDenied) as info:
         docspace_client.get_file(fid)
     assert info.value.reason == "docspace_access_denied"
     assert "You don't have enough permission to view the file" in str(info.value)
 
 
 def test_a_wrong_key_is_access_denied(docspace_sim: DocSpaceSimulator) -> None:
-    with DocSpaceClient(docspace_sim.base_url, "sk-wrong") as client, pytest.raises(DocSpaceAccessDenied) as info:
+    with (
+        DocSpaceClient(docspace_sim.base_url, "sk-wrong") as client,
+        pytest.raises(errors.DocSpaceAccessDenied) as info,
+    ):
         client.get_file(1)
     assert "401" in str(info.value)
 
 
 def test_other_4xx_is_rejected(docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", error_rate=1.0, error_status=400, error_message="Bad id")
-    with pytest.raises(DocSpaceRejected) as info:
+    with pytest.raises(errors.DocSpaceRejected) as info:
         docspace_client.get_file(1)
     assert info.value.reason == "docspace_rejected"
     assert "Bad id" in str(info.value)
@@ -123,7 +117,7 @@ def test_5xx_and_408_are_unavailable(
     docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient, status: int
 ) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", error_rate=1.0, error_status=status)
-    with pytest.raises(DocSpaceUnavailable) as info:
+    with pytest.raises(errors.DocSpaceUnavailable) as info:
         docspace_client.get_file(1)
     assert info.value.reason == "docspace_unavailable"
     assert isinstance(info.value, TransientError)
@@ -132,7 +126,7 @@ def test_5xx_and_408_are_unavailable(
 
 def test_an_outage_is_unavailable(docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient) -> None:
     docspace_sim.faults.outage(5)
-    with pytest.raises(DocSpaceUnavailable, match="503"):
+    with pytest.raises(errors.DocSpaceUnavailable, match="503"):
         docspace_client.find_room(docspace_sim.rooms_root_id)
 
 
@@ -140,7 +134,7 @@ def test_a_read_timeout_is_unavailable(docspace_sim: DocSpaceSimulator) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", latency=1.0)
     with (
         make_client(docspace_sim, http=HttpOptions(timeout=(1.0, 0.2))) as client,
-        pytest.raises(DocSpaceUnavailable) as info,
+        pytest.raises(errors.DocSpaceUnavailable) as info,
     ):
         client.get_file(1)
     assert "timed out" in str(info.value)
@@ -149,7 +143,7 @@ def test_a_read_timeout_is_unavailable(docspace_sim: DocSpaceSimulator) -> None:
 def test_a_refused_connection_is_unavailable() -> None:
     with (
         DocSpaceClient(f"http://127.0.0.1:{free_port()}", "k", http=HttpOptions(timeout=(0.5, 0.5))) as client,
-        pytest.raises(DocSpaceUnavailable),
+        pytest.raises(errors.DocSpaceUnavailable),
     ):
         client.get_file(1)
 
@@ -169,26 +163,23 @@ def test_a_429_is_retried_after_itsretry_after_from(
     assert docspace_sim.call_count("GET", "/api/2.0/files/file/*") == 2
 
 
-def test_a_429_beyond_max_retry_after_is_raised_at_once(docspace_sim: DocSpaceSimulator) -> None:
-    docspace_sim.faults.add(path="/api/2.0/files/file/*", burst_429=1, retry_after=30)
-    with (
-        make_client(docspace_sim, http=HttpOptions(max_retry_after=10)) as client,
-        pytest.raises(DocSpaceUnavailable) as info,
-    ):
+def _rate_limited_get(sim: DocSpaceSimulator, http: HttpOptions) -> errors.DocSpaceUnavailable:
+    """``get_file`` by a client with ``http``, which must give up as ``docspace_rate_limited``: the error."""
+    with make_client(sim, http=http) as client, pytest.raises(errors.DocSpaceUnavailable) as info:
         client.get_file(1)
     assert info.value.reason == "docspace_rate_limited"
-    assert info.value.retry_after == 30
+    return info.value
+
+
+def test_a_429_beyond_max_retry_after_is_raised_at_once(docspace_sim: DocSpaceSimulator) -> None:
+    docspace_sim.faults.add(path="/api/2.0/files/file/*", burst_429=1, retry_after=30)
+    assert _rate_limited_get(docspace_sim, HttpOptions(max_retry_after=10)).retry_after == 30
     assert docspace_sim.call_count("GET") == 1
 
 
 def test_429_retries_are_bounded(docspace_sim: DocSpaceSimulator) -> None:
     docspace_sim.faults.add(path="/api/2.0/files/file/*", burst_429=5, retry_after=0)
-    with (
-        make_client(docspace_sim, http=HttpOptions(rate_limit_retries=2)) as client,
-        pytest.raises(DocSpaceUnavailable) as info,
-    ):
-        client.get_file(1)
-    assert info.value.reason == "docspace_rate_limited"
+    _rate_limited_get(docspace_sim, HttpOptions(rate_limit_retries=2))
     assert docspace_sim.call_count("GET") == 3
 
 
@@ -198,7 +189,7 @@ def test_the_rate_limiter_is_honoured(docspace_sim: DocSpaceSimulator, docspace_
     docspace_sim.faults.set_rate_limit(requests_per_minute=2, retry_after=30)
     docspace_client.get_file(fid)
     docspace_client.get_file(fid)
-    with pytest.raises(DocSpaceUnavailable) as info:
+    with pytest.raises(errors.DocSpaceUnavailable) as info:
         docspace_client.get_file(fid)
     assert info.value.reason == "docspace_rate_limited"
     assert info.value.retry_after is not None and info.value.retry_after >= 30
@@ -289,7 +280,7 @@ def test_the_room_cache_is_bounded(docspace_sim: DocSpaceSimulator) -> None:
 
 
 def test_find_room_of_a_missing_folder(docspace_client: DocSpaceClient) -> None:
-    with pytest.raises(DocSpaceNotFound):
+    with pytest.raises(errors.DocSpaceNotFound):
         docspace_client.find_room(424242)
 
 
@@ -300,7 +291,7 @@ def test_find_or_create_is_safe_with_eight_threads(docspace_sim: DocSpaceSimulat
     room = docspace_sim.create_room("Client C")
     docspace_sim.faults.add(method="POST", path="/api/2.0/files/folder/*", latency=0.1)  # widen the race window
     results: list[str] = []
-    errors: list[BaseException] = []
+    failures: list[BaseException] = []
     barrier = threading.Barrier(8)
     with make_client(docspace_sim) as client:
 
@@ -309,14 +300,14 @@ def test_find_or_create_is_safe_with_eight_threads(docspace_sim: DocSpaceSimulat
                 barrier.wait()
                 results.append(client.find_or_create_folder(int(room), "Incoming"))
             except BaseException as exc:
-                errors.append(exc)
+                failures.append(exc)
 
         threads = [threading.Thread(target=work) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(10)
-        assert not errors
+        assert not failures
         assert len(results) == 8 and len(set(results)) == 1
         assert [f["title"] for f in docspace_sim.subfolders(room)] == ["Incoming"]
         assert docspace_sim.call_count("POST", "/api/2.0/files/folder/*") == 1
@@ -361,7 +352,7 @@ def test_find_or_create_finds_an_existing_folder_without_creating(
 
 
 def test_find_or_create_in_a_missing_room(docspace_client: DocSpaceClient) -> None:
-    with pytest.raises(DocSpaceNotFound):
+    with pytest.raises(errors.DocSpaceNotFound):
         docspace_client.find_or_create_folder(777_777)
 
 
@@ -396,7 +387,7 @@ def test_skip_in_the_destination_is_detected_not_reported_as_moved(
     docspace_sim.upload_file(client_room["incoming"], "Invoice-1.pdf")
     fid = docspace_sim.upload_file(client_room["uploads"], "Invoice-1.pdf")
 
-    with pytest.raises(MoveSkipped) as info:
+    with pytest.raises(errors.MoveSkipped) as info:
         docspace_client.move_file(fid, client_room["incoming"], conflict="Skip")
 
     assert info.value.reason == "docspace_move_skipped"
@@ -415,7 +406,7 @@ def test_overwrite_returns_the_destination_files_id(
     assert result.file_id == target
     assert result.confirmed_by == "operation"
     assert docspace_sim.file(target)["version"] == 2
-    with pytest.raises(DocSpaceNotFound):
+    with pytest.raises(errors.DocSpaceNotFound):
         docspace_client.get_file(fid)
 
 
@@ -444,7 +435,7 @@ def test_a_consumed_report_of_a_skipped_move_is_report_lost(
     stealer = threading.Timer(0.2, docspace_sim.consume_operation_reports)
     stealer.start()
     try:
-        with pytest.raises(MoveReportLost) as info:
+        with pytest.raises(errors.MoveReportLost) as info:
             docspace_client.move_file(fid, client_room["incoming"], conflict="Skip")
     finally:
         stealer.join()
@@ -457,20 +448,20 @@ def test_a_failed_operation_keeps_its_message(
     target = docspace_sim.upload_file(client_room["incoming"], "Invoice-4.pdf")
     docspace_sim.lock_file(target)
     fid = docspace_sim.upload_file(client_room["uploads"], "Invoice-4.pdf")
-    with pytest.raises(MoveFailed) as info:
+    with pytest.raises(errors.MoveFailed) as info:
         docspace_client.move_file(fid, client_room["incoming"], conflict="Overwrite")
     assert info.value.reason == "docspace_move_failed"
     assert "locked" in str(info.value)
 
     docspace_sim.fail_next_move("Quota exceeded in room")
-    with pytest.raises(MoveFailed, match="Quota exceeded in room"):
+    with pytest.raises(errors.MoveFailed, match="Quota exceeded in room"):
         docspace_client.move_file(fid, client_room["incoming"])
 
 
 def test_a_move_past_its_deadline_is_unconfirmed(docspace_sim: DocSpaceSimulator, client_room: dict[str, str]) -> None:
     fid = docspace_sim.upload_file(client_room["uploads"], "Invoice-5.pdf")
     docspace_sim.set_move_delay(2.0)
-    with make_client(docspace_sim, move_deadline=0.3) as client, pytest.raises(MoveUnconfirmed) as info:
+    with make_client(docspace_sim, move_deadline=0.3) as client, pytest.raises(errors.MoveUnconfirmed) as info:
         client.move_file(fid, client_room["incoming"])
     assert info.value.reason == "docspace_move_unconfirmed"
     assert isinstance(info.value, TransientError)
@@ -500,9 +491,9 @@ def test_moving_a_missing_file_or_to_a_missing_folder_is_not_found(
     docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient, client_room: dict[str, str]
 ) -> None:
     fid = docspace_sim.upload_file(client_room["uploads"], "Invoice-8.pdf")
-    with pytest.raises(DocSpaceNotFound):
+    with pytest.raises(errors.DocSpaceNotFound):
         docspace_client.move_file(555_555, client_room["incoming"])
-    with pytest.raises(DocSpaceNotFound):
+    with pytest.raises(errors.DocSpaceNotFound):
         docspace_client.move_file(fid, 555_555)
 
 
@@ -510,7 +501,7 @@ def test_moving_into_the_rooms_root_is_access_denied(
     docspace_sim: DocSpaceSimulator, docspace_client: DocSpaceClient, client_room: dict[str, str]
 ) -> None:
     fid = docspace_sim.upload_file(client_room["uploads"], "Invoice-9.pdf")
-    with pytest.raises(DocSpaceAccessDenied, match="Access denied"):
+    with pytest.raises(errors.DocSpaceAccessDenied, match="Access denied"):
         docspace_client.move_file(fid, docspace_sim.rooms_root_id)
 
 

@@ -127,6 +127,23 @@ def test_rollups_count_each_decision_once_per_minute(store: JournalStore) -> Non
     assert [r.count for r in store.rollups(T0, T0 + timedelta(minutes=1))] == [1, 2]
 
 
+def test_files_seen_counts_each_file_once_in_the_window_of_its_first_decision(store: JournalStore) -> None:
+    store.insert(
+        [
+            # One upload, two deliveries (file.created, file.uploaded): one file.
+            decision("classifier", "accepted", minutes=0, file_id="1", event_id="created-1"),
+            decision("classifier", "ignored", minutes=0.2, file_id="1", event_id="uploaded-1", reason="duplicate"),
+            decision("classifier", "ignored", minutes=1, file_id="2", event_id="created-2", reason="not_an_invoice"),
+            decision("classifier", "ignored", minutes=1.1, file_id="2", event_id="uploaded-2", reason="not_an_invoice"),
+            # First seen before the window: its later decisions do not make it a file seen in the window.
+            decision("mover", "received", minutes=70, file_id="1"),
+            decision("classifier", "accepted", minutes=80, file_id="3"),
+        ]
+    )
+    assert store.files_seen(T0, T0 + timedelta(hours=1)) == 2
+    assert store.files_seen(T0 + timedelta(hours=1), T0 + timedelta(hours=2)) == 1
+
+
 def test_the_decisions_behind_a_rollup_are_listed_newest_first(store: JournalStore) -> None:
     store.insert(
         [
@@ -159,3 +176,26 @@ def test_an_unusable_sqlite_file_is_journal_unavailable(tmp_path: Path) -> None:
     (tmp_path / "journal.sqlite3").mkdir()  # a directory where the file should be
     with pytest.raises(JournalUnavailable):
         SqliteJournalStore(tmp_path / "journal.sqlite3")
+
+
+def test_decisions_are_counted_and_listed_per_client_within_the_window(store: JournalStore) -> None:
+    store.insert(
+        [
+            decision("classifier", "accepted", minutes=1, file_id="1", client="Acme"),
+            decision("classifier", "accepted", minutes=2, file_id="2", client="Acme"),
+            decision("classifier", "accepted", minutes=3, file_id="3", client="Büro <Nord>"),
+            decision("classifier", "accepted", minutes=4, file_id="4"),  # no client named
+            decision("classifier", "ignored", minutes=5, file_id="5", client="Acme", reason="not_an_invoice"),
+            decision("mover", "received", minutes=6, file_id="1", client="Acme"),
+            decision("classifier", "accepted", minutes=70, file_id="6", client="Acme"),  # after the hour
+        ]
+    )
+    hour = (T0, T0 + timedelta(hours=1))
+    assert store.by_client(*hour, stage="classifier", outcome="accepted") == {"Acme": 2, "Büro <Nord>": 1, "": 1}
+    assert store.by_client(*hour, stage="mover", outcome="received") == {"Acme": 1}
+    listed = store.client_decisions(*hour, stage="classifier", outcome="accepted", client="Acme")
+    assert [d.file_id for d in listed] == ["2", "1"]
+    assert [d.file_id for d in store.client_decisions(*hour, stage="classifier", outcome="accepted", client="")] == [
+        "4"
+    ]
+    assert len(store.client_decisions(*hour, stage="classifier", outcome="accepted", client="Acme", limit=1)) == 1

@@ -21,7 +21,7 @@ from shared.docspace.delivery import parse_delivery
 from simulator import DocSpaceSimulator
 from simulator.webhooks.dotnet_json import stj_dumps
 from simulator.webhooks.sender import sign
-from tests.support.simulator_fixtures import FAST_RETRY_DELAYS, WebhookReceiver
+from tests.support.simulator_fixtures import FAST_RETRY_DELAYS, WatchedRoom, WebhookReceiver
 
 SECRET = "Inv0ice-Secret!2026"
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,33 +121,27 @@ def test_non_ascii_and_html_characters_are_escaped(
     assert json.loads(body)["payload"]["title"] == title
 
 
-def test_a_simple_upload_fires_created_then_uploaded(
-    docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
-) -> None:
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.created", "file.uploaded"])
-    room = docspace_sim.create_room("R")
-    fid = docspace_sim.upload_file(room, "Invoice.pdf")
-    assert docspace_sim.wait_idle(10)
+def test_a_simple_upload_fires_created_then_uploaded(watched_room: WatchedRoom) -> None:
+    sim, posts = watched_room.sim, watched_room.receiver.posts
+    fid = sim.upload_file(watched_room.room, "Invoice.pdf")
+    assert sim.wait_idle(10)
 
     # Deliveries leave a thread pool in any order; the log (event) ids give the order DocSpace published in.
-    events = sorted((json.loads(p.body)["event"] for p in webhook_receiver.posts()), key=lambda e: e["id"])
+    events = sorted((json.loads(p.body)["event"] for p in posts()), key=lambda e: e["id"])
     assert [e["trigger"] for e in events] == ["file.created", "file.uploaded"]
-    assert {json.loads(p.body)["payload"]["id"] for p in webhook_receiver.posts()} == {int(fid)}
+    assert {json.loads(p.body)["payload"]["id"] for p in posts()} == {int(fid)}
 
 
-def test_chunked_uploads_and_new_versions_fire_only_uploaded(
-    docspace_sim: DocSpaceSimulator, webhook_receiver: WebhookReceiver
-) -> None:
-    docspace_sim.register_webhook(webhook_receiver.url, SECRET, triggers=["file.created", "file.uploaded"])
-    room = docspace_sim.create_room("R")
-    fid = docspace_sim.upload_file(room, "Invoice.pdf", chunked=True)
-    again = docspace_sim.upload_file(room, "Invoice.pdf")  # same title: a new version, same id
-    assert docspace_sim.wait_idle(10)
+def test_chunked_uploads_and_new_versions_fire_only_uploaded(watched_room: WatchedRoom) -> None:
+    sim, room = watched_room.sim, watched_room.room
+    fid = sim.upload_file(room, "Invoice.pdf", chunked=True)
+    again = sim.upload_file(room, "Invoice.pdf")  # same title: a new version, same id
+    assert sim.wait_idle(10)
 
-    triggers = sorted(json.loads(p.body)["event"]["trigger"] for p in webhook_receiver.posts())
+    triggers = sorted(json.loads(p.body)["event"]["trigger"] for p in watched_room.receiver.posts())
     assert triggers == ["file.uploaded", "file.uploaded"]
     assert again == fid
-    assert docspace_sim.file(fid)["version"] == 2
+    assert sim.file(fid)["version"] == 2
 
 
 def test_update_and_move_fire_their_triggers(

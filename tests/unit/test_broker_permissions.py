@@ -39,6 +39,17 @@ def test_each_stage_reads_only_its_own_work_queues_and_configures_nothing() -> N
     assert _allows(grants["mover"].write, DEFAULT_EXCHANGE) and not _allows(grants["mover"].write, "invoice.detected")
 
 
+def test_the_console_reads_only_dead_letters_and_writes_only_the_journal_and_the_default_exchange() -> None:
+    topology = Topology("staging.")
+    grant = permissions(topology)["console"]
+    names = [*(e.name for e in topology.exchanges()), *topology.all_queue_names(), DEFAULT_EXCHANGE]
+    assert [n for n in names if _allows(grant.read, n)] == [
+        f"staging.{stage}.dlq" for stage in ("classifier", "mover", "notifier.email", "notifier.pipeline")
+    ]
+    assert sorted(n for n in names if _allows(grant.write, n)) == [DEFAULT_EXCHANGE, "staging.invoice.journal"]
+    assert not any(_allows(grant.configure, n) for n in names)
+
+
 def test_the_users_script_in_deploy_is_the_generated_one() -> None:
     expected = users_script(Topology())
     assert (ROOT / "deploy/rabbitmq/users.sh").read_text("utf-8") == expected, (

@@ -11,29 +11,15 @@ import pytest
 
 from console.app import AuthConfig, create_app
 from console.auth import LoginLimiter, Sessions, User, hash_password
-from console.refresh import Refreshing
-from console.sources import Sources
-from ops.dead_letters import DeadLetterQueues
-from ops.doctor import Check
-from shared.broker.topology import Topology
+from tests.support.console_sources import offline_sources
 
 PASSWORD = "a long password"
-
-
-def _sources() -> Sources:
-    return Sources(
-        checks=Refreshing("checks", lambda: [Check("broker", "ok", "fine")], 60),
-        queues=lambda: [],
-        last_run=lambda: None,
-        rules=lambda: (None, Check("rules", "fail", "no rules", "set them")),
-        dead_letters=DeadLetterQueues([], Topology("unit.")),
-    )
 
 
 def _client(**auth: Any) -> falcon.testing.TestClient:
     users = {"olga": User("olga", "operator", hash_password(PASSWORD))}
     app = create_app(
-        _sources(),
+        offline_sources(),
         auth=AuthConfig(users=users, **auth),
         sessions=Sessions(b"k" * 32, lifetime=600),
         limiter=LoginLimiter(5, 300),

@@ -34,14 +34,11 @@ def emit() -> RecordingEmitter:
     return RecordingEmitter()
 
 
-def test_moves_into_the_configured_incoming_folder(
-    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
-) -> None:
-    handled = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
-
-    assert handled == Handled(
+def _received(reason: str) -> Handled:
+    """What the mover returns once the usual invoice is in Acme's Incoming folder, ``reason`` saying how."""
+    return Handled(
         Outcome.RECEIVED,
-        "moved (operation)",
+        reason,
         {
             "title": "Invoice-2026-0917.pdf",
             "folder_id": INCOMING,
@@ -51,6 +48,14 @@ def test_moves_into_the_configured_incoming_folder(
             "client": "acme",
         },
     )
+
+
+def test_moves_into_the_configured_incoming_folder(
+    docspace: FakeDocSpace, emit: RecordingEmitter, store: SqliteStore
+) -> None:
+    handled = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
+
+    assert handled == _received("moved (operation)")
     assert docspace.calls == [("move_file", ("3358301", INCOMING, "Duplicate"))]
     assert docspace.files["3358301"].folder_id == INCOMING
     assert [e.folder_id for e in emit.events] == [INCOMING]
@@ -90,18 +95,7 @@ def test_a_file_already_in_incoming_is_not_moved_but_still_announced(
         invoice_detected(folder_id=INCOMING, already_in_incoming=True), files=docspace, emit=emit, store=store
     )
 
-    assert handled == Handled(
-        Outcome.RECEIVED,
-        "already_in_incoming",
-        {
-            "title": "Invoice-2026-0917.pdf",
-            "folder_id": INCOMING,
-            # What `trace` shows: the room and the Incoming folder, by name.
-            "folder": "Acme Ltd/Incoming",
-            "invoice_id": "3358301:v1",
-            "client": "acme",
-        },
-    )
+    assert handled == _received("already_in_incoming")
     assert docspace.calls_to("move_file") == []
     [event] = emit.events
     assert (event.file_id, event.folder_id) == ("3358301", INCOMING)
@@ -186,18 +180,7 @@ def test_a_failed_announcement_releases_the_claim_and_the_retry_announces_once(
     retried = move_invoice(invoice_detected(), files=docspace, emit=emit, store=store)
 
     # The retry moves again; the file is already there, which the client reports as a move confirmed by location.
-    assert retried == Handled(
-        Outcome.RECEIVED,
-        "moved (file_location)",
-        {
-            "title": "Invoice-2026-0917.pdf",
-            "folder_id": INCOMING,
-            # What `trace` shows: the room and the Incoming folder, by name.
-            "folder": "Acme Ltd/Incoming",
-            "invoice_id": "3358301:v1",
-            "client": "acme",
-        },
-    )
+    assert retried == _received("moved (file_location)")
     assert len(docspace.calls_to("move_file")) == 2
     assert [(e.file_id, e.folder_id) for e in emit.events] == [("3358301", INCOMING)]
 

@@ -4,7 +4,7 @@ delivery-log recovery, the room scan, checkpoints, budget, leases, backfills and
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,26 @@ def _failed_uploads_logged(portal: FakePortal, clock: Clock, count: int, *, firs
         portal.add_failure(
             first_log_id + i, trigger=UPLOADED, at=clock.now + timedelta(seconds=1), file_id=str(6000 + i)
         )
+
+
+class _EditedLog(FakePortal):
+    """A portal whose delivery-log pages pass through ``edit(portal, start, rows)``: DocSpace's log as it changes."""
+
+    def __init__(self, edit: Callable[[FakePortal, int, list[Any]], list[Any]]) -> None:
+        super().__init__()
+        self.edit = edit
+
+    def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
+        return self.edit(self, start, super().failed_deliveries(config_id, start=start, count=count))
+
+
+def _log_read_through(
+    edit: Callable[[FakePortal, int, list[Any]], list[Any]], rec: Reconciler, portal: FakePortal
+) -> FakePortal:
+    """Give ``rec`` an ``_EditedLog`` portal with ``portal``'s webhooks, and return it."""
+    edited = _EditedLog(edit)
+    edited.webhooks, rec.portal = portal.webhooks, edited
+    return edited
 
 
 @pytest.fixture
@@ -493,13 +513,10 @@ def test_the_state_survives_a_round_trip() -> None:
 def test_an_unreadable_log_row_is_a_counted_skip_and_the_page_still_reads_on(
     rec: Reconciler, portal: FakePortal, clock: Clock
 ) -> None:
-    class OddRows(FakePortal):
-        def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
-            rows: list[Any] = super().failed_deliveries(config_id, start=start, count=count)
-            return [UnreadableRow("a delivery-log row without a readable id"), *rows[:-1]] if start == 0 else rows
+    def odd_row_first(_log: FakePortal, start: int, rows: list[Any]) -> list[Any]:
+        return [UnreadableRow("a delivery-log row without a readable id"), *rows[:-1]] if start == 0 else rows
 
-    odd = OddRows()
-    odd.webhooks, rec.portal = portal.webhooks, odd
+    odd = _log_read_through(odd_row_first, rec, portal)
     rec.run()
     _failed_uploads_logged(odd, clock, 150, first_log_id=200000)
     clock.advance(minutes=5)
@@ -635,17 +652,13 @@ def test_a_log_backlog_goes_on_next_cycle_and_leaves_calls_for_the_room_scan(
 def test_rows_leaving_the_failed_filter_between_pages_are_not_skipped(
     rec: Reconciler, portal: FakePortal, clock: Clock
 ) -> None:
-    class Delivering(FakePortal):
+    def delivering(log: FakePortal, _start: int, rows: list[Any]) -> list[Any]:
         """DocSpace delivers the 20 newest pending rows just after the first page was read."""
+        if len(log.calls_to("failed_deliveries")) == 1:
+            log.log = sorted(log.log, key=lambda r: r.id)[:-20]
+        return rows
 
-        def failed_deliveries(self, config_id: str, *, start: int = 0, count: int = 100) -> list[Any]:
-            rows: list[Any] = super().failed_deliveries(config_id, start=start, count=count)
-            if len(self.calls_to("failed_deliveries")) == 1:
-                self.log = sorted(self.log, key=lambda r: r.id)[:-20]
-            return rows
-
-    moving = Delivering()
-    moving.webhooks, rec.portal = portal.webhooks, moving
+    moving = _log_read_through(delivering, rec, portal)
     rec.run()
     moving.calls.clear()
     _failed_uploads_logged(moving, clock, 150, first_log_id=300000)

@@ -39,6 +39,18 @@ def test_the_funnel_counts_each_step_from_its_stages_and_outcomes() -> None:
     ]
 
 
+def test_files_seen_counts_files_not_the_deliveries_the_classifier_decided() -> None:
+    # Two deliveries per upload (file.created, file.uploaded): an invoice's second is a duplicate, a photo's is
+    # decided again. Three files, six classifier decisions.
+    totals = {
+        ("classifier", "accepted", ""): 2,
+        ("classifier", "ignored", "duplicate"): 2,
+        ("classifier", "ignored", "not_an_invoice"): 2,
+    }
+    assert {s.key: s.count for s in summarise(totals, NOW, NOW).funnel}["files"] == 6
+    assert {s.key: s.count for s in summarise(totals, NOW, NOW, files_seen=3).funnel}["files"] == 3
+
+
 def test_a_window_is_today_since_midnight_unless_named() -> None:
     assert window(None, NOW)[:1] == (datetime(2026, 11, 3, tzinfo=UTC),)
     assert window("1h", NOW) == (datetime(2026, 11, 3, 13, 30, tzinfo=UTC), NOW, "1h")

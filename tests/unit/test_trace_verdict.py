@@ -12,6 +12,7 @@ from tests.support.journal_support import T0, decision
 NOW = T0 + timedelta(hours=1)
 ACCEPTED = decision("ingress", "accepted", event_id="e1", title="Invoice-0815.pdf")
 DETECTED = decision("classifier", "accepted", minutes=1, invoice_id="4711:1", client="Acme")
+MOVED = decision("mover", "received", minutes=2, folder="Acme/Incoming")
 
 
 def test_an_empty_timeline_is_not_in_the_journal() -> None:
@@ -23,7 +24,7 @@ def test_a_moved_and_notified_invoice_has_arrived_with_where_whom_and_the_pipeli
     timeline = [
         ACCEPTED,
         DETECTED,
-        decision("mover", "received", minutes=2, folder="Acme/Incoming"),
+        MOVED,
         decision("notifier.email", "emailed", minutes=14, manager="anna@acme.example"),
         decision("notifier.pipeline", "pipeline_called", minutes=15, pipeline_status=200),
     ]
@@ -36,7 +37,7 @@ def test_a_moved_and_notified_invoice_has_arrived_with_where_whom_and_the_pipeli
 def test_an_arrived_invoice_whose_e_mail_was_dead_lettered_says_so_with_the_replay_command() -> None:
     timeline = [
         DETECTED,
-        decision("mover", "received", minutes=2, folder="Acme/Incoming"),
+        MOVED,
         decision("notifier.email", "retried", minutes=3, reason="smtp_unavailable"),
         decision("notifier.email", "dead_lettered", minutes=20, reason="smtp_rejected"),
     ]
