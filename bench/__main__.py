@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         "bench_journal_keep_ROWS) and reuse them on the next run instead of loading them again",
     )
     parser.add_argument(
+        "--journal-before",
+        metavar="COMMIT",
+        help="section J with --journal-keep: also run the trace command and the title-fragment trace from a checkout "
+        "of COMMIT, alternately with this one, against the same kept journals",
+    )
+    parser.add_argument(
         "--journal-stores", default="sqlite,postgresql", help="stores for sections J and V: sqlite, postgresql or both"
     )
     args = parser.parse_args(argv)
@@ -151,6 +157,15 @@ def _journal_sections(args: argparse.Namespace, steady_seconds: float) -> list[s
         if "postgresql" in stores:
             queries.append(journal_bench.query_postgres(rows, keep=args.journal_keep is not None))
         out += journal_bench.summary_rows(queries, [])
+        if args.journal_before and args.journal_keep:
+            out += journal_bench.before_after_rows(
+                [
+                    journal_bench.before_and_after(
+                        q.backend, journal_bench.LAST_ENV[q.backend], rows, commit=args.journal_before
+                    )
+                    for q in queries
+                ]
+            )
     if "V" in args.sections:
         rate, seconds = 50.0, min(steady_seconds, 60.0)
         out += _section(f"V. A decision visible to trace: {rate:.0f} records/s (8 invoices/s x ~6 decisions)")

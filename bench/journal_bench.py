@@ -10,6 +10,7 @@ notifiers, one retry), spread over 30 days (the default retention).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import resource
@@ -31,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench import backlog, ingress_bench
+from bench import backlog, baseline, ingress_bench
 from bench.payload import delivery
 from bench.procs import AMQP_URL, LOG_DIR, Proc, delete_topology, topology
 from ops.trace import trace
@@ -55,6 +56,7 @@ STORY = (  # (stage, outcome, reason, attempt): one invoice's decisions
     ("notifier.pipeline", "pipeline_called", None, 1),
 )
 SAMPLES = 200
+LAST_ENV: dict[str, dict[str, str]] = {}  # backend -> the settings that reach the journal section J last measured
 NULL = "\\N"  # COPY's text format
 CHUNK = 50_000
 
@@ -270,6 +272,7 @@ def query_sqlite(rows: int, workdir: Path, *, keep: bool = False) -> QueryResult
             f.unlink()
         load_s = load_sqlite(path, rows)
     store = SqliteJournalStore(path)
+    LAST_ENV["SQLite"] = {"JOURNAL_URL": f"sqlite:///{path.resolve()}"}
     size = sum(f.stat().st_size for f in workdir.glob(f"journal-{rows}.sqlite3*")) / 1e6
     try:
         result = QueryResult("SQLite", rows, load_s, size_mb=size)
@@ -302,6 +305,7 @@ def query_postgres(rows: int, url: str = POSTGRES_URL, *, keep: bool = False) ->
             _drop_schema(url, schema)
             load_s = load_postgres(url, schema, rows)
         store = PostgresJournalStore(url, schema=schema)
+        LAST_ENV["PostgreSQL"] = {"JOURNAL_URL": url, "JOURNAL_SCHEMA": schema}
         with psycopg.connect(url) as conn:
             size = conn.execute(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
@@ -329,6 +333,88 @@ def _postgres_rows(url: str, schema: str) -> int:
 def _drop_schema(url: str, schema: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- (a') trace before and after a change, side by side ---------------------------------------------------------
+
+_CLI = "import sys; from ops.cli import main; sys.exit(main())"
+_FRAGMENTS = """
+import json, random, sys, time
+from datetime import UTC, datetime
+from ops.trace import trace
+from shared.journal.wiring import open_journal_store
+store = open_journal_store(sys.argv[1], schema=sys.argv[2])
+rng, now, out = random.Random(int(sys.argv[3])), datetime.now(UTC), []
+picks = [rng.randrange(int(sys.argv[4])) for _ in range(int(sys.argv[5]))]
+for n in picks[:5]:
+    trace(f"2026-{n:07d}", store=store, now=now)
+for n in picks:
+    started = time.perf_counter()
+    found = trace(f"2026-{n:07d}", store=store, now=now)
+    out.append((time.perf_counter() - started) * 1000)
+    assert len(found.timeline) == 6
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class BeforeAfter:
+    """The whole command and the title-fragment trace, the code of ``commit`` and this checkout's, alternately."""
+
+    backend: str
+    commit: str
+    command_s: dict[str, list[float]] = field(default_factory=dict)  # "before"/"now" -> wall seconds
+    command_cpu_s: dict[str, list[float]] = field(default_factory=dict)
+    fragment_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+def before_and_after(backend: str, env: dict[str, str], rows: int, *, commit: str, runs: int = 5) -> BeforeAfter:
+    """``invoice-pipeline trace FILE_ID`` ``runs`` times and 100 traces by a title fragment, from a checkout of
+    ``commit`` (``bench/baseline.py``) and from this one, alternating, against the same journal (``env``)."""
+    result = BeforeAfter(backend, commit)
+    files = rows // PER_FILE
+    with baseline.worktree(commit) as before:
+        sides = {"before": before, "now": Path.cwd()}
+        for k in range(runs):
+            for side, tree in sides.items():
+                usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-c", _CLI, "trace", file_id(k * 7919 % files)],
+                    cwd=tree,
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    check=False,
+                )
+                result.command_s.setdefault(side, []).append(time.perf_counter() - started)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
+                result.command_cpu_s.setdefault(side, []).append(cpu)
+                assert done.returncode == 0, done.stderr.decode()[-2000:]
+        for seed in (1, 2):
+            for side, tree in sides.items():
+                args = [env["JOURNAL_URL"], env.get("JOURNAL_SCHEMA", "invoice_journal"), str(seed), str(files), "100"]
+                printed = subprocess.run(
+                    [sys.executable, "-c", _FRAGMENTS, *args], cwd=tree, capture_output=True, text=True, check=True
+                ).stdout
+                result.fragment_ms.setdefault(side, []).extend(json.loads(printed))
+    return result
+
+
+def before_after_rows(results: list[BeforeAfter]) -> list[str]:
+    out = [
+        f"{'store':>10} {'code':>16} | {'whole command wall':>18} {'CPU':>6} | {'title fragment p50':>18} {'p95':>7}"
+    ]
+    for r in results:
+        for side in ("before", "now"):
+            label = f"{side} ({r.commit})" if side == "before" else "now"
+            out.append(
+                f"{r.backend:>10} {label:>16} | {statistics.median(r.command_s[side]):>17.2f}s "
+                f"{statistics.median(r.command_cpu_s[side]):>5.2f}s | "
+                f"{p(r.fragment_ms[side], 0.5):>16.1f}ms {p(r.fragment_ms[side], 0.95):>5.1f}ms"
+            )
+    out.append("(medians of the command's runs; fragment p50/p95 of 200 traces; both sides alternate, same journal)")
+    return out
 
 
 # --- (b) from record() to visible ----------------------------------------------------------------------------
