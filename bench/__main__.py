@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import backlog, calls, ingress_bench, journal_bench, wrk
@@ -51,6 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=10_000_000,
         help="decisions in the journal for section J (default 10 million; quick 200,000)",
+    )
+    parser.add_argument(
+        "--journal-keep",
+        metavar="DIR",
+        type=Path,
+        help="section J: keep the generated journals (the SQLite file in DIR, a PostgreSQL schema "
+        "bench_journal_keep_ROWS) and reuse them on the next run instead of loading them again",
+    )
+    parser.add_argument(
+        "--journal-before",
+        metavar="COMMIT",
+        help="section J with --journal-keep: also run the trace command and the title-fragment trace from a checkout "
+        "of COMMIT, alternately with this one, against the same kept journals",
     )
     parser.add_argument(
         "--journal-stores", default="sqlite,postgresql", help="stores for sections J and V: sqlite, postgresql or both"
@@ -135,10 +149,23 @@ def _journal_sections(args: argparse.Namespace, steady_seconds: float) -> list[s
         out += _section(f"J. trace over a journal of {rows:,} decisions ({rows // 6:,} files), generated in bulk")
         queries = []
         if "sqlite" in stores:
-            queries.append(journal_bench.query_sqlite(rows, journal_bench.workdir()))
+            queries.append(
+                journal_bench.query_sqlite(
+                    rows, args.journal_keep or journal_bench.workdir(), keep=args.journal_keep is not None
+                )
+            )
         if "postgresql" in stores:
-            queries.append(journal_bench.query_postgres(rows))
+            queries.append(journal_bench.query_postgres(rows, keep=args.journal_keep is not None))
         out += journal_bench.summary_rows(queries, [])
+        if args.journal_before and args.journal_keep:
+            out += journal_bench.before_after_rows(
+                [
+                    journal_bench.before_and_after(
+                        q.backend, journal_bench.LAST_ENV[q.backend], rows, commit=args.journal_before
+                    )
+                    for q in queries
+                ]
+            )
     if "V" in args.sections:
         rate, seconds = 50.0, min(steady_seconds, 60.0)
         out += _section(f"V. A decision visible to trace: {rate:.0f} records/s (8 invoices/s x ~6 decisions)")

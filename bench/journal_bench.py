@@ -9,8 +9,11 @@ notifiers, one retry), spread over 30 days (the default retention).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -29,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench import backlog, ingress_bench
+from bench import backlog, baseline, ingress_bench
 from bench.payload import delivery
 from bench.procs import AMQP_URL, LOG_DIR, Proc, delete_topology, topology
 from ops.trace import trace
@@ -53,6 +56,7 @@ STORY = (  # (stage, outcome, reason, attempt): one invoice's decisions
     ("notifier.pipeline", "pipeline_called", None, 1),
 )
 SAMPLES = 200
+LAST_ENV: dict[str, dict[str, str]] = {}  # backend -> the settings that reach the journal section J last measured
 NULL = "\\N"  # COPY's text format
 CHUNK = 50_000
 
@@ -67,8 +71,9 @@ class QueryResult:
     by_file_ms: list[float] = field(default_factory=list)
     by_fragment_ms: list[float] = field(default_factory=list)  # a fragment of one file's title
     by_broad_fragment_ms: list[float] = field(default_factory=list)  # a fragment 10 files share: the table
-    command_s: list[float] = field(default_factory=list)  # the whole `invoice-pipeline trace FILE_ID`
-    import_s: list[float] = field(default_factory=list)  # of which: starting Python and importing the CLI
+    command_s: list[float] = field(default_factory=list)  # the whole `invoice-pipeline trace FILE_ID`, wall time
+    command_cpu_s: list[float] = field(default_factory=list)  # its CPU time (user + system): what load cannot inflate
+    import_s: list[float] = field(default_factory=list)  # of which: starting Python, importing what trace imports
     size_mb: float = 0.0
 
 
@@ -241,52 +246,175 @@ def measure_trace(store: JournalStore, result: QueryResult, env: dict[str, str])
     ]
     cli = shutil.which("invoice-pipeline", path=str(Path(sys.executable).parent)) or "invoice-pipeline"
     for n in picks[:7]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run([cli, "trace", file_id(n)], env={**os.environ, **env}, capture_output=True, check=False)
         result.command_s.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result.command_cpu_s.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         assert done.returncode == 0, done.stderr.decode()[-2000:]
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import ops.cli"], check=True)
+        subprocess.run([sys.executable, "-c", "from ops.cli import build_app; build_app('trace')"], check=True)
         result.import_s.append(time.perf_counter() - started)
     return result
 
 
-def query_sqlite(rows: int, workdir: Path) -> QueryResult:
+def query_sqlite(rows: int, workdir: Path, *, keep: bool = False) -> QueryResult:
+    """``keep``: leave the file for the next run and reuse one that holds ``rows`` decisions (loading 10 million
+    takes minutes); opening it through the store migrates its schema first, as production's would be."""
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"journal-{rows}.sqlite3"
-    if path.exists():
-        path.unlink()
-    load_s = load_sqlite(path, rows)
-    size = sum(f.stat().st_size for f in workdir.glob(f"journal-{rows}.sqlite3*")) / 1e6
+    if keep and path.exists() and _sqlite_rows(path) == rows // PER_FILE * PER_FILE:
+        load_s = float("nan")
+    else:
+        for f in workdir.glob(f"journal-{rows}.sqlite3*"):
+            f.unlink()
+        load_s = load_sqlite(path, rows)
     store = SqliteJournalStore(path)
+    LAST_ENV["SQLite"] = {"JOURNAL_URL": f"sqlite:///{path.resolve()}"}
+    size = sum(f.stat().st_size for f in workdir.glob(f"journal-{rows}.sqlite3*")) / 1e6
     try:
         result = QueryResult("SQLite", rows, load_s, size_mb=size)
         return measure_trace(store, result, {"JOURNAL_URL": f"sqlite:///{path.resolve()}"})
     finally:
         store.close()
-        for f in workdir.glob(f"journal-{rows}.sqlite3*"):
-            f.unlink()
+        if not keep:
+            for f in workdir.glob(f"journal-{rows}.sqlite3*"):
+                f.unlink()
 
 
-def query_postgres(rows: int, url: str = POSTGRES_URL) -> QueryResult:
-    schema = f"bench_journal_{uuid.uuid4().hex[:8]}"
+def _sqlite_rows(path: Path) -> int:
+    db = sqlite3.connect(str(path))
     try:
-        load_s = load_postgres(url, schema, rows)
+        return int(db.execute("SELECT count(*) FROM decisions").fetchone()[0])
+    except sqlite3.Error:
+        return -1
+    finally:
+        db.close()
+
+
+def query_postgres(rows: int, url: str = POSTGRES_URL, *, keep: bool = False) -> QueryResult:
+    """``keep``: leave the schema (``bench_journal_keep_<rows>``) for the next run and reuse it when it holds
+    ``rows`` decisions; the store's constructor migrates it first."""
+    schema = f"bench_journal_keep_{rows}" if keep else f"bench_journal_{uuid.uuid4().hex[:8]}"
+    try:
+        if keep and _postgres_rows(url, schema) == rows // PER_FILE * PER_FILE:
+            load_s = float("nan")
+        else:
+            _drop_schema(url, schema)
+            load_s = load_postgres(url, schema, rows)
+        store = PostgresJournalStore(url, schema=schema)
+        LAST_ENV["PostgreSQL"] = {"JOURNAL_URL": url, "JOURNAL_SCHEMA": schema}
         with psycopg.connect(url) as conn:
             size = conn.execute(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
                 (schema,),
             ).fetchone()
-        store = PostgresJournalStore(url, schema=schema)
         try:
             result = QueryResult("PostgreSQL", rows, load_s, size_mb=float(size[0] or 0) / 1e6 if size else 0.0)
             return measure_trace(store, result, {"JOURNAL_URL": url, "JOURNAL_SCHEMA": schema})
         finally:
             store.close()
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        if not keep:
+            _drop_schema(url, schema)
+
+
+def _postgres_rows(url: str, schema: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None:
+            return -1
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {}.decisions").format(sql.Identifier(schema))).fetchone()
+        return int(found[0]) if found else -1
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- (a') trace before and after a change, side by side ---------------------------------------------------------
+
+_CLI = "import sys; from ops.cli import main; sys.exit(main())"
+_FRAGMENTS = """
+import json, random, sys, time
+from datetime import UTC, datetime
+from ops.trace import trace
+from shared.journal.wiring import open_journal_store
+store = open_journal_store(sys.argv[1], schema=sys.argv[2])
+rng, now, out = random.Random(int(sys.argv[3])), datetime.now(UTC), []
+picks = [rng.randrange(int(sys.argv[4])) for _ in range(int(sys.argv[5]))]
+for n in picks[:5]:
+    trace(f"2026-{n:07d}", store=store, now=now)
+for n in picks:
+    started = time.perf_counter()
+    found = trace(f"2026-{n:07d}", store=store, now=now)
+    out.append((time.perf_counter() - started) * 1000)
+    assert len(found.timeline) == 6
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class BeforeAfter:
+    """The whole command and the title-fragment trace, the code of ``commit`` and this checkout's, alternately."""
+
+    backend: str
+    commit: str
+    command_s: dict[str, list[float]] = field(default_factory=dict)  # "before"/"now" -> wall seconds
+    command_cpu_s: dict[str, list[float]] = field(default_factory=dict)
+    fragment_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+def before_and_after(backend: str, env: dict[str, str], rows: int, *, commit: str, runs: int = 5) -> BeforeAfter:
+    """``invoice-pipeline trace FILE_ID`` ``runs`` times and 100 traces by a title fragment, from a checkout of
+    ``commit`` (``bench/baseline.py``) and from this one, alternating, against the same journal (``env``)."""
+    result = BeforeAfter(backend, commit)
+    files = rows // PER_FILE
+    with baseline.worktree(commit) as before:
+        sides = {"before": before, "now": Path.cwd()}
+        for k in range(runs):
+            for side, tree in sides.items():
+                usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-c", _CLI, "trace", file_id(k * 7919 % files)],
+                    cwd=tree,
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    check=False,
+                )
+                result.command_s.setdefault(side, []).append(time.perf_counter() - started)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
+                result.command_cpu_s.setdefault(side, []).append(cpu)
+                assert done.returncode == 0, done.stderr.decode()[-2000:]
+        for seed in (1, 2):
+            for side, tree in sides.items():
+                args = [env["JOURNAL_URL"], env.get("JOURNAL_SCHEMA", "invoice_journal"), str(seed), str(files), "100"]
+                printed = subprocess.run(
+                    [sys.executable, "-c", _FRAGMENTS, *args], cwd=tree, capture_output=True, text=True, check=True
+                ).stdout
+                result.fragment_ms.setdefault(side, []).extend(json.loads(printed))
+    return result
+
+
+def before_after_rows(results: list[BeforeAfter]) -> list[str]:
+    out = [
+        f"{'store':>10} {'code':>16} | {'whole command wall':>18} {'CPU':>6} | {'title fragment p50':>18} {'p95':>7}"
+    ]
+    for r in results:
+        for side in ("before", "now"):
+            label = f"{side} ({r.commit})" if side == "before" else "now"
+            out.append(
+                f"{r.backend:>10} {label:>16} | {statistics.median(r.command_s[side]):>17.2f}s "
+                f"{statistics.median(r.command_cpu_s[side]):>5.2f}s | "
+                f"{p(r.fragment_ms[side], 0.5):>16.1f}ms {p(r.fragment_ms[side], 0.95):>5.1f}ms"
+            )
+    out.append("(medians of the command's runs; fragment p50/p95 of 200 traces; both sides alternate, same journal)")
+    return out
 
 
 # --- (b) from record() to visible ----------------------------------------------------------------------------
@@ -371,8 +499,8 @@ def _poll(backend: str, url: str, schema: str, path: Path, seen: dict[str, float
 
 # --- (c) the journal's cost ---------------------------------------------------------------------------------
 
-# The setting that switches the stages' journal off, as NAME=value. The journal's wiring into the stages (issue 20,
-# branch journal-wiring) decides its name; override it here until then.
+# The setting that switches every process's journal off (CommonSettings.journal_enabled), as NAME=value; the
+# environment variable overrides it only to try another switch.
 JOURNAL_OFF_ENV = os.environ.get("JOURNAL_BENCH_OFF_ENV", "JOURNAL_ENABLED=false")
 
 
@@ -417,7 +545,10 @@ def cost(*, invoices: int, seconds: float, rounds: int = 2) -> list[CostRun]:
                 with ingress_bench.server("ingress") as (url, _proc):
                     load = ingress_bench.measure(url, 16, seconds, body)
             records = sum(depth for queue, depth in result.left_in_queues.items() if queue.endswith("journal"))
-            runs.append(CostRun(label, result.steady_per_s, records, load.rps, load.p99_ms, result.exactly_once))
+            # No writer runs, so the journal queue keeps every record: not an invoice left behind.
+            invoices_left = {q: depth for q, depth in result.left_in_queues.items() if not q.endswith("journal")}
+            once = dataclasses.replace(result, left_in_queues=invoices_left).exactly_once
+            runs.append(CostRun(label, result.steady_per_s, records, load.rps, load.p99_ms, once))
     return runs
 
 
@@ -469,8 +600,10 @@ def summary_rows(queries: list[QueryResult], visible: list[VisibilityResult]) ->
         imports = [t for r in queries for t in r.import_s]
         if imports:
             out.append(
-                f"of the whole command, starting Python and importing the CLI (every sub-command) alone: "
-                f"median {statistics.median(imports):.2f} s"
+                f"of the whole command: starting Python and importing what `trace` imports, median "
+                f"{statistics.median(imports):.2f} s; the command's CPU time (user + system), median "
+                + ", ".join(f"{r.backend} {statistics.median(r.command_cpu_s):.2f} s" for r in queries)
+                + f"; load average now {_load()}"
             )
         out.append(
             f"targets: by file id p95 <= 50 ms, by title fragment p95 <= 100 ms, whole command <= 1 s: "
@@ -484,6 +617,10 @@ def summary_rows(queries: list[QueryResult], visible: list[VisibilityResult]) ->
             f"({'PASS' if v.seen == v.published and p(v.latencies_ms, 0.99) <= 5000 else 'MISS'}: p99 <= 5 s)"
         )
     return out
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def workdir() -> Path:

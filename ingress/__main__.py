@@ -22,7 +22,7 @@ from ingress.spool_drainer import SpoolDrainer
 from shared.broker.connection import TopologyMismatch, broker_nodes
 from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
-from shared.journal.broker import BrokerJournal
+from shared.journal.broker import process_journal
 from shared.runtime import exit_codes
 from shared.runtime.runner import ConfigError, Runtime, run_process
 
@@ -154,7 +154,7 @@ def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVeri
         on_death=lambda exc: lifeline.thread_died("publisher", exc),
     ).start()
     # The ingress's decisions (accepted, spooled, replay refused, stale) ride the same publisher, never waited for.
-    journal = BrokerJournal(publisher, topology.journal_exchange, process="ingress")
+    journal = process_journal(publisher, topology.journal_exchange, process="ingress", enabled=settings.journal_enabled)
     drainer = (
         SpoolDrainer(
             spool,

@@ -1,25 +1,29 @@
-"""What every ``invoice-pipeline`` command shares: settings from the environment, the broker, the console."""
+"""What every ``invoice-pipeline`` command shares: settings from the environment, the console, times and stages.
+
+Every command imports this module, so it imports nothing a command may not need: no broker client (the commands
+that reach the broker take it from ``ops/broker_access.py``), and the settings library only when settings are
+read. ``tests/unit/test_cli_commands.py`` holds ``trace`` to that.
+"""
 
 from __future__ import annotations
 
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import pika
 import typer
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
 
-from shared.broker.connection import broker_nodes
-from shared.broker.topology import STAGES, Topology
-from shared.config.settings import CommonSettings, explain
+from shared.broker.topology import STAGES
 from shared.runtime import exit_codes
 
-S = TypeVar("S", bound=BaseSettings)
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
+S = TypeVar("S", bound="BaseSettings")
 
 # The commands' names for the shared exit codes (the values live in shared/runtime/exit_codes.py).
 EXIT_PROBLEM, EXIT_CONFIG = exit_codes.EXIT_FAILED, exit_codes.EXIT_CONFIG
@@ -33,20 +37,14 @@ def console(*, stderr: bool = False) -> Console:
 
 def load_settings(cls: type[S]) -> S:
     """The same settings class the processes build, from the same environment; a clear message if invalid."""
+    from shared.config.settings import explain  # with the settings library, which ``cls`` has loaded already
+
     try:
         return cls()
     except ValidationError as exc:
         # Names and problems only (never the input: it may be a secret), and no markup from the messages.
         console(stderr=True).print(f"[red]invalid configuration ({cls.__name__}):[/red]\n{escape(explain(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
-
-
-def broker_parameters(settings: CommonSettings) -> list[pika.URLParameters]:
-    return broker_nodes(settings, name="invoice-pipeline-cli")
-
-
-def topology(settings: CommonSettings) -> Topology:
-    return Topology.from_settings(settings)
 
 
 def stages(stage: str | None) -> list[str]:

@@ -15,7 +15,8 @@ from consumers.reconciler.context import Replica
 from consumers.reconciler.cycle import reconcile as reconcile_cycle
 from consumers.reconciler.model import Announcement, CycleReport
 from consumers.reconciler.settings import CLI_MAX_CALLS, MIN_CALLS_PER_CYCLE, ReconcilerSettings, knobs_for
-from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, broker_parameters, console, load_settings, parse_since, topology
+from ops.broker_access import broker_parameters, topology
+from ops.cli_common import EXIT_CONFIG, EXIT_PROBLEM, console, load_settings, parse_since
 from shared.broker.publisher import Publisher
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin

@@ -7,8 +7,9 @@ from typing import Annotated
 import pika.exceptions
 import typer
 
+from ops.broker_access import broker_parameters, topology
 from ops.broker_users import users_script
-from ops.cli_common import EXIT_PROBLEM, broker_parameters, console, load_settings, topology
+from ops.cli_common import EXIT_PROBLEM, console, load_settings
 from shared.broker.connection import CONNECTION_ERRORS, TopologyMismatch, declare_topology, node_names
 from shared.config.settings import CommonSettings
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ops.dead_letters import DeadLetter
-from ops.delivery_log import DeliveryLogSearch, LoggedFileDelivery
 from shared.journal.record import Decision
 from shared.journal.store import JournalStore, Match
+
+if TYPE_CHECKING:
+    # Named in annotations only: a trace the journal answers loads neither the broker client nor DocSpace's.
+    from ops.dead_letters import DeadLetter
+    from ops.delivery_log import DeliveryLogSearch, LoggedFileDelivery
 
 State = Literal[
     "arrived",

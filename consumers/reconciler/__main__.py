@@ -20,7 +20,7 @@ from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.core.rules import RulesError
 from shared.docspace.admin import PortalAdmin
-from shared.journal.broker import BrokerJournal
+from shared.journal.broker import process_journal
 from shared.runtime.exit_codes import EXIT_OK, EXIT_TOPOLOGY
 from shared.runtime.runner import Runtime, configuration, run_process
 from shared.runtime.wiring import checkpoints, docspace_client, idempotency_store
@@ -44,7 +44,9 @@ def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
     topology = Topology.from_settings(settings)
     params = broker_nodes(settings, name=runtime.name)
     publisher = Publisher(params, topology=topology).start()
-    journal = BrokerJournal(publisher, topology.journal_exchange, process="reconciler")
+    journal = process_journal(
+        publisher, topology.journal_exchange, process="reconciler", enabled=settings.journal_enabled
+    )
     announce = journalled(broker_announcer(publisher, topology.events_exchange), journal)
     owner = f"reconciler-{uuid.uuid4().hex[:12]}"
     replica = Replica(portal, rules, store, marks, announce, knobs_for(settings), owner)

@@ -112,6 +112,12 @@ class CommonSettings(BaseSettings):
         description="seconds of a claim's lease, renewed every third of it while its worker lives: a dead worker's "
         "invoices are taken over within this (at least 3)",
     )
+    journal_enabled: bool = Field(
+        default=True,
+        description="publish each decision to the decision journal (what `invoice-pipeline trace` reads); `false` "
+        "switches it off in this process: its decisions are neither published nor counted as dropped (the bench "
+        "measures the journal's cost with it, journal on vs off)",
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="`json`, `console`, or `auto` (JSON unless on a terminal)"
     )

@@ -15,6 +15,7 @@ import structlog
 from shared.broker.publisher import Publisher
 from shared.core.outgoing import OutgoingMessage
 from shared.journal.metrics import DROPPED, PUBLISHED
+from shared.journal.port import Journal, NoJournal
 from shared.journal.record import Decision
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,13 @@ class BrokerJournal:
     def _count_dropped(self) -> None:
         with self._lock:
             self.dropped += 1
+
+
+def process_journal(publisher: Publisher, exchange: str, *, process: str, enabled: bool) -> Journal:
+    """A process's journal: a :class:`BrokerJournal` on its publisher, or none when ``JOURNAL_ENABLED=false``."""
+    if not enabled:
+        return NoJournal()
+    return BrokerJournal(publisher, exchange, process=process)
 
 
 def _dropped(decision: Decision, error: BaseException) -> None:

@@ -3,6 +3,13 @@
 Its tables live in one schema (``JOURNAL_SCHEMA``). The title search uses a pg_trgm GIN index when the extension
 can be created (it is "trusted" since PostgreSQL 13, so a database owner may); without it the search still works,
 as a scan of the files table (one row per file, not per decision).
+
+A GIN index answers ``title ILIKE '%fragment%'`` by intersecting the posting lists of every trigram of the
+fragment, and a trigram most titles share (``inv``, ``pdf``, the year's) has a list as long as the table: at 1.67
+million files ``2026-0123456`` read 1,648 index pages (20 ms), its word ``0123456`` alone 38 (0.9 ms). So the
+search asks the index only for the fragment's rarest word, by the trigram frequencies PostgreSQL's own statistics
+keep (``files_title_trigrams``, PostgreSQL 14 and later, refreshed by autovacuum's ANALYZE), and checks the whole
+fragment on what that finds. A fragment that is one word, or whose every word is common, is searched as it is.
 """
 
 from __future__ import annotations
@@ -15,16 +22,18 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
+    TRIGRAM,
+    DecisionsQuery,
     Match,
     MatchedBy,
     Rollup,
+    RollupDecisions,
     client_counts,
     collect_matches,
     like_pattern,
@@ -32,7 +41,6 @@ from shared.journal.store import (
     unavailable_on,
 )
 
-log = structlog.get_logger(__name__)
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -53,6 +61,24 @@ _SCHEMA = (
     " reason text NOT NULL, count bigint NOT NULL, PRIMARY KEY (minute, stage, outcome, reason))",
 )
 _TRIGRAM_INDEX = "CREATE INDEX IF NOT EXISTS files_title_trgm ON {s}.files USING gin (title gin_trgm_ops)"
+# How common each trigram of the titles is: the planner's statistics over show_trgm(title), kept by ANALYZE.
+_TRIGRAM_STATISTICS = "CREATE STATISTICS IF NOT EXISTS {s}.files_title_trigrams ON (show_trgm(title)) FROM {s}.files"
+_TRIGRAM_FREQUENCIES = """
+SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats_ext_exprs
+WHERE statistics_schemaname = %s AND statistics_name = 'files_title_trigrams'
+"""
+# Above this summed frequency of its trigrams no word of the fragment is rare: the planner's own plan is best
+# (walking the newest files until twenty match, when most titles do).
+RARE_ENOUGH = 0.05
+_BY_TITLE = "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\' ORDER BY last_at DESC LIMIT %s"
+# MATERIALIZED: the whole fragment's ILIKE must not join the word's in the index condition (all its trigrams again).
+_BY_RARE_WORD = """
+WITH found AS MATERIALIZED (SELECT file_id, title, last_at FROM {s}.files WHERE title ILIKE %s ESCAPE '\\')
+SELECT file_id, NULL FROM found WHERE title ILIKE %s ESCAPE '\\' ORDER BY last_at DESC LIMIT %s
+"""
+# A decision's client, as by_client counts it: records are stored without None fields, so "no client" is "".
+_CLIENT = "coalesce(record->>'client', '')"
+_WORD = re.compile(r"\w+")
 
 _INSERT = """
 INSERT INTO {s}.decisions (decision_id, at, stage, outcome, reason, file_id, invoice_id, event_id, record)
@@ -73,6 +99,29 @@ ON CONFLICT (minute, stage, outcome, reason) DO UPDATE SET count = r.count + exc
 """
 
 
+def rarest_word(term: str, frequencies: dict[str, float]) -> str | None:
+    """Of ``term``'s words (three characters or more), the one whose trigrams have the smallest summed frequency
+    (a trigram the statistics do not list counts as 0: rarer than any they do); ``None`` when none is rare enough,
+    or when the word would be ``term`` itself (asking for it is the plain search)."""
+    best: tuple[float, int, str] | None = None
+    for word in {w.lower() for w in _WORD.findall(term) if len(w) >= TRIGRAM}:
+        # Both ends of the word are wildcards in '%word%': pg_trgm takes only its inner trigrams, unpadded.
+        cost = sum(frequencies.get(word[i : i + TRIGRAM], 0.0) for i in range(len(word) - TRIGRAM + 1))
+        if best is None or (cost, -len(word)) < best[:2]:
+            best = (cost, -len(word), word)
+    if best is None or best[0] > RARE_ENOUGH or best[2] == term.lower():
+        return None
+    return best[2]
+
+
+def _without_trigram_index(error: psycopg.Error, hint: str, event: str = "journal_without_trigram_index") -> None:
+    # Imported here, on this rare path: structlog (with the console renderer's imports) is a tenth of a second of
+    # `invoice-pipeline trace`'s start-up, which otherwise logs nothing.
+    import structlog
+
+    structlog.get_logger(__name__).warning(event, error=str(error)[:200], hint=hint)
+
+
 def _forget_connection(store: Any) -> None:
     store._forget_connection()
 
@@ -80,7 +129,7 @@ def _forget_connection(store: Any) -> None:
 _guarded = unavailable_on(psycopg.Error, "PostgreSQL", before=_forget_connection)
 
 
-class PostgresJournalStore:
+class PostgresJournalStore(RollupDecisions):
     """One connection, reopened after any failure; every method is one transaction."""
 
     def __init__(self, url: str, *, schema: str = "invoice_journal", connect_timeout: int = 5) -> None:
@@ -88,10 +137,12 @@ class PostgresJournalStore:
             raise ValueError("JOURNAL_SCHEMA must be a lower-case SQL identifier (letters, digits, _)")
         self._url = url
         self._schema = sql.Identifier(schema)
+        self._schema_name = schema
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self.trigram_index = False
+        self.trigram_statistics = False
         self._create_schema()
 
     def _q(self, text: str) -> sql.Composed:
@@ -132,9 +183,25 @@ class PostgresJournalStore:
                     conn.execute(self._q(_TRIGRAM_INDEX))
                 self.trigram_index = True
             except psycopg.errors.InsufficientPrivilege as exc:
-                log.warning("journal_without_trigram_index", error=str(exc)[:200], hint="title search scans files")
+                _without_trigram_index(exc, "title search scans files")
             except psycopg.errors.UndefinedFile as exc:
-                log.warning("journal_without_trigram_index", error=str(exc)[:200], hint="pg_trgm is not installed")
+                _without_trigram_index(exc, "pg_trgm is not installed")
+            if self.trigram_index:
+                self.trigram_statistics = self._create_trigram_statistics(conn)
+
+    def _create_trigram_statistics(self, conn: psycopg.Connection[Any]) -> bool:
+        """The statistics the title search picks its word by; an existing journal gains them here (a migration)."""
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('invoice_journal_schema'))")
+                conn.execute(self._q(_TRIGRAM_STATISTICS))
+        except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported) as exc:
+            # Before PostgreSQL 14 (no statistics on expressions): the search asks the index for the whole fragment.
+            _without_trigram_index(
+                exc, "before PostgreSQL 14: title search reads every trigram", "journal_without_trigram_statistics"
+            )
+            return False
+        return True
 
     @_guarded
     def insert(self, decisions: Sequence[Decision]) -> int:
@@ -195,14 +262,21 @@ class PostgresJournalStore:
                 ).fetchall()
                 if rows:
                     return self._matches(conn, rows, matched_by)
-            rows = conn.execute(
-                self._q(
-                    "SELECT file_id, NULL FROM {s}.files WHERE title ILIKE %s ESCAPE '\\'"
-                    " ORDER BY last_at DESC LIMIT %s"
-                ),
-                (like_pattern(term), limit),
-            ).fetchall()
+            word = self._rarest_word(conn, term) if self.trigram_statistics else None
+            if word is None:
+                rows = conn.execute(self._q(_BY_TITLE), (like_pattern(term), limit)).fetchall()
+            else:
+                query = self._q(_BY_RARE_WORD)
+                rows = conn.execute(query, (like_pattern(word), like_pattern(term), limit)).fetchall()
             return self._matches(conn, rows, "title")
+
+    def _rarest_word(self, conn: psycopg.Connection[Any], term: str) -> str | None:
+        """The word of ``term`` whose trigrams the fewest titles share, when one is rare enough to be worth it."""
+        row = conn.execute(_TRIGRAM_FREQUENCIES, (self._schema_name,)).fetchone()
+        if row is None or row[0] is None:
+            return None  # not analysed yet
+        # The frequencies run three longer than the trigrams (their minimum, maximum and null share): zip drops them.
+        return rarest_word(term, dict(zip(row[0], row[1], strict=False)))
 
     def _matches(self, conn: psycopg.Connection[Any], rows: list[Any], matched_by: MatchedBy) -> list[Match]:
         def summary_of(file_id: str | None, event_id: str | None) -> Any:
@@ -264,25 +338,10 @@ class PostgresJournalStore:
         return {(s, o, r): int(n) for s, o, r, n in rows}
 
     @_guarded
-    def decisions(
-        self,
-        since: datetime,
-        until: datetime,
-        *,
-        stage: str,
-        outcome: str,
-        reason: str | None = None,
-        limit: int = 100,
-    ) -> list[Decision]:
-        query = "SELECT record FROM {s}.decisions WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s"
-        args: list[object] = [since, until, stage, outcome]
-        if reason is not None:
-            query += " AND coalesce(reason, '') = %s"
-            args.append(reason)
-        with self._lock:
-            conn = self._connection()
-            with conn.transaction():
-                rows = conn.execute(self._q(query + " ORDER BY at DESC LIMIT %s"), (*args, max(limit, 1))).fetchall()
+    def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
+        query, args = chosen.sql("{s}.decisions", "%s", stored=lambda when: when, client=_CLIENT)
+        with self._transaction() as conn:
+            rows = conn.execute(self._q(query), args).fetchall()
         return [Decision.model_validate(row[0]) for row in rows]
 
     @_guarded
@@ -303,26 +362,12 @@ class PostgresJournalStore:
         with self._transaction() as conn:
             rows = conn.execute(
                 self._q(
-                    "SELECT coalesce(record->>'client', ''), count(*) FROM {s}.decisions"
+                    f"SELECT {_CLIENT}, count(*) FROM {{s}}.decisions"  # noqa: S608 - a fixed expression
                     " WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s GROUP BY 1"
                 ),
                 (since, until, stage, outcome),
             ).fetchall()
         return client_counts(rows)
-
-    @_guarded
-    def client_decisions(
-        self, since: datetime, until: datetime, *, stage: str, outcome: str, client: str, limit: int = 100
-    ) -> list[Decision]:
-        with self._transaction() as conn:
-            rows = conn.execute(
-                self._q(
-                    "SELECT record FROM {s}.decisions WHERE at >= %s AND at < %s AND stage = %s AND outcome = %s"
-                    " AND coalesce(record->>'client', '') = %s ORDER BY at DESC LIMIT %s"
-                ),
-                (since, until, stage, outcome, client, max(limit, 1)),
-            ).fetchall()
-        return [Decision.model_validate(row[0]) for row in rows]
 
     @_guarded
     def files_seen(self, since: datetime, until: datetime) -> int:

@@ -14,9 +14,11 @@ from shared.journal.record import Decision
 from shared.journal.store import (
     ID_ROWS,
     TRIGRAM,
+    DecisionsQuery,
     Match,
     MatchedBy,
     Rollup,
+    RollupDecisions,
     client_counts,
     collect_matches,
     floor_minute,
@@ -52,7 +54,7 @@ _guarded = unavailable_on(sqlite3.Error, "SQLite file")
 _CLIENT = "coalesce(json_extract(record, '$.client'), '')"
 
 
-class SqliteJournalStore:
+class SqliteJournalStore(RollupDecisions):
     """One file (``JOURNAL_URL=sqlite:///var/journal.sqlite3``); the writer writes, ``trace`` reads beside it."""
 
     def __init__(self, path: str | Path) -> None:
@@ -217,23 +219,10 @@ class SqliteJournalStore:
         return {(s, o, r): int(n) for s, o, r, n in rows}
 
     @_guarded
-    def decisions(
-        self,
-        since: datetime,
-        until: datetime,
-        *,
-        stage: str,
-        outcome: str,
-        reason: str | None = None,
-        limit: int = 100,
-    ) -> list[Decision]:
-        query = "SELECT record FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ?"
-        args: list[object] = [since.timestamp(), until.timestamp(), stage, outcome]
-        if reason is not None:
-            query += " AND coalesce(reason, '') = ?"
-            args.append(reason)
+    def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
+        query, args = chosen.sql("decisions", "?", stored=lambda when: when.timestamp(), client=_CLIENT)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY at DESC LIMIT ?", (*args, max(limit, 1))).fetchall()
+            rows = self._db.execute(query, args).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
 
     @_guarded
@@ -256,18 +245,6 @@ class SqliteJournalStore:
                 (since.timestamp(), until.timestamp(), stage, outcome),
             ).fetchall()
         return client_counts(rows)
-
-    @_guarded
-    def client_decisions(
-        self, since: datetime, until: datetime, *, stage: str, outcome: str, client: str, limit: int = 100
-    ) -> list[Decision]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT record FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ? AND {_CLIENT} = ?"  # noqa: S608 - a fixed expression
-                " ORDER BY at DESC LIMIT ?",
-                (since.timestamp(), until.timestamp(), stage, outcome, client, max(limit, 1)),
-            ).fetchall()
-        return [Decision.model_validate(json.loads(row[0])) for row in rows]
 
     @_guarded
     def files_seen(self, since: datetime, until: datetime) -> int:

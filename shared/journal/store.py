@@ -84,14 +84,7 @@ class JournalStore(Protocol):
         ...
 
     def decisions(
-        self,
-        since: datetime,
-        until: datetime,
-        *,
-        stage: str,
-        outcome: str,
-        reason: str | None = None,
-        limit: int = 100,
+        self, since: datetime, until: datetime, *, stage: str, outcome: str, reason: str | None = None, limit: int = 100
     ) -> list[Decision]:
         """The decisions behind a rollup's count: made in [since, until), newest first, at most ``limit``.
 
@@ -123,6 +116,54 @@ def like_pattern(fragment: str) -> str:
     """``%fragment%`` for LIKE/ILIKE with ``\\`` as the escape: a ``%`` or ``_`` in a title fragment is literal."""
     escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class DecisionsQuery:
+    """What ``JournalStore.decisions`` and ``client_decisions`` ask for, and their SELECT: one for both adapters,
+    which differ only in their placeholder, how they store a time and how they read a record's client."""
+
+    since: datetime
+    until: datetime
+    stage: str
+    outcome: str
+    reason: str | None
+    limit: int
+    client: str | None = None
+
+    def sql(self, table: str, mark: str, stored: Callable[[datetime], object], client: str) -> tuple[str, list[object]]:
+        """The statement over ``table`` with the driver's placeholder ``mark`` (``?``, ``%s``) and its arguments,
+        the times as ``stored`` turns them into the adapter's column type; ``client`` is the adapter's SQL for a
+        record's client (``""`` when it names none)."""
+        # ``table``, ``mark`` and ``client`` are the adapters' constants; every value is an argument.
+        query = f"SELECT record FROM {table} WHERE at >= {mark} AND at < {mark}"  # noqa: S608
+        query += f" AND stage = {mark} AND outcome = {mark}"
+        args: list[object] = [stored(self.since), stored(self.until), self.stage, self.outcome]
+        if self.reason is not None:
+            query += f" AND coalesce(reason, '') = {mark}"
+            args.append(self.reason)
+        if self.client is not None:
+            query += f" AND {client} = {mark}"
+            args.append(self.client)
+        return f"{query} ORDER BY at DESC LIMIT {mark}", [*args, max(self.limit, 1)]
+
+
+class RollupDecisions:
+    """``JournalStore.decisions`` and ``client_decisions`` written once for the SQL adapters: each runs the
+    :class:`DecisionsQuery`."""
+
+    def decisions(
+        self, since: datetime, until: datetime, *, stage: str, outcome: str, reason: str | None = None, limit: int = 100
+    ) -> list[Decision]:
+        return self._select_decisions(DecisionsQuery(since, until, stage, outcome, reason, limit))
+
+    def client_decisions(
+        self, since: datetime, until: datetime, *, stage: str, outcome: str, client: str, limit: int = 100
+    ) -> list[Decision]:
+        return self._select_decisions(DecisionsQuery(since, until, stage, outcome, None, limit, client))
+
+    def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
+        raise NotImplementedError  # every adapter that inherits ``decisions`` defines this
 
 
 def client_counts(rows: Sequence[Sequence[Any]]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from shared.broker.publisher import Publisher
 from shared.broker.topology import Topology
 from shared.config.settings import CommonSettings, StageSettings
 from shared.core.handling import Handler
-from shared.journal.broker import BrokerJournal
+from shared.journal.broker import process_journal
 from shared.runtime.exit_codes import EXIT_FAILED, EXIT_OK
 from shared.runtime.runner import Runtime
 
@@ -65,7 +65,7 @@ def run_stages(
     """Consume each built stage's queue until SIGTERM/SIGINT; finish the messages in hand; return an exit code.
 
     Builders receive the process's one publisher, which stages use for their follow-up events. The same publisher
-    carries the process's journal records (one ``BrokerJournal``, shared by its stages).
+    carries the process's journal records (one ``BrokerJournal``, shared by its stages; none if JOURNAL_ENABLED=false).
     """
     topology = Topology.from_settings(settings)
     params = broker_nodes(settings, name=process)
@@ -81,7 +81,10 @@ def run_stages(
 
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
-    reporting = Reporting(observe, BrokerJournal(publisher, topology.journal_exchange, process=process))
+    reporting = Reporting(
+        observe,
+        process_journal(publisher, topology.journal_exchange, process=process, enabled=settings.journal_enabled),
+    )
     concurrency = getattr(settings, "concurrency", 4)
     patience = Patience(
         store_outage_max_wait=getattr(settings, "store_outage_max_wait", Patience.store_outage_max_wait)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,16 @@ def test_trace_loads_neither_the_dead_letter_nor_the_docspace_commands() -> None
     loaded = out.strip().splitlines()[-1]
     assert "ops.cli_trace" in loaded
     assert "ops.cli_dlq" not in loaded and "ops.cli_docspace" not in loaded and "ops.cli_doctor" not in loaded
+
+
+def test_a_trace_the_journal_answers_loads_no_broker_docspace_or_log_library(tmp_path: Path) -> None:
+    # The whole `invoice-pipeline trace` has a second (issue 20): a library only the fallbacks (dead-letter queues,
+    # DocSpace's delivery log) or other commands need would be start-up time every trace pays.
+    journal = tmp_path / "journal.sqlite3"
+    probe = (
+        "import sys; from ops.cli import main; code = main(['trace', '4711', '--no-dlq', '--no-delivery-log']); "
+        "print(sorted(m for m in ('pika', 'requests', 'redis', 'structlog', 'psycopg') if m in sys.modules))"
+    )
+    env = {**os.environ, "JOURNAL_URL": f"sqlite:///{journal}"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
