@@ -20,6 +20,7 @@ from shared.journal.store import (
     Rollup,
     RollupDecisions,
     client_counts,
+    client_counts_sql,
     collect_matches,
     floor_minute,
     like_pattern,
@@ -28,6 +29,9 @@ from shared.journal.store import (
 )
 
 _ID_COLUMNS: tuple[MatchedBy, ...] = ("file_id", "invoice_id", "event_id")
+# A decision's client, as by_client counts it: records are stored without None fields, so "no client" is "".
+# Queries must spell it exactly so, or SQLite will not match it to the index on it.
+_CLIENT = "coalesce(json_extract(record, '$.client'), '')"
 
 _SCHEMA = (
     # seq: the rowid, so a decision's place on disk follows its arrival and pruning deletes from the front.
@@ -38,6 +42,9 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS decisions_invoice ON decisions (invoice_id) WHERE invoice_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS decisions_event ON decisions (event_id) WHERE event_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at)",
+    # A client's list and the count per client read this instead of every decision in the window. A journal made
+    # before it gains it on its first open (a migration: 23 s at 10 million rows, the file locked meanwhile).
+    f"CREATE INDEX IF NOT EXISTS decisions_client ON decisions (stage, outcome, {_CLIENT}, at)",
     "CREATE TABLE IF NOT EXISTS files (file_id TEXT PRIMARY KEY, title TEXT, first_at REAL NOT NULL,"
     " last_at REAL NOT NULL, decisions INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS files_last ON files (last_at)",
@@ -50,8 +57,6 @@ _SCHEMA = (
 
 
 _guarded = unavailable_on(sqlite3.Error, "SQLite file")
-# A decision's client, as by_client counts it: records are stored without None fields, so "no client" is "".
-_CLIENT = "coalesce(json_extract(record, '$.client'), '')"
 
 
 class SqliteJournalStore(RollupDecisions):
@@ -220,7 +225,11 @@ class SqliteJournalStore(RollupDecisions):
 
     @_guarded
     def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
-        query, args = chosen.sql("decisions", "?", stored=lambda when: when.timestamp(), client=_CLIENT)
+        # Without a client, the newest decisions of the window, read newest first by time, are the fastest way to
+        # the limit; SQLite, which keeps no statistics here, would take the client index for its two equalities
+        # and sort the stage's whole retention (0.2-6.6 s instead of milliseconds at 10 million rows).
+        table = "decisions" if chosen.client is not None else "decisions INDEXED BY decisions_at"
+        query, args = chosen.sql(table, "?", stored=lambda when: when.timestamp(), client=_CLIENT)
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
         return [Decision.model_validate(json.loads(row[0])) for row in rows]
@@ -240,9 +249,8 @@ class SqliteJournalStore(RollupDecisions):
     def by_client(self, since: datetime, until: datetime, *, stage: str, outcome: str) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_CLIENT}, count(*) FROM decisions WHERE at >= ? AND at < ? AND stage = ? AND outcome = ?"  # noqa: S608 - a fixed expression
-                " GROUP BY 1",
-                (since.timestamp(), until.timestamp(), stage, outcome),
+                client_counts_sql("decisions", _CLIENT, lambda name: f":{name}"),
+                {"since": since.timestamp(), "until": until.timestamp(), "stage": stage, "outcome": outcome},
             ).fetchall()
         return client_counts(rows)
 

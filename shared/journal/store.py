@@ -166,9 +166,33 @@ class RollupDecisions:
         raise NotImplementedError  # every adapter that inherits ``decisions`` defines this
 
 
+def client_counts_sql(table: str, client: str, mark: Callable[[str], str]) -> str:
+    """``by_client``'s SELECT over ``table``, for an index on (stage, outcome, ``client``, at): ``mark(name)`` is the
+    driver's named placeholder (``:since``, ``%(since)s``) for ``since``, ``until``, ``stage`` and ``outcome``.
+
+    A GROUP BY would walk every entry of the stage and outcome in the index (the whole retention: 1.5 million at
+    10 million rows), or every decision of the window: this skips from one client to the next in the index (a
+    recursive "loose index scan", one lookup per client the journal knows), then counts each client's window as
+    an index range. Clients with none in the window come back as 0 (``client_counts`` drops them).
+    """
+    where = f"stage = {mark('stage')} AND outcome = {mark('outcome')}"
+    # ``table``, ``client`` and what ``mark`` returns are the adapters' constants; every value is an argument.
+    return f"""
+WITH RECURSIVE clients(client) AS (
+    SELECT (SELECT min({client}) FROM {table} WHERE {where})
+    UNION ALL
+    SELECT (SELECT min({client}) FROM {table} WHERE {where} AND {client} > clients.client)
+    FROM clients WHERE clients.client IS NOT NULL
+)
+SELECT client, (SELECT count(*) FROM {table} WHERE {where} AND {client} = clients.client
+                AND at >= {mark("since")} AND at < {mark("until")})
+FROM clients WHERE client IS NOT NULL
+"""  # noqa: S608
+
+
 def client_counts(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
-    """``by_client``'s answer from its ``(client, count)`` rows, in either adapter's types."""
-    return {str(client): int(n) for client, n in rows}
+    """``by_client``'s answer from its ``(client, count)`` rows, in either adapter's types; a count of 0 is left out."""
+    return {str(client): int(n) for client, n in rows if n}
 
 
 def floor_minute(epoch_seconds: float) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from shared.journal.postgres_store import PostgresJournalStore
 from shared.journal.sqlite_store import SqliteJournalStore
@@ -188,6 +192,7 @@ def test_decisions_are_counted_and_listed_per_client_within_the_window(store: Jo
             decision("classifier", "ignored", minutes=5, file_id="5", client="Acme", reason="not_an_invoice"),
             decision("mover", "received", minutes=6, file_id="1", client="Acme"),
             decision("classifier", "accepted", minutes=70, file_id="6", client="Acme"),  # after the hour
+            decision("classifier", "accepted", minutes=71, file_id="7", client="Zeta"),  # only after the hour
         ]
     )
     hour = (T0, T0 + timedelta(hours=1))
@@ -199,3 +204,49 @@ def test_decisions_are_counted_and_listed_per_client_within_the_window(store: Jo
         "4"
     ]
     assert len(store.client_decisions(*hour, stage="classifier", outcome="accepted", client="Acme", limit=1)) == 1
+
+
+def _plans(store: SqliteJournalStore, read: Callable[[], object]) -> list[str]:
+    """What SQLite's planner does for every statement ``read`` runs on the store's connection."""
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        read()
+    finally:
+        store._db.set_trace_callback(None)
+    return [" ".join(row[3] for row in store._db.execute(f"EXPLAIN QUERY PLAN {s}")) for s in statements]
+
+
+def test_sqlite_reads_a_client_s_decisions_by_the_client_index_and_a_number_s_by_time(tmp_path: Path) -> None:
+    store = SqliteJournalStore(sqlite_path(tmp_path))
+    try:
+        store.insert([decision("classifier", "accepted", minutes=1, file_id="1", client="Acme")])
+        hour = (T0, T0 + timedelta(hours=1))
+        (listed,) = _plans(store, lambda: store.client_decisions(*hour, stage="mover", outcome="x", client="Acme"))
+        assert "USING INDEX decisions_client (stage=? AND outcome=? AND <expr>=? AND at>? AND at<?)" in listed
+        (counted,) = _plans(store, lambda: store.by_client(*hour, stage="classifier", outcome="accepted"))
+        assert "decisions_client" in counted and "SCAN decisions" not in counted
+        # Without a client the newest of the window come first by time, not the stage's whole retention sorted.
+        (behind,) = _plans(store, lambda: store.decisions(*hour, stage="classifier", outcome="accepted"))
+        assert "USING INDEX decisions_at" in behind and "TEMP B-TREE" not in behind
+    finally:
+        store.close()
+
+
+def test_a_journal_made_before_the_client_index_gains_it_when_opened(tmp_path: Path) -> None:
+    SqliteJournalStore(sqlite_path(tmp_path)).close()
+    with closing(sqlite3.connect(sqlite_path(tmp_path))) as db:
+        db.execute("DROP INDEX decisions_client")
+    SqliteJournalStore(sqlite_path(tmp_path)).close()
+    with closing(sqlite3.connect(sqlite_path(tmp_path))) as db:
+        assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'decisions_client'").fetchone() == (1,)
+    url = postgres_url()
+    for store in postgres_store(url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP INDEX {}.decisions_client").format(sql.Identifier(store._schema_name)))
+            PostgresJournalStore(url, schema=store._schema_name).close()
+            found = conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'decisions_client'",
+                (store._schema_name,),
+            ).fetchone()
+        assert found == (1,)
