@@ -32,6 +32,12 @@ def _journal(made: list[BrokerJournal], publisher: FakePublisher, batching: Batc
     return journal
 
 
+def _confirmed_on_close(made: list[BrokerJournal]) -> tuple[FakePublisher, BrokerJournal]:
+    """A journal that publishes only on flush or close, to a broker that confirms everything at once."""
+    publisher = FakePublisher(confirm_at_once=True)
+    return publisher, _journal(made, publisher, Batching(max_records=100, max_wait=NEVER))
+
+
 def _dropped() -> float:
     return REGISTRY.get_sample_value("journal_records_dropped_total", {"reason": "publish_failed"}) or 0.0
 
@@ -76,8 +82,7 @@ def test_a_batch_that_does_not_fill_is_published_when_its_oldest_record_has_wait
 
 
 def test_close_publishes_what_is_buffered_and_waits_for_its_confirms(journals: list[BrokerJournal]) -> None:
-    confirming = FakePublisher(confirm_at_once=True)
-    journal = _journal(journals, confirming, Batching(max_records=100, max_wait=NEVER))
+    confirming, journal = _confirmed_on_close(journals)
     for n in range(3):
         journal.record(decision(file_id=str(n)))
     assert confirming.messages == []
@@ -92,8 +97,7 @@ def test_close_publishes_what_is_buffered_and_waits_for_its_confirms(journals: l
 
 
 def test_a_record_after_close_is_published_on_its_own_not_lost(journals: list[BrokerJournal]) -> None:
-    publisher = FakePublisher(confirm_at_once=True)
-    journal = _journal(journals, publisher, Batching(max_records=100, max_wait=NEVER))
+    publisher, journal = _confirmed_on_close(journals)
     journal.close(timeout=1)
     journal.record(decision(file_id="late"))
     assert _records(publisher) == [["late"]]
@@ -102,11 +106,17 @@ def test_a_record_after_close_is_published_on_its_own_not_lost(journals: list[Br
 def test_flush_publishes_the_buffer_now_and_counts_what_the_broker_did_not_confirm(
     journals: list[BrokerJournal],
 ) -> None:
-    publisher = FakePublisher(confirm_at_once=True)
-    journal = _journal(journals, publisher, Batching(max_records=100, max_wait=NEVER))
+    publisher, journal = _confirmed_on_close(journals)
     journal.record(decision(file_id="1"))
     assert journal.flush(timeout=5) == 0
     assert _records(publisher) == [["1"]]
+
+    silent = FakePublisher()  # the broker does not confirm in time: flush says how many it did not hear about
+    journal = _journal(journals, silent, Batching(max_records=100, max_wait=NEVER))
+    journal.record(decision(file_id="2"))
+    assert journal.flush(timeout=0.1) == 1
+    silent.confirm_all()
+    assert journal.flush(timeout=1) == 0
 
 
 def test_a_batch_the_broker_refuses_counts_every_record_as_dropped(journals: list[BrokerJournal]) -> None:
@@ -143,8 +153,7 @@ def test_a_record_past_the_buffers_bound_is_dropped_and_counted_never_waited_for
 def test_the_batch_names_the_process_and_host_once_and_a_record_that_names_its_own_keeps_it(
     journals: list[BrokerJournal],
 ) -> None:
-    publisher = FakePublisher(confirm_at_once=True)
-    journal = _journal(journals, publisher, Batching(max_records=100, max_wait=NEVER))
+    publisher, journal = _confirmed_on_close(journals)
     journal.record(decision(file_id="1"))
     journal.record(decision(file_id="2", process="invoice-pipeline-cli", host="laptop"))
     journal.flush(timeout=5)
