@@ -168,8 +168,9 @@ def _listen(runtime: Runtime, settings: IngressSettings, verifier: SignatureVeri
         else None
     )
     runtime.on_exit(publisher.stop)
+    runtime.on_exit(journal.close)  # before the publisher: the last batch of records goes out
     if drainer is not None:
-        runtime.on_exit(drainer.stop)  # before the publisher it drains into
+        runtime.on_exit(drainer.stop)  # before the publisher it drains into, and the journal it records in
     if not publisher.wait_connected(10):
         # Keep serving: deliveries are spooled (or get 503) until the broker is back; the publisher reconnects.
         log.warning("broker_not_connected_at_start", hint="deliveries are spooled or get 503 until it answers")

@@ -224,7 +224,7 @@ def _audit(settings: CommonSettings, actor: str | None) -> Iterator[Audit]:
     try:
         yield Audit(journal, operator_name(actor))
     finally:
-        missing = journal.flush(AUDIT_FLUSH_TIMEOUT)
+        missing = journal.close(AUDIT_FLUSH_TIMEOUT)
         publisher.stop()
         if missing:
             console(stderr=True).print(

@@ -36,6 +36,7 @@ def _run(runtime: Runtime, settings: JournalWriterSettings) -> int:
     writer = JournalWriter(
         store,
         retention=timedelta(days=settings.journal_retention_days),
+        batch_size=settings.journal_batch_size,
         prune_interval=settings.journal_prune_interval,
     )
     consumer = BatchConsumer(

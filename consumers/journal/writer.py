@@ -1,4 +1,5 @@
-"""The journal writer's logic: decode a batch of records, store it idempotently, prune what retention lets go."""
+"""The journal writer's logic: decode a batch of messages, store their records idempotently, prune what retention
+lets go."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from pydantic import ValidationError
 
 from shared.journal.metrics import DROPPED, WRITTEN
-from shared.journal.record import Decision
+from shared.journal.record import Decision, decisions_from_bytes
 from shared.journal.store import JournalStore, JournalUnavailable
 
 log = structlog.get_logger(__name__)
@@ -26,36 +26,42 @@ class JournalWriter:
         store: JournalStore,
         *,
         retention: timedelta,
+        batch_size: int = 500,
         prune_interval: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._retention = retention
+        self._batch_size = batch_size
         self._prune_interval = prune_interval
         self._clock = clock
         self._next_prune = clock()  # prune once at start: a writer that was away may have much to let go
         self.store_answers = True
 
     def write(self, bodies: Sequence[bytes]) -> None:
-        """Store the batch; raises JournalUnavailable (the batch stays unacknowledged and comes again)."""
+        """Store the messages' records, ``batch_size`` a transaction; raises JournalUnavailable (the messages stay
+        unacknowledged and come again: the records already stored are then duplicates, which the store ignores).
+
+        A message is one record (as stages published before batching, and the console does) or a batch of them.
+        """
         decisions: list[Decision] = []
         for body in bodies:
-            try:
-                decisions.append(Decision.from_bytes(body))
-            except (ValidationError, ValueError) as exc:
+            read, bad = decisions_from_bytes(body)
+            decisions += read
+            if bad:
                 # Not a record (a foreign publisher, a corrupted body): storing it is impossible, retrying useless.
-                DROPPED.labels("undecodable").inc()
-                log.warning("journal_record_undecodable", size=len(body), error=str(exc)[:300])
-        if not decisions:
-            return
-        try:
-            new = self._store.insert(decisions)
-        except JournalUnavailable:
-            self.store_answers = False
-            raise
-        self.store_answers = True
-        WRITTEN.inc(new)
-        log.debug("journal_batch_written", records=len(decisions), new=new)
+                DROPPED.labels("undecodable").inc(bad)
+                log.warning("journal_record_undecodable", size=len(body), records=bad)
+        for start in range(0, len(decisions), self._batch_size):
+            chunk = decisions[start : start + self._batch_size]
+            try:
+                new = self._store.insert(chunk)
+            except JournalUnavailable:
+                self.store_answers = False
+                raise
+            self.store_answers = True
+            WRITTEN.inc(new)
+            log.debug("journal_batch_written", records=len(chunk), new=new)
 
     def between_batches(self) -> None:
         """Prune one chunk when a pass is due; a full chunk keeps the pass going on the next idle moment."""

@@ -54,6 +54,7 @@ def _run(runtime: Runtime, settings: ReconcilerSettings) -> int:
     with contextlib.suppress(StoreUnavailable):  # then the first cycle says what is wrong with the store
         metrics.show_stored(*last_known(marks))
     runtime.on_exit(publisher.stop)
+    runtime.on_exit(journal.close)  # before the publisher: the last batch of records goes out
     runtime.health(settings.metrics_port, lambda: publisher.is_connected)
     stopping = runtime.stopping
     log.info(

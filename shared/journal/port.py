@@ -18,3 +18,9 @@ class NoJournal:
 
     def record(self, decision: Decision) -> None:
         return None
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+    def close(self, timeout: float = 0.0) -> int:
+        return 0

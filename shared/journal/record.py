@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -128,3 +130,52 @@ def _str_or_none(value: object) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+BATCH_SCHEMA_VERSION = 1
+_RECORDS = TypeAdapter(list[Decision])
+
+
+def batch_to_bytes(decisions: Sequence[Decision], *, process: str, host: str) -> bytes:
+    """Many records in one journal message: ``{"process", "host", "records": [...]}``.
+
+    ``process`` and ``host`` are said once for the whole batch and fill in every record that names neither, so a
+    stage's record needs no copy to carry them.
+    """
+    head = json.dumps({"batch_version": BATCH_SCHEMA_VERSION, "process": process, "host": host})
+    records = _RECORDS.dump_json(list(decisions), exclude_none=True)
+    return b"".join((head[:-1].encode(), b', "records": ', records, b"}"))
+
+
+def decisions_from_bytes(body: bytes) -> tuple[list[Decision], int]:
+    """The decisions one journal message holds, a single record or a batch, and how many of its records it could not
+    read: a batch's bad record costs only itself."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return [], 1
+    if not isinstance(data, dict):
+        return [], 1
+    if "records" not in data:
+        try:
+            return [Decision.model_validate(data)], 0
+        except ValidationError:
+            return [], 1
+    records = data["records"]
+    if not isinstance(records, list):
+        return [], 1
+    stamp = {key: data[key] for key in ("process", "host") if isinstance(data.get(key), str)}
+    decisions: list[Decision] = []
+    bad = 0
+    for record in records:
+        if not isinstance(record, dict):
+            bad += 1
+            continue
+        for key, value in stamp.items():
+            if not record.get(key):
+                record[key] = value
+        try:
+            decisions.append(Decision.model_validate(record))
+        except ValidationError:
+            bad += 1
+    return decisions, bad

@@ -81,10 +81,8 @@ def run_stages(
 
     publisher = Publisher(params, topology=topology, on_death=publisher_died).start()
     specs = [build(publisher) for build in builders]
-    reporting = Reporting(
-        observe,
-        process_journal(publisher, topology.journal_exchange, process=process, enabled=settings.journal_enabled),
-    )
+    journal = process_journal(publisher, topology.journal_exchange, process=process, enabled=settings.journal_enabled)
+    reporting = Reporting(observe, journal)
     concurrency = getattr(settings, "concurrency", 4)
     patience = Patience(
         store_outage_max_wait=getattr(settings, "store_outage_max_wait", Patience.store_outage_max_wait)
@@ -113,6 +111,7 @@ def run_stages(
     for spec, consumer in zip(specs, consumers, strict=True):
         READY.labels(spec.stage).set_function(_readiness(publisher, consumer))
     runtime.on_exit(publisher.stop)
+    runtime.on_exit(journal.close)  # first: the last batch of records goes out before the publisher stops
     runtime.health(metrics_port, ready)
 
     def stop() -> None:

@@ -339,9 +339,9 @@ def test_a_writer_stopped_for_five_minutes_costs_the_invoices_nothing_and_the_jo
         pipeline.wait_until_quiet(broker)
         assert time.monotonic() - stopped_at < WRITER_STOPPED, "the writer came back before the test could look"
         assert_exactly_once(sim, files, smtp_server, pipeline_receiver, pipeline, broker)
-        waiting = broker.depth(broker.topology.journal_queue)
-        # ingress x2, classifier x2, mover, notifier x2 per invoice, at least
-        assert waiting >= len(files) * 5, waiting
+        # The records piled up in the journal queue (in batches: a message holds many), none of them written.
+        assert broker.depth(broker.topology.journal_queue) > 0
+        assert not any(_timeline(db, file_id) for file_id in files)
         time.sleep(max(0.0, stopped_at + WRITER_STOPPED - time.monotonic()))
 
         pipeline.supervisor.resume("journal")

@@ -14,7 +14,7 @@ import pytest
 
 from ops.cli import main
 from shared.broker.topology import MOVER, NOTIFIER_EMAIL
-from shared.journal.record import Decision
+from shared.journal.record import decisions_from_bytes
 from tests.support.cli_env import use_broker
 from tests.support.journal_support import sqlite_path
 from tests.support.journal_writer import JournalDb, Writer
@@ -183,7 +183,7 @@ def test_purge_writes_one_audit_record_with_who_which_queue_and_how_many(
     assert code == 0 and "Purged 6 dead letter(s)" in out, out
     assert letters.depth(letters.topology.stage(MOVER).dead_letters) == 0
     assert letters.depth(letters.topology.stage(NOTIFIER_EMAIL).dead_letters) == 1
-    records = [Decision.from_bytes(body) for body in _drain(letters, journal)]
+    records = [record for body in _drain(letters, journal) for record in decisions_from_bytes(body)[0]]
     assert len(records) == 1
     [record] = records
     assert (record.stage, record.outcome, record.actor, record.count) == ("operator", "purge", "bob", 6)

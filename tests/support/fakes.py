@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from collections import defaultdict
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
 from shared.core.errors import BrokerUnavailable
 from shared.core.events import InvoiceReceived
+from shared.core.outgoing import OutgoingMessage
 from shared.docspace.errors import DocSpaceNotFound, DocSpaceRejected
 from shared.docspace.values import FileInfo, MoveResult, Room, WebhookConfig
 from shared.docspace.webhooks import ListedFile, LoggedDelivery
@@ -151,6 +154,51 @@ class RecordingEmitter:
         if self._failures:
             raise self._failures.pop(0)
         self.events.append(event)
+
+
+class FakePublisher:
+    """``Publisher.publish``: keeps each message and its future, unsettled until the test confirms or fails it.
+
+    ``refuse_next()`` makes the next publish fail at once (the broker away); ``confirm_all()``, ``fail_all()``
+    settle what waits, as the broker's confirms (or a lost connection) would.
+    """
+
+    def __init__(self, *, confirm_at_once: bool = False) -> None:
+        self.messages: list[OutgoingMessage] = []
+        self.waiting: list[Future[None]] = []
+        self.sent = threading.Event()  # set on every publish
+        self._confirm_at_once = confirm_at_once
+        self._refusals: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def refuse_next(self, exc: BaseException | None = None) -> None:
+        self._refusals.append(exc or BrokerUnavailable("not connected to the broker"))
+
+    def publish(self, message: OutgoingMessage) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            self.messages.append(message)
+            if self._refusals:
+                future.set_exception(self._refusals.pop(0))
+            elif self._confirm_at_once:
+                future.set_result(None)
+            else:
+                self.waiting.append(future)
+        self.sent.set()
+        return future
+
+    def confirm_all(self) -> None:
+        for future in self._take_waiting():
+            future.set_result(None)
+
+    def fail_all(self, exc: BaseException | None = None) -> None:
+        for future in self._take_waiting():
+            future.set_exception(exc or BrokerUnavailable("the broker did not confirm in time"))
+
+    def _take_waiting(self) -> list[Future[None]]:
+        with self._lock:
+            waiting, self.waiting = self.waiting, []
+        return waiting
 
 
 class FakeMailer(_Scripted):

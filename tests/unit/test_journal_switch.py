@@ -27,8 +27,10 @@ def test_a_process_with_the_journal_off_publishes_no_record() -> None:
     on = process_journal(publisher, "journal", process="mover", enabled=True)
     assert isinstance(on, BrokerJournal)
     on.record(decision)
+    assert on.close(timeout=5) == 1
     assert on.dropped == 1
     off = process_journal(publisher, "journal", process="mover", enabled=False)
     assert isinstance(off, NoJournal)
     off.record(decision)
+    assert off.close() == 0
     assert on.dropped == 1

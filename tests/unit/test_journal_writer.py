@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from consumers.journal.writer import PRUNE_CHUNK, JournalWriter
+from shared.journal.record import batch_to_bytes
 from shared.journal.sqlite_store import SqliteJournalStore
 from shared.journal.store import JournalUnavailable
 from tests.support.clock import FakeClock
@@ -42,6 +43,31 @@ def test_a_body_that_is_not_a_record_is_dropped_and_counted_and_the_rest_is_writ
     writer.write([b"not json", b'{"stage": "x"}', decision().to_bytes()])
     assert _sample("journal_records_dropped_total", reason="undecodable") - before == 2
     assert len(store.timeline(file_id="4711")) == 1
+
+
+def test_single_records_and_batches_are_both_written_and_a_batch_stamps_its_process_on_its_records(
+    store: SqliteJournalStore,
+) -> None:
+    # A single record is what stages published before batching: one left in the queue after an upgrade is written.
+    writer = JournalWriter(store, retention=timedelta(days=30), batch_size=2)  # 5 records: three transactions
+    single = decision(minutes=0, file_id="0", process="classifier", host="old").to_bytes()
+    batch = batch_to_bytes([decision(minutes=m, file_id=str(m)) for m in range(1, 5)], process="mover", host="h1")
+    before = _sample("journal_records_written_total")
+    writer.write([single, batch])
+    writer.write([batch])  # redelivered: nothing new
+    assert _sample("journal_records_written_total") - before == 5
+    assert [(d.process, d.host) for d in store.timeline(file_id="0")] == [("classifier", "old")]
+    assert [(d.process, d.host) for d in store.timeline(file_id="3")] == [("mover", "h1")]
+
+
+def test_a_bad_record_in_a_batch_costs_only_itself(store: SqliteJournalStore) -> None:
+    writer = JournalWriter(store, retention=timedelta(days=30))
+    good = batch_to_bytes([decision(file_id="1"), decision(file_id="2")], process="mover", host="h1")
+    spoiled = good.replace(b'"records": [', b'"records": [{"stage": "x"}, 7, ', 1)
+    before = _sample("journal_records_dropped_total", reason="undecodable")
+    writer.write([spoiled, b'{"records": "none"}'])
+    assert _sample("journal_records_dropped_total", reason="undecodable") - before == 3
+    assert len(store.timeline(file_id="1")) == len(store.timeline(file_id="2")) == 1
 
 
 def test_a_store_that_does_not_answer_raises_so_the_batch_stays_unacknowledged(tmp_path: Path) -> None:
