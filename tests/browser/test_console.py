@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from shared.broker.topology import MOVER
-from shared.journal.record import Decision
+from shared.journal.record import decisions_from_bytes
 from tests.browser.conftest import ROOT, Console
 from tests.browser.real_run import XSS, RealRun
 from tests.support.mail_fixtures import wait_until
@@ -110,7 +110,7 @@ def test_a_dead_letter_replayed_from_the_page_is_republished_once_and_its_record
     assert run.sim.folder_title(run.sim.file(run.files["move_fails"])["folderId"]) == "Incoming"
     assert dead_letters(run) == before - 1
     # One record of the action, naming the user, on the journal's exchange and in the journal.
-    sent = [Decision.from_bytes(body) for _, body in run.broker.get_all(audit)]
+    sent = [d for _, body in run.broker.get_all(audit) for d in decisions_from_bytes(body)[0]]
     replayed = [d for d in sent if d.outcome == "replayed"]
     assert [(d.stage, d.actor, d.file_id) for d in replayed] == [(MOVER, "olga", run.files["move_fails"])]
     stored = [(d.stage, d.outcome, d.actor) for d in run.timeline("move_fails")]
