@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from abc import ABC, abstractmethod
 
 import pika
 import pika.exceptions
@@ -14,7 +15,7 @@ from shared.broker.connection import CONNECTION_ERRORS, BrokerNodes, backoff_del
 log = structlog.get_logger(__name__)
 
 
-class ReconnectingConsumer:
+class ReconnectingConsumer(ABC):
     """Connects, consumes in ``_consume`` and, when the connection is lost, connects again until :meth:`stop`.
 
     ``_consume`` sets ``_connected`` once it consumes (a connection that got that far starts the next outage's
@@ -65,8 +66,9 @@ class ReconnectingConsumer:
                 self._stopping.wait(backoff_delay(attempt))
                 attempt += 1
 
+    @abstractmethod
     def _consume(self, connection: pika.BlockingConnection) -> None:
-        raise NotImplementedError
+        """Consume on ``connection`` until it is lost or the consumer stops (each subclass: its own way)."""
 
-    def _lost(self) -> None:
+    def _lost(self) -> None:  # noqa: B027 - an optional hook: only a consumer holding messages overrides it
         """Forget what was in hand on the lost connection: unacknowledged, the broker redelivers it."""

@@ -9,6 +9,7 @@ decisions they actually inserted (a duplicate never counts twice).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,7 +149,7 @@ class DecisionsQuery:
         return f"{query} ORDER BY at DESC LIMIT {mark}", [*args, max(self.limit, 1)]
 
 
-class RollupDecisions:
+class RollupDecisions(ABC):
     """``JournalStore.decisions`` and ``client_decisions`` written once for the SQL adapters: each runs the
     :class:`DecisionsQuery`."""
 
@@ -162,8 +163,9 @@ class RollupDecisions:
     ) -> list[Decision]:
         return self._select_decisions(DecisionsQuery(since, until, stage, outcome, None, limit, client))
 
+    @abstractmethod
     def _select_decisions(self, chosen: DecisionsQuery) -> list[Decision]:
-        raise NotImplementedError  # every adapter that inherits ``decisions`` defines this
+        """Run ``chosen`` in the adapter's database, newest first."""
 
 
 def client_counts_sql(table: str, client: str, mark: Callable[[str], str]) -> str:
